@@ -1,0 +1,1 @@
+"""Analyses: functions from a kernel (or text) to plain data. No printing here."""

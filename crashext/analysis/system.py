@@ -1,0 +1,119 @@
+"""What kind of kernel this is and how it died: the facts of crash's banner.
+
+:func:`system_info` returns a plain dict; each fact that cannot be read is
+``None`` with the reason in ``errors`` rather than failing the whole report.
+"""
+
+import re
+from typing import Any, Dict, Iterable, Optional
+
+from ..errors import CrashextError
+from ..kernel.target import LogRecord, Target
+
+__all__ = ["system_info", "panic_message", "total_ram_pages", "uptime_seconds"]
+
+# Lines the kernel prints when it dies, strongest first.
+# kernel/panic.c: "Kernel panic - not syncing: %s"; lib/bug.c (report_bug):
+# "kernel BUG at %s:%u!"; arch/x86/mm/fault.c: "BUG: unable to handle ...";
+# arch/x86/kernel/dumpstack.c: "Oops: ...".
+_PANIC_PATTERNS = [
+    re.compile(r"Kernel panic - not syncing: (?P<msg>.*?)\s*$"),
+    re.compile(r"(?P<msg>kernel BUG at \S+:\d+!?)"),
+    re.compile(r"(?P<msg>BUG: unable to handle .*?)\s*$"),
+    re.compile(r"(?P<msg>BUG: kernel NULL pointer dereference.*?)\s*$"),
+    re.compile(r"(?P<msg>general protection fault.*?)\s*$"),
+    re.compile(r"(?P<msg>Oops: .*?)\s*$"),
+]
+
+
+def panic_message(records: Iterable[LogRecord]) -> Optional[str]:
+    """The panic string crash's ``sys`` shows, from the kernel log.
+
+    The first oops/BUG header names the cause; a later "Kernel panic - not
+    syncing" line is only the consequence unless nothing else was printed
+    (as for a sysrq crash, whose message is the panic line itself).
+    """
+    first_oops = None
+    last_panic = None
+    for _ts, text in records:
+        for i, pat in enumerate(_PANIC_PATTERNS):
+            m = pat.search(text)
+            if not m:
+                continue
+            msg = m.group("msg")
+            if i == 0:
+                last_panic = msg
+            elif first_oops is None:
+                first_oops = msg
+            break
+    if first_oops and (last_panic is None or last_panic.startswith("Fatal exception")):
+        return first_oops
+    return last_panic or first_oops
+
+
+def total_ram_pages(t: Target) -> int:
+    """Pages the kernel manages (MemTotal in /proc/meminfo).
+
+    ``totalram_pages`` became the atomic ``_totalram_pages`` in v5.0
+    (commit ca79b0c211af, "mm: convert totalram_pages and totalhigh_pages
+    variables to atomic").
+    """
+    if t.has_symbol("_totalram_pages"):
+        return int(t.symbol("_totalram_pages").counter)
+    return int(t.symbol("totalram_pages"))
+
+
+def uptime_seconds(t: Target) -> float:
+    """Seconds since boot when the dump was taken (CLOCK_MONOTONIC + boot offset).
+
+    The timekeeper moved into ``tk_core`` in v3.17 (commit 3fdb14fd1df7);
+    ``offs_boot`` (ktime) counts time spent suspended.  Monotonic time is
+    ``xtime_sec + wall_to_monotonic.tv_sec`` (kernel/time/timekeeping.c).
+    """
+    if t.has_symbol("tk_core"):
+        tk = t.symbol("tk_core").timekeeper
+    else:
+        tk = t.symbol("timekeeper")
+    secs = int(tk.xtime_sec) + _signed(int(tk.wall_to_monotonic.tv_sec))
+    if t.has_member("struct timekeeper", "offs_boot"):
+        boot = tk.offs_boot
+        try:
+            boot_ns = int(boot)
+        except (CrashextError, TypeError):
+            boot_ns = int(boot.tv64)  # ktime_t was a union with tv64 before v4.10
+        secs += _signed(boot_ns) / 1e9
+    return float(secs)
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def system_info(t: Target) -> Dict[str, Any]:
+    """Release, machine, page size, memory, uptime and panic message of ``t``."""
+    out: Dict[str, Any] = {"source": t.source, "backend": t.backend, "live": t.is_live}
+    errors: Dict[str, str] = {}
+
+    def fact(key, fn):
+        try:
+            out[key] = fn()
+        except CrashextError as exc:
+            out[key] = None
+            errors[key] = exc.one_line()
+
+    uts: Dict[str, str] = {}
+    try:
+        uts = t.uts()
+    except CrashextError as exc:
+        errors["uts"] = exc.one_line()
+    out["release"] = uts.get("release") or t.release
+    out["version"] = uts.get("version")
+    out["machine"] = uts.get("machine")
+    out["nodename"] = uts.get("nodename")
+    fact("page_size", lambda: t.page_size)
+    fact("cpus", lambda: len(t.possible_cpus()))
+    fact("memory_bytes", lambda: total_ram_pages(t) * t.page_size)
+    fact("uptime_seconds", lambda: round(uptime_seconds(t), 1))
+    fact("panic", lambda: None if t.is_live else panic_message(t.log_records()))
+    out["errors"] = errors
+    return out

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="crashext",
+    version="0.1.0",
+    description="Why did this Linux kernel crash, or why is it about to: memcg ids, "
+                "buddy fragmentation and allocation failures, in crash, drgn or from logs",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="GPL-2.0-or-later",
+    python_requires=">=3.8",
+    packages=find_packages(include=["crashext", "crashext.*"]),
+    package_data={"crashext": ["kb/*.toml", "data/*"]},
+    include_package_data=True,
+    install_requires=["tabulate>=0.8"],
+    extras_require={
+        "drgn": ["drgn>=0.0.25"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: System :: Operating System Kernels :: Linux",
+    ],
+)
