@@ -24,8 +24,9 @@ from ..kernel.target import Target
 
 __all__ = ["COMMAND_NAMES", "load", "all_commands", "Context", "add_target_arguments"]
 
-#: Every command, in the order ``crashext --help`` lists them.
-COMMAND_NAMES = ["info", "memcgids", "frag", "allocfail", "triage"]
+#: Every command module, in the order ``crashext --help`` lists them.
+COMMAND_NAMES = ["info", "memcgids", "frag", "allocfail", "triage",
+                 "crash_session", "crash_init"]
 
 
 def load(name: str) -> ModuleType:

@@ -1,0 +1,63 @@
+"""``crash``: start the real crash utility with the crashext pack loaded."""
+
+import os
+import subprocess
+import tempfile
+
+from ..crashenv import crash_binary, crash_env, init_lines, pykdump_path
+from ..errors import TargetError
+from ..kernel import dumpfile
+
+NAME = "crash"
+SUMMARY = "start crash on a dump with the crashext commands loaded"
+DESCRIPTION = """\
+Start Red Hat's crash on VMLINUX and VMCORE with PyKdump and the crashext
+commands loaded.  With commands after `--`, run them non-interactively and
+exit (each one is a crash command line, e.g. 'memcgids --dying'):
+
+    crashext crash vmlinux vmcore
+    crashext crash vmlinux vmcore -- 'memcgids' 'frag --order 6'"""
+TARGET = "none"
+IN_CRASH = False
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("vmlinux")
+    parser.add_argument("vmcore")
+    parser.add_argument("commands", nargs="*", metavar="CMD",
+                        help="crash command lines to run (after --)")
+    parser.add_argument("--mpykdump", metavar="PATH",
+                        help="PyKdump's extension (default: $CRASHEXT_PYKDUMP or /opt/pykdump/mpykdump.so)")
+    parser.add_argument("--timeout", type=int, default=1800,
+                        help="seconds before a non-interactive run is stopped (default 1800)")
+
+
+def build_argv(args, init_file: str):
+    return [crash_binary(), "-s", "-i", init_file, args.vmlinux, args.vmcore]
+
+
+def run(args, ctx) -> int:
+    mpy = pykdump_path(args.mpykdump)
+    if not os.path.isfile(mpy):
+        raise TargetError(f"PyKdump extension {mpy} not found: build or install PyKdump "
+                          "(see docs/crash.md) or pass --mpykdump")
+    dumpfile.check_pair(args.vmcore, args.vmlinux)
+    with tempfile.NamedTemporaryFile("w", suffix=".crashinit", delete=False) as f:
+        f.write("\n".join(init_lines(mpy)) + "\n")
+        init = f.name
+    try:
+        argv = build_argv(args, init)
+        env = crash_env()
+        if not args.commands:
+            return subprocess.call(argv, env=env)
+        script = "\n".join(args.commands + ["q"]) + "\n"
+        try:
+            proc = subprocess.run(argv, input=script, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=args.timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise TargetError(f"crash did not finish within {args.timeout} s") from exc
+        ctx.out.write(proc.stdout)
+        return proc.returncode
+    finally:
+        os.unlink(init)

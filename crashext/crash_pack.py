@@ -1,0 +1,128 @@
+"""The crash front end: crashext commands inside a crash session (PyKdump).
+
+``epython/crashext_init.py`` calls :func:`register_all` once after
+``extend mpykdump.so``; from then on each command is a crash command whose
+program is ``epython/<name>.py``, a two-line script calling
+:func:`run_command`.  Options and help text come from the same command
+modules as the standalone CLI; output goes to crash's stdout, so pipes and
+redirection (``memcgids | grep dying``, ``frag > /tmp/f``) work.
+"""
+
+import argparse
+import os
+import sys
+import traceback
+from typing import List, Optional
+
+from .commands import COMMAND_NAMES, Context, load
+from .errors import CrashextError
+
+__all__ = ["crash_commands", "register_all", "run_command", "help_text", "build_parser"]
+
+
+class _Exit(Exception):
+    """argparse wanted to exit (--help, bad option): inside crash we just return."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def exit(self, status: int = 0, message: Optional[str] = None) -> None:  # type: ignore[override]
+        if message:
+            sys.stdout.write(message)
+        raise _Exit(status)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stdout.write(f"{self.prog}: {message}\n")
+        raise _Exit(2)
+
+
+def crash_commands() -> List[str]:
+    """Names of the commands that make sense inside crash (those that read a kernel)."""
+    out = []
+    for name in COMMAND_NAMES:
+        try:
+            mod = load(name)
+        except ImportError:
+            continue
+        if getattr(mod, "IN_CRASH", mod.TARGET != "none"):
+            out.append(name)
+    return out
+
+
+def build_parser(name: str) -> argparse.ArgumentParser:
+    mod = load(name)
+    p = _Parser(prog=name, description=mod.DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    mod.add_arguments(p)
+    return p
+
+
+def help_text(name: str) -> str:
+    """The text crash's ``help NAME`` shows: description and options."""
+    return build_parser(name).format_help()
+
+
+def _synopsis(name: str) -> str:
+    usage = build_parser(name).format_usage().strip()
+    return usage[len("usage: "):] if usage.startswith("usage: ") else usage
+
+
+def register_all() -> List[str]:
+    """Register every crashext command with crash (``register_epython_prog``)."""
+    import crash  # provided by PyKdump inside crash
+    done = []
+    for name in crash_commands():
+        mod = load(name)
+        if crash.register_epython_prog(name, mod.SUMMARY, _synopsis(name), help_text(name)):
+            done.append(name)
+    return done
+
+
+def _args_after_name(name: str, argv: List[str]) -> List[str]:
+    """sys.argv as PyKdump passes it may carry a wrapper name and the script path first."""
+    for i, a in enumerate(argv):
+        base = os.path.basename(a)
+        if base in (name, name + ".py"):
+            return argv[i + 1:]
+    return argv[1:]
+
+
+def run_command(name: str, argv: Optional[List[str]] = None) -> int:
+    """Run command ``name`` inside crash; never raises, never exits crash."""
+    out = sys.stdout
+    args_list = _args_after_name(name, list(sys.argv if argv is None else argv))
+    try:
+        parser = build_parser(name)
+        args = parser.parse_args(args_list)
+    except _Exit as e:
+        out.flush()
+        return e.status
+    try:
+        from .kernel.pykdump_backend import open_session
+        ctx = Context(out=out, err=out, target_factory=open_session, inside_crash=True)
+        rc = load(name).run(args, ctx) or 0
+    except CrashextError as exc:
+        out.write(f"{name}: {exc.one_line()}\n")
+        rc = 2
+    except BrokenPipeError:
+        rc = 0
+    except KeyboardInterrupt:
+        out.write(f"{name}: interrupted\n")
+        rc = 130
+    except Exception as exc:  # never take the crash session down
+        if getattr(args, "debug", False):
+            traceback.print_exc(file=out)
+        text = " ".join(str(exc).split()) or "no message"
+        out.write(f"{name}: internal error: {type(exc).__name__}: {text} "
+                  "(rerun with --debug for the traceback)\n")
+        rc = 3
+    try:
+        out.flush()  # crash in batch mode loses unflushed Python output
+    except (BrokenPipeError, OSError):
+        pass
+    return rc

@@ -1,0 +1,417 @@
+"""The PyKdump backend of the kernel access layer (inside a crash session).
+
+Imported only inside crash, after ``extend mpykdump.so``: it reads through
+crash's own symbol table, gdb's type information and crash's ``readmem``,
+via the ``crash`` module PyKdump's extension provides (``gdb_typeinfo``,
+``gdb_whatis``, ``sym2addr``, ``symbol_exists``, ``enumerator_value``,
+``readmem``, ``readInt``, ``exec_crash_command``).
+
+Objects are typed views built from ``crash.gdb_typeinfo`` descriptions,
+as the :class:`~crashext.kernel.target.KObj` interface requires, so the
+analyses see the same members, integers and arrays as under drgn.
+
+A type description is the dict ``gdb_typeinfo`` returns: ``codetype``
+(for arrays the element's), ``typelength`` (likewise), ``basetype``,
+``stars`` (pointer depth), ``dims`` (array dimensions), ``uint``, ``body``
+(struct/union members, each with ``fname`` and ``bitoffset``/``bitsize``),
+``edef`` (enumerators).
+"""
+
+import re
+from typing import Any, Dict, Iterator, List, Optional
+
+from ..errors import MissingSymbolError, ReadError, TargetError
+from .target import KObj, LogRecord, Target
+
+__all__ = ["PykdumpObj", "PykdumpTarget", "open_session"]
+
+try:
+    import crash  # the module PyKdump's extension registers inside crash
+except ImportError:  # pragma: no cover - outside crash
+    crash = None
+
+Desc = Dict[str, Any]
+
+
+def _codes() -> Dict[str, int]:
+    return {name: getattr(crash, name) for name in dir(crash) if name.startswith("TYPE_CODE")}
+
+
+class _Types:
+    """Cached gdb type descriptions (gdb_typeinfo is slow to call)."""
+
+    def __init__(self) -> None:
+        self.cache: Dict[str, Optional[Desc]] = {}
+        codes = _codes()
+        self.PTR = codes.get("TYPE_CODE_PTR")
+        self.STRUCT = codes.get("TYPE_CODE_STRUCT")
+        self.UNION = codes.get("TYPE_CODE_UNION")
+        self.ENUM = codes.get("TYPE_CODE_ENUM")
+        self.BOOL = codes.get("TYPE_CODE_BOOL")
+        self.INT = codes.get("TYPE_CODE_INT")
+        self.CHAR = codes.get("TYPE_CODE_CHAR")
+
+    def get(self, name: str) -> Optional[Desc]:
+        if name not in self.cache:
+            try:
+                self.cache[name] = crash.gdb_typeinfo(name)
+            except Exception:  # crash.error, or gdb's own failure
+                self.cache[name] = None
+        return self.cache[name]
+
+    def need(self, name: str) -> Desc:
+        d = self.get(name)
+        if d is None:
+            raise MissingSymbolError(f"debug info has no type {name}")
+        return d
+
+    def body(self, desc: Desc) -> List[Desc]:
+        """Members of a struct/union description (looked up by name if not expanded)."""
+        if "body" in desc:
+            return desc["body"]
+        base = desc.get("basetype", "")
+        full = self.get(base) if base else None
+        if full is None or "body" not in full:
+            raise MissingSymbolError(f"{base or 'type'} is not a known struct or union")
+        return full["body"]
+
+    def find_member(self, desc: Desc, name: str):
+        """(member description, byte offset), searching anonymous members too."""
+        for m in self.body(desc):
+            fname = m.get("fname")
+            off = m.get("bitoffset", 0) // 8
+            if fname == name:
+                return m, off
+            if not fname and m.get("codetype") in (self.STRUCT, self.UNION) and not m.get("stars"):
+                found = self._find_in(m, name)
+                if found is not None:
+                    return found[0], off + found[1]
+        return None
+
+    def _find_in(self, desc: Desc, name: str):
+        try:
+            return self.find_member(desc, name)
+        except MissingSymbolError:
+            return None
+
+
+def _type_name(desc: Desc) -> str:
+    base = desc.get("typedef") if desc.get("basetype") in ("struct", "union") else None
+    name = base or desc.get("basetype") or "?"
+    if desc.get("stars"):
+        name += " " + "*" * desc["stars"]
+    for d in desc.get("dims") or []:
+        name += f"[{d}]"
+    return name
+
+
+def _read(addr: int, size: int) -> bytes:
+    try:
+        return crash.readmem(addr, size)
+    except IndexError as exc:
+        raise ReadError("NULL pointer dereference", 0) from exc
+    except Exception as exc:  # crash.error
+        raise ReadError(f"cannot read kernel memory at {addr:#x} (not in the dump)", addr) from exc
+
+
+def _read_int(addr: int, size: int, signed: bool) -> int:
+    return int.from_bytes(_read(addr, size), "little", signed=signed)
+
+
+class PykdumpObj(KObj):
+    __slots__ = ("_t", "_d", "_addr")
+
+    def __init__(self, types: _Types, desc: Desc, address: int) -> None:
+        self._t = types
+        self._d = desc
+        self._addr = address
+
+    # -- helpers -------------------------------------------------------------
+    def _is_pointer(self) -> bool:
+        return bool(self._d.get("stars")) and not self._d.get("dims")
+
+    def _target_desc(self) -> Desc:
+        """Description of what a pointer points to (one star less)."""
+        d = dict(self._d)
+        stars = d.get("stars", 0) - 1
+        d.pop("dims", None)
+        if stars > 0:
+            d["stars"] = stars
+            d["typelength"] = 8
+            d["codetype"] = self._t.PTR
+        else:
+            d.pop("stars", None)
+            d["codetype"] = d.get("ptrbasetype", d.get("codetype"))
+            base = d.get("basetype", "")
+            full = self._t.get(base) if base and base not in ("struct", "union") else None
+            if full is not None:
+                d["typelength"] = full.get("typelength", 0)
+                if "body" in full:
+                    d["body"] = full["body"]
+        return d
+
+    def _element(self) -> Desc:
+        d = dict(self._d)
+        dims = list(d.get("dims") or [])
+        rest = dims[1:]
+        if rest:
+            d["dims"] = rest
+        else:
+            d.pop("dims", None)
+        return d
+
+    def _size(self, desc: Desc) -> int:
+        size = 8 if desc.get("stars") and not desc.get("dims") else desc.get("typelength", 0)
+        for dim in desc.get("dims") or []:
+            size *= dim
+        return size
+
+    # -- KObj ----------------------------------------------------------------
+    def member(self, name: str) -> "PykdumpObj":
+        obj = self
+        for part in name.split("."):
+            if obj._is_pointer():
+                obj = obj.deref()
+            found = obj._t.find_member(obj._d, part)
+            if found is None:
+                raise MissingSymbolError(f"{obj.type_name} has no member {part}")
+            mdesc, off = found
+            obj = PykdumpObj(obj._t, mdesc, obj._addr + off)
+        return obj
+
+    def __int__(self) -> int:
+        d = self._d
+        if d.get("dims"):
+            return self._addr  # an array decays to its address
+        if self._is_pointer():
+            return _read_int(self._addr, 8, False)
+        size = d.get("typelength", 8)
+        bitsize = d.get("bitsize")
+        signed = not d.get("uint", 0) and d.get("codetype") in (self._t.INT, self._t.ENUM, self._t.CHAR)
+        if bitsize:
+            bitoff = d.get("bitoffset", 0) % 8
+            nbytes = (bitoff + bitsize + 7) // 8
+            raw = _read_int(self._addr, nbytes, False)
+            v = (raw >> bitoff) & ((1 << bitsize) - 1)
+            if signed and v >> (bitsize - 1):
+                v -= 1 << bitsize
+            return v
+        if d.get("codetype") == self._t.BOOL:
+            return int(bool(_read_int(self._addr, size, False)))
+        if size not in (1, 2, 4, 8):
+            raise MissingSymbolError(f"{self.type_name} is not an integer")
+        return _read_int(self._addr, size, signed)
+
+    def __getitem__(self, index: int) -> "PykdumpObj":
+        if self._d.get("dims"):
+            el = self._element()
+            return PykdumpObj(self._t, el, self._addr + index * self._size(el))
+        if self._is_pointer():
+            el = self._target_desc()
+            return PykdumpObj(self._t, el, int(self) + index * self._size(el))
+        raise MissingSymbolError(f"{self.type_name} is neither an array nor a pointer")
+
+    @property
+    def address(self) -> Optional[int]:
+        return self._addr
+
+    @property
+    def type_name(self) -> str:
+        return _type_name(self._d)
+
+    def deref(self) -> "PykdumpObj":
+        if not self._is_pointer():
+            raise MissingSymbolError(f"{self.type_name} is not a pointer")
+        ptr = int(self)
+        if ptr == 0:
+            raise ReadError(f"NULL {self.type_name} dereferenced", 0)
+        return PykdumpObj(self._t, self._target_desc(), ptr)
+
+    def string(self, limit: int = 4096) -> str:
+        if self._d.get("dims"):
+            raw = _read(self._addr, min(self._d["dims"][0], limit))
+        else:
+            ptr = int(self)
+            if ptr == 0:
+                return ""
+            raw = b""
+            while len(raw) < limit and b"\0" not in raw:
+                # read up to the end of the page, then go on
+                chunk = 4096 - ((ptr + len(raw)) & 4095)
+                raw += _read(ptr + len(raw), min(chunk, limit - len(raw)))
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def length(self) -> int:
+        dims = self._d.get("dims")
+        if not dims:
+            raise MissingSymbolError(f"{self.type_name} is not an array")
+        return dims[0]
+
+    def __repr__(self) -> str:
+        return f"PykdumpObj({self.type_name} @ {self._addr:#x})"
+
+
+class PykdumpTarget(Target):
+    backend = "pykdump"
+
+    def __init__(self) -> None:
+        if crash is None:
+            raise TargetError("the PyKdump backend runs only inside crash (extend mpykdump.so)")
+        self._t = _Types()
+        self._sys: Optional[Dict[str, str]] = None
+        self.warnings: List[str] = []
+
+    def _sysinfo(self) -> Dict[str, str]:
+        if self._sys is None:
+            out = {}
+            for line in self.command("sys").splitlines():
+                key, sep, value = line.partition(":")
+                if sep:
+                    out[key.strip()] = value.strip()
+            self._sys = out
+        return self._sys
+
+    def command(self, cmd: str) -> str:
+        """Run a crash command and return its output."""
+        try:
+            return crash.exec_crash_command(cmd)
+        except Exception as exc:
+            raise ReadError(f"crash command '{cmd}' failed: {exc}") from exc
+
+    @property
+    def release(self) -> str:
+        try:
+            return self.uts()["release"]
+        except (ReadError, MissingSymbolError):
+            return self._sysinfo().get("RELEASE", "?")
+
+    @property
+    def page_size(self) -> int:
+        try:
+            return int(crash.PAGESIZE())
+        except Exception:
+            return 4096
+
+    @property
+    def is_live(self) -> bool:
+        dumpfile = self._sysinfo().get("DUMPFILE", "")
+        return dumpfile.startswith("/dev/") or "kcore" in dumpfile or "LIVE" in dumpfile
+
+    @property
+    def source(self) -> str:
+        info = self._sysinfo()
+        return f"crash session on {info.get('DUMPFILE', '?')}"
+
+    # -- symbols and types -----------------------------------------------
+    def symbol(self, name: str) -> KObj:
+        if not self.has_symbol(name):
+            raise MissingSymbolError(f"kernel has no symbol {name}")
+        try:
+            desc = crash.gdb_whatis(name)
+        except Exception as exc:
+            raise MissingSymbolError(f"debug info has no type for symbol {name}") from exc
+        return PykdumpObj(self._t, desc, self.symbol_address(name))
+
+    def symbol_address(self, name: str) -> int:
+        if not self.has_symbol(name):
+            raise MissingSymbolError(f"kernel has no symbol {name}")
+        return int(crash.sym2addr(name))
+
+    def has_symbol(self, name: str) -> bool:
+        try:
+            return bool(crash.symbol_exists(name))
+        except Exception:
+            return False
+
+    def has_type(self, type_name: str) -> bool:
+        return self._t.get(type_name) is not None
+
+    def has_member(self, type_name: str, member: str) -> bool:
+        try:
+            self.member_offset(type_name, member)
+            return True
+        except MissingSymbolError:
+            return False
+
+    def type_size(self, type_name: str) -> int:
+        return int(self._t.need(type_name).get("typelength", 0))
+
+    def member_offset(self, type_name: str, member: str) -> int:
+        desc = self._t.need(type_name)
+        off = 0
+        for part in member.split("."):
+            found = self._t.find_member(desc, part)
+            if found is None:
+                raise MissingSymbolError(f"{type_name} has no member {member}")
+            desc, moff = found
+            off += moff
+        return off
+
+    def enum_constants(self, enum_type: str) -> Dict[str, int]:
+        desc = self._t.need(enum_type)
+        if "edef" not in desc:
+            raise MissingSymbolError(f"{enum_type} is not an enum")
+        return {name: int(value) for name, value in desc["edef"]}
+
+    def constant(self, name: str) -> int:
+        try:
+            value = crash.enumerator_value(name)
+        except Exception:
+            value = None
+        if value is None:
+            raise MissingSymbolError(f"debug info has no constant {name}")
+        return int(value)
+
+    # -- objects and memory ---------------------------------------------
+    def object(self, type_name: str, address: int) -> KObj:
+        return PykdumpObj(self._t, self._t.need(type_name), address)
+
+    def read_u64(self, address: int) -> int:
+        return _read_int(address, 8, False)
+
+    def read_u32(self, address: int) -> int:
+        return _read_int(address, 4, False)
+
+    # -- per-CPU ---------------------------------------------------------------
+    def possible_cpus(self) -> List[int]:
+        # the mask became __cpu_possible_mask in v4.5 (commit 5aec01b83472)
+        name = "__cpu_possible_mask" if self.has_symbol("__cpu_possible_mask") else "cpu_possible_mask"
+        mask = self.symbol(name)
+        if mask._is_pointer():  # type: ignore[attr-defined]
+            mask = mask.deref()
+        bits = mask.member("bits")
+        out = []
+        for w in range(bits.length()):
+            word = int(bits[w])
+            for b in range(64):
+                if word >> b & 1:
+                    out.append(w * 64 + b)
+        return out
+
+    def per_cpu(self, obj: KObj, cpu: int) -> KObj:
+        # per-CPU addresses are offsets added to __per_cpu_offset[cpu]
+        # (include/asm-generic/percpu.h, SHIFT_PERCPU_PTR)
+        offset = int(self.symbol("__per_cpu_offset")[cpu])
+        if not isinstance(obj, PykdumpObj):
+            raise TypeError("per_cpu needs an object of this backend")
+        if obj._is_pointer():
+            return PykdumpObj(self._t, obj._target_desc(), int(obj) + offset)
+        return PykdumpObj(self._t, obj._d, obj._addr + offset)
+
+    # -- log --------------------------------------------------------------------
+    _LOG_LINE = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
+
+    def log_records(self) -> Iterator[LogRecord]:
+        ts: Optional[float] = None
+        for line in self.command("log").splitlines():
+            m = self._LOG_LINE.match(line)
+            if m:
+                ts = float(m.group(1))
+                yield ts, m.group(2)
+            else:
+                yield ts, line
+
+
+def open_session() -> PykdumpTarget:
+    """The kernel of the running crash session."""
+    return PykdumpTarget()

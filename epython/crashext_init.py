@@ -1,0 +1,10 @@
+# Loaded once in a crash session (after "extend mpykdump.so"), e.g. from
+# ~/.crashrc:  epython /path/to/epython/crashext_init.py
+# Registers every crashext command; each then runs epython/<name>.py.
+# PYKDUMPPATH must name this directory and the one holding the crashext
+# package and tabulate: `crashext crash-init` prints the lines to use.
+from crashext.crash_pack import register_all
+
+names = register_all()
+print("crashext: registered " + (", ".join(names) if names else "nothing") +
+      " (help NAME for usage)")
