@@ -48,6 +48,8 @@ def crash_commands() -> List[str]:
         except ImportError:
             continue
         if getattr(mod, "IN_CRASH", mod.TARGET != "none"):
+            if mod.NAME != name:
+                raise ValueError(f"command module {name} must be named like its command")
             out.append(name)
     return out
 
