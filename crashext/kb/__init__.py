@@ -1,0 +1,466 @@
+"""The knowledge base of known kernel bugs: TOML files, loaded and validated.
+
+One file may hold one or more ``[[entry]]`` tables; the package ships
+``crashext/kb/*.toml`` and users add directories with ``--kb DIR``.  Every
+file is validated on load; a problem is a :class:`KbError` whose message is
+one line naming the file and the field (``kb/x.toml: entry[0].signature.panic:
+not a valid regex: ...``).  The format is documented in
+``docs/knowledge-base.md``.
+
+Also here: :func:`compare_releases`, an honest ordering of kernel release
+strings (``3.10.0-693.2.2.el7.x86_64`` < ``3.10.0-1048.el7``) following
+rpm's segment comparison, and :func:`release_affected` for an entry's
+``[[affected]]`` ranges.
+"""
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import CrashextError
+
+__all__ = ["KbError", "Entry", "Signature", "LogPattern", "DumpPredicate", "Affected",
+           "Reference", "load_kb", "load_file", "default_dirs", "compare_releases",
+           "split_release", "release_affected", "KINDS", "LOG_KINDS", "DUMP_KINDS"]
+
+#: what an entry describes: a kernel bug, or a crash done on purpose
+KINDS = ("bug", "deliberate")
+#: kinds of log evidence a signature may ask for
+LOG_KINDS = ("allocfail", "regex")
+#: kinds of dump evidence a signature may ask for
+DUMP_KINDS = ("memcg-anomaly",)
+_FAMILIES = ("rhel", "upstream")
+
+
+class KbError(CrashextError):
+    """A knowledge-base file that cannot be used; one line naming file and field."""
+
+
+def _toml_loads():
+    """``tomllib.loads`` (Python 3.11+) or ``tomli.loads``; KbError if neither."""
+    try:
+        import tomllib  # type: ignore[import-not-found]
+        return tomllib.loads, tomllib.TOMLDecodeError
+    except ImportError:
+        pass
+    try:
+        import tomli  # type: ignore[import-not-found]
+        return tomli.loads, tomli.TOMLDecodeError
+    except ImportError:
+        raise KbError("reading the knowledge base needs Python 3.11+ or the tomli package "
+                      "(pip install tomli)") from None
+
+
+@dataclass
+class LogPattern:
+    """Evidence to look for in the kernel log."""
+    kind: str                                  # "allocfail" | "regex"
+    name: str
+    weight: float = 1.0
+    required: bool = False
+    pattern: Optional[str] = None              # regex (kind "regex")
+    min_order: Optional[int] = None            # allocfail: order >= this
+    frames_any: List[str] = field(default_factory=list)   # allocfail: one of these frames
+
+
+@dataclass
+class DumpPredicate:
+    """Evidence only a dump can give (e.g. an anomaly code of the memcg analysis)."""
+    kind: str                                  # "memcg-anomaly"
+    name: str
+    code: str
+    weight: float = 1.0
+    required: bool = False
+
+
+@dataclass
+class Signature:
+    panic: List[str] = field(default_factory=list)            # regexes, any
+    panic_required: bool = False
+    rip_function: List[str] = field(default_factory=list)     # any
+    rip_required: bool = False
+    frames_required: List[str] = field(default_factory=list)  # each must be in the bt
+    frames_optional: List[str] = field(default_factory=list)
+    log: List[LogPattern] = field(default_factory=list)
+    dump: List[DumpPredicate] = field(default_factory=list)
+
+
+@dataclass
+class Affected:
+    family: str                 # "rhel" | "upstream"
+    dist: Optional[str] = None  # rhel: the dist tag, e.g. "el7"
+    since: Optional[str] = None  # first affected release (inclusive)
+    before: Optional[str] = None  # first fixed release (exclusive bound)
+    note: str = ""
+
+
+@dataclass
+class Reference:
+    title: str
+    url: str
+    note: str = ""
+
+
+@dataclass
+class Entry:
+    id: str
+    title: str
+    kind: str
+    summary: str
+    meaning: str
+    signature: Signature
+    affected: List[Affected]
+    fixed_in: List[str]
+    workarounds: List[str]
+    references: List[Reference]
+    source: str                 # the file it came from
+    min_score: float = 0.5
+
+    def to_json(self) -> Dict[str, Any]:
+        from dataclasses import asdict
+        return asdict(self)
+
+
+# -- validation -------------------------------------------------------------
+
+class _V:
+    """Field access with one-line errors naming file and field."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: str, why: str) -> "KbError":
+        return KbError(f"{self.path}: {where}: {why}")
+
+    def table(self, d: Dict[str, Any], where: str, allowed: Sequence[str]) -> None:
+        if not isinstance(d, dict):
+            raise self.fail(where, "must be a table")
+        for k in d:
+            if k not in allowed:
+                raise self.fail(f"{where}.{k}" if where else k,
+                                f"unknown field (allowed: {', '.join(allowed)})")
+
+    def str_(self, d, key, where, required=True, default=None) -> Optional[str]:
+        if key not in d:
+            if required:
+                raise self.fail(f"{where}.{key}" if where else key, "missing")
+            return default
+        v = d[key]
+        if not isinstance(v, str) or not v.strip():
+            raise self.fail(f"{where}.{key}" if where else key, "must be a non-empty string")
+        return v
+
+    def strs(self, d, key, where) -> List[str]:
+        v = d.get(key, [])
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+            raise self.fail(f"{where}.{key}", "must be a list of non-empty strings")
+        return list(v)
+
+    def regexes(self, d, key, where) -> List[str]:
+        out = self.strs(d, key, where)
+        for i, pat in enumerate(out):
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                raise self.fail(f"{where}.{key}[{i}]", f"not a valid regex: {exc}") from None
+        return out
+
+    def bool_(self, d, key, where, default=False) -> bool:
+        v = d.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(f"{where}.{key}", "must be true or false")
+        return v
+
+    def num(self, d, key, where, default, lo=0.0, hi=None) -> float:
+        v = d.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo or (hi is not None and v > hi):
+            rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise self.fail(f"{where}.{key}", f"must be a number in {rng}")
+        return float(v)
+
+    def int_(self, d, key, where, lo=0, hi=None) -> Optional[int]:
+        if key not in d:
+            return None
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+            raise self.fail(f"{where}.{key}", f"must be an integer in {lo}..{hi}")
+        return v
+
+
+_ENTRY_FIELDS = ("id", "title", "kind", "summary", "meaning", "signature", "affected",
+                 "fixed_in", "workarounds", "references", "min_score")
+_SIG_FIELDS = ("panic", "panic_required", "rip_function", "rip_required", "frames_required",
+               "frames_optional", "log", "dump")
+_LOG_FIELDS = ("kind", "name", "weight", "required", "pattern", "min_order", "frames_any")
+_DUMP_FIELDS = ("kind", "name", "code", "weight", "required")
+_AFF_FIELDS = ("family", "dist", "since", "before", "note")
+_REF_FIELDS = ("title", "url", "note")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
+    v.table(raw, where, _ENTRY_FIELDS)
+    eid = v.str_(raw, "id", where)
+    if not _ID.match(eid):
+        raise v.fail(f"{where}.id", "must be lower-case letters, digits, '.', '_' or '-'")
+    kind = v.str_(raw, "kind", where)
+    if kind not in KINDS:
+        raise v.fail(f"{where}.kind", f"must be one of {', '.join(KINDS)}")
+    sw = f"{where}.signature"
+    sraw = raw.get("signature")
+    if sraw is None:
+        raise v.fail(sw, "missing")
+    v.table(sraw, sw, _SIG_FIELDS)
+    logs = []
+    lraw = sraw.get("log", [])
+    if not isinstance(lraw, list):
+        raise v.fail(f"{sw}.log", "must be an array of tables ([[...signature.log]])")
+    for i, lp in enumerate(lraw):
+        lw = f"{sw}.log[{i}]"
+        v.table(lp, lw, _LOG_FIELDS)
+        lk = v.str_(lp, "kind", lw)
+        if lk not in LOG_KINDS:
+            raise v.fail(f"{lw}.kind", f"must be one of {', '.join(LOG_KINDS)}")
+        pat = None
+        if lk == "regex":
+            pats = v.regexes(lp, "pattern", lw)
+            if len(pats) != 1:
+                raise v.fail(f"{lw}.pattern", "a regex log pattern needs exactly one pattern")
+            pat = pats[0]
+        elif "pattern" in lp:
+            raise v.fail(f"{lw}.pattern", "only for kind = \"regex\"")
+        if lk != "allocfail" and ("min_order" in lp or "frames_any" in lp):
+            raise v.fail(lw, "min_order and frames_any are only for kind = \"allocfail\"")
+        logs.append(LogPattern(kind=lk, name=v.str_(lp, "name", lw),
+                               weight=v.num(lp, "weight", lw, 1.0, 0.0, 10.0),
+                               required=v.bool_(lp, "required", lw), pattern=pat,
+                               min_order=v.int_(lp, "min_order", lw, 0, 10),
+                               frames_any=v.strs(lp, "frames_any", lw)))
+    dumps = []
+    draw = sraw.get("dump", [])
+    if not isinstance(draw, list):
+        raise v.fail(f"{sw}.dump", "must be an array of tables ([[...signature.dump]])")
+    for i, dp in enumerate(draw):
+        dw = f"{sw}.dump[{i}]"
+        v.table(dp, dw, _DUMP_FIELDS)
+        dk = v.str_(dp, "kind", dw)
+        if dk not in DUMP_KINDS:
+            raise v.fail(f"{dw}.kind", f"must be one of {', '.join(DUMP_KINDS)}")
+        dumps.append(DumpPredicate(kind=dk, name=v.str_(dp, "name", dw), code=v.str_(dp, "code", dw),
+                                   weight=v.num(dp, "weight", dw, 1.0, 0.0, 10.0),
+                                   required=v.bool_(dp, "required", dw)))
+    sig = Signature(panic=v.regexes(sraw, "panic", sw),
+                    panic_required=v.bool_(sraw, "panic_required", sw),
+                    rip_function=v.strs(sraw, "rip_function", sw),
+                    rip_required=v.bool_(sraw, "rip_required", sw),
+                    frames_required=v.strs(sraw, "frames_required", sw),
+                    frames_optional=v.strs(sraw, "frames_optional", sw),
+                    log=logs, dump=dumps)
+    if not (sig.panic or sig.rip_function or sig.frames_required or sig.frames_optional
+            or sig.log or sig.dump):
+        raise v.fail(sw, "has no elements to match")
+    affected = []
+    araw = raw.get("affected", [])
+    if not isinstance(araw, list):
+        raise v.fail(f"{where}.affected", "must be an array of tables ([[entry.affected]])")
+    for i, a in enumerate(araw):
+        aw = f"{where}.affected[{i}]"
+        v.table(a, aw, _AFF_FIELDS)
+        fam = v.str_(a, "family", aw)
+        if fam not in _FAMILIES:
+            raise v.fail(f"{aw}.family", f"must be one of {', '.join(_FAMILIES)}")
+        dist = v.str_(a, "dist", aw, required=(fam == "rhel"))
+        if dist is not None and not re.match(r"^el\d+$", dist):
+            raise v.fail(f"{aw}.dist", "must be a RHEL dist tag such as el7")
+        since = v.str_(a, "since", aw, required=False)
+        before = v.str_(a, "before", aw, required=False)
+        for key, val in (("since", since), ("before", before)):
+            if val is not None and split_release(val) is None:
+                raise v.fail(f"{aw}.{key}", f"not a kernel release: {val!r}")
+        if since and before and compare_releases(since, before) >= 0:
+            raise v.fail(aw, f"since {since} is not before {before}")
+        affected.append(Affected(family=fam, dist=dist, since=since, before=before,
+                                 note=v.str_(a, "note", aw, required=False, default="") or ""))
+    refs = []
+    rraw = raw.get("references", [])
+    if not isinstance(rraw, list):
+        raise v.fail(f"{where}.references", "must be an array of tables ([[entry.references]])")
+    for i, r in enumerate(rraw):
+        rw = f"{where}.references[{i}]"
+        v.table(r, rw, _REF_FIELDS)
+        url = v.str_(r, "url", rw)
+        if not re.match(r"^https?://\S+$", url):
+            raise v.fail(f"{rw}.url", "must be an http(s) URL")
+        refs.append(Reference(title=v.str_(r, "title", rw), url=url,
+                              note=v.str_(r, "note", rw, required=False, default="") or ""))
+    return Entry(id=eid, title=v.str_(raw, "title", where), kind=kind,
+                 summary=v.str_(raw, "summary", where), meaning=v.str_(raw, "meaning", where),
+                 signature=sig, affected=affected, fixed_in=v.strs(raw, "fixed_in", where),
+                 workarounds=v.strs(raw, "workarounds", where), references=refs,
+                 source=v.path, min_score=v.num(raw, "min_score", where, 0.5, 0.0, 1.0))
+
+
+def load_file(path: str) -> List[Entry]:
+    """The entries of one TOML file; KbError naming file and field on any problem."""
+    loads, decode_error = _toml_loads()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise KbError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KbError(f"{path}: not UTF-8 text") from None
+    try:
+        doc = loads(text)
+    except decode_error as exc:
+        raise KbError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
+    v = _V(path)
+    v.table(doc, "", ("entry",))
+    raw = doc.get("entry")
+    if not isinstance(raw, list) or not raw:
+        raise v.fail("entry", "missing: a file holds one or more [[entry]] tables")
+    return [_entry(v, e, f"entry[{i}]") for i, e in enumerate(raw)]
+
+
+def default_dirs() -> List[str]:
+    """The directory of the knowledge base shipped with crashext."""
+    return [os.path.dirname(os.path.abspath(__file__))]
+
+
+def load_kb(extra_dirs: Optional[Sequence[str]] = None, builtin: bool = True) -> List[Entry]:
+    """All entries: the shipped ones, then those of ``extra_dirs`` (``--kb``).
+
+    An id defined twice is an error naming both files.
+    """
+    dirs = (default_dirs() if builtin else []) + list(extra_dirs or [])
+    entries: List[Entry] = []
+    seen: Dict[str, str] = {}
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise KbError(f"{d}: not a directory of knowledge-base .toml files")
+        files = sorted(glob.glob(os.path.join(d, "*.toml")))
+        if not files and d not in default_dirs():
+            raise KbError(f"{d}: no .toml files in this knowledge-base directory")
+        for path in files:
+            for e in load_file(path):
+                if e.id in seen:
+                    raise KbError(f"{path}: id: {e.id!r} is already defined in {seen[e.id]}")
+                seen[e.id] = path
+                entries.append(e)
+    return entries
+
+
+# -- kernel releases ------------------------------------------------------------
+
+_ARCH = re.compile(r"\.(x86_64|aarch64|ppc64le|ppc64|s390x|i686|noarch)$")
+_RHEL = re.compile(r"^(?P<ver>\d+(?:\.\d+)*)-(?P<rel>[0-9][0-9A-Za-z._~+]*?)$")
+
+
+def split_release(release: str) -> Optional[Tuple[str, str, Optional[str]]]:
+    """``(version, release, dist)`` of a kernel release string, or None.
+
+    ``3.10.0-693.2.2.el7.x86_64`` -> ``("3.10.0", "693.2.2.el7", "el7")``;
+    ``6.1.0-18-cloud-amd64`` -> ``("6.1.0", "18-cloud-amd64", None)``;
+    ``5.10`` -> ``("5.10", "", None)``.  A leading ``kernel-`` is dropped.
+    """
+    s = release.strip()
+    if s.startswith("kernel-"):
+        s = s[len("kernel-"):]
+    s = _ARCH.sub("", s)
+    m = re.match(r"^(\d+(?:\.\d+)*)(?:-(\S+))?$", s)
+    if not m:
+        return None
+    ver, rel = m.group(1), m.group(2) or ""
+    dist = None
+    d = re.search(r"\.(el\d+)(?:[._]|$)", rel)
+    if d:
+        dist = d.group(1)
+    return ver, rel, dist
+
+
+def _rpmvercmp(a: str, b: str) -> int:
+    """rpm's segment comparison: digits numerically, letters by code point,
+    a digit segment newer than a letter segment, more segments newer."""
+    sa = re.findall(r"\d+|[A-Za-z]+", a)
+    sb = re.findall(r"\d+|[A-Za-z]+", b)
+    for x, y in zip(sa, sb):
+        xd, yd = x.isdigit(), y.isdigit()
+        if xd and yd:
+            xi, yi = int(x), int(y)
+            if xi != yi:
+                return -1 if xi < yi else 1
+        elif xd != yd:
+            return 1 if xd else -1
+        elif x != y:
+            return -1 if x < y else 1
+    if len(sa) != len(sb):
+        return -1 if len(sa) < len(sb) else 1
+    return 0
+
+
+def compare_releases(a: str, b: str) -> int:
+    """-1, 0 or 1 as kernel release ``a`` is older than, equal to or newer than ``b``.
+
+    Version first (``3.10.0``), then the release part (``693.2.2.el7``)
+    segment by segment as rpm compares them; a missing release part sorts
+    first.  Raises ValueError for a string that is not a kernel release.
+    """
+    pa, pb = split_release(a), split_release(b)
+    if pa is None or pb is None:
+        raise ValueError(f"not a kernel release: {a if pa is None else b!r}")
+    c = _rpmvercmp(pa[0], pb[0])
+    if c:
+        return c
+    if not pa[1] or not pb[1]:
+        return (pa[1] > "") - (pb[1] > "")
+    return _rpmvercmp(pa[1], pb[1])
+
+
+def release_affected(release: Optional[str], ranges: Sequence[Affected]) -> Tuple[str, str]:
+    """Whether ``release`` falls in one of ``ranges``: (status, why).
+
+    status is ``"matched"`` (in a range), ``"unmatched"`` (in none) or
+    ``"unknown"`` (no release known, or no ranges to check).  RHEL ranges
+    apply only to releases with the same dist tag; upstream ranges compare
+    the base version only, so a distribution kernel that backported the fix
+    still "matches" (the why says so).
+    """
+    if not ranges:
+        return "unknown", "the entry names no affected kernels"
+    if not release:
+        return "unknown", "kernel release not known"
+    parts = split_release(release)
+    if parts is None:
+        return "unknown", f"cannot read kernel release {release!r}"
+    version, _rel, dist = parts
+    reasons = []
+    for r in ranges:
+        lo, hi = r.since, r.before
+        span = f"{lo or 'any'} .. before {hi or 'any'}"
+        if r.family == "rhel":
+            if dist != r.dist:
+                reasons.append(f"not a {r.dist} kernel")
+                continue
+            if lo and compare_releases(release, lo) < 0:
+                reasons.append(f"older than {lo}")
+                continue
+            if hi and compare_releases(release, hi) >= 0:
+                reasons.append(f"{hi} or newer (fixed)")
+                continue
+            return "matched", f"{release} is in {r.dist} range {span}"
+        # upstream: compare base versions only
+        if lo and _rpmvercmp(version, split_release(lo)[0]) < 0:
+            reasons.append(f"base version older than {lo}")
+            continue
+        if hi and _rpmvercmp(version, split_release(hi)[0]) >= 0:
+            reasons.append(f"base version {hi} or newer (fixed upstream)")
+            continue
+        note = "; distribution kernels may carry the fix as a backport" if parts[1] else ""
+        return "matched", f"base version {version} is in upstream range {span}{note}"
+    return "unmatched", f"{release}: " + "; ".join(reasons)
