@@ -6,7 +6,7 @@ finders are switched off, so opening never reaches for the network.
 """
 
 import os
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import MissingSymbolError, ReadError, TargetError
 from . import dumpfile
@@ -247,6 +247,55 @@ class DrgnTarget(Target):
             text = rec.text.decode("utf-8", "replace")
             for line in text.split("\n"):
                 yield ts, line
+
+    # -- the crash itself ---------------------------------------------------------
+    def _crashed_thread(self) -> "drgn.Thread":
+        try:
+            return self.prog.crashed_thread()
+        except (LookupError, ValueError) as exc:
+            raise TargetError(f"cannot find the panicking task in this dump: {exc}") from exc
+        except drgn.FaultError as exc:
+            raise _fault(exc) from exc
+
+    def crashed_task(self) -> Optional[Dict[str, Any]]:
+        if self._live:
+            return None
+        from drgn.helpers.linux.sched import task_cpu
+        thread = self._crashed_thread()
+        try:
+            task = thread.object
+            return {"pid": int(thread.tid), "comm": task.comm.string_().decode("utf-8", "replace"),
+                    "cpu": int(task_cpu(task)), "task": int(task.value_())}
+        except drgn.FaultError as exc:
+            raise _fault(exc) from exc
+
+    def backtrace(self) -> List[Dict[str, Any]]:
+        thread = self._crashed_thread()
+        try:
+            trace = thread.stack_trace()
+        except (ValueError, LookupError) as exc:
+            raise TargetError(f"cannot unwind the panicking task: {exc}") from exc
+        except drgn.FaultError as exc:
+            raise _fault(exc) from exc
+        frames = []
+        for frame in trace:
+            pc = frame.pc
+            func, offset, size = frame.name, None, None
+            try:
+                sym = frame.symbol()
+                if not frame.is_inline:  # an inlined frame's symbol is its caller's
+                    func = func or sym.name
+                    offset, size = pc - sym.address, sym.size
+            except LookupError:
+                pass
+            try:
+                path, line, _col = frame.source()
+            except LookupError:
+                path, line = None, None
+            frames.append({"function": func, "offset": offset, "size": size, "pc": pc,
+                           "file": path, "line": line, "exception": bool(frame.interrupted),
+                           "inline": bool(frame.is_inline)})
+        return frames
 
 
 def _new_program() -> "drgn.Program":

@@ -11,9 +11,9 @@ caller can mark one object unreadable and go on.
 """
 
 import abc
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ..errors import MissingSymbolError
+from ..errors import MissingSymbolError, TargetError
 
 __all__ = ["KObj", "Target", "LogRecord"]
 
@@ -190,3 +190,24 @@ class Target(abc.ABC):
         for field in ("sysname", "nodename", "release", "version", "machine"):
             out[field] = name.member(field).string()
         return out
+
+    # -- the crash itself (what crash's ``bt`` and ``dis -l`` show) ----------
+    def crashed_task(self) -> Optional[Dict[str, Any]]:
+        """The task that panicked: ``{"pid", "comm", "cpu", "task"}``.
+
+        ``task`` is the address of its ``struct task_struct``.  None on a
+        live kernel; TargetError when the backend cannot tell.
+        """
+        raise TargetError(f"the {self.backend} backend cannot find the panicking task")
+
+    def backtrace(self) -> List[Dict[str, Any]]:
+        """The panicking task's stack, innermost frame first, as plain dicts.
+
+        Keys: ``function`` (None if no symbol), ``offset`` (pc - symbol
+        start), ``size`` (symbol size or None), ``pc``, ``file`` and
+        ``line`` (None without line tables), ``exception`` (True for a frame
+        whose registers an exception or interrupt saved: its pc is the
+        exception RIP), ``inline`` (an inlined call inside the next frame).
+        TargetError when the backend cannot unwind.
+        """
+        raise TargetError(f"the {self.backend} backend cannot unwind the panicking task")
