@@ -1,0 +1,462 @@
+"""Buddy allocator free lists, fragmentation indices and watermark verdicts.
+
+Two sources give the same :class:`FragReport`:
+
+- :func:`from_target`: a kernel (vmcore or live) through the access layer:
+  every online node's zones, ``free_area[order].nr_free``, watermarks,
+  ``lowmem_reserve[]``, NR_FREE_PAGES, and (``migratetypes=True``) the
+  free blocks per order and migrate type counted by walking
+  ``free_area[o].free_list[mt]``;
+- :func:`from_proc`: text (:mod:`crashext.sources.procfs`): buddyinfo,
+  zoneinfo, pagetypeinfo and, where present, debugfs extfrag files.
+
+:func:`unusable_index` and :func:`fragmentation_index` are mm/vmstat.c's
+``unusable_free_index()`` and ``__fragmentation_index()`` over
+``fill_contig_page_info()``, in the same integer arithmetic, so they equal
+debugfs ``extfrag/unusable_index`` and ``extfrag/extfrag_index`` (which
+print them as ``%d.%03d`` of thousandths).  :func:`verdicts` runs
+:func:`crashext.analysis.watermark.watermark_ok` on each zone.
+
+Zone layout facts used (include/linux/mmzone.h):
+
+- ``zone->_watermark[]`` + ``zone->watermark_boost`` since v5.0 (commit
+  1c30844d2dfe, "mm: reclaim small amounts of memory when an external
+  fragmentation event occurs"), ``zone->watermark[]`` before; which one the
+  kernel has is read from debug info.  Indices from ``enum zone_watermarks``.
+- ``zone->managed_pages`` is an ``atomic_long_t`` since v5.0 (commit
+  9705bea5f833, "mm: convert zone->managed_pages to atomic variable").
+- ``free_area[]`` has MAX_ORDER entries before v6.4 and MAX_ORDER + 1 from
+  v6.4 (commit 23baf831a32c, "mm, treewide: redefine MAX_ORDER sanely";
+  NR_PAGE_ORDERS since v6.8): we take the array's length from debug info.
+- per-CPU vm_stat deltas live in ``zone->pageset->vm_stat_diff[]`` before
+  v5.14 and ``zone->per_cpu_zonestats->vm_stat_diff[]`` from v5.14 (commit
+  28f836b6777b, "mm/page_alloc: split per cpu page lists and zone stats").
+- free high-atomic pages: ``zone->nr_free_highatomic`` where present
+  (v6.12), else the reserve ``zone->nr_reserved_highatomic`` (v4.4+).
+- nodes: ``node_data[]`` with ``node_states[N_ONLINE]`` (NUMA kernels) or
+  ``contig_page_data``; zone index -> ``enum zone_type`` enumerators.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..errors import CrashextError, InputError, MissingSymbolError, ReadError
+from ..kernel.target import KObj, Target
+from ..kernel.walk import walk_list
+from ..progress import Progress
+from ..sources import procfs
+from .watermark import ZoneState, Verdict, rule_for_release, watermark_ok
+
+__all__ = ["ZoneInfo", "FragReport", "from_target", "from_proc", "unusable_index",
+           "fragmentation_index", "contig_page_info", "verdicts", "format_index",
+           "classzone_index"]
+
+
+@dataclass
+class ZoneInfo:
+    """One zone: the watermark inputs plus what frag shows besides them."""
+
+    state: ZoneState
+    populated: bool = True
+    spanned: Optional[int] = None
+    #: NR_FREE_PAGES as /proc/zoneinfo shows it (atomic counter, deltas not folded)
+    free_pages_unfolded: Optional[int] = None
+    #: NR_FREE_PAGES with every CPU's vm_stat_diff folded in (zone_page_state_snapshot)
+    free_pages_folded: Optional[int] = None
+    #: (node, order, migrate type) counts that came out of a broken walk
+    walk_errors: List[str] = field(default_factory=list)
+    #: orders where the walked per-type total differs from nr_free: {order: (walked, nr_free)}
+    mt_mismatch: Dict[int, Tuple[int, int]] = field(default_factory=dict)
+    #: pagetypeinfo counts shown as ">100000": [(migratetype, order)]
+    mt_capped: List[Tuple[str, int]] = field(default_factory=list)
+    #: the kernel's own indices where a text source had them (thousandths)
+    kernel_unusable: Optional[List[int]] = None
+    kernel_extfrag: Optional[List[int]] = None
+
+    @property
+    def key(self) -> Tuple[int, str]:
+        return (self.state.node, self.state.name)
+
+
+@dataclass
+class FragReport:
+    source: str
+    release: Optional[str]
+    rule: str
+    orders: int
+    page_size: int
+    migratetypes: List[str]
+    zones: List[ZoneInfo]
+    zone_types: List[str]
+    errors: List[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- indices
+
+def contig_page_info(nr_free: List[int], suitable_order: int) -> Tuple[int, int, int]:
+    """mm/vmstat.c fill_contig_page_info(): (free_pages, free_blocks_total,
+    free_blocks_suitable), suitable blocks counted in units of the order."""
+    free_pages = total = suitable = 0
+    for order, blocks in enumerate(nr_free):
+        total += blocks
+        free_pages += blocks << order
+        if order >= suitable_order:
+            suitable += blocks << (order - suitable_order)
+    return free_pages, total, suitable
+
+
+def unusable_index(nr_free: List[int], order: int) -> int:
+    """mm/vmstat.c unusable_free_index(), in thousandths (0..1000)."""
+    free_pages, _total, suitable = contig_page_info(nr_free, order)
+    if free_pages == 0:  # no free memory: all of it is "unusable"
+        return 1000
+    return ((free_pages - (suitable << order)) * 1000) // free_pages
+
+
+def fragmentation_index(nr_free: List[int], order: int) -> int:
+    """mm/vmstat.c __fragmentation_index(), in thousandths; -1000 where a
+    block of the order is free (the request would succeed)."""
+    free_pages, total, suitable = contig_page_info(nr_free, order)
+    requested = 1 << order
+    if not total:
+        return 0
+    if suitable:
+        return -1000
+    return 1000 - (1000 + (free_pages * 1000) // requested) // total
+
+
+def format_index(v: int) -> str:
+    """``%d.%03d`` of C's ``index / 1000`` and ``index % 1000`` (truncating)."""
+    q = abs(v) // 1000
+    r = abs(v) % 1000
+    if v < 0:
+        return f"-{q}.{r:03d}"
+    return f"{q}.{r:03d}"
+
+
+# ---------------------------------------------------------------- kernel
+
+def _atomic(obj: KObj) -> int:
+    """An ``atomic_long_t`` or a plain integer member."""
+    try:
+        return int(obj)
+    except (CrashextError, TypeError, ValueError):
+        return int(obj.counter)
+
+
+def _signed(v: int, bits: int = 64) -> int:
+    return v - (1 << bits) if v >= 1 << (bits - 1) else v
+
+
+def _online_pgdats(t: Target) -> List[Tuple[int, KObj]]:
+    if t.has_symbol("node_data"):
+        arr = t.symbol("node_data")
+        online: Optional[set] = None
+        try:
+            states = t.symbol("node_states")
+            mask = states[t.constant("N_ONLINE")].bits
+            online = set()
+            for w in range(mask.length()):
+                word = int(mask[w])
+                for b in range(64):
+                    if word >> b & 1:
+                        online.add(w * 64 + b)
+        except CrashextError:
+            online = None
+        out = []
+        for nid in range(arr.length()):
+            if online is not None and nid not in online:
+                continue
+            p = arr[nid]
+            if p.is_null():
+                continue
+            out.append((nid, p.deref()))
+        return out
+    return [(0, t.symbol("contig_page_data"))]
+
+
+class _ZoneReader:
+    """Per-kernel facts looked up once (member names, enum values)."""
+
+    def __init__(self, t: Target) -> None:
+        self.t = t
+        self.wm_member = "_watermark" if t.has_member("struct zone", "_watermark") else "watermark"
+        wm = t.enum_constants("enum zone_watermarks") if t.has_type("enum zone_watermarks") else {}
+        self.wmark = {k: wm.get(f"WMARK_{k.upper()}", i) for i, k in enumerate(("min", "low", "high"))}
+        self.has_boost = t.has_member("struct zone", "watermark_boost")
+        self.nr_free_idx = t.constant("NR_FREE_PAGES")
+        self.cma_idx = t.constant("NR_FREE_CMA_PAGES") if t.has_constant("NR_FREE_CMA_PAGES") else None
+        self.unacc_idx = t.constant("NR_UNACCEPTED") if t.has_constant("NR_UNACCEPTED") else None
+        if t.has_member("struct zone", "nr_free_highatomic"):
+            self.highatomic = "nr_free_highatomic"
+        elif t.has_member("struct zone", "nr_reserved_highatomic"):
+            self.highatomic = "nr_reserved_highatomic"
+        else:
+            self.highatomic = None
+        if t.has_member("struct zone", "per_cpu_zonestats"):
+            self.pcp_stats = "per_cpu_zonestats"
+        elif t.has_member("struct zone", "pageset"):
+            self.pcp_stats = "pageset"
+        else:
+            self.pcp_stats = None
+        self.cpus = t.possible_cpus()
+
+    def vm_stat(self, zone: KObj, idx: int) -> Tuple[int, int]:
+        """(atomic value as zone_page_state() gives it, value with per-CPU deltas folded).
+
+        zone_page_state() clamps a negative atomic to 0 (CONFIG_SMP), and
+        zone_page_state_snapshot() adds every CPU's vm_stat_diff then clamps."""
+        raw = _signed(_atomic(zone.vm_stat[idx]))
+        folded = raw
+        if self.pcp_stats is not None:
+            ptr = zone.member(self.pcp_stats)
+            for cpu in self.cpus:
+                try:
+                    folded += _signed(int(self.t.per_cpu(ptr, cpu).vm_stat_diff[idx]) & 0xFF, 8)
+                except ReadError:
+                    continue
+        return max(raw, 0), max(folded, 0)
+
+
+def _mt_names(t: Target, nlists: int) -> List[str]:
+    enum = t.enum_constants("enum migratetype")
+    by_val: Dict[int, str] = {}
+    for name, val in sorted(enum.items(), key=lambda kv: kv[1]):
+        if name in ("MIGRATE_TYPES", "MIGRATE_PCPTYPES"):
+            continue
+        by_val.setdefault(val, name)
+    return [by_val.get(i, f"MIGRATE_{i}") for i in range(nlists)]
+
+
+def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
+                progress: bool = True, err=None) -> FragReport:
+    """Read every online node's zones from ``t``."""
+    rd = _ZoneReader(t)
+    zone_types = [n for n, _ in sorted(t.enum_constants("enum zone_type").items(),
+                                       key=lambda kv: kv[1]) if n != "MAX_NR_ZONES"]
+    report = FragReport(source=t.source, release=t.release, rule=rule_for_release(t.release),
+                        orders=0, page_size=t.page_size, migratetypes=[], zones=[],
+                        zone_types=zone_types)
+    pgdats = _online_pgdats(t)
+    for nid, pgdat in pgdats:
+        nzones = pgdat.node_zones.length()
+        for zi in range(nzones):
+            zone = pgdat.node_zones[zi]
+            try:
+                info = _read_zone(t, rd, nid, zi, zone)
+            except ReadError as exc:
+                report.errors.append(f"node {nid} zone {zi}: {exc.one_line()}")
+                continue
+            if not info.populated and not all_zones:
+                continue
+            report.orders = max(report.orders, len(info.state.nr_free))
+            report.zones.append(info)
+    if migratetypes:
+        for info in report.zones:
+            if not info.populated:
+                continue
+            zone = pgdats_zone(t, pgdats, info)
+            _walk_free_lists(t, zone, info, report, progress, err)
+    return report
+
+
+def pgdats_zone(t: Target, pgdats: List[Tuple[int, KObj]], info: ZoneInfo) -> KObj:
+    for nid, pgdat in pgdats:
+        if nid == info.state.node:
+            return pgdat.node_zones[info.state.index]
+    raise MissingSymbolError(f"node {info.state.node} vanished")
+
+
+def _read_zone(t: Target, rd: _ZoneReader, nid: int, zi: int, zone: KObj) -> ZoneInfo:
+    name = zone.name.string()
+    present = int(zone.present_pages)
+    managed = _atomic(zone.managed_pages)
+    spanned = int(zone.spanned_pages)
+    wm = zone.member(rd.wm_member)
+    marks = {k: int(wm[i]) for k, i in rd.wmark.items()}
+    boost = int(zone.watermark_boost) if rd.has_boost else 0
+    lr = zone.lowmem_reserve
+    reserve = [int(lr[i]) for i in range(lr.length())]
+    fa = zone.free_area
+    nr_free = [int(fa[o].nr_free) for o in range(fa.length())]
+    raw_free, folded_free = rd.vm_stat(zone, rd.nr_free_idx)
+    free_cma = rd.vm_stat(zone, rd.cma_idx)[0] if rd.cma_idx is not None else 0
+    unacc = rd.vm_stat(zone, rd.unacc_idx)[0] if rd.unacc_idx is not None else 0
+    highatomic = int(zone.member(rd.highatomic)) if rd.highatomic else 0
+    st = ZoneState(node=nid, name=name, free_pages=raw_free, min=marks["min"], low=marks["low"],
+                   high=marks["high"], lowmem_reserve=reserve, nr_free=nr_free, managed=managed,
+                   present=present, index=zi, watermark_boost=boost, highatomic=highatomic,
+                   free_cma=free_cma, unaccepted=unacc)
+    # the allocator's own checks read zone_page_state() (unfolded): that is
+    # state.free_pages; the folded value is reported beside it
+    return ZoneInfo(state=st, populated=present != 0, spanned=spanned,
+                    free_pages_unfolded=raw_free, free_pages_folded=folded_free)
+
+
+def _walk_free_lists(t: Target, zone: KObj, info: ZoneInfo, report: FragReport,
+                     progress: bool, err) -> None:
+    fa = zone.free_area
+    orders = fa.length()
+    nlists = fa[0].free_list.length()
+    names = _mt_names(t, nlists)
+    if not report.migratetypes:
+        report.migratetypes = names
+    by_mt: Dict[str, List[int]] = {n: [0] * orders for n in names}
+    managed = info.state.managed or info.state.present or (1 << 40)
+    prog = Progress(f"walking free lists of node {info.state.node} {info.state.name}",
+                    total=sum(info.state.nr_free), stream=err, enabled=progress)
+    for o in range(orders):
+        area = fa[o]
+        for mt in range(nlists):
+            head = area.free_list[mt].address
+            w = walk_list(t, head, limit=(managed >> o) + 1, progress=prog)
+            n = 0
+            for _node in w:
+                n += 1
+            by_mt[names[mt]][o] = n
+            if w.corruption:
+                info.walk_errors.append(f"order {o} {names[mt]}: {w.corruption}")
+        walked = sum(by_mt[n][o] for n in names)
+        if walked != info.state.nr_free[o]:
+            info.mt_mismatch[o] = (walked, info.state.nr_free[o])
+    prog.done()
+    info.state.free_by_mt = by_mt
+
+
+# ---------------------------------------------------------------- text
+
+def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
+              all_zones: bool = False) -> FragReport:
+    """Read a /proc-like directory (see :class:`crashext.sources.procfs.ProcDir`)."""
+    text = pdir.read("buddyinfo")
+    if text is None:
+        raise InputError(f"{pdir.path}: no buddyinfo in it (is this a /proc, an sosreport "
+                         "proc/ or a truth/ directory?)")
+    buddy = procfs.parse_buddyinfo(text, f"{pdir.path}/buddyinfo")
+    zt = pdir.read("zoneinfo")
+    zinfo = procfs.parse_zoneinfo(zt, f"{pdir.path}/zoneinfo") if zt else {}
+    pt = pdir.read("pagetypeinfo")
+    ptinfo = procfs.parse_pagetypeinfo(pt, f"{pdir.path}/pagetypeinfo") if pt else None
+    ex = pdir.read("extfrag_index")
+    extfrag = procfs.parse_frag_index(ex, "extfrag_index") if ex else {}
+    un = pdir.read("unusable_index")
+    unusable = procfs.parse_frag_index(un, "unusable_index") if un else {}
+    errors: List[str] = []
+    rel = release or pdir.release()
+    if rel:
+        rule = rule_for_release(rel)
+    elif ptinfo is not None:
+        # "HighAtomic" replaced "Reserve" in v4.4 (MIGRATE_HIGHATOMIC, commit 0aaa29a56e4f),
+        # the same release that changed __zone_watermark_ok; v4.4 and v6.3 rules agree for
+        # requests without ALLOC_* flags.
+        rule = "3.10" if "MIGRATE_RESERVE" in ptinfo["types"] else "4.4"
+        errors.append(f"kernel release unknown: watermark rule {rule} chosen from "
+                      "pagetypeinfo's migrate types (give --release to be sure)")
+    else:
+        raise InputError(f"{pdir.path}: kernel release unknown and no pagetypeinfo to tell "
+                         "the kernel generation: give --release")
+    # zone index: order of zones within a node in zoneinfo (it lists every zone,
+    # populated or not, in zone_type order); buddyinfo lists only populated ones
+    zone_order: Dict[int, List[str]] = {}
+    for (node, name) in list(zinfo) + list(buddy):
+        lst = zone_order.setdefault(node, [])
+        if name not in lst:
+            lst.append(name)
+    zones: List[ZoneInfo] = []
+    keys = list(zinfo) if (all_zones and zinfo) else list(buddy)
+    orders = len(next(iter(buddy.values())))
+    for key in keys:
+        node, name = key
+        z = zinfo.get(key, {})
+        nr = buddy.get(key, [0] * orders)
+        free_unfolded = z.get("free", z.get("nr_free_pages"))
+        prot = z.get("protection")
+        st = ZoneState(node=node, name=name,
+                       free_pages=free_unfolded if free_unfolded is not None
+                       else sum(n << o for o, n in enumerate(nr)),
+                       min=z.get("min", 0), low=z.get("low", 0), high=z.get("high", 0),
+                       lowmem_reserve=list(prot) if prot else [],
+                       nr_free=list(nr), managed=z.get("managed"), present=z.get("present"),
+                       index=zone_order[node].index(name), watermark_boost=z.get("boost", 0),
+                       free_cma=z.get("nr_free_cma", 0), highatomic=0,
+                       unaccepted=z.get("nr_unaccepted", 0))
+        info = ZoneInfo(state=st, populated=key in buddy, spanned=z.get("spanned"),
+                        free_pages_unfolded=free_unfolded,
+                        kernel_unusable=unusable.get(key), kernel_extfrag=extfrag.get(key))
+        if ptinfo is not None and key in ptinfo["free"]:
+            st.free_by_mt = {mt: list(c) for mt, c in ptinfo["free"][key].items()}
+            info.mt_capped = [(c[2], c[3]) for c in ptinfo["capped"] if (c[0], c[1]) == key]
+            for o in range(orders):
+                tot = sum(c[o] for c in st.free_by_mt.values() if o < len(c))
+                if tot != nr[o]:
+                    info.mt_mismatch[o] = (tot, nr[o])
+        zones.append(info)
+    if not zinfo:
+        errors.append("no zoneinfo: watermarks unknown, verdicts skipped")
+    return FragReport(source=f"text {pdir.path}", release=rel, rule=rule, orders=orders,
+                      page_size=4096, migratetypes=list(ptinfo["types"]) if ptinfo else [],
+                      zones=zones, zone_types=[], errors=errors)
+
+
+# ---------------------------------------------------------------- verdicts
+
+def classzone_index(report: FragReport, name: Optional[str]) -> int:
+    """Index of the highest zone a request may use: ``name`` (e.g. "Normal",
+    what GFP_KERNEL reaches on x86_64), by default Normal if the kernel has
+    it, else the highest populated zone."""
+    want = name or "Normal"
+    for z in report.zones:
+        if z.state.name.lower() == want.lower() and z.state.index is not None:
+            return z.state.index
+    if report.zone_types:
+        for i, n in enumerate(report.zone_types):
+            if n.lower() == f"zone_{want.lower()}":
+                return i
+    if name:
+        raise InputError(f"no zone named {name!r} (zones: "
+                         f"{', '.join(sorted({z.state.name for z in report.zones}))})")
+    return max((z.state.index or 0) for z in report.zones if z.populated)
+
+
+def verdicts(report: FragReport, orders: List[int], classzone: int, marks=("low", "min"),
+             **flags) -> Dict[Tuple[int, str], Dict[int, Dict[str, Verdict]]]:
+    """``{(node, zone): {order: {mark: Verdict}}}`` for zones at or below the
+    classzone that have watermarks."""
+    out: Dict[Tuple[int, str], Dict[int, Dict[str, Verdict]]] = {}
+    for z in report.zones:
+        st = z.state
+        if not z.populated or st.index is None or st.index > classzone:
+            continue
+        if not st.lowmem_reserve or classzone >= len(st.lowmem_reserve) or not (st.min or st.low):
+            continue
+        per: Dict[int, Dict[str, Verdict]] = {}
+        for o in orders:
+            if o >= len(st.nr_free):
+                continue
+            per[o] = {m: watermark_ok(st, o, m, classzone, report.rule, **flags) for m in marks}
+        out[z.key] = per
+    return out
+
+
+def zone_json(z: ZoneInfo, page_size: int) -> Dict[str, Any]:
+    st = z.state
+    return {
+        "node": st.node, "zone": st.name, "index": st.index, "populated": z.populated,
+        "managed_pages": st.managed, "present_pages": st.present, "spanned_pages": z.spanned,
+        "free_pages": st.free_pages,
+        "free_pages_folded": z.free_pages_folded,
+        "free_pages_buddy": sum(n << o for o, n in enumerate(st.nr_free)),
+        "watermark": {"min": st.min, "low": st.low, "high": st.high,
+                      "boost": st.watermark_boost},
+        "lowmem_reserve": st.lowmem_reserve, "highatomic_pages": st.highatomic,
+        "free_cma_pages": st.free_cma, "nr_free": st.nr_free,
+        "free_by_migratetype": st.free_by_mt,
+        "migratetype_mismatch": {str(o): {"walked": a, "nr_free": b}
+                                 for o, (a, b) in sorted(z.mt_mismatch.items())},
+        "migratetype_capped": [{"migratetype": m, "order": o} for m, o in z.mt_capped],
+        "walk_errors": z.walk_errors,
+        "unusable_index": [unusable_index(st.nr_free, o) for o in range(len(st.nr_free))],
+        "extfrag_index": [fragmentation_index(st.nr_free, o) for o in range(len(st.nr_free))],
+        "kernel_unusable_index": z.kernel_unusable,
+        "kernel_extfrag_index": z.kernel_extfrag,
+    }

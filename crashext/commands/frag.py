@@ -1,0 +1,249 @@
+"""``frag``: buddy free lists by zone, order and migrate type; fragmentation
+indices; and whether an order-N allocation would pass each zone's watermark."""
+
+import argparse
+from typing import Any, Dict, List, Optional
+
+from .. import render
+from ..analysis import frag as fa
+from ..analysis.watermark import RULES
+from ..errors import InputError
+from ..sources.procfs import ProcDir
+
+NAME = "frag"
+SUMMARY = "buddy free lists, fragmentation indices and an order-N watermark verdict"
+DESCRIPTION = """\
+Per node and zone: managed/present/free pages, watermarks, lowmem_reserve and
+free blocks per order (as /proc/buddyinfo), the kernel's unusable-free and
+fragmentation indices per order (as debugfs extfrag/), and whether an order-N
+request passes the zone's low and min watermarks as the kernel's
+__zone_watermark_ok() of that generation decides it.  The first line is the
+verdict.
+
+Reads a kernel (-c VMCORE -s VMLINUX, or -k) or text (--proc DIR: a live
+/proc, a saved copy, an sosreport's proc/, or a directory holding
+buddyinfo, zoneinfo, pagetypeinfo, extfrag_index, unusable_index).
+
+The verdict is for a request that may use zones up to --classzone (default
+Normal, what GFP_KERNEL reaches on x86_64) and has no ALLOC_* flags unless
+--alloc-flags says so; the allocation fails only if every zone fails the min
+watermark (the slowpath's), it wakes kswapd when every zone fails low."""
+TARGET = "optional"
+
+_FLAGS = ("high", "harder", "oom", "highatomic", "cma")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--order", type=int, metavar="N",
+                        help="give the verdict for an order-N request (default: every order)")
+    parser.add_argument("--migratetypes", action="store_true",
+                        help="count free blocks per migrate type (walks the kernel's free "
+                             "lists; from text, pagetypeinfo's counts)")
+    parser.add_argument("--all", action="store_true", help="show unpopulated zones too")
+    parser.add_argument("--proc", metavar="DIR", help="read text files from DIR instead of a kernel")
+    parser.add_argument("--release", metavar="RELEASE",
+                        help="kernel release of --proc text (picks the watermark rule)")
+    parser.add_argument("--classzone", metavar="ZONE",
+                        help="highest zone the request may use (default Normal)")
+    parser.add_argument("--alloc-flags", metavar="FLAGS", default="",
+                        help="comma-separated ALLOC_* rights of the request: "
+                             + ", ".join(_FLAGS) + " (default none, as GFP_KERNEL)")
+
+
+def _parse_flags(text: str) -> Dict[str, bool]:
+    out = {}
+    for w in [x.strip().lower() for x in text.split(",") if x.strip()]:
+        if w not in _FLAGS:
+            raise InputError(f"unknown --alloc-flags word {w!r} (choose from {', '.join(_FLAGS)})")
+        out[w] = True
+    return out
+
+
+def _short(mt: str) -> str:
+    return mt[8:].capitalize() if mt.startswith("MIGRATE_") else mt
+
+
+def build(args, ctx) -> Dict[str, Any]:
+    """Run the analysis and return the JSON-shaped result (also used by tables)."""
+    flags = _parse_flags(args.alloc_flags)
+    if args.proc:
+        if ctx.has_target:
+            raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
+        report = fa.from_proc(ProcDir(args.proc), release=args.release, all_zones=args.all)
+        if args.release is None and report.release is None:
+            ctx.warn(report.errors[0]) if report.errors else None
+    else:
+        if not ctx.has_target:
+            raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
+        t = ctx.target()
+        report = fa.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
+                                err=ctx.err)
+    if not report.zones:
+        raise InputError(f"{report.source}: no populated zones found")
+    if args.order is not None and not 0 <= args.order < report.orders:
+        raise InputError(f"--order {args.order} out of range: this kernel has orders "
+                         f"0..{report.orders - 1}")
+    cz = fa.classzone_index(report, args.classzone)
+    orders = [args.order] if args.order is not None else list(range(report.orders))
+    ver = fa.verdicts(report, orders, cz, **flags)
+    zones = []
+    for z in report.zones:
+        d = fa.zone_json(z, report.page_size)
+        if not args.migratetypes and not args.proc:
+            d["free_by_migratetype"] = None
+        v = ver.get(z.key)
+        d["verdicts"] = None if v is None else {
+            str(o): {m: vv.to_json() for m, vv in per.items()} for o, per in v.items()}
+        zones.append(d)
+    summary = _summary(report, ver, orders, cz)
+    return {
+        "source": report.source, "release": report.release, "rule": report.rule,
+        "rule_covers": RULES[report.rule], "orders": report.orders,
+        "page_size": report.page_size, "migratetypes": report.migratetypes,
+        "classzone": {"index": cz, "name": _zone_name(report, cz)},
+        "alloc_flags": sorted(flags), "order": args.order,
+        "verdict": summary, "zones": zones, "errors": report.errors,
+    }
+
+
+def _zone_name(report, idx: int) -> Optional[str]:
+    for z in report.zones:
+        if z.state.index == idx:
+            return z.state.name
+    if report.zone_types and idx < len(report.zone_types):
+        return report.zone_types[idx][5:].capitalize()
+    return None
+
+
+def _summary(report, ver, orders: List[int], cz: int) -> Dict[str, Any]:
+    """Per order: passes min somewhere (allocation can succeed without
+    reclaim), passes low somewhere (no kswapd wakeup needed)."""
+    per_order = {}
+    # the zonelist is tried from the classzone downwards (Normal, DMA32, DMA)
+    idx = {z.key: (z.state.index or 0) for z in report.zones}
+    ver = dict(sorted(ver.items(), key=lambda kv: (-idx.get(kv[0], 0), kv[0][0])))
+    for o in orders:
+        min_pass = [f"{k[0]}:{k[1]}" for k, per in ver.items() if o in per and per[o]["min"].ok]
+        low_pass = [f"{k[0]}:{k[1]}" for k, per in ver.items() if o in per and per[o]["low"].ok]
+        per_order[str(o)] = {"min_pass_zones": min_pass, "low_pass_zones": low_pass,
+                             "ok": bool(min_pass)}
+    failing = [o for o in orders if not per_order[str(o)]["ok"]]
+    return {"checked_zones": [f"{k[0]}:{k[1]}" for k in ver], "per_order": per_order,
+            "ok": not failing and bool(ver), "first_failing_order": failing[0] if failing else None,
+            "unknown": not ver}
+
+
+def _verdict_line(res: Dict[str, Any], page_size: int) -> str:
+    s = res["verdict"]
+    cz = res["classzone"]["name"] or res["classzone"]["index"]
+    head = f"rule {res['rule']}, zones up to {cz}"
+    if res["alloc_flags"]:
+        head += ", flags " + "|".join(res["alloc_flags"])
+    if s["unknown"]:
+        return f"VERDICT UNKNOWN: no zone with watermarks to check ({head})"
+    zones = {f"{z['node']}:{z['zone']}": z for z in res["zones"]}
+    if res["order"] is not None:
+        o = res["order"]
+        po = s["per_order"][str(o)]
+        size = render.human_bytes(page_size << o)
+        if po["ok"]:
+            where = po["min_pass_zones"][0]
+            v = zones[where]["verdicts"][str(o)]["min"]
+            kswapd = "" if po["low_pass_zones"] else "; below low in every zone: kswapd woken"
+            return (f"PASS: order-{o} ({size}) request passes the min watermark in Node "
+                    f"{where.replace(':', ' ')} ({v['reason']}){kswapd} [{head}]")
+        parts = []
+        for key in s["checked_zones"]:
+            v = zones[key]["verdicts"][str(o)]["min"]
+            parts.append(f"Node {key.replace(':', ' ')}: {v['reason']}")
+        return (f"FAIL: order-{o} ({size}) request fails the min watermark in every zone "
+                f"[{head}]: " + "; ".join(parts))
+    first = s["first_failing_order"]
+    if first is None:
+        top = max(int(o) for o in s["per_order"])
+        return (f"PASS: every order 0..{top} passes the min watermark in some zone [{head}]")
+    return (f"FAIL: orders {first} and above (>= {render.human_bytes(page_size << first)}) "
+            f"fail the min watermark in every zone; order {first - 1} is the largest that "
+            f"passes [{head}]" if first > 0 else
+            f"FAIL: even order 0 fails the min watermark in every zone [{head}]")
+
+
+def run(args, ctx) -> int:
+    res = build(args, ctx)
+    for e in res["errors"]:
+        ctx.warn(e)
+    if args.json:
+        render.write_json(ctx.out, res)
+        return 0
+    out = ctx.out
+    ps = res["page_size"]
+    out.write(_verdict_line(res, ps) + "\n")
+    for z in res["zones"]:
+        out.write("\n")
+        _zone_block(out, z, ps, res, args)
+    return 0
+
+
+def _pages(n: Optional[int], ps: int) -> str:
+    return "-" if n is None else f"{render.human_bytes(n * ps)} ({n})"
+
+
+def _zone_block(out, z: Dict[str, Any], ps: int, res: Dict[str, Any], args) -> None:
+    wm = z["watermark"]
+    out.write(f"Node {z['node']}, zone {z['zone']}"
+              + ("" if z["populated"] else " (unpopulated)") + "\n")
+    free = f"free {_pages(z['free_pages'], ps)}"
+    if z["free_pages_folded"] is not None and z["free_pages_folded"] != z["free_pages"]:
+        free += f", with per-CPU deltas {z['free_pages_folded']}"
+    free += f", in buddy lists {z['free_pages_buddy']}"
+    rows = [("managed", _pages(z["managed_pages"], ps)), ("present", _pages(z["present_pages"], ps)),
+            ("free", free[5:]),
+            ("watermarks", f"min {_pages(wm['min'], ps)}  low {_pages(wm['low'], ps)}  "
+                           f"high {_pages(wm['high'], ps)}  boost {wm['boost']}"),
+            ("lowmem_reserve", " ".join(str(x) for x in z["lowmem_reserve"]) or "-")]
+    if z["highatomic_pages"]:
+        rows.append(("highatomic", _pages(z["highatomic_pages"], ps)))
+    out.write(render.kv_block(rows) + "\n")
+    nr = z["nr_free"]
+    bym = z["free_by_migratetype"] if args.migratetypes else None
+    mts = [m for m in (res["migratetypes"] or (list(bym) if bym else [])) if bym and m in bym]
+    headers = ["ORDER", "BLOCK", "BLOCKS", "FREE"]
+    align = ["right", "right", "right", "right"]
+    headers += [_short(m).upper() for m in mts]
+    align += ["right"] * len(mts)
+    headers += ["UNUSABLE", "EXTFRAG"]
+    align += ["right", "right"]
+    ver = z["verdicts"]
+    if ver:
+        headers += ["LOW", "MIN"]
+        align += ["left", "left"]
+    headers.append("")
+    align.append("left")
+    biggest = max([n << o for o, n in enumerate(nr)] + [1])
+    rows_t = []
+    orders = [args.order] if args.order is not None else range(len(nr))
+    for o in orders:
+        row = [str(o), render.human_bytes(ps << o), str(nr[o]), render.human_bytes((nr[o] << o) * ps)]
+        for m in mts:
+            val = str(bym[m][o])
+            if {"migratetype": m, "order": o} in z["migratetype_capped"]:
+                val = ">" + val
+            row.append(val)
+        row += [fa.format_index(z["unusable_index"][o]), fa.format_index(z["extfrag_index"][o])]
+        if ver:
+            vo = ver.get(str(o))
+            row += [("PASS" if vo["low"]["ok"] else "FAIL") if vo else "-",
+                    ("PASS" if vo["min"]["ok"] else "FAIL") if vo else "-"]
+        row.append(render.bar(nr[o] << o, biggest, 20))
+        rows_t.append(row)
+    render.write_table(out, rows_t, headers, align)
+    for o, mm in z["migratetype_mismatch"].items():
+        out.write(f"  order {o}: free lists hold {mm['walked']} blocks, nr_free says "
+                  f"{mm['nr_free']}\n")
+    for e in z["walk_errors"]:
+        out.write(f"  free list walk stopped: {e}\n")
+    for name, mine, theirs in (("unusable_index", z["unusable_index"], z["kernel_unusable_index"]),
+                               ("extfrag_index", z["extfrag_index"], z["kernel_extfrag_index"])):
+        if theirs is not None and theirs != mine[:len(theirs)]:
+            out.write(f"  note: the kernel's {name} differs from the one computed from "
+                      f"buddyinfo (files read at different times?)\n")

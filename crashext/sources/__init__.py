@@ -1,0 +1,1 @@
+"""Text sources: /proc snapshots, kernel logs. Parsers return plain data."""
