@@ -442,7 +442,7 @@ def release_affected(release: Optional[str], ranges: Sequence[Affected]) -> Tupl
     reasons = []
     for r in ranges:
         lo, hi = r.since, r.before
-        span = f"{lo or 'any'} .. before {hi or 'any'}"
+        span = (f"from {lo} " if lo else "") + (f"before {hi}" if hi else "(no fixed release known)")
         if r.family == "rhel":
             if dist != r.dist:
                 reasons.append(f"not a {r.dist} kernel")
