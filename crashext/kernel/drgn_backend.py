@@ -182,7 +182,7 @@ class DrgnTarget(Target):
         t = self._type(type_name)
         try:
             return drgn.offsetof(t, member)
-        except LookupError as exc:
+        except (LookupError, TypeError) as exc:  # TypeError: a dotted path through a non-struct
             raise MissingSymbolError(f"{type_name} has no member {member}") from exc
 
     def enum_constants(self, enum_type: str) -> Dict[str, int]:
@@ -278,7 +278,7 @@ class DrgnTarget(Target):
         except drgn.FaultError as exc:
             raise _fault(exc) from exc
         frames = []
-        for frame in trace:
+        for i, frame in enumerate(trace):
             pc = frame.pc
             func, offset, size = frame.name, None, None
             try:
@@ -293,7 +293,13 @@ class DrgnTarget(Target):
             except LookupError:
                 path, line = None, None
             frames.append({"function": func, "offset": offset, "size": size, "pc": pc,
-                           "file": path, "line": line, "exception": bool(frame.interrupted),
+                           # frame 0's registers are the ones saved when the dump was
+                           # taken (interrupted too), and user-space pt_regs at the
+                           # syscall entry are not an exception in the kernel: only a
+                           # later interrupted frame in the kernel half (x86_64/arm64:
+                           # top bit set) is the exception RIP
+                           "file": path, "line": line,
+                           "exception": bool(frame.interrupted) and i > 0 and pc >= 1 << 63,
                            "inline": bool(frame.is_inline)})
         return frames
 
