@@ -334,9 +334,16 @@ def open_core(core: str, vmlinux: Optional[str]) -> DrgnTarget:
     prog = _new_program()
     try:
         prog.set_core_dump(core)
-    except (OSError, ValueError, drgn.FaultError) as exc:
-        raise TargetError(f"{core}: cannot open as a vmcore: {exc}") from exc
-    _load_vmlinux(prog, vmlinux)
+        _load_vmlinux(prog, vmlinux)
+    except TargetError:
+        raise
+    except Exception as exc:  # drgn's FaultError, ValueError, OSError, ...
+        why = " ".join(str(exc).split())
+        if len(why) > 160:
+            why = why[:157] + "..."
+        known = "; ".join(info.warnings)
+        raise TargetError(f"{core}: drgn cannot open this dump"
+                          + (f" ({known})" if known else "") + f": {why}") from exc
     return DrgnTarget(prog, f"vmcore {core}", warnings=info.warnings)
 
 
