@@ -695,7 +695,6 @@ def _is_static(path):
 
 class QMP:
     def __init__(self, path, deadline):
-        self.deadline = deadline
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         while True:
             try:
@@ -707,15 +706,15 @@ class QMP:
                 time.sleep(0.05)
         self.buf = b""
         self.events = []
-        self.recv()                          # greeting
+        if self.recv(max(1, deadline - time.monotonic())) is None:
+            raise FixtureError("no QMP greeting from QEMU")
         self.cmd("qmp_capabilities")
 
-    def recv(self, timeout=None):
-        """One JSON message, or None on timeout."""
-        end = time.monotonic() + timeout if timeout is not None else None
+    def recv(self, timeout):
+        """One JSON message, or None after timeout seconds."""
+        end = time.monotonic() + timeout
         while b"\n" not in self.buf:
-            left = (end if end is not None else self.deadline) \
-                - time.monotonic()
+            left = end - time.monotonic()
             if left <= 0:
                 return None
             self.sock.settimeout(left)
@@ -729,13 +728,14 @@ class QMP:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def cmd(self, name, **args):
+    def cmd(self, name, timeout=120, **args):
         msg = {"execute": name}
         if args:
             msg["arguments"] = args
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        end = time.monotonic() + timeout
         while True:
-            r = self.recv()
+            r = self.recv(max(0.01, end - time.monotonic()))
             if r is None:
                 raise FixtureError("QMP %s: no reply" % name)
             if "event" in r:
@@ -802,6 +802,13 @@ def run_qemu(kernel, initrd, cmdline, memory_mb, cpus, workdir, timeout,
     qmp = None
 
     def fail(msg):
+        try:
+            text = serial.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        m = re.search(r"@@CRASHEXT:FAIL (.*?)@@", text)
+        if m:
+            msg = "guest: %s (%s)" % (m.group(1), msg)
         return FixtureError("%s; serial log tail:\n%s" % (
             msg, serial_tail(serial)))
     try:

@@ -4,17 +4,20 @@
  *
  *   fragment [margin_mb] [ready_file]
  *
- * 1. map an anonymous region A (MADV_NOHUGEPAGE) of MemFree - margin and
- *    touch every page: order-0 allocations, which the buddy allocator takes
- *    smallest-first (mm/page_alloc.c __rmqueue_smallest), so what is left
- *    free afterwards is mostly the large blocks of the margin;
- * 2. eat those: fault 2 MiB MADV_HUGEPAGE chunks (order-9 THP allocations,
- *    with transparent_hugepage/defrag=never set by the scenario so that no
- *    compaction runs) while /proc/buddyinfo shows a free block of order >=
- *    9 (pageblock_order on x86_64) in a zone other than DMA, and MemFree
- *    stays above a reserve;
- * 3. MADV_DONTNEED every other page of A: about half of A becomes free
+ * 1. map an anonymous region A (MADV_NOHUGEPAGE) of
+ *    MemFree - DMA-zone free - 2 * min_free_kbytes - margin and touch every
+ *    page: order-0 allocations, which the buddy allocator serves
+ *    smallest-block-first (mm/page_alloc.c __rmqueue_smallest, 5.10..6.12),
+ *    so the memory left free is mostly the large blocks of the margin;
+ * 2. MADV_DONTNEED every other page of A: about half of A becomes free
  *    order-0 pages whose buddies are still in use, so they cannot merge;
+ * 3. eat the remaining large blocks: fault 2 MiB MADV_HUGEPAGE chunks
+ *    (order-9 THP allocations; the scenario sets transparent_hugepage/
+ *    defrag=never so no compaction runs) while /proc/buddyinfo shows a free
+ *    block of order >= 9 (pageblock_order on x86_64) in a zone other than
+ *    DMA.  Now that half of A is free the watermarks are no obstacle, and
+ *    order-0 holes cannot serve order-9 requests, so each fault takes one
+ *    of the large blocks;
  * 4. write a summary to ready_file (if given) and sleep forever, keeping
  *    the layout in place until the panic.
  */
@@ -59,8 +62,12 @@ static long read_long(const char *path)
 	return v;
 }
 
-/* free blocks of order >= min_order in zones other than DMA */
-static long high_order_blocks(int min_order)
+/*
+ * Free blocks of order >= min_order in zones other than DMA; if dma_kb is
+ * not NULL, also the free kB of the DMA zone (unusable for user memory
+ * because of lowmem_reserve).
+ */
+static long high_order_blocks(int min_order, long *dma_kb)
 {
 	char line[512], zone[32];
 	long total = 0;
@@ -68,18 +75,22 @@ static long high_order_blocks(int min_order)
 
 	if (!f)
 		return -1;
+	if (dma_kb)
+		*dma_kb = 0;
 	while (fgets(line, sizeof(line), f)) {
 		int node, n, off, order = 0;
 		char *p;
 		long cnt;
+		int dma;
 
 		if (sscanf(line, "Node %d, zone %31s%n", &node, zone, &n) < 2)
 			continue;
-		if (!strcmp(zone, "DMA"))
-			continue;
+		dma = !strcmp(zone, "DMA");
 		p = line + n;
 		while (sscanf(p, "%ld%n", &cnt, &off) == 1) {
-			if (order >= min_order)
+			if (dma && dma_kb)
+				*dma_kb += (cnt << order) * 4;
+			if (!dma && order >= min_order)
 				total += cnt;
 			order++;
 			p += off;
@@ -95,16 +106,20 @@ int main(int argc, char **argv)
 	const char *ready = argc > 2 ? argv[2] : NULL;
 	long free_kb = meminfo_kb("MemFree");
 	long min_kb = read_long("/proc/sys/vm/min_free_kbytes");
-	long reserve_kb = (min_kb > 0 ? min_kb : 4096) * 3;
-	size_t a_len, i, freed = 0, b_chunks = 0;
+	long dma_kb = 0, guard_kb, a_kb, left, best, stale = 0;
+	size_t a_len, i, freed = 0, b_chunks = 0, b_max;
 	char *a, *b;
-	size_t b_max;
 
-	if (free_kb <= margin_mb * 1024 + reserve_kb) {
+	if (min_kb < 0)
+		min_kb = 4096;
+	high_order_blocks(9, &dma_kb);
+	guard_kb = dma_kb + 2 * min_kb;
+	a_kb = free_kb - guard_kb - margin_mb * 1024;
+	if (a_kb < 64 * 1024) {
 		fprintf(stderr, "fragment: only %ld kB free\n", free_kb);
 		return 1;
 	}
-	a_len = (size_t)(free_kb - margin_mb * 1024) * 1024 & ~(PAGE - 1);
+	a_len = (size_t)a_kb * 1024 & ~(PAGE - 1);
 	a = mmap(NULL, a_len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (a == MAP_FAILED) {
@@ -115,8 +130,13 @@ int main(int argc, char **argv)
 	for (i = 0; i < a_len; i += PAGE)
 		a[i] = 1;
 
-	/* region B: reserve address space, fault 2 MiB THP chunks */
-	b_max = (size_t)margin_mb << 20;
+	for (i = 0; i < a_len; i += 2 * PAGE) {
+		if (madvise(a + i, PAGE, MADV_DONTNEED) == 0)
+			freed++;
+	}
+
+	/* region B: address space for the THP chunks */
+	b_max = (size_t)free_kb * 1024 / 2;
 	b = mmap(NULL, b_max + HUGE, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (b == MAP_FAILED) {
@@ -125,15 +145,20 @@ int main(int argc, char **argv)
 	}
 	b = (char *)(((unsigned long)b + HUGE - 1) & ~(HUGE - 1));
 	madvise(b, b_max, MADV_HUGEPAGE);
-	while (b_chunks * HUGE < b_max && high_order_blocks(9) > 0 &&
-	       meminfo_kb("MemFree") > reserve_kb + 2048) {
+	/* stop if 64 faults in a row did not reduce the large blocks (THP
+	 * failing and falling back to order-0 pages, which eat the holes) */
+	best = high_order_blocks(9, NULL);
+	while ((b_chunks + 1) * HUGE <= b_max &&
+	       (left = high_order_blocks(9, NULL)) > 0 &&
+	       stale < 64 && meminfo_kb("MemFree") > guard_kb + 4096) {
 		b[b_chunks * HUGE] = 1;
 		b_chunks++;
-	}
-
-	for (i = 0; i < a_len; i += 2 * PAGE) {
-		if (madvise(a + i, PAGE, MADV_DONTNEED) == 0)
-			freed++;
+		if (left < best) {
+			best = left;
+			stale = 0;
+		} else {
+			stale++;
+		}
 	}
 
 	if (ready) {
@@ -142,9 +167,11 @@ int main(int argc, char **argv)
 		if (f) {
 			fprintf(f, "region_a_kb=%zu\nfreed_pages=%zu\n"
 				"thp_chunks=%zu\nmemfree_kb=%ld\n"
+				"min_free_kbytes=%ld\ndma_free_kb=%ld\n"
 				"high_order_blocks_ge9=%ld\n",
 				a_len >> 10, freed, b_chunks,
-				meminfo_kb("MemFree"), high_order_blocks(9));
+				meminfo_kb("MemFree"), min_kb, dma_kb,
+				high_order_blocks(9, NULL));
 			fclose(f);
 		}
 	}
