@@ -100,7 +100,7 @@ def bar(value: float, maximum: float, width: int = 20) -> str:
 
 def kv_block(pairs: Iterable[Sequence[Any]]) -> str:
     """``KEY: value`` lines aligned like the crash banner."""
-    pairs = [(str(k), "" if v is None else str(v)) for k, v in pairs]
+    pairs = [(str(k), "-" if v is None or v == "" else str(v)) for k, v in pairs]
     if not pairs:
         return ""
     w = max(len(k) for k, _ in pairs)

@@ -64,25 +64,36 @@ def total_ram_pages(t: Target) -> int:
 
 
 def uptime_seconds(t: Target) -> float:
-    """Seconds since boot when the dump was taken (CLOCK_MONOTONIC + boot offset).
+    """Seconds since boot when the dump was taken (CLOCK_BOOTTIME).
 
-    The timekeeper moved into ``tk_core`` in v3.17 (commit 3fdb14fd1df7);
-    ``offs_boot`` (ktime) counts time spent suspended.  Monotonic time is
-    ``xtime_sec + wall_to_monotonic.tv_sec`` (kernel/time/timekeeping.c).
+    kernel/time/timekeeping.c: monotonic time is ``xtime_sec +
+    wall_to_monotonic`` plus the shifted ``xtime_nsec``; boot time adds
+    ``offs_boot`` (time spent suspended).  The timekeeper moved into
+    ``tk_core`` in v3.17 (commit 3fdb14fd1df7), and ``xtime_nsec``/``shift``
+    into ``tkr_mono`` in v4.1 (commit 876e78818def, "time: Rename
+    timekeeper::tkr to tkr_mono"; ``tkr`` from v3.17).
     """
     if t.has_symbol("tk_core"):
         tk = t.symbol("tk_core").timekeeper
     else:
         tk = t.symbol("timekeeper")
-    secs = int(tk.xtime_sec) + _signed(int(tk.wall_to_monotonic.tv_sec))
+    if t.has_member("struct timekeeper", "tkr_mono"):
+        tkr = tk.tkr_mono
+    elif t.has_member("struct timekeeper", "tkr"):
+        tkr = tk.tkr
+    else:
+        tkr = tk
+    nsec = int(tkr.xtime_nsec) >> int(tkr.shift)
+    wtm = tk.wall_to_monotonic
+    secs = int(tk.xtime_sec) + _signed(int(wtm.tv_sec))
+    ns = nsec + _signed(int(wtm.tv_nsec))
     if t.has_member("struct timekeeper", "offs_boot"):
         boot = tk.offs_boot
         try:
-            boot_ns = int(boot)
+            ns += _signed(int(boot))
         except (CrashextError, TypeError):
-            boot_ns = int(boot.tv64)  # ktime_t was a union with tv64 before v4.10
-        secs += _signed(boot_ns) / 1e9
-    return float(secs)
+            ns += _signed(int(boot.tv64))  # ktime_t was a union with tv64 before v4.10
+    return secs + ns / 1e9
 
 
 def _signed(v: int) -> int:

@@ -5,6 +5,7 @@ QMP.  Only the debug info the user names is loaded and drgn's debug-info
 finders are switched off, so opening never reaches for the network.
 """
 
+import logging
 import os
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -223,7 +224,10 @@ class DrgnTarget(Target):
     # -- per-CPU -----------------------------------------------------------
     def possible_cpus(self) -> List[int]:
         from drgn.helpers.linux.cpumask import for_each_possible_cpu
-        return list(for_each_possible_cpu(self.prog))
+        try:
+            return list(for_each_possible_cpu(self.prog))
+        except drgn.FaultError as exc:
+            raise _fault(exc) from exc
 
     def per_cpu(self, obj: KObj, cpu: int) -> KObj:
         from drgn.helpers.linux.percpu import per_cpu, per_cpu_ptr
@@ -305,6 +309,9 @@ class DrgnTarget(Target):
 
 
 def _new_program() -> "drgn.Program":
+    # drgn logs its own warnings (e.g. "can't find kernel modules" on a
+    # damaged dump) to stderr; crashext reports what matters in one line.
+    logging.getLogger("drgn").setLevel(logging.ERROR)
     prog = drgn.Program()
     # No debuginfod or other finders: only what the user named is loaded.
     try:

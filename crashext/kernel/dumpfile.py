@@ -147,16 +147,38 @@ def _kdump_dump(path: str, f, size: int) -> DumpInfo:
     dumped = int.from_bytes(bitmap2, "little").bit_count()
     desc_start = bitmap_start + bitmap_len
     if dumped:
-        last = _read_at(f, desc_start + (dumped - 1) * 24, 24)
-        if len(last) < 24:
+        end = _kdump_data_end(f, desc_start, dumped)
+        if end is None:
             info.warnings.append(f"truncated vmcore: {size} bytes, its page table alone needs "
                                  f"{desc_start + dumped * 24}; most pages are missing")
-        else:
-            off, psize = struct.unpack_from("<qI", last, 0)
-            if off + psize > size:
-                info.warnings.append(f"truncated vmcore: {size} of {off + psize} bytes present; "
-                                     "objects in the missing part will be reported unreadable")
+        elif end > size:
+            info.warnings.append(f"truncated vmcore: {size} of {end} bytes present; "
+                                 "objects in the missing part will be reported unreadable")
     return info
+
+
+def _kdump_data_end(f, desc_start: int, dumped: int) -> Optional[int]:
+    """Where the page data of a kdump file ends, from its page descriptors.
+
+    Page data follows the descriptors in page order, except that every zero
+    page shares one copy written first; so the last descriptor that does not
+    point at that shared copy ends the data.  Read from the end, a chunk at
+    a time.  None if the descriptor table itself is cut off.
+    """
+    zero_page_at = desc_start + dumped * 24
+    chunk = 4096
+    hi = dumped
+    while hi > 0:
+        lo = max(0, hi - chunk)
+        raw = _read_at(f, desc_start + lo * 24, (hi - lo) * 24)
+        if len(raw) < (hi - lo) * 24:
+            return None
+        for i in range(hi - lo - 1, -1, -1):
+            off, psize = struct.unpack_from("<qI", raw, i * 24)
+            if off != zero_page_at:
+                return off + psize
+        hi = lo
+    return zero_page_at + 4096
 
 
 def read_dump_info(path: str) -> DumpInfo:
