@@ -12,7 +12,11 @@ setup(
     packages=find_packages(include=["crashext", "crashext.*"]),
     package_data={"crashext": ["kb/*.toml", "data/*"]},
     include_package_data=True,
-    install_requires=["tabulate>=0.8"],
+    # the scripts crash runs for each command (found by `crashext crash-init`)
+    data_files=[("share/crashext/epython", ["epython/crashext_init.py", "epython/memcgids.py",
+                                            "epython/frag.py", "epython/allocfail.py",
+                                            "epython/triage.py"])],
+    install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],
     extras_require={
         "drgn": ["drgn>=0.0.25"],
         "test": ["pytest>=7", "hypothesis>=6"],
