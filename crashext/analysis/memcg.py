@@ -448,6 +448,19 @@ class _Layout:
         elif t.has_member("struct mem_cgroup", "memory.count"):
             self.usage_member = "count"
         self.kmem_counter = t.has_member("struct mem_cgroup", "kmem")
+        # On the default (v2) hierarchy memcg->kmem is never charged: kmem is
+        # charged to it only "if (!cgroup_subsys_on_dfl(memory_cgrp_subsys))"
+        # (mm/memcontrol.c v5.10 __memcg_kmem_charge, v6.1 memcg_account_kmem).
+        self.on_dfl = False
+        dfl = _opt_symbol(t, "cgrp_dfl_root")
+        if dfl is not None and t.has_member("struct cgroup", "root"):
+            try:
+                root = t.symbol("root_mem_cgroup")
+                self.on_dfl = int(root.css.cgroup.root) == dfl.address
+            except (ReadError, MissingSymbolError):
+                pass
+        if self.on_dfl:
+            self.kmem_counter = False
         # kernfs ino: u64 kn->id since v5.5 (commit 67c0496e87d1); union
         # kernfs_node_id with .ino v4.14-v5.4; kn->ino v3.14-v4.13.
         self.kn_id_mode = None
@@ -894,6 +907,7 @@ def _summary(t: Target, lay: _Layout, rows: List[Memcg], sources: List[str],
     return {
         "release": t.release,
         "layout": "css tree (v3.15+)" if lay.css_tree else "cgroup tree (v3.10)",
+        "hierarchy": "v2" if lay.on_dfl else "v1",
         "sources": sources,
         "total": len(rows),
         "online": online,

@@ -1,0 +1,141 @@
+"""memcgids on real dumps (tests/vmcore fixtures, built on demand).
+
+Every expectation comes from what the guest kernel itself reported just
+before the dump (truth/: the cgroup tree with inode numbers, the paths
+removed while charged, cgroup.stat) or from crash reading the same dump.
+"""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+pytest.importorskip("drgn")
+
+from crashext.analysis.memcg import memcg_report  # noqa: E402
+from crashext.kernel import drgn_backend  # noqa: E402
+
+CHURN = [("bookworm", "memcg-churn"), ("bullseye", "memcg-churn"), ("trixie", "memcg-churn")]
+
+
+def _open(fx):
+    return drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
+
+
+def _expected_paths(truth):
+    return ({r["path"] for r in truth["cgroup_tree.tsv"]}
+            | {r["path"] for r in truth["removed_charged.tsv"]})
+
+
+def _nearest_online_ancestor(by_path, path):
+    p = path
+    while p != "/":
+        p = p.rsplit("/", 1)[0] or "/"
+        m = by_path.get(p)
+        if m is not None and m.online:
+            return m
+    return by_path["/"]
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("suite,scenario", CHURN)
+def test_churn_paths_states_and_ids_match_the_guest(vmcore, suite, scenario):
+    fx = vmcore(suite, scenario)
+    truth = fx.truth()
+    r = memcg_report(_open(fx))
+    by_path = {m.path: m for m in r.memcgs}
+    assert len(by_path) == len(r.memcgs), "two memcgs with the same path"
+    # the tree the guest saw, plus the memcgs removed while still charged
+    assert set(by_path) == _expected_paths(truth)
+    removed = {row["path"] for row in truth["removed_charged.tsv"]}
+    assert {m.path for m in r.memcgs if not m.online} == removed
+    # the root's cgroup.stat counts the dying descendants
+    assert r.summary["dying"] == truth["cgroup_stat"]["/"]["nr_dying_descendants"]
+    # cgroup ids are the inode numbers user space saw
+    for row in list(truth["cgroup_tree.tsv"]) + list(truth["removed_charged.tsv"]):
+        assert by_path[row["path"]].cgroup_id == row["ino"], row["path"]
+    # usage: memory.current (bytes) of online memcgs, read a moment before the dump
+    page = 4096
+    for row in truth["cgroup_tree.tsv"]:
+        if row["path"] != "/" and row["memory_current"] is not None:
+            assert by_path[row["path"]].usage_pages * page == row["memory_current"], row["path"]
+    assert r.summary["flagged"] == 0, [(m.path, m.anomalies) for m in r.memcgs if m.anomalies]
+    assert r.summary["kmem_enabled"] is True
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("suite,scenario", CHURN)
+def test_churn_kmemcg_ids_follow_the_kernel_rules(vmcore, suite, scenario):
+    """Root -1; online memcgs own distinct ids; dying ones carry the id of their
+    nearest online ancestor (memcg_offline_kmem reparents kmemcg_id over all
+    descendants: mm/memcontrol.c v5.10 and v6.1)."""
+    fx = vmcore(suite, scenario)
+    r = memcg_report(_open(fx))
+    by_path = {m.path: m for m in r.memcgs}
+    assert by_path["/"].kmemcg_id == -1
+    online = [m for m in r.memcgs if m.online and m.path != "/"]
+    ids = [m.kmemcg_id for m in online]
+    assert all(i >= 0 for i in ids) and len(set(ids)) == len(ids)
+    for m in r.memcgs:
+        if not m.online:
+            assert m.kmemcg_id == _nearest_online_ancestor(by_path, m.path).kmemcg_id, m.path
+    if suite != "bullseye":  # v6.1+: memcg_online_kmem uses the memcg id itself
+        assert all(m.kmemcg_id == m.memcg_id for m in online)
+
+
+def _crash_ids(fx, addrs):
+    """crash's own reading of struct mem_cgroup.id,kmemcg_id at each address."""
+    cmds = "".join(f"struct mem_cgroup.id,kmemcg_id {a:x}\n" for a in addrs) + "quit\n"
+    p = subprocess.run(["crash", "-s", str(fx.vmlinux), str(fx.vmcore)], input=cmds,
+                       text=True, capture_output=True, timeout=600)
+    out = {}
+    blocks = re.split(r"\n(?=\s*id = \{)", p.stdout)
+    for a, blk in zip(addrs, [b for b in blocks if "kmemcg_id" in b]):
+        mid = re.search(r"id = \{\s*id = (-?\d+)", blk)
+        kid = re.search(r"kmemcg_id = (-?\d+)", blk)
+        out[a] = (int(mid.group(1)) if mid else None, int(kid.group(1)) if kid else None)
+    return out, p
+
+
+@pytest.mark.vmcore
+@pytest.mark.skipif(shutil.which("crash") is None, reason="crash not installed")
+@pytest.mark.parametrize("suite", ["bookworm", "bullseye"])
+def test_ids_equal_what_crash_prints(vmcore, suite):
+    fx = vmcore(suite, "memcg-churn")
+    r = memcg_report(_open(fx))
+    addrs = [m.address for m in r.memcgs]
+    got, p = _crash_ids(fx, addrs)
+    assert len(got) == len(addrs), p.stderr[-2000:]
+    for m in r.memcgs:
+        assert got[m.address] == (m.memcg_id, m.kmemcg_id), m.path
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("suite", ["bookworm", "bullseye"])
+def test_nokmem_every_id_is_minus_one_and_nothing_flagged(vmcore, suite):
+    fx = vmcore(suite, "nokmem")
+    r = memcg_report(_open(fx))
+    assert r.memcgs and all(m.kmemcg_id == -1 for m in r.memcgs)
+    assert r.summary["kmem_enabled"] is False
+    assert "disabled" in r.summary["kmem_mode"]
+    assert r.summary["flagged"] == 0
+    assert {m.path for m in r.memcgs} == _expected_paths(fx.truth())
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("suite", ["bookworm", "bullseye"])
+def test_cgroup_v1_tree(vmcore, suite):
+    fx = vmcore(suite, "cgroup-v1")
+    truth = fx.truth()
+    r = memcg_report(_open(fx))
+    by_path = {m.path: m for m in r.memcgs}
+    assert set(by_path) == _expected_paths(truth)
+    assert {p for p, m in by_path.items() if not m.online} == \
+        {row["path"] for row in truth["removed_charged.tsv"]}
+    for row in truth["cgroup_tree.tsv"]:
+        assert by_path[row["path"]].cgroup_id == row["ino"], row["path"]
+        if row["path"] != "/" and row["memory_current"] is not None:
+            # memory.usage_in_bytes on v1
+            assert by_path[row["path"]].usage_pages * 4096 == row["memory_current"], row["path"]
+    assert r.summary["flagged"] == 0, [(m.path, m.anomalies) for m in r.memcgs if m.anomalies]
