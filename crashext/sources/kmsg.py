@@ -1,0 +1,630 @@
+"""Records in a kernel log: allocation failures, Mem-Info, zones, buddy lines,
+OOM-killer reports, SLUB failures, oops/BUG headers.
+
+Input is :class:`~crashext.sources.logs.LogLine` from any source; output is
+plain dataclasses, each with the input line range it came from.  One pass,
+streaming: :func:`extract` yields a record once the lines after it show it
+has ended.  Real logs are messy -- wrapped, truncated, interleaved with other
+messages -- so a record missing parts is returned with ``partial`` set and
+``problems`` saying what is missing, never an exception.
+
+Formats (mm/page_alloc.c, lib/show_mem.c, mm/oom_kill.c, mm/slub.c,
+lib/dump_stack.c of each version):
+
+- ``warn_alloc_failed()`` (<= v4.9): ``%s: page allocation failure: order:%d,
+  mode:0x%x`` (3.10), ``mode:%#x(%pGg)`` (v4.5+);
+  ``warn_alloc()`` (v4.10+): ``%s: %pV, mode:%#x(%pGg), nodemask=%*pbl``
+  with ``%pV`` "page allocation failure: order:%u" or "vmalloc:
+  allocation failure: %lu bytes" / "vmalloc error: size %lu, ..." (v5.x+),
+  and since v4.16 ``,cpuset=%s,mems_allowed=%*pbl`` on the same line.
+- ``dump_stack()``: ``CPU: %d PID: %d Comm: %.20s %s %s %.*s`` (taint,
+  release, version), ``Hardware name:``, ``Call Trace:`` then one frame per
+  line, ``[<addr>] ? func+0x1/0x2`` (<= 4.x) or `` ? func+0x1/0x2 [mod]``.
+- ``show_mem()`` / ``show_free_areas()``: ``Mem-Info:``, the global counters
+  (``key:value`` over several lines), per node and per zone lines ``Node %d
+  %s free:%lukB min:%lukB ...`` each followed by ``lowmem_reserve[]: ...``,
+  then per zone ``Node %d %s: N*4kB (UME) ... = %lukB`` (the migrate-type
+  letters of show_migration_types(): U unmovable, M movable, E reclaimable,
+  H high-atomic (R "reserve" before v4.4), C CMA, I isolate), hugepages,
+  swap and ``N pages RAM`` / ``N pages reserved``.
+- ``dump_header()`` (OOM): ``%s invoked oom-killer: gfp_mask=%#x(%pGg),
+  [nodemask=..., ]order=%d, oom_score_adj=%hd``; ``Killed process %d (%s)``.
+- ``slab_out_of_memory()``: ``SLUB: Unable to allocate memory on node %d,
+  gfp=%#x(%pGg)`` (``(gfp=0x%x)`` in 3.10), then ``  cache: %s, object
+  size: %u, buffer size: %u, default order: %u, min order: %u`` and ``  node
+  %d: slabs: %ld, objs: %ld, free: %ld``.
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+from .logs import LogLine
+
+__all__ = ["Frame", "ZoneLine", "BuddyLine", "MemInfo", "AllocFailure", "OomReport",
+           "SlubFailure", "OopsHeader", "extract", "iter_oops", "parse_frame",
+           "parse_zone_line", "parse_buddy_line", "MIGRATE_LETTERS"]
+
+#: show_migration_types() letters -> enum migratetype names (mm/page_alloc.c).
+MIGRATE_LETTERS = {"U": "MIGRATE_UNMOVABLE", "M": "MIGRATE_MOVABLE",
+                   "E": "MIGRATE_RECLAIMABLE", "H": "MIGRATE_HIGHATOMIC",
+                   "R": "MIGRATE_RESERVE", "C": "MIGRATE_CMA", "I": "MIGRATE_ISOLATE"}
+
+
+@dataclass
+class Frame:
+    func: str
+    offset: int
+    size: int
+    module: Optional[str] = None
+    unreliable: bool = False  # "?" frame: found on the stack, not on the unwind chain
+
+    def __str__(self) -> str:
+        mod = f" [{self.module}]" if self.module else ""
+        return f"{'? ' if self.unreliable else ''}{self.func}+{self.offset:#x}/{self.size:#x}{mod}"
+
+
+@dataclass
+class ZoneLine:
+    node: int
+    zone: str
+    fields: Dict[str, Union[int, str]]  # kB values in kB, counts as counts
+    lowmem_reserve: Optional[List[int]] = None  # pages
+    line: int = 0
+
+    def kb(self, key: str) -> Optional[int]:
+        v = self.fields.get(key)
+        return v if isinstance(v, int) else None
+
+
+@dataclass
+class BuddyLine:
+    node: int
+    zone: str
+    counts: List[int]              # free blocks per order
+    block_kb: List[int]            # block size per order as printed
+    types: List[str]               # migrate-type letters per order ("" if none printed)
+    total_kb: Optional[int]        # the printed "= NkB"
+    computed_kb: int               # sum of counts * size
+    total_ok: Optional[bool]       # None when the total was not printed (truncated)
+    line: int = 0
+    problems: List[str] = field(default_factory=list)
+
+
+@dataclass
+class MemInfo:
+    counters: Dict[str, int] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass
+class AllocFailure:
+    kind: str                      # "page" | "vmalloc"
+    comm: str
+    order: Optional[int]
+    mode: Optional[int]
+    mode_names: Optional[List[str]]  # as printed by the kernel, None if not printed
+    nodemask: Optional[str] = None
+    cpuset: Optional[str] = None
+    mems_allowed: Optional[str] = None
+    size: Optional[int] = None     # vmalloc bytes
+    header: str = ""
+    ts: Optional[float] = None
+    stamp: Optional[str] = None
+    cpu: Optional[int] = None
+    pid: Optional[int] = None
+    task_comm: Optional[str] = None
+    release: Optional[str] = None
+    tainted: Optional[str] = None
+    hardware: Optional[str] = None
+    trace: List[Frame] = field(default_factory=list)
+    meminfo: Optional[MemInfo] = None
+    node_lines: List[Dict[str, Any]] = field(default_factory=list)
+    zones: List[ZoneLine] = field(default_factory=list)
+    buddy: List[BuddyLine] = field(default_factory=list)
+    extra: Dict[str, int] = field(default_factory=dict)   # pages RAM, pages reserved...
+    lines: Tuple[int, int] = (0, 0)
+    foreign: int = 0               # unrelated lines seen inside the record
+    partial: bool = False
+    problems: List[str] = field(default_factory=list)
+
+
+@dataclass
+class OomReport:
+    comm: str
+    gfp: Optional[int]
+    gfp_names: Optional[List[str]]
+    order: Optional[int]
+    oom_score_adj: Optional[int]
+    header: str = ""
+    ts: Optional[float] = None
+    stamp: Optional[str] = None
+    release: Optional[str] = None
+    pid: Optional[int] = None
+    memcg: bool = False
+    killed_pid: Optional[int] = None
+    killed_comm: Optional[str] = None
+    trace: List[Frame] = field(default_factory=list)
+    lines: Tuple[int, int] = (0, 0)
+    partial: bool = False
+    problems: List[str] = field(default_factory=list)
+
+
+@dataclass
+class SlubFailure:
+    node: int
+    gfp: int
+    gfp_names: Optional[List[str]]
+    cache: Optional[str] = None
+    object_size: Optional[int] = None
+    buffer_size: Optional[int] = None
+    default_order: Optional[int] = None
+    min_order: Optional[int] = None
+    nodes: List[Dict[str, int]] = field(default_factory=list)
+    ts: Optional[float] = None
+    stamp: Optional[str] = None
+    lines: Tuple[int, int] = (0, 0)
+    partial: bool = False
+    problems: List[str] = field(default_factory=list)
+
+
+@dataclass
+class OopsHeader:
+    message: str
+    kind: str                      # "bug", "oops", "warning", "panic", "gpf", "pagefault"
+    ts: Optional[float] = None
+    stamp: Optional[str] = None
+    line: int = 0
+    rip: Optional[str] = None      # "func+0x41/0x50"
+    rip_func: Optional[str] = None
+    comm: Optional[str] = None
+    pid: Optional[int] = None
+    release: Optional[str] = None
+
+
+Record = Union[AllocFailure, OomReport, SlubFailure, OopsHeader]
+
+# -- line patterns -------------------------------------------------------------
+_ALLOC = re.compile(
+    r"^\s*(?P<comm>.{1,40}?): (?P<what>page allocation failure[.:] order:(?P<order>\d+)"
+    r"|vmalloc: allocation failure: (?P<vsize>\d+) bytes"
+    r"|vmalloc error: size (?P<vsize2>\d+)[^,]*(?:, page order (?P<vorder>\d+))?[^,]*(?:,[^,]*)*?)"
+    r"(?:, mode:?0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?"
+    r"(?:, nodemask=(?P<nodemask>\([^)]*\)|[^,\s]*))?"
+    r"(?:,\s*cpuset=(?P<cpuset>[^,]*))?(?:,\s*mems_allowed=(?P<mems>\S*))?\s*$")
+_OOM = re.compile(
+    r"^\s*(?P<comm>.{1,40}?) invoked oom-killer: gfp_mask=0x(?P<gfp>[0-9a-fA-F]+)"
+    r"(?:\((?P<names>[^)]*)\))?(?:, nodemask=(?P<nodemask>[^,]*))?"
+    r"(?:, order=(?P<order>-?\d+))?(?:, oom_adj=-?\d+)?(?:, oom_score_adj=(?P<adj>-?\d+))?")
+_SLUB = re.compile(r"^\s*SLUB: Unable to allocate memory on node (?P<node>-?\d+)"
+                   r"(?:,| \()\s*gfp=0x(?P<gfp>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?")
+_SLUB_CACHE = re.compile(r"^\s*cache: (?P<cache>[^,]+), object size: (?P<osz>\d+), "
+                         r"buffer size: (?P<bsz>\d+), default order: (?P<dord>\d+), "
+                         r"min order: (?P<mord>\d+)")
+_SLUB_NODE = re.compile(r"^\s*node (?P<node>-?\d+): slabs: (?P<slabs>-?\d+), "
+                        r"objs: (?P<objs>-?\d+), free: (?P<free>-?\d+)")
+_CPU = re.compile(r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.*?) "
+                  r"(?P<taint>Not tainted|Tainted: [^#]*?)\s*(?P<rel>\d+\.\d+[^\s#]*)?\s*#")
+_PID_OLD = re.compile(r"^\s*Pid: (?P<pid>\d+), comm: (?P<comm>.*?) (?P<taint>Not tainted|Tainted: .*?) "
+                      r"(?P<rel>\d+\.\d+\S*) #")
+_FRAME = re.compile(r"^\s*(?:\[<[0-9a-fA-F]+>\]\s*)?(?P<q>\?\s+)?"
+                    r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)/0x(?P<size>[0-9a-fA-F]+)"
+                    r"(?:\s+\[(?P<mod>[^\]]+)\])?")
+_ZONE = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device)"
+                   r" free:(?P<free>\d+)kB")
+_NODE_STATS = re.compile(r"^\s*Node (?P<node>\d+) (?:active_anon|inactive_anon):")
+_RESERVE = re.compile(r"^\s*lowmem_reserve\[\]:((?:\s+\d+)*)\s*$")
+_BUDDY = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device): "
+                    r"(?P<body>(?:\d+\*\d+kB.*?)?)\s*(?:= (?P<total>\d+)kB)?\s*$")
+_BUDDY_TERM = re.compile(r"(\d+)\*(\d+)kB(?:\s+\(([A-Z]+)\))?")
+_KV = re.compile(r"([A-Za-z_][\w()]*):(\d+)(kB)?")
+_EXTRA = re.compile(r"^\s*(\d+) (pages RAM|pages HighMem/MovableOnly|pages reserved|"
+                    r"pages cma reserved|pages hwpoisoned|total pagecache pages|"
+                    r"pages in swap cache|pages shared|pages non-shared)\s*$")
+_BODY_MISC = re.compile(
+    r"^\s*(?:Hardware name:|Workqueue:|Call Trace:|Call trace:|Backtrace:|Stack:|"
+    r"<(?:/?IRQ|/?TASK|/?NMI|/?EOI|/?SOFTIRQ)>|Mem-[Ii]nfo:|Node \d+ hugepages_|"
+    r"Swap cache stats:|Free swap|Total swap|\S+ cpuset=|cpuset=|mems_allowed=|"
+    r"warn_alloc_show_mem|Exception stack|task: |RIP:|RSP:|RAX:|RDX:|RBP:|R\d+:|FS:|CS:|"
+    r"DR\d:|CR2:|Code:|ORIG_RAX|Tasks state|active_anon:|active_file:|unevictable:|"
+    r"slab_reclaimable:|mapped:|free:|\d+ pages|"
+    r"(?:[0-9a-f]{16} ){2,}|(?:[0-9a-f]{8} ){3,}|Function entered at|r\d+:|Pid: |"
+    r"Showing busy workqueues|Normal per-cpu:|DMA32? per-cpu:|CPU\s+\d+: hi:)")
+_RELEASE = re.compile(r"\s(\d+\.\d+\.\d+\S*)\s+#\d+")
+
+_OOPS = [
+    (re.compile(r"(kernel BUG at \S+:\d+!?)"), "bug"),
+    (re.compile(r"(BUG: unable to handle (?:kernel )?.*?)\s*$"), "pagefault"),
+    (re.compile(r"(BUG: kernel NULL pointer dereference.*?)\s*$"), "pagefault"),
+    (re.compile(r"(BUG: (?:soft lockup|scheduling while atomic|sleeping function|"
+                r"Bad page|KASAN|workqueue lockup|Dentry|Bad rss).*?)\s*$"), "bug"),
+    (re.compile(r"^\s*(general protection fault.*?)\s*$"), "gpf"),
+    (re.compile(r"^\s*(Oops: .*?)\s*$"), "oops"),
+    (re.compile(r"^\s*(invalid opcode: .*?)\s*$"), "oops"),
+    (re.compile(r"^\s*(WARNING: (?:CPU: \d+ PID: \d+ )?at .*?)\s*$"), "warning"),
+    (re.compile(r"^\s*(Kernel panic - not syncing: .*?)\s*$"), "panic"),
+]
+_RIP = re.compile(r"^\s*(?:RIP: [0-9a-f]{4}:(?:\[<[0-9a-f]+>\]\s*\[<[0-9a-f]+>\]\s*)?|"
+                  r"pc : |PC is at |NIP \[[0-9a-f]+\] |EIP: [0-9a-f]{4}:\[<[0-9a-f]+>\] EFLAGS.*? )"
+                  r"(?P<func>[A-Za-z_.][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)")
+
+
+def parse_frame(text: str) -> Optional[Frame]:
+    m = _FRAME.match(text)
+    if not m:
+        return None
+    return Frame(m.group("func"), int(m.group("off"), 16), int(m.group("size"), 16),
+                 m.group("mod"), bool(m.group("q")))
+
+
+def _kv(text: str) -> Dict[str, Union[int, str]]:
+    out: Dict[str, Union[int, str]] = {}
+    for k, v, _unit in _KV.findall(text):
+        out[k] = int(v)
+    m = re.search(r"all_unreclaimable\? (yes|no)", text)
+    if m:
+        out["all_unreclaimable"] = m.group(1)
+    return out
+
+
+def parse_zone_line(text: str, lineno: int = 0) -> Optional[ZoneLine]:
+    m = _ZONE.match(text)
+    if not m:
+        return None
+    return ZoneLine(int(m.group("node") or 0), m.group("zone"), _kv(text[m.start("zone"):]),
+                    None, lineno)
+
+
+def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
+    """``Node 0 DMA32: 1501*4kB (UEM) ... = 64532kB`` as counts per order.
+
+    The order of a term is log2(its block size / the first block size); a
+    total that does not equal the sum of the terms is flagged, a missing one
+    (a truncated line) leaves ``total_ok`` None.
+    """
+    m = _BUDDY.match(text)
+    if not m or (not m.group("body") and m.group("total") is None):
+        return None
+    terms = _BUDDY_TERM.findall(m.group("body") or "")
+    problems: List[str] = []
+    counts: List[int] = []
+    sizes: List[int] = []
+    types: List[str] = []
+    base = int(terms[0][1]) if terms else 4
+    for cnt, size, letters in terms:
+        size_i = int(size)
+        ratio = size_i // base if base else 0
+        if base <= 0 or ratio <= 0 or ratio * base != size_i or ratio & (ratio - 1):
+            problems.append(f"block size {size_i}kB is not a power-of-two multiple of {base}kB")
+            continue
+        order = int(math.log2(ratio))
+        while len(counts) <= order:
+            counts.append(0)
+            sizes.append(base << len(sizes))
+            types.append("")
+        counts[order] = int(cnt)
+        types[order] = letters or ""
+    computed = sum(c * s for c, s in zip(counts, sizes))
+    total = int(m.group("total")) if m.group("total") is not None else None
+    if total is None:
+        problems.append("no printed total (truncated line?)")
+        ok = None
+    else:
+        ok = total == computed
+        if not ok:
+            problems.append(f"printed total {total}kB != sum of blocks {computed}kB")
+    return BuddyLine(int(m.group("node") or 0), m.group("zone"), counts, sizes, types,
+                     total, computed, ok, lineno, problems)
+
+
+def _oops_of(ln: LogLine) -> Optional[OopsHeader]:
+    text = ln.text
+    if not any(k in text for k in ("BUG", "Oops", "protection fault", "invalid opcode",
+                                   "WARNING", "Kernel panic")):
+        return None
+    for pat, kind in _OOPS:
+        m = pat.search(text)
+        if m:
+            return OopsHeader(m.group(1), kind, ln.ts, ln.stamp, ln.lineno)
+    return None
+
+
+def iter_oops(lines: Iterable[LogLine], lookahead: int = 60) -> Iterator[OopsHeader]:
+    """Oops/BUG/WARNING/panic headers with the RIP function that follows them.
+
+    ``invalid opcode`` and ``Oops:`` lines right after a ``kernel BUG`` or
+    ``BUG: unable to handle`` line belong to that header and are not
+    reported again.  The RIP (or arm64 ``pc :``) within ``lookahead`` lines,
+    and the ``CPU: .. PID: .. Comm:`` line, are attached.
+    """
+    pending: Optional[OopsHeader] = None
+    seen = 0
+    for ln in lines:
+        if pending is not None:
+            seen += 1
+            m = _RIP.match(ln.text)
+            if m and pending.rip is None:
+                pending.rip = f"{m.group('func')}+0x{m.group('off')}/0x{m.group('size')}"
+                pending.rip_func = m.group("func")
+            c = _CPU.match(ln.text)
+            if c and pending.pid is None:
+                pending.pid = int(c.group("pid"))
+                pending.comm = c.group("comm")
+                pending.release = c.group("rel")
+        h = _oops_of(ln)
+        if h is not None:
+            if pending is not None and seen <= 3 and h.kind == "oops" and pending.kind in (
+                    "bug", "pagefault", "gpf"):
+                continue  # the "invalid opcode: 0000 [#1]" line under "kernel BUG at"
+            if pending is not None:
+                yield pending
+            pending, seen = h, 0
+            continue
+        if pending is not None and (seen > lookahead or (pending.rip and pending.pid)):
+            yield pending
+            pending = None
+    if pending is not None:
+        yield pending
+
+
+class _Open:
+    """The record being read and which part of it we are in."""
+
+    def __init__(self, rec, first: int) -> None:
+        self.rec = rec
+        self.first = first
+        self.last = first
+        self.section = "head"      # head, trace, meminfo, zones, buddy, tail
+        self.foreign_run = 0
+        self.done_tail = False
+
+
+#: Unrelated lines tolerated inside a record before it is closed.
+FOREIGN_LIMIT = 12
+
+
+def extract(lines: Iterable[LogLine]) -> Iterator[Record]:
+    """All records in ``lines``, in log order, as they end."""
+    cur: Optional[_Open] = None
+    oops_pending: Optional[OopsHeader] = None
+    oops_seen = 0
+
+    def close(o: _Open):
+        rec = o.rec
+        rec.lines = (o.first, o.last)
+        if hasattr(rec, "foreign"):
+            rec.foreign -= o.foreign_run  # unrelated lines after its last line
+        _finish(rec)
+        return rec
+
+    for ln in lines:
+        text = ln.text
+        # oops headers are independent of the allocation records
+        if oops_pending is not None:
+            oops_seen += 1
+            m = _RIP.match(text)
+            if m and oops_pending.rip is None:
+                oops_pending.rip = f"{m.group('func')}+0x{m.group('off')}/0x{m.group('size')}"
+                oops_pending.rip_func = m.group("func")
+            c = _CPU.match(text) if "PID:" in text else None
+            if c and oops_pending.pid is None:
+                oops_pending.pid = int(c.group("pid"))
+                oops_pending.comm = c.group("comm")
+                oops_pending.release = c.group("rel")
+            if oops_seen > 60 or (oops_pending.rip and oops_pending.pid):
+                yield oops_pending
+                oops_pending = None
+        h = _oops_of(ln)
+        if h is not None:
+            if not (oops_pending is not None and oops_seen <= 3 and h.kind == "oops"
+                    and oops_pending.kind in ("bug", "pagefault", "gpf")):
+                if oops_pending is not None:
+                    yield oops_pending
+                oops_pending, oops_seen = h, 0
+
+        new = _header(ln)
+        if new is not None:
+            if cur is not None:
+                yield close(cur)
+            cur = _Open(new, ln.lineno)
+            continue
+        if cur is None:
+            continue
+        if _body(cur, ln):
+            cur.last = ln.lineno
+            cur.foreign_run = 0
+            continue
+        if cur.done_tail:
+            yield close(cur)
+            cur = None
+            continue
+        cur.foreign_run += 1
+        if hasattr(cur.rec, "foreign"):
+            cur.rec.foreign += 1
+        if cur.foreign_run > FOREIGN_LIMIT:
+            yield close(cur)
+            cur = None
+    if cur is not None:
+        yield close(cur)
+    if oops_pending is not None:
+        yield oops_pending
+
+
+def _header(ln: LogLine):
+    text = ln.text
+    if "allocation failure" in text or "vmalloc error" in text:
+        m = _ALLOC.match(text)
+        if m:
+            names = m.group("names")
+            vsize = m.group("vsize") or m.group("vsize2")
+            order = m.group("order") or m.group("vorder")
+            return AllocFailure(
+                kind="vmalloc" if vsize is not None else "page",
+                comm=m.group("comm").strip(),
+                order=int(order) if order is not None else None,
+                mode=int(m.group("mode"), 16) if m.group("mode") else None,
+                mode_names=(names.split("|") if names else []) if names is not None else None,
+                nodemask=m.group("nodemask"), cpuset=m.group("cpuset"),
+                mems_allowed=m.group("mems"),
+                size=int(vsize) if vsize is not None else None,
+                header=text.strip(), ts=ln.ts, stamp=ln.stamp)
+    if "invoked oom-killer" in text:
+        m = _OOM.match(text)
+        if m:
+            names = m.group("names")
+            return OomReport(
+                comm=m.group("comm").strip(), gfp=int(m.group("gfp"), 16),
+                gfp_names=(names.split("|") if names else []) if names is not None else None,
+                order=int(m.group("order")) if m.group("order") else None,
+                oom_score_adj=int(m.group("adj")) if m.group("adj") else None,
+                header=text.strip(), ts=ln.ts, stamp=ln.stamp)
+    if "SLUB: Unable" in text:
+        m = _SLUB.match(text)
+        if m:
+            names = m.group("names")
+            return SlubFailure(int(m.group("node")), int(m.group("gfp"), 16),
+                               (names.split("|") if names else []) if names is not None else None,
+                               ts=ln.ts, stamp=ln.stamp)
+    return None
+
+
+def _body(o: _Open, ln: LogLine) -> bool:
+    """Take ``ln`` into the open record if it belongs there."""
+    rec = o.rec
+    text = ln.text
+    if isinstance(rec, SlubFailure):
+        m = _SLUB_CACHE.match(text)
+        if m:
+            rec.cache = m.group("cache").strip()
+            rec.object_size, rec.buffer_size = int(m.group("osz")), int(m.group("bsz"))
+            rec.default_order, rec.min_order = int(m.group("dord")), int(m.group("mord"))
+            return True
+        m = _SLUB_NODE.match(text)
+        if m:
+            rec.nodes.append({k: int(m.group(k)) for k in ("node", "slabs", "objs", "free")})
+            return True
+        o.done_tail = True  # anything else ends the SLUB block
+        return False
+    # both allocation failures and OOM reports carry dump_stack + show_mem
+    if "PID:" in text or "Pid:" in text:
+        m = _CPU.match(text) or _PID_OLD.match(text)
+        if m and getattr(rec, "pid", None) is None:
+            rec.pid = int(m.group("pid"))
+            if isinstance(rec, AllocFailure):
+                rec.cpu = int(m.group("cpu")) if "cpu" in m.groupdict() else None
+                rec.task_comm = m.group("comm")
+                rec.tainted = m.group("taint")
+            rel = m.group("rel")
+            if rel is None:
+                r = _RELEASE.search(text)
+                rel = r.group(1) if r else None
+            rec.release = rel
+            return True
+    if text.lstrip().startswith("Hardware name:") and isinstance(rec, AllocFailure):
+        rec.hardware = text.split("Hardware name:", 1)[1].strip()
+        return True
+    if isinstance(rec, OomReport):
+        m = re.search(r"Kill(?:ed)? process (\d+) \(([^)]*)\)", text)
+        if m:
+            rec.killed_pid, rec.killed_comm = int(m.group(1)), m.group(2)
+            o.done_tail = True
+            return True
+        if "Memory cgroup out of memory" in text or "memory: usage" in text:
+            rec.memcg = True
+            return True
+    fr = parse_frame(text) if "+0x" in text else None
+    if fr is not None and o.section in ("head", "trace"):
+        o.section = "trace"
+        rec.trace.append(fr)
+        return True
+    if isinstance(rec, OomReport):
+        # the OOM report's show_mem and task list: consume without parsing
+        if text.lstrip().startswith("[") or _BODY_MISC.match(text) or _ZONE.match(text) \
+                or _RESERVE.match(text) or _BUDDY.match(text) or ln.cont \
+                or "oom" in text or "Tasks state" in text or "rss:" in text:
+            return True
+        return False
+    # AllocFailure from here
+    stripped = text.strip()
+    if stripped.startswith("Mem-Info:") or stripped.startswith("Mem-info:"):
+        rec.meminfo = MemInfo({}, ln.lineno)
+        o.section = "meminfo"
+        return True
+    if o.section == "meminfo" and not stripped.startswith("Node ") and not _ZONE.match(text) \
+            and _KV.match(stripped):
+        for k, v, _u in _KV.findall(stripped):
+            rec.meminfo.counters[k] = int(v)
+        return True
+    if _NODE_STATS.match(text):
+        d = _kv(text)
+        d["node"] = int(_NODE_STATS.match(text).group("node"))
+        rec.node_lines.append(d)
+        o.section = "zones"
+        return True
+    z = parse_zone_line(text, ln.lineno)
+    if z is not None:
+        rec.zones.append(z)
+        o.section = "zones"
+        return True
+    m = _RESERVE.match(text)
+    if m:
+        vals = [int(x) for x in m.group(1).split()]
+        if rec.zones and rec.zones[-1].lowmem_reserve is None:
+            rec.zones[-1].lowmem_reserve = vals
+        else:
+            rec.problems.append(f"line {ln.lineno}: lowmem_reserve[] without its zone line")
+        return True
+    if "kB" in text and ":" in text:
+        b = parse_buddy_line(text, ln.lineno)
+        if b is not None:
+            rec.buddy.append(b)
+            o.section = "buddy"
+            return True
+    m = _EXTRA.match(text)
+    if m:
+        rec.extra[m.group(2)] = int(m.group(1))
+        if m.group(2) in ("pages reserved", "pages cma reserved", "pages hwpoisoned"):
+            o.done_tail = True
+        return True
+    if _BODY_MISC.match(text):
+        return True
+    if ln.cont and o.section in ("meminfo",):
+        return True
+    return False
+
+
+def _finish(rec) -> None:
+    """Mark what a record lacks."""
+    if isinstance(rec, AllocFailure):
+        if rec.mode is None and rec.kind == "page":
+            rec.problems.append("no mode printed (truncated header?)")
+        if rec.order is None and rec.kind == "page":
+            rec.problems.append("no order printed")
+        if not rec.trace:
+            rec.problems.append("no call trace")
+        if rec.release is None:
+            rec.problems.append("no CPU/PID/release line")
+        if rec.zones:
+            for z in rec.zones:
+                if z.lowmem_reserve is None:
+                    rec.problems.append(f"zone {z.zone}: no lowmem_reserve[] line")
+        for b in rec.buddy:
+            for p in b.problems:
+                rec.problems.append(f"buddy {b.zone}: {p}")
+        zones = {(z.node, z.zone) for z in rec.zones}
+        buddies = {(b.node, b.zone) for b in rec.buddy}
+        for key in sorted(zones - buddies):
+            rec.problems.append(f"zone {key[1]}: no buddy line")
+        rec.partial = bool(rec.mode is None or not rec.trace or rec.release is None
+                           or (rec.meminfo is not None and (not rec.zones or not rec.buddy))
+                           or any(b.total_ok is None for b in rec.buddy)
+                           or any(z.lowmem_reserve is None for z in rec.zones))
+    elif isinstance(rec, OomReport):
+        if rec.killed_pid is None:
+            rec.problems.append("no 'Killed process' line")
+        rec.partial = rec.killed_pid is None
+    elif isinstance(rec, SlubFailure):
+        if rec.cache is None:
+            rec.problems.append("no cache line")
+        rec.partial = rec.cache is None
