@@ -113,6 +113,11 @@ class SynthKernel:
                 # (and to themselves) before both are defined
                 t = (lambda spec=spec: self.type(spec))
                 a = s = 8
+            elif isinstance(spec, str) and spec.strip().endswith("[]"):
+                # a flexible array member (e.g. struct cgroup_name's char name[])
+                t = self.type(spec)
+                a = drgn.alignof(t.type)
+                s = 0
             else:
                 t = self.type(spec)
                 a = drgn.alignof(t)
@@ -159,7 +164,11 @@ class SynthKernel:
     def new(self, type_spec: str, **init) -> drgn.Object:
         """Allocate a zeroed object; ``init`` sets integer/pointer members (dotted names ok)."""
         t = self.type(type_spec)
-        addr = self.alloc(drgn.sizeof(t), drgn.alignof(t))
+        try:
+            align = drgn.alignof(t)
+        except TypeError:  # a struct ending in a flexible array member
+            align = 8
+        addr = self.alloc(drgn.sizeof(t), align)
         obj = drgn.Object(self.prog, t, address=addr)
         for key, value in init.items():
             self.set(obj, key.replace("__", "."), value)
