@@ -44,11 +44,13 @@ def _serial(tmp_path, corrupt=None, drop=None, noise=True):
         out += _block(name, data, corrupt == name)
         if noise:
             out.append("[   12.345678] some kernel message: x = 1")
-    body = [ln for ln in BUDDY.splitlines()]
-    out += ["@@CRASHEXT:PLAIN buddyinfo@@"] + body + [
-        "@@CRASHEXT:PLAINEND buddyinfo %d@@" % len(body),
-        "@@CRASHEXT:PANIC@@",
-        "[   14.8] Kernel panic - not syncing: sysrq triggered crash"]
+    # the buddyinfo block comes through /dev/kmsg: printk time stamps
+    body = BUDDY.splitlines()
+    out += ["[   14.700001] " + ln for ln in
+            ["@@CRASHEXT:PLAIN buddyinfo@@"] + body + [
+                "@@CRASHEXT:PLAINEND buddyinfo %d@@" % len(body),
+                "@@CRASHEXT:PANIC@@"]]
+    out += ["[   14.800000] Kernel panic - not syncing: sysrq triggered crash"]
     p = tmp_path / "serial.log"
     p.write_bytes("\r\n".join(out).encode())
     return p

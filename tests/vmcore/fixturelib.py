@@ -79,7 +79,8 @@ GUEST_MODULES = [
 DEFAULT_MEMORY = "512M"
 DEFAULT_CPUS = 2
 DEFAULT_TIMEOUT = 600          # seconds from QEMU start to GUEST_PANICKED
-BASE_CMDLINE = "console=ttyS0,115200 quiet loglevel=1 panic=0 oops=panic"
+BASE_CMDLINE = ("console=ttyS0,115200 quiet loglevel=1 panic=0 oops=panic "
+                "printk.devkmsg=on")
 
 EXPECTED_PANIC = "sysrq triggered crash"   # drivers/tty/sysrq.c (5.10..6.12)
 

@@ -10,9 +10,11 @@ the console adds '\\r'):
     <base64 of the file, any line wrapping>
     @@CRASHEXT:END <name> <sha256 hex> <size in bytes>@@
     ...
-    @@CRASHEXT:PLAIN buddyinfo <nlines>@@   (nlines announced up front is not
-    <plain /proc/buddyinfo lines>            possible without forking, so it
-    @@CRASHEXT:PLAINEND buddyinfo <n>@@      is given at the end)
+    (the buddyinfo block and the PANIC marker are written to /dev/kmsg, so
+    on the console they carry a printk "[    1.234567] " time stamp)
+    @@CRASHEXT:PLAIN buddyinfo@@
+    <plain /proc/buddyinfo lines>
+    @@CRASHEXT:PLAINEND buddyinfo <number of lines>@@
     @@CRASHEXT:PANIC@@
     (kernel panic follows)
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 MARK = re.compile(r"^@@CRASHEXT:(\w+)(?: (.*?))?@@$")
 B64 = re.compile(r"^[A-Za-z0-9+/=]+$")
+KMSG_PREFIX = re.compile(r"^\[\s*\d+\.\d+\]\s?(?=@@CRASHEXT:|Node )")
 
 # files every fixture's truth/ has (cgroup v1 lacks cgroup_stat content but
 # the file exists); order = order in which the guest emits them
@@ -60,6 +63,9 @@ def split_serial(serial_log, truth_dir):
     seen_panic = False
     started = False
     for ln in lines:
+        # the buddyinfo block comes through printk (/dev/kmsg): drop the
+        # console's "[    1.234567] " prefix
+        ln = KMSG_PREFIX.sub("", ln)
         m = MARK.match(ln.strip())
         if m:
             kind, arg = m.group(1), (m.group(2) or "")

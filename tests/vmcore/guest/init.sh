@@ -188,8 +188,21 @@ for f in $(ls $T); do
 	emit "$f"
 done
 
-# /proc/buddyinfo last, with shell builtins only (no fork between reading
-# it and the panic, so the free lists in the dump are the ones we print)
+# Let the console drain first: tty output is asynchronous, and what is
+# still queued in the tty/UART when the kernel panics gets interleaved with
+# (or lost behind) the panic messages.  stty -F sets the termios with
+# TCSADRAIN, i.e. waits until the UART has sent everything.
+stty -F /dev/console -echo 2>/dev/null
+mkfifo /tmp/wait.fifo
+read -t 1 _x <> /tmp/wait.fifo
+exec 3> /dev/kmsg
+
+# /proc/buddyinfo last, with shell builtins only (no fork between reading it
+# and the panic, so the free lists in the dump are the ones we print).  It
+# goes out through /dev/kmsg at level 0: printk records are flushed to the
+# console synchronously at panic (console_flush_on_panic) and also end up in
+# the dump's kernel log.  printk.devkmsg=on (cmdline) lifts the /dev/kmsg
+# rate limit.
 BI=
 n=0
 while IFS= read -r l; do
@@ -197,10 +210,14 @@ while IFS= read -r l; do
 "
 	n=$((n + 1))
 done < /proc/buddyinfo
-echo
-echo "@@CRASHEXT:PLAIN buddyinfo@@"
-echo -n "$BI"
-echo "@@CRASHEXT:PLAINEND buddyinfo $n@@"
-echo "@@CRASHEXT:PANIC@@"
+echo "<0>@@CRASHEXT:PLAIN buddyinfo@@" >&3
+set -f
+IFS='
+'
+for l in $BI; do
+	echo "<0>$l" >&3
+done
+echo "<0>@@CRASHEXT:PLAINEND buddyinfo $n@@" >&3
+echo "<0>@@CRASHEXT:PANIC@@" >&3
 echo c > /proc/sysrq-trigger
 fail "still alive after sysrq-c"
