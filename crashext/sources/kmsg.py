@@ -208,7 +208,7 @@ _CPU = re.compile(r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: 
                   r"(?P<taint>Not tainted|Tainted: [^#]*?)\s*(?P<rel>\d+\.\d+[^\s#]*)?\s*#")
 _PID_OLD = re.compile(r"^\s*Pid: (?P<pid>\d+), comm: (?P<comm>.*?) (?P<taint>Not tainted|Tainted: .*?) "
                       r"(?P<rel>\d+\.\d+\S*) #")
-_FRAME = re.compile(r"^\s*(?:\[<[0-9a-fA-F]+>\]\s*)?(?P<q>\?\s+)?"
+_FRAME = re.compile(r"^\s*(?:</?[A-Z]+>\s*)*(?:\[<[0-9a-fA-F]+>\]\s*)?(?P<q>\?\s+)?"
                     r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)/0x(?P<size>[0-9a-fA-F]+)"
                     r"(?:\s+\[(?P<mod>[^\]]+)\])?")
 _ZONE = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device)"

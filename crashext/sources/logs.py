@@ -78,11 +78,14 @@ def open_log(path: str) -> IO[bytes]:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     for magic, opener in _MAGIC:
         if head.startswith(magic):
-            f.close()
             try:
-                return opener(path, "rb")
-            except OSError as exc:
-                raise InputError(f"{path}: cannot read: {exc}") from exc
+                z = opener(path, "rb")
+                z.peek(1) if hasattr(z, "peek") else z.read(0)
+            except (OSError, EOFError, lzma.LZMAError, ValueError):
+                f.seek(0)   # magic bytes but not a compressed stream: plain text
+                return f
+            f.close()
+            return z
     return f
 
 

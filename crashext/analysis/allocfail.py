@@ -1,0 +1,465 @@
+"""Why each allocation failed: GFP decoding, the caller, and the watermark
+check re-run on the numbers the kernel printed with the failure.
+
+:func:`analyze` takes normalised log lines (from a file, stdin or a dump)
+and returns an :class:`AllocReport` of plain data; nothing here prints.
+
+For a failure whose report carries zone lines (``Node 0 Normal free:...``,
+``lowmem_reserve[]``) and buddy lines, every zone the request could use is
+checked with :func:`crashext.analysis.watermark.watermark_ok` at the MIN
+watermark -- the last check ``__alloc_pages_slowpath()`` makes before it
+gives up and calls ``warn_alloc()`` -- using the rule of the kernel's
+generation.  The zones a request may use follow from its zone modifiers
+(``gfp_zone()``, include/linux/gfp.h): no modifier -> Normal, then the
+zonelist falls back to DMA32 and DMA, each checked against
+``lowmem_reserve[classzone]`` of the request's class zone.  The zone
+line's ``free`` (NR_FREE_PAGES) and the buddy line's per-order counts were
+printed a few microseconds apart and can disagree slightly; both are used as
+printed.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .. import gfp as gfpmod
+from ..sources.kmsg import (AllocFailure, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
+                            SlubFailure, ZoneLine, extract)
+from ..sources.logs import LogLine
+from . import watermark as wm
+
+__all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "caller_of",
+           "KNOWN_FRAMES", "ALLOCATOR_FRAMES"]
+
+#: Frames of the allocator itself and of the report: skipped when naming the caller.
+ALLOCATOR_FRAMES = re.compile(
+    r"^(?:dump_stack(?:_lvl)?|__dump_stack|show_stack|dump_backtrace|warn_alloc(?:_failed)?"
+    r"(?:\.cold.*)?|warn_alloc_show_mem|__alloc_pages\w*|alloc_pages\w*|__alloc_frozen_pages\w*"
+    r"|__get_free_pages|get_zeroed_page|__get_free_page|alloc_page_interleave|__folio_alloc\w*"
+    r"|folio_alloc\w*|kmalloc_order\w*|kmalloc_large\w*|__kmalloc_large\w*|___kmalloc_large\w*"
+    r"|__kmalloc\w*|kmalloc\w*|kzalloc\w*|kmem_cache_alloc\w*|__kmem_cache_alloc\w*"
+    r"|slab_alloc\w*|__slab_alloc\w*|___slab_alloc\w*|new_slab|allocate_slab|alloc_slab_page"
+    r"|cache_grow\w*|cache_alloc_refill|fallback_alloc|____cache_alloc\w*|kmem_getpages"
+    r"|get_page_from_freelist|__alloc_pages_slowpath\w*|__alloc_pages_direct_\w+"
+    r"|__vmalloc\w*|vmalloc\w*|__vmalloc_node\w*|__vmalloc_area_node|vm_area_alloc_pages"
+    r"|kvmalloc\w*|__kvmalloc\w*|alloc_pages_current|alloc_pages_vma|alloc_pages_mpol\w*"
+    r"|alloc_pages_node|__alloc_pages_node|_alloc_pages)(?:\.\w+.*)?$")
+
+#: Well-known callers: (function-name pattern, what the allocation was for).
+KNOWN_FRAMES: Sequence[Tuple[str, str]] = (
+    (r"memcg_update_cache_size|memcg_update_all_caches|memcg_update_cache_sizes|"
+     r"memcg_alloc_cache_params|memcg_update_array_size",
+     "memcg kmem cache array resize during cgroup creation (3.10-era kmem accounting: "
+     "one pointer per kmem-limited memcg in every kmem_cache)"),
+    (r"memcg_online_kmem|memcg_alloc_cache_id", "memcg kmem id allocation during cgroup creation"),
+    (r"mem_cgroup_css_alloc|mem_cgroup_alloc|alloc_mem_cgroup_per_node_info",
+     "struct mem_cgroup (per-node info) for a new cgroup"),
+    (r"cgroup_mkdir|cgroup_create", "cgroup creation (mkdir in a cgroup hierarchy)"),
+    (r"__alloc_skb|__netdev_alloc_skb|__napi_alloc_skb|page_frag_alloc\w*|alloc_skb\w*|"
+     r"skb_page_frag_refill|sk_page_frag_refill|napi_alloc_frag|netdev_alloc_frag",
+     "network buffer (skb / page fragment), often in softirq with GFP_ATOMIC"),
+    (r"tcp_sendmsg\w*|sock_alloc_send_\w+|alloc_skb_with_frags", "socket send buffer"),
+    (r"copy_process|dup_task_struct|alloc_thread_stack_node|alloc_thread_info_node",
+     "kernel stack / task for fork()"),
+    (r"seq_read\w*|seq_buf_alloc|single_open_size", "seq_file buffer for a large /proc or sysfs read"),
+    (r"pcpu_\w+", "per-CPU memory chunk"),
+    (r"do_huge_pmd_\w+|khugepaged\w*|collapse_huge_page|alloc_hugepage\w*|vma_alloc_folio\w*",
+     "transparent huge page"),
+    (r"__page_cache_alloc|pagecache_get_page|filemap_\w+|page_cache_ra_\w+|"
+     r"__filemap_get_folio", "page cache page (file read or fault)"),
+    (r"do_anonymous_page|handle_mm_fault|__handle_mm_fault|do_page_fault|do_user_addr_fault",
+     "anonymous memory for a user page fault"),
+    (r"xfs_\w+|ext4_\w+|btrfs_\w+|nfs_\w+", "filesystem metadata or buffers"),
+    (r"nvme_\w+|blk_mq_\w+|scsi_\w+", "block layer / driver request memory"),
+    (r"bpf_\w+", "BPF map or program memory"),
+    (r"kvm_\w+", "KVM memory"),
+    (r"module_alloc|load_module|layout_and_allocate", "module loading"),
+)
+_KNOWN = [(re.compile(r"^(?:%s)(?:\.\w+.*)?$" % pat), why) for pat, why in KNOWN_FRAMES]
+
+# zone type order on x86-64 and most arches (include/linux/mmzone.h, enum zone_type);
+# HighMem only on 32-bit, Device (v4.3+, CONFIG_ZONE_DEVICE) last.
+_ZONE_ORDER = ["DMA", "DMA32", "Normal", "HighMem", "Movable", "Device"]
+
+
+@dataclass
+class ZoneVerdict:
+    node: int
+    zone: str
+    index: int
+    classzone_idx: int
+    free_pages: int
+    min: int
+    low: int
+    high: int
+    reserve: int
+    verdict: Dict[str, Any]
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class FailureView:
+    """One allocation failure with everything derived from it."""
+
+    record: AllocFailure
+    release: Optional[str]
+    gfp_table: str
+    gfp_table_how: str
+    decoded: Optional[List[str]]
+    printed_names: Optional[List[str]]
+    names_agree: Optional[bool]
+    names_source: str
+    caller: Optional[str]
+    caller_why: Optional[str]
+    known_frames: List[Dict[str, str]]
+    zone_verdicts: List[ZoneVerdict]
+    watermark_rule: Optional[str]
+    explanation: List[str]
+
+    def to_json(self) -> Dict[str, Any]:
+        r = self.record
+        return {
+            "comm": r.comm, "kind": r.kind, "pid": r.pid, "cpu": r.cpu,
+            "order": r.order, "mode": None if r.mode is None else f"{r.mode:#x}",
+            "size": r.size, "time": r.ts, "stamp": r.stamp,
+            "lines": list(r.lines), "partial": r.partial, "problems": r.problems,
+            "release": self.release, "tainted": r.tainted, "hardware": r.hardware,
+            "nodemask": r.nodemask, "cpuset": r.cpuset, "mems_allowed": r.mems_allowed,
+            "gfp": {"table": self.gfp_table, "table_how": self.gfp_table_how,
+                    "names": self.decoded, "printed": self.printed_names,
+                    "agree": self.names_agree, "names_from": self.names_source},
+            "caller": self.caller, "caller_why": self.caller_why,
+            "known_frames": self.known_frames,
+            "trace": [{"func": f.func, "offset": f.offset, "size": f.size,
+                       "module": f.module, "unreliable": f.unreliable} for f in r.trace],
+            "meminfo": r.meminfo.counters if r.meminfo else None,
+            "zones": [{"node": z.node, "zone": z.zone, "fields": z.fields,
+                       "lowmem_reserve": z.lowmem_reserve, "line": z.line} for z in r.zones],
+            "buddy": [{"node": b.node, "zone": b.zone, "counts": b.counts,
+                       "types": b.types, "total_kb": b.total_kb, "computed_kb": b.computed_kb,
+                       "total_ok": b.total_ok, "line": b.line} for b in r.buddy],
+            "watermark_rule": self.watermark_rule,
+            "verdicts": [{"node": v.node, "zone": v.zone, "index": v.index,
+                          "classzone_idx": v.classzone_idx, "free_pages": v.free_pages,
+                          "min": v.min, "low": v.low, "high": v.high, "reserve": v.reserve,
+                          "verdict": v.verdict, "notes": v.notes}
+                         for v in self.zone_verdicts],
+            "explanation": self.explanation,
+        }
+
+
+@dataclass
+class Group:
+    comm: str
+    order: Optional[int]
+    mode: Optional[int]
+    names: str
+    count: int = 0
+    first: str = "-"
+    last: str = "-"
+    last_index: int = -1
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"comm": self.comm, "order": self.order,
+                "mode": None if self.mode is None else f"{self.mode:#x}",
+                "names": self.names, "count": self.count, "first": self.first,
+                "last": self.last}
+
+
+@dataclass
+class AllocReport:
+    source: str
+    lines: int = 0
+    failures: List[FailureView] = field(default_factory=list)
+    groups: List[Group] = field(default_factory=list)
+    ooms: List[OomReport] = field(default_factory=list)
+    slub: List[SlubFailure] = field(default_factory=list)
+    oops: List[OopsHeader] = field(default_factory=list)
+    releases: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    def to_json(self) -> Dict[str, Any]:
+        def rec(o):
+            d = dict(o.__dict__)
+            for k in ("trace",):
+                if k in d:
+                    d[k] = [str(f) for f in d[k]]
+            if "lines" in d:
+                d["lines"] = list(d["lines"])
+            return d
+        return {"source": self.source, "lines": self.lines,
+                "failures": [f.to_json() for f in self.failures],
+                "summary": [g.to_json() for g in self.groups],
+                "oom": [rec(o) for o in self.ooms], "slub": [rec(s) for s in self.slub],
+                "oops": [rec(o) for o in self.oops], "releases": self.releases,
+                "warnings": self.warnings}
+
+
+def caller_of(trace) -> Tuple[Optional[str], List[Dict[str, str]]]:
+    """The first reliable frame outside the allocator, and the known frames."""
+    caller = None
+    known: List[Dict[str, str]] = []
+    for fr in trace:
+        if fr.unreliable:
+            continue
+        if caller is None and not ALLOCATOR_FRAMES.match(fr.func):
+            caller = fr.func
+        for pat, why in _KNOWN:
+            if pat.match(fr.func):
+                if not any(k["why"] == why for k in known):
+                    known.append({"frame": fr.func, "why": why})
+                break
+    return caller, known
+
+
+def _zone_indices(zones: List[ZoneLine]) -> Tuple[Dict[str, int], List[str]]:
+    """zone name -> zone type index, from the zones printed and lowmem_reserve."""
+    seen = {z.zone for z in zones}
+    order = [z for z in _ZONE_ORDER
+             if z in seen or z in ("Normal", "Movable") or (z == "DMA32" and "DMA" in seen)]
+    if "Device" in order and "Device" not in seen:
+        order.remove("Device")
+    if "DMA32" in order and "DMA32" not in seen:
+        order.remove("DMA32")
+    n = max((len(z.lowmem_reserve) for z in zones if z.lowmem_reserve), default=len(order))
+    while len(order) < n:
+        order.append("Device")
+    idx = {name: i for i, name in enumerate(order)}
+    notes = []
+    for z in zones:
+        i = idx.get(z.zone)
+        if z.lowmem_reserve and i is not None and i < len(z.lowmem_reserve) \
+                and z.lowmem_reserve[i] != 0:
+            notes.append(f"zone {z.zone}: lowmem_reserve[{i}] is not 0; zone index uncertain")
+    return idx, notes
+
+
+def _highest_zone(mask: int, table: gfpmod.GfpTable, idx: Dict[str, int]) -> Optional[str]:
+    """gfp_zone(): the highest zone type the request may use."""
+    zb = gfpmod.zone_bits(mask, table)
+    if zb["DMA"]:
+        return "DMA"
+    if zb["DMA32"]:
+        return "DMA32" if "DMA32" in idx else "Normal"
+    if zb["HIGHMEM"] and zb["MOVABLE"]:
+        return "Movable"
+    if zb["HIGHMEM"]:
+        return "HighMem" if "HighMem" in idx else "Normal"
+    return "Normal"
+
+
+def _alloc_flags(mask: int, table: gfpmod.GfpTable, rule: str) -> Dict[str, bool]:
+    """The ALLOC_* bits gfp_to_alloc_flags() derives that watermark_ok() takes.
+
+    3.10: ALLOC_HIGH for __GFP_HIGH, ALLOC_HARDER for atomic callers (no
+    __GFP_WAIT and no __GFP_NO_KSWAPD) unless __GFP_NOMEMALLOC; v4.4 .. 6.2:
+    ALLOC_HARDER for __GFP_ATOMIC unless __GFP_NOMEMALLOC; v6.3+: the
+    non-blocking (no __GFP_DIRECT_RECLAIM) ALLOC_NON_BLOCK.  ALLOC_CMA for
+    movable requests.  Not modelled: OOM victims, PF_MEMALLOC, RT tasks.
+    """
+    b = table.bit
+    high = bool(mask & b("__GFP_HIGH"))
+    nomem = bool(mask & b("__GFP_NOMEMALLOC"))
+    if rule == "3.10":
+        harder = not (mask & (b("__GFP_WAIT") | b("__GFP_NO_KSWAPD"))) and not nomem
+    elif rule == "4.4":
+        harder = bool(mask & b("__GFP_ATOMIC")) and not nomem
+    else:
+        harder = not (mask & b("__GFP_DIRECT_RECLAIM"))
+    cma = bool(mask & b("__GFP_MOVABLE"))
+    return {"high": high, "harder": harder, "cma": cma}
+
+
+def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, List[str]]:
+    page_kb = b.block_kb[0] if b.block_kb else 4
+    notes = []
+
+    def pages(key):
+        v = z.kb(key)
+        return None if v is None else v // page_kb
+
+    free_by_mt: Dict[str, List[int]] = {}
+    if any(b.types):
+        for o, letters in enumerate(b.types):
+            for ch in letters:
+                name = MIGRATE_LETTERS.get(ch)
+                if name is None:
+                    continue
+                free_by_mt.setdefault(name, [0] * len(b.counts))[o] = 1
+        notes.append("migrate types from the buddy line's letters (which lists are "
+                     "non-empty per order), not counts")
+    nr_free = list(b.counts)
+    if len(nr_free) < 11:
+        notes.append(f"buddy line has {len(nr_free)} orders; higher orders taken as empty")
+        nr_free += [0] * (11 - len(nr_free))
+    st = wm.ZoneState(node=z.node, name=z.zone, free_pages=pages("free") or 0,
+                      min=pages("min") or 0, low=pages("low") or 0, high=pages("high") or 0,
+                      lowmem_reserve=list(z.lowmem_reserve or []), nr_free=nr_free,
+                      free_by_mt=free_by_mt or None, managed=pages("managed"),
+                      present=pages("present"), index=index,
+                      free_cma=pages("free_cma") or 0)
+    return st, notes
+
+
+def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]
+            ) -> Tuple[Optional[str], List[ZoneVerdict], List[str]]:
+    """Watermark verdicts for every zone the request could use."""
+    out: List[str] = []
+    if rec.mode is None or rec.order is None:
+        return None, [], ["no mode/order: cannot re-run the watermark check"]
+    if not rec.zones:
+        return None, [], ["no zone lines printed with this failure (rate-limited show_mem, "
+                          "or a filtered report): cannot re-run the watermark check"]
+    try:
+        rule = wm.rule_for_release(release) if release else None
+    except ValueError:
+        rule = None
+    if rule is None:
+        rule = "4.4" if table.since >= (4, 4) and table.since < (6, 3) else (
+            "3.10" if table.since < (4, 4) else "6.3")
+        out.append(f"kernel release unknown: watermark rule {rule} assumed from the GFP table")
+    idx, notes = _zone_indices(rec.zones)
+    out.extend(notes)
+    top = _highest_zone(rec.mode, table, idx)
+    top_i = idx.get(top, idx.get("Normal", 0))
+    buddies = {(b.node, b.zone): b for b in rec.buddy}
+    flags = _alloc_flags(rec.mode, table, rule)
+    verdicts: List[ZoneVerdict] = []
+    ver = gfpmod.parse_version(release or "") or table.since
+    for node in sorted({z.node for z in rec.zones}):
+        zones = [z for z in rec.zones if z.node == node and idx.get(z.zone, 99) <= top_i]
+        if not zones:
+            continue
+        # the class zone: gfp_zone() itself since v5.8 (commit 97a225e69a1f,
+        # highest_zoneidx); before, the preferred (highest populated) zone's index
+        populated = max(idx[z.zone] for z in zones)
+        classzone = top_i if ver >= (5, 8) else populated
+        for z in sorted(zones, key=lambda z: -idx[z.zone]):
+            b = buddies.get((z.node, z.zone))
+            if b is None or z.lowmem_reserve is None:
+                out.append(f"node {node} {z.zone}: no buddy or lowmem_reserve line; not checked")
+                continue
+            st, znotes = _zone_state(z, b, idx[z.zone])
+            cz = min(classzone, len(st.lowmem_reserve) - 1)
+            if rec.order >= len(st.nr_free):
+                out.append(f"order {rec.order} beyond the buddy line's orders")
+                continue
+            v = wm.watermark_ok(st, rec.order, "min", cz, rule, high=flags["high"],
+                                harder=flags["harder"], cma=flags["cma"])
+            verdicts.append(ZoneVerdict(node, z.zone, idx[z.zone], cz, st.free_pages, st.min,
+                                        st.low, st.high, st.lowmem_reserve[cz], v.to_json(),
+                                        znotes))
+    if verdicts:
+        all_fail = all(not v.verdict["ok"] for v in verdicts)
+        out.insert(0, ("every zone the request could use fails the MIN watermark check"
+                       if all_fail else
+                       "some zone passes the MIN watermark as printed: the failure came from "
+                       "elsewhere (cpuset/mempolicy, numbers changed between check and report, "
+                       "or a flag not modelled)"))
+    return rule, verdicts, out
+
+
+def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str] = None,
+            gfp_names: Optional[List[Tuple[str, int]]] = None,
+            keep: int = 100000) -> AllocReport:
+    """Everything :mod:`allocfail` reports about a log, in one streaming pass."""
+    rep = AllocReport(source=source)
+    groups: Dict[Tuple[str, Optional[int], Optional[int]], Group] = {}
+    last_release: Optional[str] = None
+    counted = _Counter(lines)
+    for rec in extract(counted):
+        if isinstance(rec, AllocFailure):
+            if rec.release:
+                last_release = rec.release
+            release = kernel_version or rec.release or last_release
+            view = _view(rec, release, gfp_names)
+            key = (rec.comm, rec.order, rec.mode)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = Group(rec.comm, rec.order, rec.mode,
+                                        "|".join(view.decoded or []))
+            g.count += 1
+            when = f"{rec.ts:.3f}" if rec.ts is not None else (rec.stamp or f"line {rec.lines[0]}")
+            if g.count == 1:
+                g.first = when
+            g.last = when
+            if len(rep.failures) < keep:
+                g.last_index = len(rep.failures)
+                rep.failures.append(view)
+            _note_release(rep, rec.release)
+        elif isinstance(rec, OomReport):
+            if rec.release:
+                last_release = rec.release
+            _note_release(rep, rec.release)
+            if len(rep.ooms) < keep:
+                rep.ooms.append(rec)
+        elif isinstance(rec, SlubFailure):
+            if len(rep.slub) < keep:
+                rep.slub.append(rec)
+        elif isinstance(rec, OopsHeader):
+            _note_release(rep, rec.release)
+            if len(rep.oops) < keep:
+                rep.oops.append(rec)
+    rep.lines = counted.n
+    rep.groups = sorted(groups.values(), key=lambda g: (-g.count, g.comm))
+    return rep
+
+
+def _note_release(rep: AllocReport, rel: Optional[str]) -> None:
+    if rel and rel not in rep.releases:
+        rep.releases.append(rel)
+
+
+class _Counter:
+    def __init__(self, it: Iterable[LogLine]) -> None:
+        self.it = it
+        self.n = 0
+
+    def __iter__(self):
+        for x in self.it:
+            self.n += 1
+            yield x
+
+
+def _choose_table(rec: AllocFailure, release: Optional[str]):
+    """The GFP table for a failure; without a release, infer from the report.
+
+    A report without names comes from a kernel before v4.5 (the 3.10 table
+    is assumed); one with names is matched against every table and the
+    newest that reproduces them is taken.
+    """
+    if release or rec.mode is None:
+        return gfpmod.table_for_release(release)
+    if rec.mode_names is None:
+        return gfpmod.T310, ("kernel version unknown; no names printed, so a kernel before "
+                             "v4.5: assumed the 3.10 table (give --kernel-version)")
+    fits = [t for t in gfpmod.TABLES if gfpmod.decode(rec.mode, t) == rec.mode_names]
+    if fits:
+        t = fits[-1]
+        return t, (f"kernel version unknown: the {t.key} table is the newest that reproduces "
+                   f"the printed names (also: {', '.join(x.key for x in fits[:-1]) or 'none'})")
+    return gfpmod.table_for_release(None)
+
+
+def _view(rec: AllocFailure, release: Optional[str],
+          gfp_names: Optional[List[Tuple[str, int]]]) -> FailureView:
+    table, how = _choose_table(rec, release)
+    decoded = None
+    names_source = "table"
+    if rec.mode is not None:
+        if gfp_names is not None:
+            decoded = gfpmod.decode(rec.mode, table, gfp_names)
+            names_source = "dump (gfpflag_names)"
+        else:
+            decoded = gfpmod.decode(rec.mode, table)
+    agree = None
+    if rec.mode_names is not None and decoded is not None:
+        agree = decoded == rec.mode_names
+    caller, known = caller_of(rec.trace)
+    caller_why = None
+    for pat, why in _KNOWN:
+        if caller and pat.match(caller):
+            caller_why = why
+    rule, verdicts, notes = explain(rec, table, release)
+    return FailureView(rec, release, table.key, how, decoded, rec.mode_names, agree,
+                       names_source, caller, caller_why, known, verdicts, rule, notes)

@@ -1,0 +1,214 @@
+"""``allocfail``: page allocation failures in a kernel log, and why each failed."""
+
+from typing import List, Optional
+
+from .. import gfp as gfpmod
+from .. import render
+from ..analysis.allocfail import AllocReport, FailureView, analyze
+from ..errors import InputError
+from ..sources import logs
+
+NAME = "allocfail"
+SUMMARY = "allocation failures in a kernel log: GFP flags decoded, caller, watermark verdict"
+DESCRIPTION = """\
+Read kernel logs the way an expert does: find every "page allocation
+failure" (and vmalloc failure, OOM-killer report, SLUB failure), decode its
+GFP mask with the kernel's own names for its version, name the caller, and
+re-run the buddy allocator's watermark check on the zone and buddy lines
+printed with it to say which zone failed at which order and by how much.
+
+Input: log files (dmesg, dmesg -T, vmcore-dmesg.txt, /var/log/messages,
+journalctl output; .gz/.xz/.bz2 too), '-' for stdin, or the log inside a
+dump with -c VMCORE -s VMLINUX.  Offline use needs neither root nor debug
+info.
+
+  crashext allocfail /var/crash/*/vmcore-dmesg.txt
+  crashext allocfail -v messages.1.gz
+  journalctl -k | crashext allocfail -
+  crashext allocfail -c vmcore -s vmlinux --json"""
+TARGET = "optional"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("files", nargs="*", metavar="FILE",
+                        help="kernel log files ('-' for stdin); none: the dump's log (-c)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="each failure with its call trace, zones and verdict")
+    parser.add_argument("--kernel-version", metavar="RELEASE",
+                        help="decode GFP masks for this kernel release (e.g. 3.10.0-693.el7, "
+                             "5.10) instead of the release in the log")
+
+
+def _reports(args, ctx) -> List[AllocReport]:
+    out = []
+    if args.files:
+        for path in args.files:
+            name = "stdin" if path == "-" else path
+            rep = analyze(logs.log_lines(path), name, args.kernel_version)
+            out.append(rep)
+        return out
+    if not ctx.has_target:
+        raise InputError("give a log FILE ('-' for stdin) or a dump with -c VMCORE -s VMLINUX")
+    t = ctx.target()
+    names = gfpmod.names_from_target(t)
+    rep = analyze(logs.from_records(t.log_records()), f"kernel log of {t.source}",
+                  args.kernel_version or t.release, names)
+    if names is None:
+        rep.warnings.append("the dump has no gfpflag_names[] (before v4.6): GFP names from "
+                            "the built-in tables")
+    return out + [rep]
+
+
+def run(args, ctx) -> int:
+    reports = _reports(args, ctx)
+    if args.json:
+        data = [r.to_json() for r in reports]
+        render.write_json(ctx.out, data[0] if len(data) == 1 else data)
+        return 0
+    for i, rep in enumerate(reports):
+        if i:
+            ctx.out.write("\n")
+        _write(ctx, rep, args.verbose)
+    return 0
+
+
+def _verdict_line(rep: AllocReport) -> str:
+    n = sum(g.count for g in rep.groups)
+    if not n:
+        head = "no allocation failures found"
+    else:
+        comms = len({g.comm for g in rep.groups})
+        head = f"{n} allocation failure{'s' if n != 1 else ''} ({comms} task name{'s' if comms != 1 else ''})"
+    extra = []
+    if rep.ooms:
+        extra.append(f"{len(rep.ooms)} OOM-killer report{'s' if len(rep.ooms) != 1 else ''}")
+    if rep.slub:
+        extra.append(f"{len(rep.slub)} SLUB failure{'s' if len(rep.slub) != 1 else ''}")
+    if rep.oops:
+        extra.append(f"{len(rep.oops)} oops/BUG/panic header{'s' if len(rep.oops) != 1 else ''}")
+    return head + ("; " + ", ".join(extra) if extra else "") + f" in {rep.source} ({rep.lines} lines)"
+
+
+def _short_why(f: FailureView) -> str:
+    if not f.zone_verdicts:
+        notes = [e for e in f.explanation if "assumed" not in e]
+        return (notes or f.explanation or ["-"])[0]
+    parts = []
+    for v in f.zone_verdicts:
+        d = v.verdict
+        if d["ok"]:
+            parts.append(f"{v.zone}: ok")
+        elif d["check"] == "watermark":
+            parts.append(f"{v.zone}: below min+reserve")
+        else:
+            parts.append(f"{v.zone}: no order-{d['failed_order']} room")
+    return "; ".join(parts)
+
+
+def _write(ctx, rep: AllocReport, verbose: bool) -> None:
+    out = ctx.out
+    out.write(_verdict_line(rep) + "\n")
+    for w in rep.warnings:
+        ctx.warn(w)
+    if rep.groups:
+        out.write("\n")
+        rows = []
+        for g in rep.groups:
+            f = rep.failures[g.last_index] if g.last_index >= 0 else None
+            rows.append((g.count, g.comm, "-" if g.order is None else g.order,
+                         "-" if g.mode is None else f"{g.mode:#x}", g.names or "-",
+                         g.first, g.last, _short_why(f) if f else "-"))
+        render.write_table(out, rows, ["COUNT", "COMM", "ORDER", "MODE", "FLAGS", "FIRST",
+                                       "LAST", "WHY (last)"],
+                           ["right", "left", "right", "left", "left", "left", "left", "left"])
+        tables = sorted({f"{f.gfp_table_how}" for f in rep.failures})
+        for t in tables:
+            out.write(f"GFP names: {t}\n")
+        mismatch = [f for f in rep.failures if f.names_agree is False]
+        for f in mismatch:
+            ctx.warn(f"line {f.record.lines[0]}: kernel printed {'|'.join(f.printed_names)}, "
+                     f"table gives {'|'.join(f.decoded or [])}")
+    if rep.ooms:
+        out.write("\n")
+        rows = [(o.comm, "-" if o.gfp is None else f"{o.gfp:#x}",
+                 "|".join(o.gfp_names) if o.gfp_names else "-",
+                 "-" if o.order is None else o.order,
+                 "memcg" if o.memcg else "global",
+                 f"{o.killed_pid} ({o.killed_comm})" if o.killed_pid else "-",
+                 f"{o.ts:.3f}" if o.ts is not None else (o.stamp or f"line {o.lines[0]}"))
+                for o in rep.ooms]
+        render.write_table(out, rows, ["OOM INVOKER", "GFP", "FLAGS", "ORDER", "SCOPE",
+                                       "KILLED", "TIME"])
+    if rep.slub:
+        out.write("\n")
+        rows = [(s.cache or "-", s.node, f"{s.gfp:#x}",
+                 "|".join(s.gfp_names) if s.gfp_names else "-",
+                 "-" if s.min_order is None else s.min_order,
+                 "-" if s.default_order is None else s.default_order,
+                 f"{s.ts:.3f}" if s.ts is not None else (s.stamp or f"line {s.lines[0]}"))
+                for s in rep.slub]
+        render.write_table(out, rows, ["SLUB CACHE", "NODE", "GFP", "FLAGS", "MIN ORDER",
+                                       "ORDER", "TIME"])
+    if rep.oops:
+        out.write("\n")
+        for o in rep.oops:
+            who = f" ({o.comm}, pid {o.pid})" if o.comm else ""
+            rip = f" at {o.rip}" if o.rip else ""
+            out.write(f"{o.kind.upper()}: {o.message}{rip}{who}, line {o.line}\n")
+    if verbose:
+        for f in rep.failures:
+            out.write("\n")
+            _write_failure(out, f)
+
+
+def _write_failure(out, f: FailureView) -> None:
+    r = f.record
+    when = f"{r.ts:.6f}" if r.ts is not None else (r.stamp or "-")
+    out.write(f"== {r.header}\n")
+    pairs = [
+        ("LINES", f"{r.lines[0]}-{r.lines[1]}" + (" (partial)" if r.partial else "")),
+        ("TIME", when),
+        ("TASK", f"{r.task_comm or r.comm} pid {r.pid if r.pid is not None else '-'} "
+                 f"cpu {r.cpu if r.cpu is not None else '-'}"),
+        ("RELEASE", f.release or "-"),
+        ("ORDER", "-" if r.order is None else f"{r.order} ({4 << r.order} kB with 4 kB pages)"),
+        ("MODE", "-" if r.mode is None else f"{r.mode:#x} = {'|'.join(f.decoded or [])}"),
+        ("GFP TABLE", f.gfp_table_how),
+    ]
+    if f.printed_names is not None:
+        pairs.append(("PRINTED", "|".join(f.printed_names) +
+                      ("" if f.names_agree else "  (differs from the table!)")))
+    pairs.append(("CALLER", (f.caller or "-") + (f": {f.caller_why}" if f.caller_why else "")))
+    for k in f.known_frames:
+        if k["frame"] != f.caller:
+            pairs.append(("CONTEXT", f"{k['frame']}: {k['why']}"))
+    out.write(render.kv_block(pairs) + "\n")
+    for p in r.problems:
+        out.write(f"  problem: {p}\n")
+    if r.trace:
+        out.write("  call trace:\n")
+        for fr in r.trace:
+            out.write(f"    {fr}\n")
+    if r.buddy:
+        out.write("  buddy lines:\n")
+        for b in r.buddy:
+            state = {True: "total verified", False: "TOTAL MISMATCH", None: "no total"}[b.total_ok]
+            out.write(f"    node {b.node} {b.zone:<7} {b.computed_kb} kB in blocks, printed "
+                      f"{'-' if b.total_kb is None else b.total_kb} kB: {state}; free blocks "
+                      f"per order {b.counts}\n")
+    if f.zone_verdicts:
+        out.write(f"  watermark check (rule {f.watermark_rule}, MIN watermark, pages):\n")
+        rows = []
+        for v in f.zone_verdicts:
+            d = v.verdict
+            rows.append((v.node, v.zone, v.free_pages, v.min, f"[{v.classzone_idx}] {v.reserve}",
+                         "ok" if d["ok"] else f"FAIL at order {d['failed_order']}", d["reason"]))
+        import io
+        buf = io.StringIO()
+        render.write_table(buf, rows, ["NODE", "ZONE", "FREE", "MIN", "RESERVE", "VERDICT",
+                                       "BECAUSE"],
+                           ["right", "left", "right", "right", "right", "left", "left"])
+        for line in buf.getvalue().splitlines():
+            out.write("    " + line + "\n")
+    for e in f.explanation:
+        out.write(f"  {e}\n")

@@ -1,0 +1,191 @@
+"""Log normalisation and record extraction on real and hand-shaped input."""
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from crashext.errors import InputError
+from crashext.sources import kmsg, logs
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "logs")
+SEED = os.path.join(DATA, "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
+
+
+def norm(*lines):
+    return list(logs.normalize(lines))
+
+
+def test_dmesg_forms():
+    a, = norm("[66249123.178811] docker-runc: page allocation failure: order:6, mode:0x10c0d0")
+    assert a.ts == pytest.approx(66249123.178811) and a.text.startswith("docker-runc:")
+    b, = norm("[Mon Apr 20 15:08:07 2020] CPU: 1 PID: 2 Comm: x Not tainted 5.4.19 #1")
+    assert b.ts is None and b.stamp == "Mon Apr 20 15:08:07 2020" and b.text.startswith("CPU: 1")
+    c, = norm("[   12.345678] [  T460] systemd[1]: hello")        # CONFIG_PRINTK_CALLER
+    assert c.ts == pytest.approx(12.345678) and c.text == "systemd[1]: hello"
+    d, = norm("<4>[    1.000000] Mem-Info:")                       # dmesg -r
+    assert d.text == "Mem-Info:" and d.ts == 1.0
+
+
+def test_syslog_and_journal_forms():
+    lines = norm(
+        "Apr 01 16:27:01 sm21 kernel: swapper/21: page allocation failure: order:0, mode:0x20",
+        "Jul 16 11:53:25 host kernel: [1310061.327447] CPU: 44 PID: 24430 Comm: x Not tainted 4.15.0 #1",
+        "Dec 23 21:21:21 systemd[1]: Starting something...",     # another program: dropped
+        "Dec 23 21:21:28 kernel: mount-s3 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0",
+        "2024-02-09T08:09:39.123456+00:00 host kernel: Mem-Info:",
+        "[ 1234.567890] host kernel: Node 0 DMA free:15908kB",     # journalctl -o short-monotonic
+        "kernel: systemd invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0",
+    )
+    texts = [l.text for l in lines]
+    assert texts == [
+        "swapper/21: page allocation failure: order:0, mode:0x20",
+        "CPU: 44 PID: 24430 Comm: x Not tainted 4.15.0 #1",
+        "mount-s3 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0",
+        "Mem-Info:",
+        "Node 0 DMA free:15908kB",
+        "systemd invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0"]
+    assert lines[0].stamp == "Apr 01 16:27:01"
+    assert lines[1].ts == pytest.approx(1310061.327447)
+    assert lines[4].ts == pytest.approx(1234.56789)
+
+
+def test_rsyslog_012_escapes_split_lines():
+    path = os.path.join(DATA, "mounts3-meminfo-012.log")
+    lines = list(logs.log_lines(path))
+    body = [l for l in lines if l.text.lstrip().startswith(("active_file", "unevictable",
+                                                             "slab_reclaimable", "mapped",
+                                                             "free:"))]
+    # the one syslog line carried five show_mem lines joined by #012
+    assert len(body) == 5 and all(l.cont for l in body)
+    assert len({l.lineno for l in body}) == 1
+
+
+def test_unprefixed_continuations_keep_their_record_time():
+    lines = list(logs.log_lines(SEED))
+    cont = [l for l in lines if l.cont]
+    # the seed's Mem-Info counters lost their stamps (printk continuation lines)
+    assert [l.text.split(":")[0] for l in cont] == [
+        "active_file", "unevictable", "slab_reclaimable", "mapped", "free"]
+    assert all(l.ts == pytest.approx(66249123.178901) for l in cont)
+
+
+@pytest.mark.parametrize("opener,suffix", [(gzip.open, ".gz"), (lzma.open, ".xz"),
+                                            (bz2.open, ".bz2")])
+def test_compressed_same_as_plain(tmp_path, opener, suffix):
+    raw = open(SEED, "rb").read()
+    p = tmp_path / ("log" + suffix)
+    with opener(p, "wb") as f:
+        f.write(raw)
+    plain = [(l.ts, l.text) for l in logs.log_lines(SEED)]
+    packed = [(l.ts, l.text) for l in logs.log_lines(str(p))]
+    assert packed == plain
+
+
+def test_missing_and_directory_are_input_errors(tmp_path):
+    with pytest.raises(InputError):
+        list(logs.log_lines(str(tmp_path / "nope")))
+    with pytest.raises(InputError):
+        list(logs.log_lines(str(tmp_path)))
+
+
+def test_truncated_gzip_is_one_input_error(tmp_path):
+    p = tmp_path / "cut.gz"
+    data = gzip.compress(open(SEED, "rb").read())
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError):
+        list(logs.log_lines(str(p)))
+
+
+def test_buddy_line_total_checked_and_orders_from_sizes():
+    b = kmsg.parse_buddy_line("Node 0 DMA32: 1501*4kB (UEM) 498*8kB (UEM) 271*16kB (UEM) "
+                              "265*32kB (UEM) 154*64kB (UEM) 93*128kB (UEM) 10*256kB (M) "
+                              "6*512kB (M) 2*1024kB (EM) 6*2048kB (M) 0*4096kB = 64532kB")
+    assert b.counts == [1501, 498, 271, 265, 154, 93, 10, 6, 2, 6, 0]
+    assert b.types[8] == "EM" and b.types[10] == ""
+    assert b.total_kb == 64532 and b.total_ok
+    bad = kmsg.parse_buddy_line("Node 0 DMA: 1*4kB (U) 1*8kB = 16kB")
+    assert bad.total_ok is False and bad.computed_kb == 12
+    cut = kmsg.parse_buddy_line("Node 0 Normal: 8454*4kB (UEM) 6702*8kB (UE")
+    assert cut.total_ok is None and cut.counts[:2] == [8454, 6702]
+
+
+def test_frames_mark_question_marks():
+    f = kmsg.parse_frame("[<ffffffff810a93c0>] ? manage_workers.isra.24+0x2a0/0x2a0")
+    assert f.unreliable and f.func == "manage_workers.isra.24" and f.offset == 0x2a0
+    g = kmsg.parse_frame(" ? __nvme_submit_sync_cmd+0xc1/0x1f0 [nvme_core]")
+    assert g.unreliable and g.module == "nvme_core"
+    h = kmsg.parse_frame(" dump_stack+0x66/0x90")
+    assert not h.unreliable and h.size == 0x90
+
+
+def test_oops_headers_from_seed_match_crash_session():
+    heads = list(kmsg.iter_oops(logs.log_lines(SEED)))
+    assert len(heads) == 1
+    h = heads[0]
+    session = open(os.path.join(DATA, "rhel7-3.10.0-693.2.2-crash-session.txt")).read()
+    # crash's own banner for this vmcore: PANIC: "kernel BUG at lib/idr.c:1157!", PID: 18614,
+    # exception RIP: ida_simple_remove+65
+    assert f'PANIC: "{h.message}"' in session
+    assert f"PID: {h.pid}" in session
+    assert h.rip_func == "ida_simple_remove" and int(h.rip.split("+")[1].split("/")[0], 16) == 65
+    assert "[exception RIP: ida_simple_remove+65]" in session
+
+
+def test_interleaved_failures_are_separate_records():
+    recs = [r for r in kmsg.extract(logs.log_lines(os.path.join(DATA, "cortx-rhel7-interleaved.log")))
+            if isinstance(r, kmsg.AllocFailure)]
+    assert [r.comm for r in recs] == ["swapper/21", "swapper/44"]
+    assert len(recs[0].trace) == 6 and recs[0].trace[-1].func == "__napi_alloc_skb"
+    assert recs[1].cpu == 44 and not recs[1].trace and recs[1].partial
+
+
+def test_truncated_report_is_partial_not_an_error():
+    recs = list(kmsg.extract(logs.log_lines(os.path.join(DATA, "rpi-4.12-memalloc.log"))))
+    a, = [r for r in recs if isinstance(r, kmsg.AllocFailure)]
+    assert a.nodemask == "(null)" and a.release == "4.12.0-rc2-v8+"
+    assert a.trace[-1].func == "__usb_hcd_giveback_urb"   # the cut frame after it is dropped
+
+
+def test_slub_block():
+    lines = norm("[ 1.0] SLUB: Unable to allocate memory on node -1, gfp=0x8020(GFP_ATOMIC|__GFP_ZERO)",
+                 "[ 1.0]   cache: kmalloc-512, object size: 512, buffer size: 512, default order: 2, min order: 0",
+                 "[ 1.0]   node 0: slabs: 1105, objs: 35360, free: 0",
+                 "[ 1.1] eth0: link up")
+    s, = [r for r in kmsg.extract(lines) if isinstance(r, kmsg.SlubFailure)]
+    assert (s.node, s.gfp, s.gfp_names, s.cache, s.min_order) == \
+        (-1, 0x8020, ["GFP_ATOMIC", "__GFP_ZERO"], "kmalloc-512", 0)
+    assert s.nodes == [{"node": 0, "slabs": 1105, "objs": 35360, "free": 0}]
+
+
+SEED_LINES = open(SEED, encoding="utf-8").read().splitlines()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=200), max_size=60))
+def test_garbage_never_raises(lines):
+    list(kmsg.extract(logs.normalize(lines)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_truncated_and_interleaved_seed_never_raises(data):
+    lines = list(SEED_LINES)
+    cut_line = data.draw(st.integers(0, len(lines)))
+    cut_char = data.draw(st.integers(0, 300))
+    lines = lines[:cut_line] + ([lines[cut_line][:cut_char]] if cut_line < len(lines) else [])
+    seed = data.draw(st.integers(0, 2**32))
+    rnd = random.Random(seed)
+    mixed = []
+    other = [l[: rnd.randint(0, len(l))] for l in SEED_LINES]
+    for l in lines:
+        mixed.append(l)
+        if rnd.random() < 0.2:
+            mixed.append(rnd.choice(other))
+    for rec in kmsg.extract(logs.normalize(mixed)):
+        assert rec.lines[0] <= rec.lines[1] if hasattr(rec, "lines") else True
