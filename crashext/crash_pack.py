@@ -59,19 +59,25 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=name, description=mod.DESCRIPTION,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    # not --debug: PyKdump's API takes "--debug N" out of every command's argv
+    p.add_argument("--traceback", action="store_true", help="show tracebacks of internal errors")
     mod.add_arguments(p)
     return p
 
 
 def help_text(name: str) -> str:
-    """The text crash's ``help NAME`` shows: description and options."""
-    return build_parser(name).format_help()
+    """The text crash's ``help NAME`` shows under DESCRIPTION: what the
+    command does and its options (crash prints NAME and SYNOPSIS itself)."""
+    text = build_parser(name).format_help()
+    # argparse starts with its usage paragraph; crash's SYNOPSIS says that
+    return text.split("\n\n", 1)[1] if text.startswith("usage:") and "\n\n" in text else text
 
 
 def _synopsis(name: str) -> str:
-    usage = build_parser(name).format_usage().strip()
-    return usage[len("usage: "):] if usage.startswith("usage: ") else usage
+    """The SYNOPSIS line without the name: crash prints ``NAME SYNOPSIS``."""
+    usage = " ".join(build_parser(name).format_usage().split())
+    prefix = f"usage: {name}"
+    return usage[len(prefix):].strip() if usage.startswith(prefix) else usage
 
 
 def register_all() -> List[str]:
@@ -117,11 +123,11 @@ def run_command(name: str, argv: Optional[List[str]] = None) -> int:
         out.write(f"{name}: interrupted\n")
         rc = 130
     except Exception as exc:  # never take the crash session down
-        if getattr(args, "debug", False):
+        if getattr(args, "traceback", False):
             traceback.print_exc(file=out)
         text = " ".join(str(exc).split()) or "no message"
         out.write(f"{name}: internal error: {type(exc).__name__}: {text} "
-                  "(rerun with --debug for the traceback)\n")
+                  "(rerun with --traceback for the traceback)\n")
         rc = 3
     try:
         out.flush()  # crash in batch mode loses unflushed Python output

@@ -6,6 +6,7 @@ its own plus that variable, so crashext and tabulate must be named there).
 """
 
 import os
+import re
 import sys
 from typing import Dict, List, Optional
 
@@ -47,14 +48,36 @@ def _module_parent(name: str) -> Optional[str]:
     return os.path.dirname(path)
 
 
-def pykdumppath_dirs(extra: Optional[List[str]] = None) -> List[str]:
-    """Directories for PYKDUMPPATH: scripts, crashext, tabulate, then extras.
+def linked_python_stdlib(mpykdump: str) -> List[str]:
+    """The stdlib directories of the libpython a PyKdump build links against.
 
-    A PyKdump linked against the system's libpython (rather than its
-    self-contained zip) also needs that Python's stdlib: CRASHEXT_PYKDUMP_STDLIB
-    (colon-separated) names it.
+    A self-contained mpykdump.so carries its stdlib in its zip and links no
+    libpython; one built against the system's libpython3.X needs that
+    Python's ``/usr/lib/python3.X`` and ``lib-dynload`` on PYKDUMPPATH,
+    because PyKdump replaces ``sys.path``.
     """
-    dirs = [epython_dir(), _module_parent("crashext"), _module_parent("tabulate")]
+    try:
+        with open(mpykdump, "rb") as f:
+            head = f.read(1 << 22)
+    except OSError:
+        return []
+    m = re.search(rb"libpython(3\.\d+)\.so", head)
+    if not m:
+        return []
+    ver = m.group(1).decode()
+    out = []
+    for base in (f"/usr/lib/python{ver}", f"/usr/local/lib/python{ver}"):
+        if os.path.isdir(base):
+            out += [base] + [d for d in [os.path.join(base, "lib-dynload")] if os.path.isdir(d)]
+            break
+    return out
+
+
+def pykdumppath_dirs(extra: Optional[List[str]] = None, mpykdump: Optional[str] = None) -> List[str]:
+    """Directories for PYKDUMPPATH: the linked Python's stdlib (if any),
+    the scripts, crashext, tabulate, then extras (and CRASHEXT_PYKDUMP_STDLIB)."""
+    dirs = linked_python_stdlib(pykdump_path(mpykdump))
+    dirs += [epython_dir(), _module_parent("crashext"), _module_parent("tabulate")]
     stdlib = os.environ.get("CRASHEXT_PYKDUMP_STDLIB", "")
     dirs += [d for d in stdlib.split(":") if d]
     dirs += extra or []
@@ -65,10 +88,10 @@ def pykdumppath_dirs(extra: Optional[List[str]] = None) -> List[str]:
     return out
 
 
-def crash_env(extra: Optional[List[str]] = None) -> Dict[str, str]:
+def crash_env(extra: Optional[List[str]] = None, mpykdump: Optional[str] = None) -> Dict[str, str]:
     env = dict(os.environ)
     old = env.get("PYKDUMPPATH")
-    dirs = pykdumppath_dirs(extra)
+    dirs = pykdumppath_dirs(extra, mpykdump)
     env["PYKDUMPPATH"] = ":".join(dirs + ([old] if old else []))
     return env
 

@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
 
 def run(args, ctx) -> int:
     mpy = pykdump_path(args.mpykdump)
-    dirs = pykdumppath_dirs()
+    dirs = pykdumppath_dirs(mpykdump=mpy)
     export = "export PYKDUMPPATH=" + ":".join(dirs) + '${PYKDUMPPATH:+:$PYKDUMPPATH}'
     lines = init_lines(mpy)
     if args.json:

@@ -47,7 +47,7 @@ def run(args, ctx) -> int:
         init = f.name
     try:
         argv = build_argv(args, init)
-        env = crash_env()
+        env = crash_env(mpykdump=mpy)
         if not args.commands:
             return subprocess.call(argv, env=env)
         script = "\n".join(args.commands + ["q"]) + "\n"

@@ -11,6 +11,8 @@ page size, CPUs, memory the kernel manages, uptime and the panic message
 from the kernel log.  The vmlinux is checked against the dump first; a
 mismatch is an error naming both releases."""
 TARGET = "required"
+# crash shows all of this in its banner and `sys`; and `info` is gdb's command there
+IN_CRASH = False
 
 
 def add_arguments(parser) -> None:
