@@ -70,8 +70,6 @@ def build(args, ctx) -> Dict[str, Any]:
         if ctx.has_target:
             raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
         report = fa.from_proc(ProcDir(args.proc), release=args.release, all_zones=args.all)
-        if args.release is None and report.release is None:
-            ctx.warn(report.errors[0]) if report.errors else None
     else:
         if not ctx.has_target:
             raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
