@@ -189,3 +189,49 @@ def test_truncated_and_interleaved_seed_never_raises(data):
             mixed.append(rnd.choice(other))
     for rec in kmsg.extract(logs.normalize(mixed)):
         assert rec.lines[0] <= rec.lines[1] if hasattr(rec, "lines") else True
+
+
+def _records(recs):
+    out = []
+    for r in recs:
+        d = dict(r.__dict__)
+        out.append((type(r).__name__, repr(sorted(d.items(), key=lambda kv: kv[0]))))
+    return out
+
+
+def test_gated_reading_finds_the_same_records(tmp_path):
+    """The fast path (skip text between records) changes nothing a record holds."""
+    import glob as _glob
+    for path in sorted(_glob.glob(os.path.join(DATA, "*"))):
+        slow = _records(kmsg.extract(logs.log_lines(path)))
+        gate = logs.Gate()
+        fast = _records(kmsg.extract(logs.gated_chunks(logs.text_chunks(path, 64), gate), gate))
+        assert fast == slow, path
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_gated_equals_plain_on_interleavings(data):
+    rnd = random.Random(data.draw(st.integers(0, 2**32)))
+    noise = ["[ 1.0] eth0: link up", "random words BUG", "[ 2.0] Oops", "", "#012x"]
+    mixed = []
+    for l in SEED_LINES * 2:
+        mixed.append(l[: rnd.randint(0, len(l))] if rnd.random() < 0.05 else l)
+        if rnd.random() < 0.1:
+            mixed.append(rnd.choice(noise))
+    text = "\n".join(mixed)
+    chunk = data.draw(st.integers(1, 500))
+    slow = _records(kmsg.extract(logs.normalize(text.split("\n"))))
+    gate = logs.Gate()
+    chunks = [text[i:i + chunk] for i in range(0, len(text), chunk)]
+    fast = _records(kmsg.extract(logs.gated_chunks(chunks, gate), gate))
+    assert fast == slow
+
+
+def test_gated_continuation_trigger_gets_previous_stamp():
+    text = "[ 5.000000] eth0: up\n[ 6.000000] eth1: up\nkernel BUG at mm/x.c:1!\n"
+    slow = list(kmsg.extract(logs.normalize(text.splitlines())))
+    gate = logs.Gate()
+    fast = list(kmsg.extract(logs.gated_chunks([text], gate), gate))
+    # the unstamped line inherits the stamp of the line before it, skipped or not
+    assert [r.ts for r in fast] == [r.ts for r in slow] == [6.0]

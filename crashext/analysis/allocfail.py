@@ -25,10 +25,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from .. import gfp as gfpmod
 from ..sources.kmsg import (AllocFailure, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
                             SlubFailure, ZoneLine, extract)
-from ..sources.logs import LogLine
+from ..sources.logs import Gate, LogLine, gated_chunks, text_chunks
 from . import watermark as wm
 
-__all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "caller_of",
+__all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
            "KNOWN_FRAMES", "ALLOCATOR_FRAMES"]
 
 #: Frames of the allocator itself and of the report: skipped when naming the caller.
@@ -359,15 +359,24 @@ def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]
     return rule, verdicts, out
 
 
+def analyze_file(path: str, source: Optional[str] = None,
+                 kernel_version: Optional[str] = None, keep: int = 100000) -> AllocReport:
+    """:func:`analyze` of a log file (``-``: stdin), skipping the lines between
+    records without normalising them (:func:`crashext.sources.logs.gated`)."""
+    gate = Gate()
+    return analyze(gated_chunks(text_chunks(path), gate), source or path, kernel_version,
+                   None, keep, gate)
+
+
 def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str] = None,
             gfp_names: Optional[List[Tuple[str, int]]] = None,
-            keep: int = 100000) -> AllocReport:
+            keep: int = 100000, gate: Optional[Gate] = None) -> AllocReport:
     """Everything :mod:`allocfail` reports about a log, in one streaming pass."""
     rep = AllocReport(source=source)
     groups: Dict[Tuple[str, Optional[int], Optional[int]], Group] = {}
     last_release: Optional[str] = None
     counted = _Counter(lines)
-    for rec in extract(counted):
+    for rec in extract(counted, gate):
         if isinstance(rec, AllocFailure):
             if rec.release:
                 last_release = rec.release
@@ -400,7 +409,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             _note_release(rep, rec.release)
             if len(rep.oops) < keep:
                 rep.oops.append(rec)
-    rep.lines = counted.n
+    rep.lines = gate.lines if gate is not None else counted.n
     rep.groups = sorted(groups.values(), key=lambda g: (-g.count, g.comm))
     return rep
 

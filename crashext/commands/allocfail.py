@@ -4,7 +4,7 @@ from typing import List, Optional
 
 from .. import gfp as gfpmod
 from .. import render
-from ..analysis.allocfail import AllocReport, FailureView, analyze
+from ..analysis.allocfail import AllocReport, FailureView, analyze, analyze_file
 from ..errors import InputError
 from ..sources import logs
 
@@ -44,7 +44,7 @@ def _reports(args, ctx) -> List[AllocReport]:
     if args.files:
         for path in args.files:
             name = "stdin" if path == "-" else path
-            rep = analyze(logs.log_lines(path), name, args.kernel_version)
+            rep = analyze_file(path, name, args.kernel_version)
             out.append(rep)
         return out
     if not ctx.has_target:

@@ -245,6 +245,7 @@ _OOPS = [
     (re.compile(r"^\s*(WARNING: (?:CPU: \d+ PID: \d+ )?at .*?)\s*$"), "warning"),
     (re.compile(r"^\s*(Kernel panic - not syncing: .*?)\s*$"), "panic"),
 ]
+_OOPS_HINT = re.compile(r"BUG|Oops|protection fault|invalid opcode|WARNING|Kernel panic").search
 _RIP = re.compile(r"^\s*(?:RIP: [0-9a-f]{4}:(?:\[<[0-9a-f]+>\]\s*\[<[0-9a-f]+>\]\s*)?|"
                   r"pc : |PC is at |NIP \[[0-9a-f]+\] |EIP: [0-9a-f]{4}:\[<[0-9a-f]+>\] EFLAGS.*? )"
                   r"(?P<func>[A-Za-z_.][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)")
@@ -320,8 +321,7 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
 
 def _oops_of(ln: LogLine) -> Optional[OopsHeader]:
     text = ln.text
-    if not any(k in text for k in ("BUG", "Oops", "protection fault", "invalid opcode",
-                                   "WARNING", "Kernel panic")):
+    if not _OOPS_HINT(text):
         return None
     for pat, kind in _OOPS:
         m = pat.search(text)
@@ -384,8 +384,13 @@ class _Open:
 FOREIGN_LIMIT = 12
 
 
-def extract(lines: Iterable[LogLine]) -> Iterator[Record]:
-    """All records in ``lines``, in log order, as they end."""
+def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
+    """All records in ``lines``, in log order, as they end.
+
+    ``gate`` (a :class:`~crashext.sources.logs.Gate`), when given, is kept
+    up to date with whether a record is open, so a gated line source can
+    skip the lines in between without normalising them.
+    """
     cur: Optional[_Open] = None
     oops_pending: Optional[OopsHeader] = None
     oops_seen = 0
@@ -399,6 +404,8 @@ def extract(lines: Iterable[LogLine]) -> Iterator[Record]:
         return rec
 
     for ln in lines:
+        if gate is not None:
+            gate.open = True
         text = ln.text
         # oops headers are independent of the allocation records
         if oops_pending is not None:
@@ -430,6 +437,8 @@ def extract(lines: Iterable[LogLine]) -> Iterator[Record]:
             cur = _Open(new, ln.lineno)
             continue
         if cur is None:
+            if gate is not None:
+                gate.open = oops_pending is not None
             continue
         if _body(cur, ln):
             cur.last = ln.lineno
@@ -438,6 +447,8 @@ def extract(lines: Iterable[LogLine]) -> Iterator[Record]:
         if cur.done_tail:
             yield close(cur)
             cur = None
+            if gate is not None:
+                gate.open = oops_pending is not None
             continue
         cur.foreign_run += 1
         if hasattr(cur.rec, "foreign"):
@@ -445,6 +456,8 @@ def extract(lines: Iterable[LogLine]) -> Iterator[Record]:
         if cur.foreign_run > FOREIGN_LIMIT:
             yield close(cur)
             cur = None
+            if gate is not None:
+                gate.open = oops_pending is not None
     if cur is not None:
         yield close(cur)
     if oops_pending is not None:

@@ -28,12 +28,13 @@ import lzma
 import re
 import sys
 from dataclasses import dataclass
-from typing import IO, Iterable, Iterator, Optional, Tuple
+from typing import IO, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
-           "log_lines"]
+           "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
+           "text_chunks", "TRIGGER"]
 
 
 @dataclass
@@ -99,7 +100,7 @@ def read_lines(stream: IO[bytes], name: str = "input") -> Iterator[str]:
         raise InputError(f"{name}: stopped reading: {exc}") from exc
 
 
-_DMESG = re.compile(r"\[\s*(\d+)\.(\d+)\]\s?")
+_DMESG = re.compile(r"\[\s*(\d+\.\d+)\]\s?")
 _DMESG_T = re.compile(r"\[((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ \d]\d "
                       r"\d\d:\d\d:\d\d \d{4})\]\s?")
 _CALLER = re.compile(r"\[\s*[TC]\d+\]\s?")
@@ -109,7 +110,7 @@ _SYSLOG = re.compile(
     r"(?P<stamp>[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
     r"\s+(?:(?P<host>[^\s:]+)\s+)?(?P<prog>[^\s:\[]+)(?:\[\d+\])?:\s?")
-_MONO = re.compile(r"\[\s*(\d+)\.(\d+)\]\s+(?:[^\s:]+\s+)?(?P<prog>[^\s:\[]+)(?:\[\d+\])?:\s?")
+_MONO = re.compile(r"\[\s*(\d+\.\d+)\]\s+(?:[^\s:]+\s+)?(?P<prog>[^\s:\[]+)(?:\[\d+\])?:\s?")
 
 
 def _split_escapes(text: str) -> Iterator[str]:
@@ -121,26 +122,51 @@ def _split_escapes(text: str) -> Iterator[str]:
         yield part
 
 
-def normalize(lines: Iterable[str]) -> Iterator[LogLine]:
-    """Each raw line as :class:`LogLine` (kernel lines only for syslog input)."""
-    last_ts: Optional[float] = None
-    last_stamp: Optional[str] = None
-    for lineno, raw in enumerate(lines, 1):
-        line = raw
-        if line.startswith("<") and _LEVEL.match(line):
-            line = line[_LEVEL.match(line).end():]
+class Normalizer:
+    """Normalise one raw line at a time (keeps the last stamp for continuations)."""
+
+    __slots__ = ("last_ts", "last_stamp")
+
+    def __init__(self) -> None:
+        self.last_ts: Optional[float] = None
+        self.last_stamp: Optional[str] = None
+
+    def prime(self, block: str, end: int, lower: int, limit: int = 64) -> None:
+        """Take the stamp of the last stamped line in ``block[lower:end]``, as if
+        the lines there had been read (continuations inherit it)."""
+        saved = (self.last_ts, self.last_stamp)
+        self.last_ts = self.last_stamp = None
+        e = end
+        for _ in range(limit):
+            if e <= lower:
+                break
+            b = block.rfind("\n", lower, e - 1)
+            b = lower if b < 0 else b + 1
+            line = block[b:e - 1] if block[e - 1:e] == "\n" else block[b:e]
+            self.lines(line.rstrip("\r"), -1)
+            if self.last_ts is not None or self.last_stamp is not None:
+                return
+            e = b
+        self.last_ts, self.last_stamp = saved
+
+    def lines(self, line: str, lineno: int) -> List[LogLine]:
+        """The kernel lines in raw ``line`` ([] for another program's syslog line)."""
+        if line.startswith("<"):
+            m = _LEVEL.match(line)
+            if m:
+                line = line[m.end():]
         ts: Optional[float] = None
         stamp: Optional[str] = None
         cont = False
         if line.startswith("["):
             m = _DMESG.match(line)
             if m:
-                mm = _MONO.match(line)
+                ts = float(m.group(1))
+                mm = _MONO.match(line) if "kernel:" in line else None
                 if mm and mm.group("prog") == "kernel":
                     line = line[mm.end():]
                 else:
                     line = line[m.end():]
-                ts = float(m.group(1) + "." + m.group(2))
             else:
                 m = _DMESG_T.match(line)
                 if m:
@@ -154,30 +180,72 @@ def normalize(lines: Iterable[str]) -> Iterator[LogLine]:
             m = _SYSLOG.match(line)
             if m:
                 if m.group("prog") != "kernel":
-                    continue  # another program's message
+                    return []  # another program's message
                 stamp = m.group("stamp")
                 line = line[m.end():]
                 if line.startswith("["):
                     m2 = _DMESG.match(line)
                     if m2:
-                        ts = float(m2.group(1) + "." + m2.group(2))
+                        ts = float(m2.group(1))
                         line = line[m2.end():]
             else:
                 cont = True
         else:
             cont = True
-        if line.startswith("[") and not cont:
+        if not cont and line.startswith("["):
             m = _CALLER.match(line)
             if m:
                 line = line[m.end():]
         if cont:
-            ts, stamp = last_ts, last_stamp
+            ts, stamp = self.last_ts, self.last_stamp
         else:
-            last_ts, last_stamp = ts, stamp
-        first = True
-        for part in _split_escapes(line):
-            yield LogLine(ts, part, lineno, stamp, cont or not first)
-            first = False
+            self.last_ts, self.last_stamp = ts, stamp
+        if lineno < 0:
+            return []  # priming only (see gated_chunks)
+        if "#0" in line:
+            return [LogLine(ts, part, lineno, stamp, cont or i > 0)
+                    for i, part in enumerate(_split_escapes(line))]
+        return [LogLine(ts, line, lineno, stamp, cont)]
+
+
+def normalize(lines: Iterable[str]) -> Iterator[LogLine]:
+    """Each raw line as :class:`LogLine` (kernel lines only for syslog input)."""
+    n = Normalizer()
+    for lineno, line in enumerate(lines, 1):
+        yield from n.lines(line, lineno)
+
+
+#: Raw-text triggers of every record kmsg.extract() starts; a line without one,
+#: read while no record is open, cannot matter and is not normalised.
+TRIGGER = re.compile(r"allocation failure|vmalloc error|invoked oom-killer|SLUB: Unable|"
+                     r"BUG|Oops|protection fault|invalid opcode|WARNING|Kernel panic")
+
+
+class Gate:
+    """Set by the consumer: True while a record is open (every line matters)."""
+
+    __slots__ = ("open", "lines")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.lines = 0
+
+
+def gated(lines: Iterable[str], gate: Gate) -> Iterator[LogLine]:
+    """:func:`normalize`, skipping lines that cannot start or continue a record.
+
+    While ``gate.open`` is False only lines matching :data:`TRIGGER` are
+    normalised; the rest are counted in ``gate.lines``.  Same output as
+    :func:`normalize` for every line a record can contain.
+    """
+    n = Normalizer()
+    search = TRIGGER.search
+    lineno = 0
+    for lineno, line in enumerate(lines, 1):
+        if not gate.open and not search(line):
+            continue
+        yield from n.lines(line, lineno)
+    gate.lines = lineno
 
 
 def from_records(records: Iterable[Tuple[Optional[float], str]]) -> Iterator[LogLine]:
@@ -186,11 +254,85 @@ def from_records(records: Iterable[Tuple[Optional[float], str]]) -> Iterator[Log
         yield LogLine(ts, text, n, None, False)
 
 
-def log_lines(path: str) -> Iterator[LogLine]:
-    """Open, decompress, decode and normalise ``path`` (``-`` for stdin)."""
+def raw_lines(path: str) -> Iterator[str]:
+    """Open, decompress and decode ``path`` (``-`` for stdin)."""
     stream = open_log(path)
     try:
-        yield from normalize(read_lines(stream, path))
+        yield from read_lines(stream, path)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def log_lines(path: str) -> Iterator[LogLine]:
+    """Open, decompress, decode and normalise ``path`` (``-`` for stdin)."""
+    return normalize(raw_lines(path))
+
+
+def text_chunks(path: str, size: int = 1 << 20) -> Iterator[str]:
+    """Decoded text of ``path`` in chunks of about ``size`` bytes."""
+    import codecs
+    stream = open_log(path)
+    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    try:
+        while True:
+            try:
+                data = stream.read(size)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                raise InputError(f"{path}: stopped reading: {exc}") from exc
+            if not data:
+                tail = dec.decode(b"", final=True)
+                if tail:
+                    yield tail
+                return
+            yield dec.decode(data)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def gated_chunks(chunks: Iterable[str], gate: Gate) -> Iterator[LogLine]:
+    """As :func:`gated`, over text chunks: while no record is open, the text up
+    to the next :data:`TRIGGER` is skipped in one search instead of line by line."""
+    n = Normalizer()
+    search = TRIGGER.search
+    lineno = 0
+    buf = ""
+    chunks = iter(chunks)
+    done = False
+    while not done:
+        try:
+            buf += next(chunks)
+            end = buf.rfind("\n")
+            if end < 0:
+                continue
+            block, buf = buf[:end + 1], buf[end + 1:]
+        except StopIteration:
+            done = True
+            if not buf:
+                break
+            block, buf = buf + "\n", ""
+        pos = 0
+        size = len(block)
+        while pos < size:
+            if not gate.open:
+                m = search(block, pos)
+                if m is None:
+                    lineno += block.count("\n", pos)
+                    n.prime(block, size, pos)
+                    break
+                start = block.rfind("\n", pos, m.start())
+                start = pos if start < 0 else start + 1
+                if start > pos:
+                    lineno += block.count("\n", pos, start)
+                    n.prime(block, start, pos)
+                pos = start
+            nl = block.find("\n", pos)
+            lineno += 1
+            line = block[pos:nl]
+            if line.endswith("\r"):
+                line = line[:-1]
+            pos = nl + 1
+            for ln in n.lines(line, lineno):
+                yield ln
+    gate.lines = lineno
