@@ -116,3 +116,17 @@ def test_names_from_dump_table():
     # the dump's own order wins over any table
     assert gfp.decode(0x40dc0, gfp.table_by_key("3.10"), names) == \
         ["GFP_KERNEL", "__GFP_ZERO", "__GFP_COMP"]
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("suite", ["bullseye", "bookworm", "trixie"])
+def test_tables_equal_the_dumps_own_gfpflag_names(vmcore, suite):
+    """The kernel's gfpflag_names[] (mm/debug.c) read from a real Debian dump is
+    exactly the table chosen for its release: same names, masks and order."""
+    from crashext.kernel import drgn_backend
+    fx = vmcore(suite, "memcg-churn")
+    t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
+    names = gfp.names_from_target(t)
+    assert names, "a 5.10+ kernel has gfpflag_names"
+    table, _how = gfp.table_for_release(t.release)
+    assert names == list(table.names)

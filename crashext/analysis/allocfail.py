@@ -157,7 +157,7 @@ class Group:
     count: int = 0
     first: str = "-"
     last: str = "-"
-    last_index: int = -1
+    last_view: Optional["FailureView"] = None
 
     def to_json(self) -> Dict[str, Any]:
         return {"comm": self.comm, "order": self.order,
@@ -177,6 +177,7 @@ class AllocReport:
     oops: List[OopsHeader] = field(default_factory=list)
     releases: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    dropped: int = 0   # failures counted in groups but not kept (keep=)
 
     def to_json(self) -> Dict[str, Any]:
         def rec(o):
@@ -192,6 +193,7 @@ class AllocReport:
                 "summary": [g.to_json() for g in self.groups],
                 "oom": [rec(o) for o in self.ooms], "slub": [rec(s) for s in self.slub],
                 "oops": [rec(o) for o in self.oops], "releases": self.releases,
+                "failures_not_kept": self.dropped,
                 "warnings": self.warnings}
 
 
@@ -382,6 +384,10 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
                 last_release = rec.release
             release = kernel_version or rec.release or last_release
             view = _view(rec, release, gfp_names)
+            if view.names_agree is False and len(rep.warnings) < 20:
+                rep.warnings.append(
+                    f"line {rec.lines[0]}: the kernel printed {'|'.join(rec.mode_names or [])} "
+                    f"but the {view.gfp_table} table gives {'|'.join(view.decoded or [])}")
             key = (rec.comm, rec.order, rec.mode)
             g = groups.get(key)
             if g is None:
@@ -392,9 +398,11 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             if g.count == 1:
                 g.first = when
             g.last = when
+            g.last_view = view
             if len(rep.failures) < keep:
-                g.last_index = len(rep.failures)
                 rep.failures.append(view)
+            else:
+                rep.dropped += 1
             _note_release(rep, rec.release)
         elif isinstance(rec, OomReport):
             if rec.release:

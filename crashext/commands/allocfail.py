@@ -44,7 +44,10 @@ def _reports(args, ctx) -> List[AllocReport]:
     if args.files:
         for path in args.files:
             name = "stdin" if path == "-" else path
-            rep = analyze_file(path, name, args.kernel_version)
+            # the plain summary needs only the last failure of each group: memory
+            # then stays flat however many failures a log holds
+            keep = 100000 if (args.verbose or args.json) else 0
+            rep = analyze_file(path, name, args.kernel_version, keep=keep)
             out.append(rep)
         return out
     if not ctx.has_target:
@@ -114,20 +117,17 @@ def _write(ctx, rep: AllocReport, verbose: bool) -> None:
         out.write("\n")
         rows = []
         for g in rep.groups:
-            f = rep.failures[g.last_index] if g.last_index >= 0 else None
+            f = g.last_view
             rows.append((g.count, g.comm, "-" if g.order is None else g.order,
                          "-" if g.mode is None else f"{g.mode:#x}", g.names or "-",
                          g.first, g.last, _short_why(f) if f else "-"))
         render.write_table(out, rows, ["COUNT", "COMM", "ORDER", "MODE", "FLAGS", "FIRST",
                                        "LAST", "WHY (last)"],
                            ["right", "left", "right", "left", "left", "left", "left", "left"])
-        tables = sorted({f"{f.gfp_table_how}" for f in rep.failures})
+        views = [g.last_view for g in rep.groups if g.last_view is not None]
+        tables = sorted({f"{f.gfp_table_how}" for f in views})
         for t in tables:
             out.write(f"GFP names: {t}\n")
-        mismatch = [f for f in rep.failures if f.names_agree is False]
-        for f in mismatch:
-            ctx.warn(f"line {f.record.lines[0]}: kernel printed {'|'.join(f.printed_names)}, "
-                     f"table gives {'|'.join(f.decoded or [])}")
     if rep.ooms:
         out.write("\n")
         rows = [(o.comm, "-" if o.gfp is None else f"{o.gfp:#x}",
