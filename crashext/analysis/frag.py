@@ -47,7 +47,7 @@ from ..progress import Progress
 from ..sources import procfs
 from .watermark import ZoneState, Verdict, rule_for_release, watermark_ok
 
-__all__ = ["ZoneInfo", "FragReport", "from_target", "from_proc", "unusable_index",
+__all__ = ["ZoneInfo", "FragReport", "from_target", "from_proc", "unusable_index", "largest_free_order",
            "fragmentation_index", "contig_page_info", "verdicts", "format_index",
            "classzone_index"]
 
@@ -163,10 +163,14 @@ def _online_pgdats(t: Target) -> List[Tuple[int, KObj]]:
                         online.add(w * 64 + b)
         except CrashextError:
             online = None
+        # node_data may be typed from `extern ... node_data[];` (length 0, as
+        # gdb inside crash sees it): the online mask then says which to read
+        if online is not None:
+            nids = sorted(online)
+        else:
+            nids = list(range(arr.length()))
         out = []
-        for nid in range(arr.length()):
-            if online is not None and nid not in online:
-                continue
+        for nid in nids:
             p = arr[nid]
             if p.is_null():
                 continue
@@ -460,3 +464,19 @@ def zone_json(z: ZoneInfo, page_size: int) -> Dict[str, Any]:
         "kernel_unusable_index": z.kernel_unusable,
         "kernel_extfrag_index": z.kernel_extfrag,
     }
+
+
+def largest_free_order(t: Target) -> int:
+    """The highest order with a free block in a zone a GFP_KERNEL request may
+    use (Normal and below; -1 when none is free).  What memcgids sets next to
+    the order of the next kmem id array growth."""
+    report = from_target(t, progress=False)
+    classzone = classzone_index(report, None)
+    best = -1
+    for z in report.zones:
+        if not z.populated or (z.state.index is not None and z.state.index > classzone):
+            continue
+        for order, n in enumerate(z.state.nr_free):
+            if n:
+                best = max(best, order)
+    return best
