@@ -104,6 +104,13 @@ def test_cli_table_and_verbose():
     assert "FAIL at order 6" in out and "total verified" in out
 
 
+def test_cli_summary_lists_the_bug_header():
+    p = _run([SEED])
+    assert p.returncode == 0, p.stderr
+    assert "1 oops/BUG/panic header" in p.stdout.splitlines()[0]
+    assert "BUG: kernel BUG at lib/idr.c:1157! at ida_simple_remove+0x41/0x50" in p.stdout
+
+
 def test_cli_json_and_stdin():
     p = _run(["-", "--json"], stdin=open(SEED).read())
     assert p.returncode == 0, p.stderr
@@ -158,7 +165,7 @@ def _fixture_dirs():
 def test_fixture_serial_logs_have_no_failures(d):
     if d is None or not (d / "serial.log").exists():
         pytest.skip("no real-dump fixture built yet (tests/vmcore/build-fixture)")
-    rep = allocfail.analyze(logs.log_lines(str(d / "serial.log")), "serial")
+    rep = allocfail.analyze_file(str(d / "serial.log"), "serial", keep=0)
     # a sysrq-c crash in a healthy guest: the console shows no allocation failure
     assert rep.failures == []
     assert any(o.kind in ("panic", "oops", "pagefault", "bug") for o in rep.oops)

@@ -361,6 +361,10 @@ def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]
     return rule, verdicts, out
 
 
+#: OOM, SLUB and oops records kept per report (``keep`` limits failures only).
+_OTHER_CAP = 10000
+
+
 def analyze_file(path: str, source: Optional[str] = None,
                  kernel_version: Optional[str] = None, keep: int = 100000) -> AllocReport:
     """:func:`analyze` of a log file (``-``: stdin), skipping the lines between
@@ -408,14 +412,14 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             if rec.release:
                 last_release = rec.release
             _note_release(rep, rec.release)
-            if len(rep.ooms) < keep:
+            if len(rep.ooms) < _OTHER_CAP:
                 rep.ooms.append(rec)
         elif isinstance(rec, SlubFailure):
-            if len(rep.slub) < keep:
+            if len(rep.slub) < _OTHER_CAP:
                 rep.slub.append(rec)
         elif isinstance(rec, OopsHeader):
             _note_release(rep, rec.release)
-            if len(rep.oops) < keep:
+            if len(rep.oops) < _OTHER_CAP:
                 rep.oops.append(rec)
     rep.lines = gate.lines if gate is not None else counted.n
     rep.groups = sorted(groups.values(), key=lambda g: (-g.count, g.comm))
