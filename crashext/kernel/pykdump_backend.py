@@ -20,7 +20,7 @@ A type description is the dict ``gdb_typeinfo`` returns: ``codetype``
 import re
 from typing import Any, Dict, Iterator, List, Optional
 
-from ..errors import MissingSymbolError, ReadError, TargetError
+from ..errors import CrashextError, MissingSymbolError, ReadError, TargetError
 from .target import KObj, LogRecord, Target
 
 __all__ = ["PykdumpObj", "PykdumpTarget", "open_session"]
@@ -397,6 +397,49 @@ class PykdumpTarget(Target):
         if obj._is_pointer():
             return PykdumpObj(self._t, obj._target_desc(), int(obj) + offset)
         return PykdumpObj(self._t, obj._d, obj._addr + offset)
+
+    # -- the panicking task ---------------------------------------------------------
+    def _bt(self) -> Dict[str, Any]:
+        # crash's own unwinder: `bt` of the panic task (the default context)
+        from ..analysis.panic import parse_crash_session
+        from ..errors import InputError
+        try:
+            parsed = parse_crash_session(self.command("bt"), "crash bt")
+        except InputError as exc:
+            raise TargetError(f"crash's bt gave nothing usable: {exc.one_line()}") from exc
+        if parsed["bt"] is None:
+            raise TargetError("crash's bt printed no task header")
+        return parsed["bt"]
+
+    def crashed_task(self) -> Optional[Dict[str, Any]]:
+        if self.is_live:
+            return None
+        bt = self._bt()
+        return {k: bt[k] for k in ("pid", "comm", "cpu", "task")}
+
+    def backtrace(self) -> List[Dict[str, Any]]:
+        bt = self._bt()
+        frames = []
+        for f in bt["frames"]:
+            frames.append({"function": f["function"], "offset": f.get("offset"), "size": None,
+                           "pc": f["pc"], "file": None, "line": None, "exception": False,
+                           "inline": False})
+        exc = bt.get("exception")
+        if exc:
+            frame = {"function": exc["function"], "offset": exc.get("offset"), "size": None,
+                     "pc": exc.get("pc"), "file": None, "line": None, "exception": True,
+                     "inline": False}
+            if frame["pc"] is not None:
+                # `dis -l ADDR 1` names the source line of the exception RIP
+                from ..analysis.panic import parse_crash_session
+                try:
+                    dis = parse_crash_session(self.command(f"dis -l {frame['pc']:#x} 1"), "dis")["dis"]
+                except CrashextError:
+                    dis = []
+                if dis and dis[0].get("line"):
+                    frame["file"], frame["line"] = dis[0]["file"], dis[0]["line"]
+            frames.insert(bt.get("exception_after", len(frames)), frame)
+        return frames
 
     # -- log --------------------------------------------------------------------
     _LOG_LINE = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
