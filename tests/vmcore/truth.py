@@ -236,8 +236,9 @@ def parse_frag_index(text):
 
 def parse_pagetypeinfo(text):
     """{'pageblock_order': n, 'free': {(node, zone, type): [per order]},
-    'blocks': {(node, zone): {type: count}}}"""
-    out = {"free": {}, "blocks": {}}
+    'blocks': {(node, zone): {type: count}},
+    'capped': [(node, zone, type, order) printed as '>100000']}"""
+    out = {"free": {}, "blocks": {}, "capped": []}
     header = None
     for ln in text.splitlines():
         m = re.match(r"^Page block order:\s+(\d+)", ln)
@@ -251,8 +252,16 @@ def parse_pagetypeinfo(text):
         m = re.match(r"^Node\s+(\d+), zone\s+(\S+), type\s+(\S+)\s+(.*)$",
                      ln)
         if m:
-            out["free"][(int(m.group(1)), m.group(2), m.group(3))] = [
-                int(x) for x in m.group(4).split()]
+            # mm/vmstat.c pagetypeinfo_showfree_print() (5.5+) stops
+            # counting a free list at 100000 and prints ">100000"
+            key = (int(m.group(1)), m.group(2), m.group(3))
+            vals = []
+            for order, x in enumerate(m.group(4).split()):
+                if x.startswith(">"):
+                    out["capped"].append(key + (order,))
+                    x = x[1:]
+                vals.append(int(x))
+            out["free"][key] = vals
             continue
         if ln.startswith("Number of blocks type"):
             header = ln.split()[4:]

@@ -4,7 +4,7 @@
 # Tree (relative to the memory cgroup root, cgroup v2):
 #   /kubepods/pod{1..4}/ctr{1..3}   each charged with page cache (a tmpfs file
 #                                   of 256*pod KiB in /data) and kmem
-#                                   (a directory with 40*ctr empty files:
+#                                   (a directory with 150*ctr empty files:
 #                                   shmem inodes + dentries)
 #   /system.slice/{a,b}.service     charged, stay online
 # Then:
@@ -25,12 +25,12 @@ churn_tree() {
 		cg_mkdir /kubepods/pod$p
 		for c in 1 2 3; do
 			cg_mkdir /kubepods/pod$p/ctr$c
-			cg_charge /kubepods/pod$p/ctr$c $((256 * p)) $((40 * c))
+			cg_charge /kubepods/pod$p/ctr$c $((256 * p)) $((150 * c))
 		done
 	done
 	for s in a b; do
 		cg_mkdir /system.slice/$s.service
-		cg_charge /system.slice/$s.service 512 100
+		cg_charge /system.slice/$s.service 512 300
 	done
 
 	cg_rm_charged /kubepods/pod2/ctr1
@@ -45,10 +45,10 @@ churn_tree() {
 
 	for c in 1 2; do
 		cg_mkdir /kubepods/pod5/ctr$c
-		cg_charge /kubepods/pod5/ctr$c 384 60
+		cg_charge /kubepods/pod5/ctr$c 384 200
 	done
 	cg_mkdir /kubepods/pod2/ctr4
-	cg_charge /kubepods/pod2/ctr4 128 20
+	cg_charge /kubepods/pod2/ctr4 128 100
 
 	# let RCU/percpu-ref work finish so cleanly removed memcgs are freed
 	# and the dying count is stable when the truth is read
