@@ -181,6 +181,9 @@ class OopsHeader:
     comm: Optional[str] = None
     pid: Optional[int] = None
     release: Optional[str] = None
+    cpu: Optional[int] = None
+    rip_pc: Optional[int] = None   # the address 3.10-era "RIP: 0010:[<addr>]" lines print
+    trace: List[Frame] = field(default_factory=list)  # the first "Call Trace:" after the header
 
 
 Record = Union[AllocFailure, OomReport, SlubFailure, OopsHeader]
@@ -246,7 +249,7 @@ _OOPS = [
     (re.compile(r"^\s*(Kernel panic - not syncing: .*?)\s*$"), "panic"),
 ]
 _OOPS_HINT = re.compile(r"BUG|Oops|protection fault|invalid opcode|WARNING|Kernel panic").search
-_RIP = re.compile(r"^\s*(?:RIP: [0-9a-f]{4}:(?:\[<[0-9a-f]+>\]\s*\[<[0-9a-f]+>\]\s*)?|"
+_RIP = re.compile(r"^\s*(?:RIP: [0-9a-f]{4}:(?:\[<(?P<pc>[0-9a-f]+)>\]\s*\[<[0-9a-f]+>\]\s*)?|"
                   r"pc : |PC is at |NIP \[[0-9a-f]+\] |EIP: [0-9a-f]{4}:\[<[0-9a-f]+>\] EFLAGS.*? )"
                   r"(?P<func>[A-Za-z_.][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)")
 
@@ -330,42 +333,87 @@ def _oops_of(ln: LogLine) -> Optional[OopsHeader]:
     return None
 
 
-def iter_oops(lines: Iterable[LogLine], lookahead: int = 60) -> Iterator[OopsHeader]:
-    """Oops/BUG/WARNING/panic headers with the RIP function that follows them.
+_TRACE_START = re.compile(r"^\s*Call [Tt]race:")
+_TRACE_MARK = re.compile(r"^\s*(?:</?(?:IRQ|TASK|NMI|EOI|SOFTIRQ)>\s*)+$")
 
-    ``invalid opcode`` and ``Oops:`` lines right after a ``kernel BUG`` or
-    ``BUG: unable to handle`` line belong to that header and are not
-    reported again.  The RIP (or arm64 ``pc :``) within ``lookahead`` lines,
-    and the ``CPU: .. PID: .. Comm:`` line, are attached.
+
+class _OopsTracker:
+    """The oops header being read: attaches the RIP, the ``CPU: .. PID: ..
+    Comm:`` line and the first call trace that follow it.
+
+    A header is finished when its call trace has ended, when a RIP and a
+    PID were seen and ``lookahead`` lines passed without a trace starting,
+    or when a new header starts.  ``invalid opcode`` and ``Oops:`` lines
+    within 3 lines of a ``kernel BUG`` / ``BUG: unable to handle`` / general
+    protection fault header belong to it (x86 die() prints them under it).
     """
-    pending: Optional[OopsHeader] = None
-    seen = 0
-    for ln in lines:
-        if pending is not None:
-            seen += 1
-            m = _RIP.match(ln.text)
-            if m and pending.rip is None:
-                pending.rip = f"{m.group('func')}+0x{m.group('off')}/0x{m.group('size')}"
-                pending.rip_func = m.group("func")
-            c = _CPU.match(ln.text)
-            if c and pending.pid is None:
-                pending.pid = int(c.group("pid"))
-                pending.comm = c.group("comm")
-                pending.release = c.group("rel")
+
+    __slots__ = ("pending", "seen", "lookahead", "in_trace")
+
+    def __init__(self, lookahead: int = 60) -> None:
+        self.pending: Optional[OopsHeader] = None
+        self.seen = 0
+        self.lookahead = lookahead
+        self.in_trace = False
+
+    def feed(self, ln: LogLine) -> List[OopsHeader]:
+        """Take one line; return the headers it finished (0, 1 or 2)."""
+        done: List[OopsHeader] = []
+        text = ln.text
+        p = self.pending
+        if p is not None:
+            self.seen += 1
+            if self.in_trace:
+                fr = parse_frame(text) if "+0x" in text else None
+                if fr is not None:
+                    p.trace.append(fr)
+                elif not _TRACE_MARK.match(text):
+                    done.append(p)
+                    self.pending = p = None
+            else:
+                m = _RIP.match(text)
+                if m and p.rip is None:
+                    p.rip = f"{m.group('func')}+0x{m.group('off')}/0x{m.group('size')}"
+                    p.rip_func = m.group("func")
+                    if m.group("pc"):
+                        p.rip_pc = int(m.group("pc"), 16)
+                c = _CPU.match(text) if "PID:" in text else None
+                if c and p.pid is None:
+                    p.pid = int(c.group("pid"))
+                    p.cpu = int(c.group("cpu"))
+                    p.comm = c.group("comm")
+                    p.release = c.group("rel")
+                if not p.trace and _TRACE_START.match(text):
+                    self.in_trace = True
         h = _oops_of(ln)
         if h is not None:
-            if pending is not None and seen <= 3 and h.kind == "oops" and pending.kind in (
+            if p is not None and self.seen <= 3 and h.kind == "oops" and p.kind in (
                     "bug", "pagefault", "gpf"):
-                continue  # the "invalid opcode: 0000 [#1]" line under "kernel BUG at"
-            if pending is not None:
-                yield pending
-            pending, seen = h, 0
-            continue
-        if pending is not None and (seen > lookahead or (pending.rip and pending.pid)):
-            yield pending
-            pending = None
-    if pending is not None:
-        yield pending
+                return done  # the "invalid opcode: 0000 [#1]" line under "kernel BUG at"
+            if p is not None:
+                done.append(p)
+            self.pending, self.seen, self.in_trace = h, 0, False
+            return done
+        if p is not None and not self.in_trace and self.seen > self.lookahead:
+            done.append(p)
+            self.pending = None
+        if self.pending is None:
+            self.in_trace = False
+        return done
+
+    def flush(self) -> List[OopsHeader]:
+        p, self.pending, self.in_trace = self.pending, None, False
+        return [p] if p is not None else []
+
+
+def iter_oops(lines: Iterable[LogLine], lookahead: int = 60) -> Iterator[OopsHeader]:
+    """Oops/BUG/WARNING/panic headers with the RIP, the ``CPU: .. PID: ..
+    Comm:`` line and the call trace that follow them (see :class:`_OopsTracker`)."""
+    tr = _OopsTracker(lookahead)
+    for ln in lines:
+        for h in tr.feed(ln):
+            yield h
+    yield from tr.flush()
 
 
 class _Open:
@@ -392,8 +440,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
     skip the lines in between without normalising them.
     """
     cur: Optional[_Open] = None
-    oops_pending: Optional[OopsHeader] = None
-    oops_seen = 0
+    oops = _OopsTracker()
 
     def close(o: _Open):
         rec = o.rec
@@ -408,27 +455,8 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
             gate.open = True
         text = ln.text
         # oops headers are independent of the allocation records
-        if oops_pending is not None:
-            oops_seen += 1
-            m = _RIP.match(text)
-            if m and oops_pending.rip is None:
-                oops_pending.rip = f"{m.group('func')}+0x{m.group('off')}/0x{m.group('size')}"
-                oops_pending.rip_func = m.group("func")
-            c = _CPU.match(text) if "PID:" in text else None
-            if c and oops_pending.pid is None:
-                oops_pending.pid = int(c.group("pid"))
-                oops_pending.comm = c.group("comm")
-                oops_pending.release = c.group("rel")
-            if oops_seen > 60 or (oops_pending.rip and oops_pending.pid):
-                yield oops_pending
-                oops_pending = None
-        h = _oops_of(ln)
-        if h is not None:
-            if not (oops_pending is not None and oops_seen <= 3 and h.kind == "oops"
-                    and oops_pending.kind in ("bug", "pagefault", "gpf")):
-                if oops_pending is not None:
-                    yield oops_pending
-                oops_pending, oops_seen = h, 0
+        for h in oops.feed(ln):
+            yield h
 
         new = _header(ln)
         if new is not None:
@@ -438,7 +466,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
             continue
         if cur is None:
             if gate is not None:
-                gate.open = oops_pending is not None
+                gate.open = oops.pending is not None
             continue
         if _body(cur, ln):
             cur.last = ln.lineno
@@ -448,7 +476,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
             yield close(cur)
             cur = None
             if gate is not None:
-                gate.open = oops_pending is not None
+                gate.open = oops.pending is not None
             continue
         cur.foreign_run += 1
         if hasattr(cur.rec, "foreign"):
@@ -457,11 +485,10 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
             yield close(cur)
             cur = None
             if gate is not None:
-                gate.open = oops_pending is not None
+                gate.open = oops.pending is not None
     if cur is not None:
         yield close(cur)
-    if oops_pending is not None:
-        yield oops_pending
+    yield from oops.flush()
 
 
 def _header(ln: LogLine):
