@@ -25,6 +25,7 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
            "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
-           "text_chunks", "TRIGGER"]
+           "text_chunks", "TRIGGER", "checked_lines", "load_log"]
 
 
 @dataclass
@@ -336,3 +337,46 @@ def gated_chunks(chunks: Iterable[str], gate: Gate) -> Iterator[LogLine]:
             for ln in n.lines(line, lineno):
                 yield ln
     gate.lines = lineno
+
+
+def checked_lines(path: str, what: str = "kernel log", hint: str = "") -> Iterator[str]:
+    """:func:`raw_lines` of a file that must be text: a missing, empty or
+    binary file is an :class:`InputError` naming ``what`` was expected
+    (checked on the first 4 KiB, before anything is yielded)."""
+    if path != "-" and not os.path.lexists(path):
+        raise InputError(f"{path}: no such file")
+    stream = open_log(path)
+    try:
+        head = stream.peek(4096)[:4096] if hasattr(stream, "peek") else b""
+    except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        stream.close()
+        raise InputError(f"{path}: cannot read: {exc}") from exc
+    if not head.strip() and hasattr(stream, "peek"):
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        raise InputError(f"{path}: empty file, not a {what}")
+    if b"\0" in head:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        raise InputError(f"{path}: binary data, not a {what}{hint}")
+    return _lines_closing(stream, path)
+
+
+def _lines_closing(stream: IO[bytes], name: str) -> Iterator[str]:
+    try:
+        yield from read_lines(stream, name)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def load_log(path: str) -> List[LogLine]:
+    """The whole kernel log in ``path`` as :class:`LogLine` (for analyses that
+    look at it more than once); :class:`InputError` with one line if it is
+    missing, empty, binary or has no kernel log line at all."""
+    lines = list(normalize(checked_lines(
+        path, "kernel log", " (a vmcore? use -c VMCORE -s VMLINUX)")))
+    if not any(not ln.cont for ln in lines):
+        raise InputError(f"{path}: no kernel log lines ('[seconds] text', 'dmesg -T' or "
+                         "syslog '... kernel: text') found")
+    return lines
