@@ -969,6 +969,25 @@ def dump_level(suite):
     return 17 if suite == "trixie" else 31
 
 
+def check_tools(sopts):
+    """One clear line for a missing host tool instead of a traceback."""
+    need = {
+        "qemu-system-x86_64": "qemu-system-x86",
+        "makedumpfile": "makedumpfile",
+        "apt-get": "apt", "apt-cache": "apt",
+        "dpkg-deb": "dpkg", "dpkg": "dpkg",
+    }
+    if sopts.get("helpers"):
+        need["gcc"] = "gcc libc6-dev"
+    missing = sorted({pkg for tool, pkg in need.items()
+                      if shutil.which(tool) is None})
+    if not (shutil.which("busybox") or os.path.exists("/bin/busybox")):
+        missing.append("busybox-static")
+    if missing:
+        raise FixtureError("missing host tools; apt-get install %s"
+                           % " ".join(missing))
+
+
 def build_fixture(suite, scenario, out, memory=None, cpus=None,
                   cmdline="", refresh=False, keep_elf=False, timeout=None,
                   force=False):
@@ -977,6 +996,7 @@ def build_fixture(suite, scenario, out, memory=None, cpus=None,
     out = Path(out).resolve()
     scenario = find_scenario(scenario)
     sopts = scenario_options(scenario)
+    check_tools(sopts)
     memory_mb = parse_size(memory or sopts.get("memory", DEFAULT_MEMORY))
     cpus = int(cpus or sopts.get("cpus", DEFAULT_CPUS))
     timeout = int(timeout or sopts.get("timeout", DEFAULT_TIMEOUT))
@@ -1006,9 +1026,13 @@ def build_fixture(suite, scenario, out, memory=None, cpus=None,
             initrd = build_initramfs(kernel, scenario, sopts, helpers,
                                      tmp / "initrd.gz")
             timings["initramfs"] = round(time.monotonic() - t0, 2)
-            elf = run_qemu(kernel, initrd, full_cmdline, memory_mb, cpus,
-                           tmp, timeout, timings)
-            shutil.copyfile(tmp / "serial.log", out / "serial.log")
+            try:
+                elf = run_qemu(kernel, initrd, full_cmdline, memory_mb, cpus,
+                               tmp, timeout, timings)
+            finally:
+                # keep the console of failed builds too (CI artifacts)
+                if (tmp / "serial.log").exists():
+                    shutil.copyfile(tmp / "serial.log", out / "serial.log")
             # truth first: a broken console transcript should fail early
             truthmod.split_serial(out / "serial.log", out / "truth")
             t0 = time.monotonic()

@@ -1,6 +1,7 @@
 # fragmented: free memory fragmented so that high-order free blocks are
-# scarce in DMA32 and Normal (with 3G, q35 maps 2G below 4G -> DMA32 and
-# 1G above -> Normal) and extfrag_index is not -1 for the high orders.
+# scarce in DMA32 and Normal and extfrag_index is not -1 for the high
+# orders.  With 3G, QEMU's q35 puts 2G below 4G (DMA32) and 1G above
+# (Normal): hw/i386/pc_q35.c, lowmem 0x80000000 when RAM >= 0xb0000000.
 #
 # Runs the static helper guest/fragment.c (see its header) in /kubepods/frag
 # after turning off everything that would undo the fragmentation:
