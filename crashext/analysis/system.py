@@ -4,51 +4,43 @@
 ``None`` with the reason in ``errors`` rather than failing the whole report.
 """
 
-import re
 from typing import Any, Dict, Iterable, Optional
 
 from ..errors import CrashextError
 from ..kernel.target import LogRecord, Target
+from ..sources.kmsg import OopsHeader, iter_oops
+from ..sources.logs import from_records
 
-__all__ = ["system_info", "panic_message", "total_ram_pages", "uptime_seconds"]
+__all__ = ["system_info", "panic_message", "panic_string", "total_ram_pages", "uptime_seconds"]
 
-# Lines the kernel prints when it dies, strongest first.
-# kernel/panic.c: "Kernel panic - not syncing: %s"; lib/bug.c (report_bug):
-# "kernel BUG at %s:%u!"; arch/x86/mm/fault.c: "BUG: unable to handle ...";
-# arch/x86/kernel/dumpstack.c: "Oops: ...".
-_PANIC_PATTERNS = [
-    re.compile(r"Kernel panic - not syncing: (?P<msg>.*?)\s*$"),
-    re.compile(r"(?P<msg>kernel BUG at \S+:\d+!?)"),
-    re.compile(r"(?P<msg>BUG: unable to handle .*?)\s*$"),
-    re.compile(r"(?P<msg>BUG: kernel NULL pointer dereference.*?)\s*$"),
-    re.compile(r"(?P<msg>general protection fault.*?)\s*$"),
-    re.compile(r"(?P<msg>Oops: .*?)\s*$"),
-]
+_PANIC_PREFIX = "Kernel panic - not syncing: "   # kernel/panic.c
 
 
-def panic_message(records: Iterable[LogRecord]) -> Optional[str]:
-    """The panic string crash's ``sys`` shows, from the kernel log.
+def panic_string(headers: Iterable[OopsHeader]) -> Optional[str]:
+    """The panic string crash's ``sys`` shows, from the oops/BUG/panic headers
+    of a kernel log (:func:`crashext.sources.kmsg.iter_oops`, in log order).
 
     The first oops/BUG header names the cause; a later "Kernel panic - not
-    syncing" line is only the consequence unless nothing else was printed
-    (as for a sysrq crash, whose message is the panic line itself).
+    syncing" line is only the consequence when it says "Fatal exception",
+    and otherwise the message itself (a sysrq crash, panic_on_warn, a hung
+    task or soft lockup panic).  WARNINGs are not panics.
     """
     first_oops = None
     last_panic = None
-    for _ts, text in records:
-        for i, pat in enumerate(_PANIC_PATTERNS):
-            m = pat.search(text)
-            if not m:
-                continue
-            msg = m.group("msg")
-            if i == 0:
-                last_panic = msg
-            elif first_oops is None:
-                first_oops = msg
-            break
+    for h in headers:
+        if h.kind == "panic":
+            last_panic = h.message[len(_PANIC_PREFIX):] if h.message.startswith(_PANIC_PREFIX) \
+                else h.message
+        elif h.kind != "warning" and first_oops is None:
+            first_oops = h.message
     if first_oops and (last_panic is None or last_panic.startswith("Fatal exception")):
         return first_oops
     return last_panic or first_oops
+
+
+def panic_message(records: Iterable[LogRecord]) -> Optional[str]:
+    """:func:`panic_string` of a kernel log given as (seconds, text) records."""
+    return panic_string(iter_oops(from_records(records)))
 
 
 def total_ram_pages(t: Target) -> int:
