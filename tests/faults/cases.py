@@ -1,0 +1,574 @@
+"""The fault matrix: broken dumps and vmlinuxes built from the real fixtures.
+
+Each :class:`Case` names the clean fixture it starts from, a ``build``
+function that writes the broken input into a work directory (returning the
+vmcore and vmlinux to give crashext), and what each command must do with it.
+Commands a case does not mention must give exactly the clean dump's output
+(``same``): breaking a memcg must not change the buddy lists, and so on.
+
+Objects are broken where the kernel keeps them: addresses come from drgn on
+the clean dump and :class:`~tests.faults.corrupt.Corrupter` rewrites the
+physical page that holds them.  Layout facts used (all checked against the
+debug info of the dump at hand, not assumed): ``struct list_head {next, prev}``
+(include/linux/types.h); ``struct cgroup_subsys_state`` links siblings
+through ``sibling`` and children through ``children`` (v3.15+,
+include/linux/cgroup-defs.h); free blocks hang off
+``zone->free_area[order].free_list[migratetype]`` through ``page->lru``
+(``buddy_list`` in 6.2+; include/linux/mmzone.h, mm/page_alloc.c).
+"""
+
+import os
+import random
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .corrupt import Corrupter, DumpLayout, copy, open_clean, truncate
+from .harness import Expect, check, error, same
+
+__all__ = ["Case", "CASES", "Env"]
+
+BOOKWORM = ("bookworm", "memcg-churn")
+BULLSEYE = ("bullseye", "memcg-churn")
+TRIXIE = ("trixie", "memcg-churn")
+BULLSEYE_V1 = ("bullseye", "cgroup-v1")
+
+#: a direct-map address far beyond the 512 MiB these guests have: never in a dump
+def unmapped(prog) -> int:
+    return int(prog["page_offset_base"]) + (64 << 30)
+
+
+class Env:
+    """What builders and checks get: fixtures, clean programs, clean outputs."""
+
+    def __init__(self, fixture_dir: Callable[[Tuple[str, str]], str], workdir: str) -> None:
+        self._fixture_dir = fixture_dir
+        self.workdir = workdir
+        self._progs: Dict[Tuple[str, str], Any] = {}
+
+    def fixture(self, fx: Tuple[str, str]) -> Tuple[str, str]:
+        d = self._fixture_dir(fx)
+        return os.path.join(d, "vmcore"), os.path.join(d, "vmlinux")
+
+    def prog(self, fx: Tuple[str, str]):
+        if fx not in self._progs:
+            self._progs[fx] = open_clean(*self.fixture(fx))
+        return self._progs[fx]
+
+    def path(self, case: "Case", name: str) -> str:
+        d = os.path.join(self.workdir, case.id)
+        os.makedirs(d, exist_ok=True)
+        return os.path.join(d, name)
+
+    def corrupt(self, case: "Case", edit: Callable[[Any, Corrupter], None]) -> Tuple[str, str]:
+        """Copy the case's fixture, let ``edit(prog, corrupter)`` write, commit."""
+        core, vmlinux = self.fixture(case.fixture)
+        out = self.path(case, "vmcore")
+        copy(core, out)
+        prog = self.prog(case.fixture)
+        c = Corrupter(out, prog)
+        edit(prog, c)
+        assert c.commit() > 0, f"{case.id}: nothing was written"
+        return out, vmlinux
+
+
+@dataclass
+class Case:
+    id: str
+    title: str
+    fixture: Tuple[str, str]
+    build: Callable[["Env", "Case"], Tuple[str, str]]
+    expect: Dict[str, Expect] = field(default_factory=dict)
+    #: commands run only by the slow matrix (the fast set runs the rest)
+    slow: bool = True
+
+    def expectation(self, column: str) -> Expect:
+        return self.expect.get(column, same())
+
+
+# ================================================================ helpers on the clean dump
+
+def memcg_addr(prog, path: str) -> int:
+    """Address of the memcg whose cgroup path is ``path`` ("/" is the root)."""
+    from drgn.helpers.linux.cgroup import cgroup_path, css_for_each_descendant_pre
+    root = prog["root_mem_cgroup"]
+    for css in css_for_each_descendant_pre(root.css.address_of_()):
+        if cgroup_path(css.cgroup).decode() == path:
+            return int(css.value_())  # css is the first member of struct mem_cgroup
+    raise LookupError(path)
+
+
+def memcg(prog, path: str):
+    from drgn import Object
+    return Object(prog, "struct mem_cgroup", address=memcg_addr(prog, path))
+
+
+def zone(prog, index: int):
+    return prog["node_data"][0].node_zones[index]
+
+
+def free_list_nodes(prog, zone_index: int, order: int, mt: int) -> List[int]:
+    from drgn.helpers.linux.list import list_for_each
+    head = zone(prog, zone_index).free_area[order].free_list[mt].address_of_()
+    return [int(n.value_()) for n in list_for_each(head)]
+
+
+def free_head(prog, zone_index: int, order: int, mt: int) -> int:
+    return int(zone(prog, zone_index).free_area[order].free_list[mt].address_of_().value_())
+
+
+# ================================================================ checks (clean, broken JSON)
+
+def _rows(js) -> Dict[str, dict]:
+    return {m["address"]: m for m in js["memcgs"]}
+
+
+def memcg_rows_exact_except(changed: Dict[str, Callable[[dict, dict], None]],
+                            lost_from_tree_ok: bool = False,
+                            summary_keys: Tuple[str, ...] = ()) -> Callable[[Any, Any], None]:
+    """Every memcg row equals the clean one, except those in ``changed``
+    (address -> a check of (clean row, broken row)).  With
+    ``lost_from_tree_ok`` a row may differ only by having lost "tree" from
+    its sources and gained the "not-in-tree" anomaly (the walk broke before
+    it; the id trees still know it)."""
+    def fn(clean, got):
+        c, g = _rows(clean), _rows(got)
+        for addr, row in c.items():
+            if addr in changed:
+                assert addr in g, f"broken memcg {addr} missing from the output"
+                changed[addr](row, g[addr])
+                continue
+            assert addr in g, f"memcg {addr} ({row['path']}) lost"
+            got_row = g[addr]
+            if got_row == row:
+                continue
+            assert lost_from_tree_ok, f"memcg {addr} ({row['path']}) changed: " \
+                f"{_diff(row, got_row)}"
+            want = dict(row, sources=[s for s in row["sources"] if s != "tree"],
+                        anomalies=row["anomalies"] + ["not-in-tree"])
+            assert got_row == want, f"memcg {addr} ({row['path']}): {_diff(want, got_row)}"
+        extra = set(g) - set(c)
+        assert not extra, f"memcgs not in the clean dump: {sorted(extra)}"
+        for k in summary_keys:
+            assert got["summary"][k] == clean["summary"][k], f"summary {k} changed"
+    return fn
+
+
+def _diff(a: dict, b: dict) -> str:
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+                     if a.get(k) != b.get(k))
+
+
+def walk_problem(pattern: str) -> Callable[[Any, Any], None]:
+    import re
+
+    def fn(clean, got):
+        wp = got["summary"]["walk_problem"]
+        assert wp and re.search(pattern, wp), f"walk_problem {wp!r} does not say {pattern!r}"
+    return fn
+
+
+def all_of(*fns):
+    def fn(clean, got):
+        for f in fns:
+            f(clean, got)
+    return fn
+
+
+def frag_exact_except_lists(zone_name: str, broken: Dict[Tuple[int, str], Callable[[int, int], bool]],
+                            walk_error: str, mismatch_orders: Tuple[int, ...] = ()) -> Callable[[Any, Any], None]:
+    """frag --migratetypes: every zone and every free-list count exact, except
+    the lists in ``broken`` ((order, migratetype) -> predicate on (clean
+    count, broken count)); the broken zone names them in walk_errors."""
+    import re
+
+    def fn(clean, got):
+        assert got["verdict"] == clean["verdict"], "verdict changed"
+        cz = {z["zone"]: z for z in clean["zones"]}
+        gz = {z["zone"]: z for z in got["zones"]}
+        assert set(cz) == set(gz)
+        for name, z in cz.items():
+            g = gz[name]
+            if name != zone_name:
+                assert g == z, f"zone {name} changed: {_diff(z, g)}"
+                continue
+            for k in z:
+                if k in ("free_by_migratetype", "walk_errors", "migratetype_mismatch"):
+                    continue
+                assert g[k] == z[k], f"zone {name} {k}: {z[k]!r} -> {g[k]!r}"
+            for mt, counts in z["free_by_migratetype"].items():
+                for o, n in enumerate(counts):
+                    m = g["free_by_migratetype"][mt][o]
+                    if (o, mt) in broken:
+                        assert broken[(o, mt)](n, m), f"order {o} {mt}: {n} -> {m}"
+                    else:
+                        assert m == n, f"unbroken list order {o} {mt}: {n} -> {m}"
+            assert g["walk_errors"], "no walk error reported"
+            assert all(re.search(walk_error, e) for e in g["walk_errors"]), g["walk_errors"]
+            assert len(g["walk_errors"]) == len(broken), g["walk_errors"]
+            assert sorted(int(o) for o in g["migratetype_mismatch"]) == sorted(mismatch_orders), \
+                g["migratetype_mismatch"]
+    return fn
+
+
+def triage_memcg_summary(pattern_key: str):
+    """triage: everything as on the clean dump except the memcg summary's
+    walk/idr problem fields and the counts that follow from them."""
+    def fn(clean, got):
+        c, g = dict(clean), dict(got)
+        cm, gm = c.pop("memory"), g.pop("memory")
+        assert g == c, f"triage changed outside the memcg summary: {first(c, g)}"
+        assert gm["zone_verdicts"] == cm["zone_verdicts"]
+        assert gm["allocation_failures"] == cm["allocation_failures"]
+        assert gm["memcg"]["summary"].get(pattern_key), f"triage does not show {pattern_key}"
+    return fn
+
+
+def first(a, b):
+    from .harness import first_difference
+    return first_difference(a, b)
+
+
+# ================================================================ builders
+
+def b_truncate(where: Callable[[DumpLayout], int]):
+    def build(env: Env, case: Case):
+        core, vmlinux = env.fixture(case.fixture)
+        out = env.path(case, "vmcore")
+        truncate(core, out, where(DumpLayout.read(core)))
+        return out, vmlinux
+    return build
+
+
+def b_bytes(make: Callable[[Env, Case], bytes]):
+    def build(env: Env, case: Case):
+        _core, vmlinux = env.fixture(case.fixture)
+        out = env.path(case, "vmcore")
+        with open(out, "wb") as f:
+            f.write(make(env, case))
+        return out, vmlinux
+    return build
+
+
+def _random(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def b_header_field(offset: int, fmt: str, value: int):
+    def build(env: Env, case: Case):
+        core, vmlinux = env.fixture(case.fixture)
+        out = env.path(case, "vmcore")
+        copy(core, out)
+        with open(out, "r+b") as f:
+            f.seek(offset)
+            f.write(struct.pack(fmt, value))
+        return out, vmlinux
+    return build
+
+
+def b_other_vmlinux(other: Tuple[str, str]):
+    def build(env: Env, case: Case):
+        core, _ = env.fixture(case.fixture)
+        return core, env.fixture(other)[1]
+    return build
+
+
+def b_stripped_vmlinux(env: Env, case: Case):
+    core, vmlinux = env.fixture(case.fixture)
+    out = env.path(case, "vmlinux-stripped")
+    if not os.path.exists(out):
+        subprocess.run(["objcopy", "--strip-debug", vmlinux, out + ".tmp"], check=True)
+        os.rename(out + ".tmp", out)
+    return core, out
+
+
+def b_truncated_vmlinux(env: Env, case: Case):
+    core, vmlinux = env.fixture(case.fixture)
+    out = env.path(case, "vmlinux-head")
+    truncate(vmlinux, out, 1 << 20)
+    return core, out
+
+
+def b_swapped(env: Env, case: Case):
+    core, vmlinux = env.fixture(case.fixture)
+    return vmlinux, core
+
+
+def b_directory(env: Env, case: Case):
+    _core, vmlinux = env.fixture(case.fixture)
+    d = env.path(case, "vmcore.d")
+    os.makedirs(d, exist_ok=True)
+    return d, vmlinux
+
+
+def b_refilter(*flags: str):
+    def build(env: Env, case: Case):
+        core, vmlinux = env.fixture(case.fixture)
+        out = env.path(case, "vmcore")
+        if os.path.exists(out):
+            os.unlink(out)
+        subprocess.run(["makedumpfile", *flags, core, out], check=True,
+                       capture_output=True)
+        return out, vmlinux
+    return build
+
+
+def b_edit(edit: Callable[[Any, Corrupter], None]):
+    def build(env: Env, case: Case):
+        return env.corrupt(case, edit)
+    return build
+
+
+def b_garble_page(path: str):
+    """Overwrite the lzo data of the page holding the memcg at ``path``."""
+    def build(env: Env, case: Case):
+        core, vmlinux = env.fixture(case.fixture)
+        out = env.path(case, "vmcore")
+        copy(core, out)
+        prog = env.prog(case.fixture)
+        c = Corrupter(out, prog)
+        from .corrupt import phys_of
+        c.garble_stored_page(phys_of(prog, memcg_addr(prog, path)))
+        return out, vmlinux
+    return build
+
+
+def b_desc_beyond_eof(path: str):
+    """Point the page descriptor of the page holding a memcg past the end of the file."""
+    def build(env: Env, case: Case):
+        core, vmlinux = env.fixture(case.fixture)
+        out = env.path(case, "vmcore")
+        copy(core, out)
+        prog = env.prog(case.fixture)
+        from .corrupt import phys_of, _DESC
+        lay = DumpLayout.read(out)
+        with open(out, "r+b") as f:
+            at, off, size, flags, pf = lay.page_desc(f, phys_of(prog, memcg_addr(prog, path)) // 4096)
+            f.seek(at)
+            f.write(_DESC.pack(lay.size + (1 << 30), size, flags, pf))
+        return out, vmlinux
+    return build
+
+
+# ---------------------------------------------------------------- memcg edits
+
+def e_sibling_next(path: str, target: Callable[[Any], int]):
+    def edit(prog, c: Corrupter):
+        m = memcg(prog, path)
+        c.write_u64(int(m.css.sibling.address_of_().value_()), target(prog))
+    return edit
+
+
+def sibling_of(path: str):
+    return lambda prog: int(memcg(prog, path).css.sibling.address_of_().value_())
+
+
+def e_kmemcg_id(path: str, value: int):
+    def edit(prog, c: Corrupter):
+        m = memcg(prog, path)
+        c.write_u32(int(m.kmemcg_id.address_of_().value_()), value)
+    return edit
+
+
+def e_zero_memcg(path: str):
+    def edit(prog, c: Corrupter):
+        addr = memcg_addr(prog, path)
+        c.write_virt(addr, bytes(prog.type("struct mem_cgroup").size))
+    return edit
+
+
+def e_children_null(path: str):
+    def edit(prog, c: Corrupter):
+        m = memcg(prog, path)
+        c.write_u64(int(m.css.children.address_of_().value_()), 0)
+    return edit
+
+
+def e_idr_head(value: Callable[[Any], int]):
+    def edit(prog, c: Corrupter):
+        xa = prog["mem_cgroup_idr"].idr_rt
+        c.write_u64(int(xa.xa_head.address_of_().value_()), value(prog))
+    return edit
+
+
+def e_symbol_u64(name: str, value: Callable[[Any], int]):
+    def edit(prog, c: Corrupter):
+        c.write_u64(int(prog[name].address_of_().value_()), value(prog))
+    return edit
+
+
+# ---------------------------------------------------------------- buddy edits
+
+DMA32 = 1
+
+
+def e_free_next(zone_index: int, order: int, mt: int, at: int, target: Callable[[Any], int]):
+    """Set ``next`` of the ``at``-th node of a free list to ``target(prog)``."""
+    def edit(prog, c: Corrupter):
+        nodes = free_list_nodes(prog, zone_index, order, mt)
+        c.write_u64(nodes[at], target(prog))
+    return edit
+
+
+def e_nr_free(zone_index: int, order: int, delta: int):
+    def edit(prog, c: Corrupter):
+        fa = zone(prog, zone_index).free_area[order]
+        c.write_u64(int(fa.nr_free.address_of_().value_()), int(fa.nr_free) + delta)
+    return edit
+
+
+def e_watermark(zone_index: int, which: int, value: int):
+    def edit(prog, c: Corrupter):
+        z = zone(prog, zone_index)
+        wm = z._watermark if "_watermark" in [m.name for m in z.type_.members] else z.watermark
+        c.write_u64(int(wm[which].address_of_().value_()), value)
+    return edit
+
+
+def e_zone_name(zone_index: int, target: Callable[[Any], int]):
+    def edit(prog, c: Corrupter):
+        c.write_u64(int(zone(prog, zone_index).name.address_of_().value_()), target(prog))
+    return edit
+
+
+# ---------------------------------------------------------------- log edits
+
+def e_log_noise(prog, c: Corrupter):
+    ring = prog["prb"].text_data_ring
+    size = 1 << int(ring.size_bits)
+    c.write_virt(int(ring.data.value_()), _random(size, 10))
+
+
+def e_desc_count_bits(value: int):
+    def edit(prog, c: Corrupter):
+        dr = prog["prb"].desc_ring
+        c.write_u32(int(dr.count_bits.address_of_().value_()), value)
+    return edit
+
+
+def e_uts_release(prog, c: Corrupter):
+    c.write_virt(int(prog["init_uts_ns"].name.release.address_of_().value_()), b"9.9.9-garbage\0")
+
+
+def e_crashed_stack(prog, c: Corrupter):
+    t = prog.crashed_thread().object
+    stack = int(t.stack.value_())
+    c.write_virt(stack, bytes(4 * 4096))
+
+
+# ================================================================ the matrix
+
+ALL = ("info", "memcgids", "frag", "allocfail", "triage")
+
+
+def errors_everywhere(pattern: str, why: str = "") -> Dict[str, Expect]:
+    """Every command reads the dump, so every one must stop with the same one line."""
+    return {c: error(pattern, why) for c in ALL}
+
+
+def _late(lay: DumpLayout) -> int:
+    return lay.size - 2048
+
+
+CASES: List[Case] = [
+    # ---------------------------------------------------------------- the file
+    Case("empty-file", "zero-length vmcore", BOOKWORM,
+         b_bytes(lambda env, case: b""), errors_everywhere(r"empty or too short"), slow=False),
+    Case("random-file", "1 MiB of random bytes as vmcore", BOOKWORM,
+         b_bytes(lambda env, case: _random(1 << 20, 1)), errors_everywhere(r"not a vmcore"), slow=False),
+    Case("kdump-signature-then-noise", "kdump signature followed by random bytes", BOOKWORM,
+         b_bytes(lambda env, case: b"KDUMP   " + _random(1 << 20, 2)),
+         errors_everywhere(r"corrupt kdump header|truncated|cut off"), slow=False),
+    Case("trunc-header", "cut inside the disk_dump_header (300 bytes kept)", BOOKWORM,
+         b_truncate(lambda lay: 300), errors_everywhere(r"kdump header is cut off"), slow=False),
+    Case("trunc-bitmaps", "cut inside the page bitmaps", BOOKWORM,
+         b_truncate(lambda lay: lay.bitmap_start + (lay.bitmap_end - lay.bitmap_start) // 3),
+         errors_everywhere(r"page bitmaps are cut off"), slow=False),
+    Case("trunc-descriptors", "cut inside the page descriptor table", BOOKWORM,
+         b_truncate(lambda lay: lay.desc_start + (lay.desc_end - lay.desc_start) // 2),
+         errors_everywhere(r"truncated vmcore")),
+    Case("trunc-middle", "cut in the middle of the page data", BOOKWORM,
+         b_truncate(lambda lay: lay.size // 2), {}),
+    Case("trunc-last-page", "last 2 KiB of page data missing", BOOKWORM,
+         b_truncate(_late), {}),
+    Case("block-size-garbage", "disk_dump_header.block_size = 3", BOOKWORM,
+         b_header_field(428, "<i", 3), errors_everywhere(r"corrupt kdump header"), slow=False),
+    Case("vmcore-is-directory", "a directory given as vmcore", BOOKWORM,
+         b_directory, errors_everywhere(r"is a directory"), slow=False),
+    Case("swapped-arguments", "vmlinux given as vmcore and the vmcore as vmlinux", BOOKWORM,
+         b_swapped, errors_everywhere(r"not a core dump"), slow=False),
+    Case("other-kernel-vmlinux", "5.10 vmlinux with a 6.1 dump", BOOKWORM,
+         b_other_vmlinux(BULLSEYE), errors_everywhere(r"does not match the dump: vmlinux is 5\.10.* dump is 6\.1")),
+    Case("stripped-vmlinux", "vmlinux without debug info (objcopy --strip-debug)", BOOKWORM,
+         b_stripped_vmlinux, errors_everywhere(r"no debug info")),
+    Case("truncated-vmlinux", "first 1 MiB of the vmlinux", BOOKWORM,
+         b_truncated_vmlinux, errors_everywhere(r"truncated ELF|not a readable vmlinux|no debug info"), slow=False),
+    Case("refilter-raw", "re-filtered with makedumpfile -d 31, pages stored uncompressed", BOOKWORM,
+         b_refilter("-d", "31"), {}),
+    Case("refilter-zlib", "re-filtered with makedumpfile -d 31 -c (zlib)", BOOKWORM,
+         b_refilter("-d", "31", "-c"), {}),
+    Case("refilter-slab-excluded", "6.12 dump re-filtered at -d 31: makedumpfile 1.7.2 drops slab pages", TRIXIE,
+         b_refilter("-d", "31", "-l"), {}),
+    Case("page-data-garbage", "lzo data of the page holding /kubepods/pod2/ctr2 overwritten", BOOKWORM,
+         b_garble_page("/kubepods/pod2/ctr2"), {}),
+    Case("page-desc-beyond-eof", "descriptor of the page holding /kubepods/pod3/ctr1 points past EOF", BOOKWORM,
+         b_desc_beyond_eof("/kubepods/pod3/ctr1"), {}),
+    # ---------------------------------------------------------------- memcg
+    Case("memcg-sibling-cycle", "css.sibling of /kubepods/pod2/ctr3 points back to ctr1", BOOKWORM,
+         b_edit(e_sibling_next("/kubepods/pod2/ctr3", sibling_of("/kubepods/pod2/ctr1"))), {}),
+    Case("memcg-sibling-unmapped", "css.sibling of /kubepods/pod1/ctr1 points to memory not in the dump", BOOKWORM,
+         b_edit(e_sibling_next("/kubepods/pod1/ctr1", unmapped)), {}),
+    Case("memcg-sibling-misaligned", "css.sibling of /kubepods/pod3 points 3 bytes into /kubepods/pod4", BOOKWORM,
+         b_edit(e_sibling_next("/kubepods/pod3", lambda p: sibling_of("/kubepods/pod4")(p) + 3)), {}),
+    Case("memcg-children-null", "css.children.next of /kubepods/pod4 is NULL", BOOKWORM,
+         b_edit(e_children_null("/kubepods/pod4")), {}),
+    Case("memcg-zeroed", "the whole struct mem_cgroup of /kubepods/pod3/ctr1 zeroed", BOOKWORM,
+         b_edit(e_zero_memcg("/kubepods/pod3/ctr1")), {}),
+    Case("kmemcg-id-7fffffff", "kmemcg_id of /kubepods/pod1/ctr1 = 0x7fffffff (6.1)", BOOKWORM,
+         b_edit(e_kmemcg_id("/kubepods/pod1/ctr1", 0x7FFFFFFF)), {}),
+    Case("kmemcg-id-7fffffff-5.10", "kmemcg_id of /kubepods/pod1/ctr1 = 0x7fffffff (5.10, memcg_nr_cache_ids)", BULLSEYE,
+         b_edit(e_kmemcg_id("/kubepods/pod1/ctr1", 0x7FFFFFFF)), {}),
+    Case("kmemcg-id-duplicate-5.10", "kmemcg_id of /kubepods/pod5 = that of /kubepods/pod1 (5.10)", BULLSEYE,
+         b_edit(lambda prog, c: e_kmemcg_id("/kubepods/pod5", int(memcg(prog, "/kubepods/pod1").kmemcg_id))(prog, c)), {}),
+    Case("kmemcg-id-unset-online", "kmemcg_id of online /kubepods/pod3/ctr3 = -1 (the seed's state, 6.1)", BOOKWORM,
+         b_edit(e_kmemcg_id("/kubepods/pod3/ctr3", 0xFFFFFFFF)), {}),
+    Case("memcg-idr-garbage", "mem_cgroup_idr's xa_head points to memory not in the dump", BOOKWORM,
+         b_edit(e_idr_head(unmapped)), {}),
+    Case("root-memcg-null", "root_mem_cgroup = NULL", BOOKWORM,
+         b_edit(e_symbol_u64("root_mem_cgroup", lambda p: 0)), {}),
+    Case("root-memcg-unmapped", "root_mem_cgroup points to memory not in the dump", BOOKWORM,
+         b_edit(e_symbol_u64("root_mem_cgroup", unmapped)), {}),
+    Case("memcg-sibling-cycle-5.10", "css.sibling of /kubepods/pod2/ctr3 points back to ctr1 (5.10)", BULLSEYE,
+         b_edit(e_sibling_next("/kubepods/pod2/ctr3", sibling_of("/kubepods/pod2/ctr1"))), {}),
+    # ---------------------------------------------------------------- buddy
+    Case("freelist-cycle", "DMA32 order-1 unmovable free list: node 10 -> node 3", BOOKWORM,
+         b_edit(lambda prog, c: e_free_next(DMA32, 1, 0, 10, lambda p: free_list_nodes(p, DMA32, 1, 0)[3])(prog, c)), {}),
+    Case("freelist-cross-order", "DMA32 order-2 unmovable list node 1 -> a node of the order-4 unmovable list", BOOKWORM,
+         b_edit(lambda prog, c: e_free_next(DMA32, 2, 0, 1, lambda p: free_list_nodes(p, DMA32, 4, 0)[1])(prog, c)), {}),
+    Case("freelist-unmapped", "DMA32 order-1 movable free list: node 5 -> memory not in the dump", BOOKWORM,
+         b_edit(e_free_next(DMA32, 1, 1, 5, unmapped)), {}),
+    Case("freelist-misaligned", "DMA32 order-1 unmovable free list: node 20 -> odd address", BOOKWORM,
+         b_edit(lambda prog, c: e_free_next(DMA32, 1, 0, 20, lambda p: free_list_nodes(p, DMA32, 1, 0)[21] + 1)(prog, c)), {}),
+    Case("nr-free-disagrees", "DMA32 free_area[4].nr_free 100 higher than its lists", BOOKWORM,
+         b_edit(e_nr_free(DMA32, 4, 100)), {}),
+    Case("watermark-garbage", "DMA32 _watermark[WMARK_MIN] = 0xdeadbeef12345678", BOOKWORM,
+         b_edit(e_watermark(DMA32, 0, 0xDEADBEEF12345678)), {}),
+    Case("zone-name-unmapped", "DMA32 zone->name points to memory not in the dump", BOOKWORM,
+         b_edit(e_zone_name(DMA32, unmapped)), {}),
+    Case("freelist-cycle-6.12", "DMA32 order-10 movable free list: node 30 -> node 2 (6.12)", TRIXIE,
+         b_edit(lambda prog, c: e_free_next(DMA32, 10, 1, 30, lambda p: free_list_nodes(p, DMA32, 10, 1)[2])(prog, c)), {}),
+    # ---------------------------------------------------------------- log, uts, stack
+    Case("log-noise", "printk text data ring (__log_buf) overwritten with random bytes", BOOKWORM,
+         b_edit(e_log_noise), {}),
+    Case("log-count-bits-garbage", "prb desc_ring.count_bits = 40 (a 2^40-entry ring)", BOOKWORM,
+         b_edit(e_desc_count_bits(40)), {}),
+    Case("uts-release-garbage", "init_uts_ns.name.release overwritten", BOOKWORM,
+         b_edit(e_uts_release), {}),
+    Case("crashed-stack-zeroed", "the panicking task's kernel stack zeroed", BOOKWORM,
+         b_edit(e_crashed_stack), {}),
+]
+
+BY_ID = {c.id: c for c in CASES}
+assert len(BY_ID) == len(CASES), "duplicate case id"
