@@ -76,6 +76,8 @@ class Memcg:
     memcg_id: Optional[int] = None
     kmemcg_id: Optional[int] = None
     online: bool = False
+    #: False when css.flags could not be read: online or dying is then unknown
+    state_known: bool = False
     css_flags: List[str] = field(default_factory=list)
     refcount: Optional[int] = None
     ref_mode: str = "?"
@@ -89,6 +91,8 @@ class Memcg:
 
     @property
     def state(self) -> str:
+        if not self.state_known:
+            return "unknown"
         return "online" if self.online else "dying"
 
     def to_json(self) -> Dict[str, Any]:
@@ -530,6 +534,7 @@ class _Reader:
             m.css_flags = [n for n, bit in lay.css_flags if v & bit]
             if lay.css_online is not None:
                 m.online = bool(v & lay.css_online)
+            m.state_known = True
         attempt("css.flags", flags)
 
         def path() -> None:
@@ -911,7 +916,9 @@ def _summary(t: Target, lay: _Layout, rows: List[Memcg], sources: List[str],
         "sources": sources,
         "total": len(rows),
         "online": online,
-        "dying": len(rows) - online,
+        # a memcg whose css.flags are unreadable is neither (not counted as dying)
+        "dying": sum(1 for m in rows if m.state == "dying"),
+        "state_unknown": sum(1 for m in rows if m.state == "unknown"),
         "flagged": sum(1 for m in rows if m.anomalies),
         "anomalies": counts,
         "kmem_mode": kmem.get("mode"),
