@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from crashext.analysis import panic as panicmod
-from crashext.analysis.triage import read_log_file, triage
+from crashext.analysis.triage import triage
+from crashext.sources.logs import load_log
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -40,7 +41,7 @@ def run_cli(*args):
 
 @pytest.fixture(scope="module")
 def log_report():
-    return triage(log_records=read_log_file(_corpus(LOG)))
+    return triage(log_lines=load_log(_corpus(LOG)))
 
 
 def test_log_names_the_seed_bug_first(log_report):
@@ -108,7 +109,7 @@ def test_crash_session_parsed():
 
 
 def test_crash_log_adds_panic_string_and_bt():
-    rep = triage(log_records=read_log_file(_corpus(LOG)),
+    rep = triage(log_lines=load_log(_corpus(LOG)),
                  crash_text=open(_corpus(CRASH)).read())
     assert rep["verdict"]["matches"][0]["id"] == SEED
     p = rep["panic"]

@@ -18,7 +18,9 @@ def _serial_task(fx):
     """The "CPU: N PID: P Comm: C" line the panic printed on the serial console."""
     text = fx.serial_log.read_text(errors="replace")
     after = text[text.index("sysrq triggered crash"):]
-    m = re.search(r"CPU: (\d+) PID: (\d+) Comm: (\S+)", after)
+    # lib/dump_stack.c dump_stack_print_info(): "CPU: %d PID: %d Comm:" up to 6.6,
+    # "CPU: %d UID: %u PID: %d Comm:" in 6.12 (the trixie serial log shows it)
+    m = re.search(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (\S+)", after)
     return int(m.group(1)), int(m.group(2)), m.group(3)
 
 

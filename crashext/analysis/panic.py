@@ -5,22 +5,24 @@ kernel access layer (``t.crashed_task()``, ``t.backtrace()``: drgn's
 crashed thread and unwinder, or crash's ``bt`` and ``dis -l`` inside crash).
 From a saved crash session transcript, :func:`parse_crash_session` reads the
 ``sys`` banner, the ``bt`` frames with the ``[exception RIP: ...]`` line and
-the ``dis -l`` source lines.  From the kernel log, the oops record the log
-parser extracts is normalised by :func:`panic_from_oops`.
+the ``dis -l`` source lines.  From the kernel log, the oops header
+:mod:`crashext.sources.kmsg` extracts (RIP, task line, call trace) is
+normalised by :func:`panic_from_oops`.
 
 Every function returns plain dicts (see :func:`empty_panic` for the keys);
 nothing is printed here.
 """
 
 import re
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..errors import CrashextError, InputError
-from ..kernel.target import LogRecord, Target
+from ..kernel.target import Target
+from ..sources.kmsg import Frame, OopsHeader, parse_frame
 from .system import panic_message
 
-__all__ = ["empty_panic", "panic_from_target", "panic_from_oops", "parse_crash_session",
-           "panic_from_crash_session", "panic_message", "format_location"]
+__all__ = ["empty_panic", "panic_from_target", "panic_from_oops", "frame_from_log",
+           "parse_crash_session", "panic_from_crash_session", "format_location"]
 
 
 def empty_panic(source: str) -> Dict[str, Any]:
@@ -53,16 +55,16 @@ def format_location(rip: Optional[Dict[str, Any]]) -> str:
 
 # -- from a dump ----------------------------------------------------------------
 
-def panic_from_target(t: Target, records: Optional[List[LogRecord]] = None) -> Dict[str, Any]:
+def panic_from_target(t: Target, panic: Optional[str] = None) -> Dict[str, Any]:
     """The panic record of the kernel ``t``; each part fails alone into ``errors``.
 
-    ``records`` is the kernel log if the caller already read it.
+    ``panic`` is the panic string if the caller already has it from the
+    dump's log; otherwise the log is read here.
     """
     out = empty_panic("dump")
     errors = out["errors"]
     try:
-        recs = records if records is not None else list(t.log_records())
-        out["panic"] = panic_message(recs)
+        out["panic"] = panic if panic is not None else panic_message(t.log_records())
     except CrashextError as exc:
         errors["panic"] = exc.one_line()
     try:
@@ -88,23 +90,30 @@ def panic_from_target(t: Target, records: Optional[List[LogRecord]] = None) -> D
     return out
 
 
-# -- from an oops record of the kernel log ---------------------------------------------
+# -- from an oops header of the kernel log ---------------------------------------------
 
-def panic_from_oops(oops: Optional[Dict[str, Any]], panic: Optional[str]) -> Dict[str, Any]:
-    """Normalise the log parser's oops record (may be None) and the panic string."""
+def frame_from_log(fr: Frame) -> Dict[str, Any]:
+    """A call-trace frame the log printed (:class:`crashext.sources.kmsg.Frame`)
+    in the frame shape of :func:`empty_panic`; "?" frames are unreliable."""
+    return {"function": fr.func, "offset": fr.offset, "size": fr.size, "pc": None,
+            "module": fr.module, "reliable": not fr.unreliable, "file": None, "line": None,
+            "exception": False}
+
+
+def panic_from_oops(oops: Optional[OopsHeader], panic: Optional[str]) -> Dict[str, Any]:
+    """The panic record of the log's oops header (may be None) and panic string."""
     out = empty_panic("log")
     out["panic"] = panic
-    if not oops:
+    if oops is None:
         if panic is None:
             out["errors"]["panic"] = "no panic, oops or BUG message in the log"
         return out
-    for k in ("pid", "comm", "cpu"):
-        out[k] = oops.get(k)
-    if oops.get("rip_function") or oops.get("rip_pc") is not None:
-        out["rip"] = {"function": oops.get("rip_function"), "offset": oops.get("rip_offset"),
-                      "size": oops.get("rip_size"), "pc": oops.get("rip_pc"),
-                      "file": None, "line": None}
-    out["frames"] = [dict(f) for f in oops.get("frames", [])]
+    out.update(pid=oops.pid, comm=oops.comm, cpu=oops.cpu, time=oops.ts)
+    rip = parse_frame(oops.rip) if oops.rip else None
+    if rip is not None:
+        out["rip"] = {"function": rip.func, "offset": rip.offset, "size": rip.size,
+                      "pc": oops.rip_pc, "file": None, "line": None}
+    out["frames"] = [frame_from_log(fr) for fr in oops.trace]
     return out
 
 
@@ -253,8 +262,3 @@ def panic_from_crash_session(session: Dict[str, Any]) -> Dict[str, Any]:
     elif not out["panic"]:
         out["errors"]["backtrace"] = "the transcript has no bt output"
     return out
-
-
-def panic_from_records(records: Iterable[LogRecord]) -> Optional[str]:
-    """The panic string of a kernel log (crash's ``sys`` PANIC)."""
-    return panic_message(records)

@@ -21,15 +21,20 @@ Everything returned is plain data; the ``triage`` command renders it.
 """
 
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .. import gfp as gfpmod
 from .. import kb as kbmod
 from ..errors import CrashextError, InputError
-from ..kernel.target import LogRecord, Target
+from ..kernel.target import Target
+from ..sources import kmsg, logs
+from ..sources.logs import LogLine
+from . import allocfail as allocmod
 from . import panic as panicmod
+from .system import panic_string
 
-__all__ = ["triage", "read_log_file", "parse_log_text", "log_allocation_failures",
-           "log_oops", "log_system", "zone_verdicts", "evaluate", "Evidence",
+__all__ = ["triage", "log_evidence", "log_system", "cause_header", "allocation_failure",
+           "zone_summary", "memcg_evidence", "evaluate", "Evidence",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
 
 STATUS_MATCHED = "matched"
@@ -44,58 +49,6 @@ _W_FRAME_OPTIONAL = 0.5
 _W_KERNEL = 1.0
 
 
-# ---------------------------------------------------------------------------
-# The kernel log as text.
-#
-# Adapters: the shared log parser (crashext/sources/, crashext/analysis/
-# allocfail.py) is being written; until it lands these small functions read
-# what triage needs.  Formats: printk's "[seconds.micro] text" prefix
-# (kernel/printk/printk.c), syslog lines "Mon DD HH:MM:SS host kernel: ..."
-# ---------------------------------------------------------------------------
-
-_TS = re.compile(r"^\s*\[\s*(?P<ts>\d+\.\d+)\]\s?(?P<text>.*)$")
-_SYSLOG = re.compile(r"^[A-Z][a-z]{2}\s+\d+\s+\d\d:\d\d:\d\d\s+\S+\s+kernel:\s?(?P<text>.*)$")
-_KMSG_PRI = re.compile(r"^<\d+>")
-
-
-def parse_log_text(text: str) -> List[LogRecord]:
-    """Kernel log lines as (seconds or None, text)."""
-    out: List[LogRecord] = []
-    for raw in text.splitlines():
-        line = _KMSG_PRI.sub("", raw.rstrip("\r\n"))
-        m = _SYSLOG.match(line)
-        if m:
-            line = m.group("text")
-        m = _TS.match(line)
-        if m:
-            out.append((float(m.group("ts")), m.group("text")))
-        elif line.strip():
-            out.append((None, line))
-    return out
-
-
-def read_log_file(path: str) -> List[LogRecord]:
-    """Read a dmesg / vmcore-dmesg.txt / syslog file; InputError with one line if unusable."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a kernel log") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not data.strip():
-        raise InputError(f"{path}: empty file, not a kernel log")
-    if b"\0" in data[:4096]:
-        raise InputError(f"{path}: binary data, not a kernel log (a vmcore? use -c VMCORE -s VMLINUX)")
-    records = parse_log_text(data.decode("utf-8", "replace"))
-    if not any(ts is not None for ts, _ in records):
-        raise InputError(f"{path}: no kernel log lines ('[seconds] text' or syslog "
-                         "'... kernel: text') found")
-    return records
-
-
 _FUNC_SUFFIX = re.compile(r"\.(?:isra|constprop|part|cold|lto_priv|llvm)(?:\.\d+)*$")
 
 
@@ -104,253 +57,118 @@ def _norm_func(name: Optional[str]) -> Optional[str]:
     return _FUNC_SUFFIX.sub("", name) if name else name
 
 
-# "[<ffffffff811f0654>] __mem_cgroup_free+0x224/0x240" (3.10) or
-# " ? __mem_cgroup_free+0x224/0x240 [mod]" (4.x+ without addresses)
-_FRAME = re.compile(r"^\s*(?:\[<(?P<pc>[0-9a-f]+)>\]\s*)?(?P<unrel>\?\s+)?"
-                    r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)"
-                    r"(?:\s+\[(?P<mod>[^\]]+)\])?\s*$")
-_CPU_LINE = re.compile(r"CPU:\s*(?P<cpu>\d+)\s+PID:\s*(?P<pid>\d+)\s+Comm:\s*(?P<comm>.+?)\s+"
-                       r"(?:Tainted|Not tainted)(?:.*?\s(?P<rel>\d+\.\d+\.\d+\S*)\s+#)?")
-# 3.10: "RIP: 0010:[<ffffffff81324031>]  [<ffffffff81324031>] ida_simple_remove+0x41/0x50"
-# 4.x+: "RIP: 0010:ida_simple_remove+0x41/0x50"
-_RIP = re.compile(r"RIP:\s*(?:[0-9a-f]{4}:)?(?:\[<(?P<pc>[0-9a-f]+)>\]\s*(?:\[<[0-9a-f]+>\]\s*)?)?"
-                  r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)")
-_ALLOCFAIL = re.compile(r"^(?P<comm>.+?): page allocation failure: order:(?P<order>\d+), "
-                        r"mode:(?P<mode>0x[0-9a-f]+)(?:\((?P<flags>[^)]*)\))?")
-_ZONE = re.compile(r"^Node (?P<node>\d+) (?P<zone>\w+) free:(?P<free>\d+)kB min:(?P<min>\d+)kB "
-                   r"low:(?P<low>\d+)kB high:(?P<high>\d+)kB")
-_RESERVE = re.compile(r"^lowmem_reserve\[\]:(?P<vals>(?:\s+\d+)+)\s*$")
-_BUDDY = re.compile(r"^Node (?P<node>\d+) (?P<zone>\w+): (?P<body>.*?)= (?P<total>\d+)kB\s*$")
-_BUDDY_ITEM = re.compile(r"(\d+)\*(\d+)kB")
-_PAGES_RAM = re.compile(r"^(?P<n>\d+) pages RAM\s*$")
+# ---------------------------------------------------------------------------
+# The kernel log, read by the shared log analysis: crashext.sources.kmsg
+# extracts the records (allocation failures with their zone and buddy
+# lines, oops headers with RIP, task line and call trace) and
+# crashext.analysis.allocfail decodes each failure and re-runs the
+# watermark check on the numbers it printed.  What triage adds here is the
+# summary of those verdicts and a few facts of the machine.
+# ---------------------------------------------------------------------------
+
+# init/version.c: "Linux version %s (%s@%s) ..." (linux_banner, printed at boot)
 _BANNER = re.compile(r"Linux version (?P<rel>\S+)")
-_MACHINE = re.compile(r"^Hardware name: (?P<hw>.+)$")
 
 
-def _frames_after(records: Sequence[LogRecord], start: int, limit: int = 80
-                  ) -> Tuple[List[Dict[str, Any]], int]:
-    """Call Trace frames after index ``start``; returns (frames, index after)."""
-    frames: List[Dict[str, Any]] = []
-    i = start
-    in_trace = False
-    while i < len(records) and i < start + limit:
-        text = records[i][1]
-        if "Call Trace:" in text:
-            if in_trace and frames:
-                break
-            in_trace = True
-        elif in_trace:
-            m = _FRAME.match(text)
-            if m:
-                frames.append({"function": m.group("func"), "offset": int(m.group("off"), 16),
-                               "size": int(m.group("size"), 16),
-                               "pc": int(m.group("pc"), 16) if m.group("pc") else None,
-                               "module": m.group("mod"), "reliable": not m.group("unrel"),
-                               "file": None, "line": None, "exception": False})
-            elif text.strip() in ("<IRQ>", "</IRQ>", "<TASK>", "</TASK>", "<NMI>", "</NMI>", "<EOI>"):
-                pass
-            elif frames:
-                break
-        i += 1
-    return frames, i
+def log_evidence(lines: Sequence[LogLine], release: Optional[str] = None,
+                 gfp_names: Optional[List[Tuple[str, int]]] = None,
+                 source: str = "kernel log") -> "allocmod.AllocReport":
+    """The shared log analysis of ``lines`` (every failure kept)."""
+    return allocmod.analyze(iter(lines), source, release, gfp_names)
 
 
-def log_allocation_failures(records: Sequence[LogRecord]) -> List[Dict[str, Any]]:
-    """Every "page allocation failure" report: who, order, mode, frames, zones.
-
-    ``zones`` has per zone (in the order Mem-Info prints them, i.e. zone
-    index order) free/min/low/high in kB, ``lowmem_reserve`` in pages and
-    ``nr_free`` (free blocks per order) with ``block_kb`` per order.
-    """
-    out = []
-    idx = [i for i, (_ts, t) in enumerate(records) if _ALLOCFAIL.search(t)]
-    for n, i in enumerate(idx):
-        ts, text = records[i]
-        m = _ALLOCFAIL.search(text)
-        end = idx[n + 1] if n + 1 < len(idx) else len(records)
-        fail: Dict[str, Any] = {"time": ts, "comm": m.group("comm").strip(),
-                                "order": int(m.group("order")), "mode": m.group("mode"),
-                                "flags": m.group("flags"), "pid": None, "cpu": None,
-                                "frames": [], "zones": [], "line": text}
-        for j in range(i + 1, min(end, i + 4)):
-            c = _CPU_LINE.search(records[j][1])
-            if c:
-                fail.update(pid=int(c.group("pid")), cpu=int(c.group("cpu")))
-                break
-        fail["frames"], after = _frames_after(records, i + 1)
-        zones: Dict[Tuple[int, str], Dict[str, Any]] = {}
-        last = None
-        for j in range(after, min(end, after + 200)):
-            t = records[j][1].strip()
-            z = _ZONE.match(t)
-            if z:
-                key = (int(z.group("node")), z.group("zone"))
-                last = zones.setdefault(key, {"node": key[0], "zone": key[1]})
-                last.update({k: int(z.group(k)) for k in ("free", "min", "low", "high")})
-                continue
-            r = _RESERVE.match(t)
-            if r and last is not None and "lowmem_reserve" not in last:
-                last["lowmem_reserve"] = [int(v) for v in r.group("vals").split()]
-                continue
-            b = _BUDDY.match(t)
-            if b:
-                key = (int(b.group("node")), b.group("zone"))
-                items = _BUDDY_ITEM.findall(b.group("body"))
-                zz = zones.setdefault(key, {"node": key[0], "zone": key[1]})
-                zz["nr_free"] = [int(cnt) for cnt, _kb in items]
-                zz["block_kb"] = [int(kb) for _cnt, kb in items]
-                zz["buddy_total_kb"] = int(b.group("total"))
-                continue
-            if "cut here" in t or _ALLOCFAIL.search(t):
-                break
-        fail["zones"] = list(zones.values())
-        out.append(fail)
-    return out
-
-
-def log_oops(records: Sequence[LogRecord]) -> Optional[Dict[str, Any]]:
-    """The first oops/BUG of the log: its task line, RIP and call trace."""
-    start = None
-    for i, (_ts, text) in enumerate(records):
-        if re.search(r"kernel BUG at |BUG: unable to handle|BUG: kernel NULL pointer|"
-                     r"general protection fault|Oops: |Kernel panic - not syncing", text):
-            start = i
-            break
-    if start is None:
-        return None
-    oops: Dict[str, Any] = {"time": records[start][0], "pid": None, "comm": None, "cpu": None,
-                            "rip_function": None, "rip_offset": None, "rip_size": None,
-                            "rip_pc": None, "frames": [], "release": None}
-    for i in range(start, min(len(records), start + 60)):
-        text = records[i][1]
-        c = _CPU_LINE.search(text)
-        if c and oops["pid"] is None:
-            oops.update(pid=int(c.group("pid")), cpu=int(c.group("cpu")),
-                        comm=c.group("comm").strip(), release=c.group("rel"))
-        r = _RIP.search(text)
-        if r and oops["rip_function"] is None:
-            oops.update(rip_function=r.group("func"), rip_offset=int(r.group("off"), 16),
-                        rip_size=int(r.group("size"), 16),
-                        rip_pc=int(r.group("pc"), 16) if r.group("pc") else None)
-        if "Call Trace:" in text and not oops["frames"]:
-            oops["frames"], _ = _frames_after(records, i)
-            break
-    return oops
-
-
-def log_system(records: Sequence[LogRecord]) -> Dict[str, Any]:
+def log_system(lines: Sequence[LogLine], rep: "allocmod.AllocReport") -> Dict[str, Any]:
     """What the log says about the machine: release, hardware, RAM, last timestamp."""
-    out: Dict[str, Any] = {"release": None, "machine": None, "memory_bytes": None,
-                           "uptime_seconds": None}
-    for ts, text in records:
-        if ts is not None:
-            out["uptime_seconds"] = ts
-        if out["release"] is None:
-            m = _BANNER.search(text) or _CPU_LINE.search(text)
-            if m and m.groupdict().get("rel"):
+    out: Dict[str, Any] = {"release": rep.releases[0] if rep.releases else None,
+                           "machine": None, "memory_bytes": None, "uptime_seconds": None}
+    for f in rep.failures:
+        r = f.record
+        if out["machine"] is None and r.hardware:
+            out["machine"] = r.hardware
+        if out["memory_bytes"] is None and "pages RAM" in r.extra:
+            # show_mem()'s "N pages RAM" counts pages; the buddy line's order-0
+            # block size is the page size the kernel printed with it
+            kb = r.buddy[0].block_kb[0] if r.buddy and r.buddy[0].block_kb else 4
+            out["memory_bytes"] = r.extra["pages RAM"] * kb * 1024
+    for ln in reversed(lines):
+        if ln.ts is not None:
+            out["uptime_seconds"] = ln.ts
+            break
+    if out["release"] is None:
+        for ln in lines:
+            m = _BANNER.search(ln.text) if "Linux version" in ln.text else None
+            if m:
                 out["release"] = m.group("rel")
-        m = _MACHINE.match(text.strip())
-        if m and out["machine"] is None:
-            out["machine"] = m.group("hw")
-        m = _PAGES_RAM.match(text.strip())
-        if m:
-            # "N pages RAM" (lib/show_mem.c) counts pages of PAGE_SIZE; x86_64: 4 KiB
-            out["memory_bytes"] = int(m.group("n")) * 4096
+                break
     return out
 
 
-# ---------------------------------------------------------------------------
-# Zone verdicts of a logged allocation failure, by the watermark emulation.
-# ---------------------------------------------------------------------------
-
-# Zone modifier bits of the gfp mask, the same from 2.6 through 6.x
-# (include/linux/gfp.h: ___GFP_DMA 0x01, ___GFP_HIGHMEM 0x02, ___GFP_DMA32
-# 0x04, ___GFP_MOVABLE 0x08) and __GFP_HIGH 0x20.
-_GFP_DMA, _GFP_HIGHMEM, _GFP_DMA32, _GFP_MOVABLE, _GFP_HIGH = 0x01, 0x02, 0x04, 0x08, 0x20
+def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
+    """The oops/BUG/panic header that names the cause: the first one that is
+    not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`)."""
+    return next((h for h in rep.oops if h.kind != "warning"), None)
 
 
-def _highest_zone(mode: int, names: List[str]) -> Optional[str]:
-    if mode & _GFP_DMA:
-        want = "DMA"
-    elif mode & _GFP_DMA32:
-        want = "DMA32"
-    elif mode & _GFP_MOVABLE and mode & _GFP_HIGHMEM:
-        want = "Movable"
-    elif mode & _GFP_HIGHMEM:
-        want = "HighMem"
-    else:
-        want = "Normal"
-    if want in names:
-        return want
-    # a zone the machine lacks: the highest one below it that exists
-    order = ["DMA", "DMA32", "Normal", "HighMem", "Movable"]
-    for z in reversed(order[:order.index(want) + 1]):
-        if z in names:
-            return z
-    return None
+def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
+    """One failure of the shared analysis as triage shows and matches it."""
+    r = view.record
+    return {"time": r.ts, "comm": r.comm, "pid": r.pid, "cpu": r.cpu, "order": r.order,
+            "mode": None if r.mode is None else f"{r.mode:#x}",
+            "flags": "|".join(view.decoded) if view.decoded else None,
+            "gfp_table": view.gfp_table, "caller": view.caller, "caller_why": view.caller_why,
+            "frames": [panicmod.frame_from_log(fr) for fr in r.trace]}
 
 
-def zone_verdicts(fail: Dict[str, Any], release: Optional[str]) -> Dict[str, Any]:
-    """Would each zone the failed request may use pass its min watermark?
+def zone_summary(view: "allocmod.FailureView") -> Dict[str, Any]:
+    """The allocfail watermark verdicts of one failure, per zone, and what they add up to.
 
-    Uses :mod:`crashext.analysis.watermark` (the kernel generation's
-    ``__zone_watermark_ok``) on the numbers the failure report printed.
+    A zone that fails the order-0 test although its free memory is above
+    min is held back by lowmem_reserve[] for this request's class zone; one
+    that fails at a higher order has the memory but not in large enough
+    blocks (fragmentation); the rest are short of memory.
     """
-    from . import watermark as wm
-    out: Dict[str, Any] = {"order": fail["order"], "zones": [], "conclusion": None, "rule": None}
-    zones = [z for z in fail["zones"] if {"free", "min", "nr_free", "lowmem_reserve"} <= set(z)]
-    if not zones:
-        raise InputError("the failure report has no complete zone and buddy lines")
-    rule = wm.rule_for_release(release) if release else "4.4"
-    out["rule"] = rule
-    if not release:
-        out["rule_note"] = "kernel release unknown; the 4.4+ rule was assumed"
-    mode = int(fail["mode"], 16)
-    names = [z["zone"] for z in zones]
-    top = _highest_zone(mode, names)
-    top_idx = names.index(top) if top else len(names) - 1
+    r = view.record
+    out: Dict[str, Any] = {"order": r.order, "rule": view.watermark_rule, "zones": [],
+                           "conclusion": None, "notes": list(view.explanation)}
+    if not view.zone_verdicts:
+        out["error"] = view.explanation[0] if view.explanation else "no zone verdict"
+        return out
+    zlines = {(z.node, z.zone): z for z in r.zones}
+    blines = {(b.node, b.zone): b for b in r.buddy}
     failing = []
-    for idx, z in enumerate(zones):
-        if idx > top_idx:
-            continue
-        kb = z["block_kb"][0] if z.get("block_kb") else 4
-        pages = lambda v: v // kb  # noqa: E731  (kB -> pages of this zone's page size)
-        st = wm.ZoneState(node=z["node"], name=z["zone"], free_pages=pages(z["free"]),
-                          min=pages(z["min"]), low=pages(z["low"]), high=pages(z["high"]),
-                          lowmem_reserve=z["lowmem_reserve"], nr_free=z["nr_free"], index=idx)
-        cz = min(top_idx, len(z["lowmem_reserve"]) - 1)
-        v = wm.watermark_ok(st, fail["order"], "min", cz, rule, high=bool(mode & _GFP_HIGH))
-        largest = max((o for o, n in enumerate(z["nr_free"]) if n), default=None)
-        row = {"node": z["node"], "zone": z["zone"], "ok": v.ok, "check": v.check,
-               "failed_order": v.failed_order, "reason": v.reason,
-               "free_kb": z["free"], "min_kb": z["min"], "largest_free_order": largest}
-        out["zones"].append(row)
-        if not v.ok:
+    for v in sorted(view.zone_verdicts, key=lambda v: (v.node, v.index)):
+        d = v.verdict
+        z, b = zlines[(v.node, v.zone)], blines.get((v.node, v.zone))
+        row = {"node": v.node, "zone": v.zone, "ok": d["ok"], "check": d["check"],
+               "failed_order": d["failed_order"], "reason": d["reason"],
+               "free_kb": z.kb("free"), "min_kb": z.kb("min"),
+               "largest_free_order": max((o for o, n in enumerate(b.counts) if n), default=None)
+               if b else None}
+        if not d["ok"]:
+            row["reserved"] = (d["check"] == "watermark" and row["free_kb"] is not None
+                               and row["min_kb"] is not None and row["free_kb"] > row["min_kb"])
             failing.append(row)
+        out["zones"].append(row)
     usable = len(out["zones"])
-    for r in failing:
-        # order-0 test failed with free memory above min: the zone is held
-        # back for requests of higher zones by lowmem_reserve[] (not short)
-        r["reserved"] = r["check"] == "watermark" and r["free_kb"] > r["min_kb"]
-    frag = [r["zone"] for r in failing if r["failed_order"] not in (0, None)]
-    held = [r["zone"] for r in failing if r.get("reserved")]
-    short = [r["zone"] for r in failing if r["zone"] not in frag and r["zone"] not in held]
-    if usable and len(failing) == usable:
+    frag = [x["zone"] for x in failing if x["failed_order"] not in (0, None)]
+    held = [x["zone"] for x in failing if x["reserved"]]
+    short = [x["zone"] for x in failing if x["zone"] not in frag and x["zone"] not in held]
+    if len(failing) == usable:
         parts = []
         if frag:
             parts.append(f"{', '.join(frag)}: free memory above min but too little of it in "
-                         f"blocks of order >= {fail['order']} (fragmentation)")
+                         f"blocks of order >= {r.order} (fragmentation)")
         if held:
             parts.append(f"{', '.join(held)}: held back by lowmem_reserve for this request's zone")
         if short:
             parts.append(f"{', '.join(short)}: free memory below the min watermark")
-        out["conclusion"] = (f"order-{fail['order']} request fails the min watermark in all "
+        out["conclusion"] = (f"order-{r.order} request fails the min watermark in all "
                              f"{usable} zones it may use; " + "; ".join(parts))
         out["fragmentation"] = bool(frag) and not short
-    elif usable:
+    else:
         out["conclusion"] = (f"{usable - len(failing)} of {usable} usable zones pass the min "
-                             f"watermark for order {fail['order']} now; the failure was transient "
-                             "or limited by the allocation context")
+                             f"watermark for order {r.order} as printed; the failure was "
+                             "transient or limited by the allocation context")
         out["fragmentation"] = False
     return out
 
@@ -530,12 +348,16 @@ def _section(fn, *args):
         return None, f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord]] = None,
+def triage(target: Optional[Target] = None, log_lines: Optional[List[LogLine]] = None,
            crash_text: Optional[str] = None, crash_name: str = "crash log",
            kb_dirs: Optional[Sequence[str]] = None,
            entries: Optional[List["kbmod.Entry"]] = None) -> Dict[str, Any]:
-    """The triage report of whatever is given (at least one source)."""
-    if target is None and log_records is None and crash_text is None:
+    """The triage report of whatever is given (at least one source).
+
+    ``log_lines``: the kernel log as text, normalised (``logs.load_log``);
+    without it a dump's own log is read.
+    """
+    if target is None and log_lines is None and crash_text is None:
         raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE "
                          "or --crash-log FILE")
     if entries is None:
@@ -544,17 +366,26 @@ def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord
     sources = []
     if target is not None:
         sources.append(target.source)
-    if log_records is not None:
+    if log_lines is not None:
         sources.append("kernel log")
     if crash_text is not None:
         sources.append(crash_name)
 
     # the kernel log: the given text, else the dump's own
-    records = log_records
-    if records is None and target is not None and not target.is_live:
-        records, why = _section(lambda: list(target.log_records()))
+    lines = log_lines
+    if lines is None and target is not None and not target.is_live:
+        lines, why = _section(lambda: list(logs.from_records(target.log_records())))
         if why:
             errors["log"] = f"cannot read the dump's kernel log: {why}"
+    release_hint = gfp_names = None
+    if target is not None:
+        release_hint = _section(lambda: target.release)[0]
+        gfp_names = _section(gfpmod.names_from_target, target)[0]
+    rep = None
+    if lines is not None:
+        rep, why = _section(log_evidence, lines, release_hint, gfp_names)
+        if why:
+            errors["log"] = f"cannot analyse the kernel log: {why}"
 
     session = None
     if crash_text is not None:
@@ -564,8 +395,8 @@ def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord
     system: Dict[str, Any] = {"release": None, "machine": None, "cpus": None,
                               "memory_bytes": None, "uptime": None, "panic_time": None,
                               "panic": None, "nodename": None, "sources": {}}
-    if records is not None:
-        ls, why = _section(log_system, records)
+    if rep is not None:
+        ls, why = _section(log_system, lines, rep)
         if ls:
             for k in ("release", "machine", "memory_bytes"):
                 if ls[k] is not None:
@@ -601,14 +432,13 @@ def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord
             system["crash_warning"] = s["WARNING"]
 
     # -- panic --------------------------------------------------------------
+    # one panic string for every source: crash's sys PANIC if a transcript
+    # says it, else the log's headers (system.panic_string)
+    oops = cause_header(rep) if rep is not None else None
+    log_panic = panic_string(rep.oops) if rep is not None else None
     pan = None
-    oops = None
-    if records is not None:
-        oops, why = _section(log_oops, records)
-        if why:
-            errors["panic.log"] = why
     if target is not None and not target.is_live:
-        pan, why = _section(panicmod.panic_from_target, target, records)
+        pan, why = _section(panicmod.panic_from_target, target, log_panic)
         if why:
             errors["panic"] = why
     if pan is None and session is not None:
@@ -618,42 +448,38 @@ def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord
         pan["crash_log"] = {k: extra[k] for k in ("panic", "pid", "comm", "cpu", "rip")}
         if pan.get("rip") and extra.get("rip") and not pan["rip"].get("file"):
             pan["rip"]["file"], pan["rip"]["line"] = extra["rip"]["file"], extra["rip"]["line"]
-    if pan is None and records is not None:
-        pmsg = panicmod.panic_message(records)
-        pan = panicmod.panic_from_oops(oops, pmsg)
+    if pan is None and rep is not None:
+        pan = panicmod.panic_from_oops(oops, log_panic)
     if pan is not None and session is not None and pan["source"] == "crash-log" and oops:
-        pan["log"] = {"pid": oops["pid"], "comm": oops["comm"], "cpu": oops["cpu"],
-                      "rip_function": oops["rip_function"]}
+        pan["log"] = {"pid": oops.pid, "comm": oops.comm, "cpu": oops.cpu,
+                      "rip_function": oops.rip_func}
     if pan is not None:
-        if pan.get("panic") is None and records is not None:
-            pan["panic"] = panicmod.panic_message(records)
-        if pan.get("time") is None and oops and oops.get("time") is not None:
-            pan["time"] = oops["time"]
+        if pan.get("panic") is None:
+            pan["panic"] = log_panic
+        if pan.get("time") is None and oops is not None and oops.ts is not None:
+            pan["time"] = oops.ts
         system["panic"] = pan.get("panic")
         if system["panic_time"] is None and pan.get("time") is not None:
-            system["panic_time"] = f"{pan['time']:.6f} s after boot"
+            system["panic_time"] = f"{_fmt_ts(pan['time'])} s after boot"
             system["sources"]["panic_time"] = "log"
 
     # -- memory ---------------------------------------------------------------
     memory: Dict[str, Any] = {"allocation_failures": [], "zone_verdicts": [], "memcg": None,
                               "errors": {}}
-    fails = None
-    if records is not None:
-        fails, why = _section(log_allocation_failures, records)
-        if why:
-            memory["errors"]["allocation_failures"] = why
-        for f in fails or []:
-            memory["allocation_failures"].append({k: f[k] for k in (
-                "time", "comm", "pid", "cpu", "order", "mode", "flags", "frames")})
-            zv, why = _section(zone_verdicts, f, system["release"])
+    if rep is not None:
+        for view in rep.failures:
+            memory["allocation_failures"].append(allocation_failure(view))
+            zv, why = _section(zone_summary, view)
             if why:
                 memory["errors"][f"zone_verdicts[{len(memory['zone_verdicts'])}]"] = why
-                zv = {"order": f["order"], "zones": [], "conclusion": None, "error": why}
-            zv["comm"] = f["comm"]
-            zv["time"] = f["time"]
+                zv = {"order": view.record.order, "zones": [], "conclusion": None, "error": why}
+            zv["comm"] = view.record.comm
+            zv["time"] = view.record.ts
             memory["zone_verdicts"].append(zv)
+        if rep.warnings:
+            memory["log_warnings"] = list(rep.warnings)
     else:
-        memory["errors"]["allocation_failures"] = "no kernel log"
+        memory["errors"]["allocation_failures"] = errors.get("log", "no kernel log")
     mev = None
     if target is not None:
         mev, why = _section(memcg_evidence, target)
@@ -668,7 +494,7 @@ def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord
     ev.release = system["release"]
     if pan is not None:
         ev.panic = pan.get("panic")
-        ev.panic_known = ev.panic is not None or records is not None
+        ev.panic_known = ev.panic is not None or rep is not None
         if pan.get("rip") and pan["rip"].get("function"):
             ev.rip_function = pan["rip"]["function"]
             ev.rip_known = True
@@ -676,10 +502,10 @@ def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord
             ev.rip_known = True  # a backtrace without an exception frame: no exception RIP
         if pan.get("frames"):
             ev.frames = [f["function"] for f in pan["frames"] if f.get("function")]
-    if records is not None:
-        ev.log_lines = [t for _ts, t in records]
-        ev.allocfails = fails or []
-    elif target is not None:
+    if rep is not None:
+        ev.log_lines = [ln.text for ln in lines]
+        ev.allocfails = memory["allocation_failures"]
+    elif target is not None or log_lines is not None:
         ev.log_why = errors.get("log", "the dump's log could not be read")
     if mev is not None:
         ev.dump_codes = set(mev["codes"])
@@ -706,6 +532,14 @@ def triage(target: Optional[Target] = None, log_records: Optional[List[LogRecord
                "kb_entries": len(entries)}
     return {"sources": sources, "system": system, "panic": pan, "memory": memory,
             "verdict": verdict, "errors": errors}
+
+
+def _fmt_ts(secs: float) -> str:
+    """printk's "%5lu.%06lu": microseconds truncated, not rounded
+    (kernel/printk/printk.c print_time(); a float from the nanosecond
+    timestamp is rounded to the nanosecond first)."""
+    ns = int(round(secs * 1e9))
+    return f"{ns // 1000000000}.{ns // 1000 % 1000000:06d}"
 
 
 def _fmt_uptime(secs: float) -> str:

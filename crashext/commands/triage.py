@@ -4,8 +4,9 @@ from typing import Any, Dict, List
 
 from .. import render
 from ..analysis.panic import format_location
-from ..analysis.triage import read_log_file, triage
+from ..analysis.triage import triage
 from ..errors import InputError
+from ..sources import logs
 
 NAME = "triage"
 SUMMARY = "why the kernel crashed: known-bug verdict, panic, allocation failures, memcgs"
@@ -37,28 +38,14 @@ def add_arguments(parser) -> None:
                         help="also list the entries that did not match, with why")
 
 
-def _read_text(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a crash session transcript") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if b"\0" in data[:4096]:
-        raise InputError(f"{path}: binary data, not a crash session transcript")
-    return data.decode("utf-8", "replace")
-
-
 def run(args, ctx) -> int:
-    records = read_log_file(args.log) if args.log else None
-    crash_text = _read_text(args.crash_log) if args.crash_log else None
+    lines = logs.load_log(args.log) if args.log else None
+    crash_text = ("\n".join(logs.checked_lines(args.crash_log, "crash session transcript"))
+                  if args.crash_log else None)
     target = ctx.target() if ctx.has_target else None
-    if target is None and records is None and crash_text is None:
+    if target is None and lines is None and crash_text is None:
         raise InputError("nothing to triage: give -c VMCORE -s VMLINUX, --log FILE or --crash-log FILE")
-    report = triage(target=target, log_records=records, crash_text=crash_text,
+    report = triage(target=target, log_lines=lines, crash_text=crash_text,
                     crash_name=args.crash_log or "crash log", kb_dirs=args.kb)
     if args.json:
         render.write_json(ctx.out, report)
@@ -158,6 +145,9 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
         chain = [x["function"] for x in f["frames"]][:16]
         if chain:
             out["memory"].append("  via " + " <- ".join(chain))
+        if f.get("caller"):
+            out["memory"].append(f"  caller: {f['caller']}"
+                                 + (f" -- {f['caller_why']}" if f.get("caller_why") else ""))
         if zv.get("conclusion"):
             out["memory"].append(f"  verdict: {zv['conclusion']}")
         for z in zv.get("zones", []):
