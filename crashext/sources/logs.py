@@ -257,12 +257,7 @@ def from_records(records: Iterable[Tuple[Optional[float], str]]) -> Iterator[Log
 
 def raw_lines(path: str) -> Iterator[str]:
     """Open, decompress and decode ``path`` (``-`` for stdin)."""
-    stream = open_log(path)
-    try:
-        yield from read_lines(stream, path)
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    yield from _lines_closing(open_log(path), path)
 
 
 def log_lines(path: str) -> Iterator[LogLine]:
@@ -349,25 +344,29 @@ def checked_lines(path: str, what: str = "kernel log", hint: str = "") -> Iterat
     try:
         head = stream.peek(4096)[:4096] if hasattr(stream, "peek") else b""
     except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-        stream.close()
+        _close(stream)
         raise InputError(f"{path}: cannot read: {exc}") from exc
+    problem = None
     if not head.strip() and hasattr(stream, "peek"):
-        if stream is not sys.stdin.buffer:
-            stream.close()
-        raise InputError(f"{path}: empty file, not a {what}")
-    if b"\0" in head:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-        raise InputError(f"{path}: binary data, not a {what}{hint}")
+        problem = f"empty file, not a {what}"
+    elif b"\0" in head:
+        problem = f"binary data, not a {what}{hint}"
+    if problem:
+        _close(stream)
+        raise InputError(f"{path}: {problem}")
     return _lines_closing(stream, path)
+
+
+def _close(stream: IO[bytes]) -> None:
+    if stream is not sys.stdin.buffer:
+        stream.close()
 
 
 def _lines_closing(stream: IO[bytes], name: str) -> Iterator[str]:
     try:
         yield from read_lines(stream, name)
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        _close(stream)
 
 
 def load_log(path: str) -> List[LogLine]:
