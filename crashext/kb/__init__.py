@@ -182,6 +182,22 @@ class _V:
             raise self.fail(f"{where}.{key}", f"must be a number in {rng}")
         return float(v)
 
+    def tables(self, d, key, where, fields, header):
+        """(where, table) for each table of the array ``key`` ([[header]] in TOML)."""
+        raw = d.get(key, [])
+        if not isinstance(raw, list):
+            raise self.fail(f"{where}.{key}", f"must be an array of tables ([[{header}]])")
+        for i, item in enumerate(raw):
+            w = f"{where}.{key}[{i}]"
+            self.table(item, w, fields)
+            yield w, item
+
+    def choice(self, d, key, where, options) -> str:
+        v = self.str_(d, key, where)
+        if v not in options:
+            raise self.fail(f"{where}.{key}", f"must be one of {', '.join(options)}")
+        return v
+
     def int_(self, d, key, where, lo=0, hi=None) -> Optional[int]:
         if key not in d:
             return None
@@ -207,24 +223,15 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
     eid = v.str_(raw, "id", where)
     if not _ID.match(eid):
         raise v.fail(f"{where}.id", "must be lower-case letters, digits, '.', '_' or '-'")
-    kind = v.str_(raw, "kind", where)
-    if kind not in KINDS:
-        raise v.fail(f"{where}.kind", f"must be one of {', '.join(KINDS)}")
+    kind = v.choice(raw, "kind", where, KINDS)
     sw = f"{where}.signature"
     sraw = raw.get("signature")
     if sraw is None:
         raise v.fail(sw, "missing")
     v.table(sraw, sw, _SIG_FIELDS)
     logs = []
-    lraw = sraw.get("log", [])
-    if not isinstance(lraw, list):
-        raise v.fail(f"{sw}.log", "must be an array of tables ([[...signature.log]])")
-    for i, lp in enumerate(lraw):
-        lw = f"{sw}.log[{i}]"
-        v.table(lp, lw, _LOG_FIELDS)
-        lk = v.str_(lp, "kind", lw)
-        if lk not in LOG_KINDS:
-            raise v.fail(f"{lw}.kind", f"must be one of {', '.join(LOG_KINDS)}")
+    for lw, lp in v.tables(sraw, "log", sw, _LOG_FIELDS, "...signature.log"):
+        lk = v.choice(lp, "kind", lw, LOG_KINDS)
         pat = None
         if lk == "regex":
             pats = v.regexes(lp, "pattern", lw)
@@ -241,15 +248,8 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
                                min_order=v.int_(lp, "min_order", lw, 0, 10),
                                frames_any=v.strs(lp, "frames_any", lw)))
     dumps = []
-    draw = sraw.get("dump", [])
-    if not isinstance(draw, list):
-        raise v.fail(f"{sw}.dump", "must be an array of tables ([[...signature.dump]])")
-    for i, dp in enumerate(draw):
-        dw = f"{sw}.dump[{i}]"
-        v.table(dp, dw, _DUMP_FIELDS)
-        dk = v.str_(dp, "kind", dw)
-        if dk not in DUMP_KINDS:
-            raise v.fail(f"{dw}.kind", f"must be one of {', '.join(DUMP_KINDS)}")
+    for dw, dp in v.tables(sraw, "dump", sw, _DUMP_FIELDS, "...signature.dump"):
+        dk = v.choice(dp, "kind", dw, DUMP_KINDS)
         dumps.append(DumpPredicate(kind=dk, name=v.str_(dp, "name", dw), code=v.str_(dp, "code", dw),
                                    weight=v.num(dp, "weight", dw, 1.0, 0.0, 10.0),
                                    required=v.bool_(dp, "required", dw)))
@@ -264,15 +264,8 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
             or sig.log or sig.dump):
         raise v.fail(sw, "has no elements to match")
     affected = []
-    araw = raw.get("affected", [])
-    if not isinstance(araw, list):
-        raise v.fail(f"{where}.affected", "must be an array of tables ([[entry.affected]])")
-    for i, a in enumerate(araw):
-        aw = f"{where}.affected[{i}]"
-        v.table(a, aw, _AFF_FIELDS)
-        fam = v.str_(a, "family", aw)
-        if fam not in _FAMILIES:
-            raise v.fail(f"{aw}.family", f"must be one of {', '.join(_FAMILIES)}")
+    for aw, a in v.tables(raw, "affected", where, _AFF_FIELDS, "entry.affected"):
+        fam = v.choice(a, "family", aw, _FAMILIES)
         dist = v.str_(a, "dist", aw, required=(fam == "rhel"))
         if dist is not None and not re.match(r"^el\d+$", dist):
             raise v.fail(f"{aw}.dist", "must be a RHEL dist tag such as el7")
@@ -286,12 +279,7 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
         affected.append(Affected(family=fam, dist=dist, since=since, before=before,
                                  note=v.str_(a, "note", aw, required=False, default="") or ""))
     refs = []
-    rraw = raw.get("references", [])
-    if not isinstance(rraw, list):
-        raise v.fail(f"{where}.references", "must be an array of tables ([[entry.references]])")
-    for i, r in enumerate(rraw):
-        rw = f"{where}.references[{i}]"
-        v.table(r, rw, _REF_FIELDS)
+    for rw, r in v.tables(raw, "references", where, _REF_FIELDS, "entry.references"):
         url = v.str_(r, "url", rw)
         if not re.match(r"^https?://\S+$", url):
             raise v.fail(f"{rw}.url", "must be an http(s) URL")
