@@ -169,13 +169,6 @@ class DrgnTarget(Target):
         except MissingSymbolError:
             return False
 
-    def has_member(self, type_name: str, member: str) -> bool:
-        try:
-            self.member_offset(type_name, member)
-            return True
-        except MissingSymbolError:
-            return False
-
     def type_size(self, type_name: str) -> int:
         return drgn.sizeof(self._type(type_name))
 
@@ -362,6 +355,10 @@ def open_live(vmlinux: Optional[str]) -> DrgnTarget:
         prog.set_kernel()
     except PermissionError as exc:
         raise TargetError("reading the live kernel needs root (/proc/kcore)") from exc
+    except FileNotFoundError as exc:
+        raise TargetError("cannot open the running kernel: no /proc/kcore (kernel built without "
+                          "CONFIG_PROC_KCORE, or a container/sandbox that hides it); without it, "
+                          "use frag --proc /proc and memcgids --sys /sys/fs/cgroup") from exc
     except (OSError, ValueError) as exc:
         raise TargetError(f"cannot open the running kernel: {exc}") from exc
     if vmlinux:
