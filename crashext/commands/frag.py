@@ -5,6 +5,7 @@ import argparse
 from typing import Any, Dict, List, Optional
 
 from .. import render
+from .. import watch as watch_mod
 from ..analysis import frag as fa
 from ..analysis.watermark import RULES
 from ..errors import InputError
@@ -27,7 +28,11 @@ buddyinfo, zoneinfo, pagetypeinfo, extfrag_index, unusable_index).
 The verdict is for a request that may use zones up to --classzone (default
 Normal, what GFP_KERNEL reaches on x86_64) and has no ALLOC_* flags unless
 --alloc-flags says so; the allocation fails only if every zone fails the min
-watermark (the slowpath's), it wakes kswapd when every zone fails low."""
+watermark (the slowpath's), it wakes kswapd when every zone fails low.
+
+--watch SECONDS (live kernel, --qemu or --proc) prints the changes of each
+zone's free pages and highest free order every interval, until Ctrl-C or
+--count N samples."""
 TARGET = "optional"
 
 _FLAGS = ("high", "harder", "oom", "highatomic", "cma")
@@ -48,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alloc-flags", metavar="FLAGS", default="",
                         help="comma-separated ALLOC_* rights of the request: "
                              + ", ".join(_FLAGS) + " (default none, as GFP_KERNEL)")
+    parser.add_argument("--watch", type=float, metavar="SECONDS",
+                        help="live only: print the changes every SECONDS")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="with --watch: stop after N samples")
 
 
 def _parse_flags(text: str) -> Dict[str, bool]:
@@ -76,6 +85,10 @@ def build(args, ctx) -> Dict[str, Any]:
         t = ctx.target()
         report = fa.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
                                 err=ctx.err)
+        if t.is_live and any(z.walk_errors for z in report.zones):
+            # a block allocated while its free list was walked: read once more
+            report = fa.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
+                                    err=ctx.err)
     if not report.zones:
         raise InputError(f"{report.source}: no populated zones found")
     if args.order is not None and not 0 <= args.order < report.orders:
@@ -94,7 +107,11 @@ def build(args, ctx) -> Dict[str, Any]:
             str(o): {m: vv.to_json() for m, vv in per.items()} for o, per in v.items()}
         zones.append(d)
     summary = _summary(report, ver, orders, cz)
+    live = None
+    if not args.proc and ctx.target().is_live:
+        live = watch_mod.live_stamp(ctx.target())
     return {
+        "live": live,
         "source": report.source, "release": report.release, "rule": report.rule,
         "rule_covers": RULES[report.rule], "orders": report.orders,
         "page_size": report.page_size, "migratetypes": report.migratetypes,
@@ -166,7 +183,41 @@ def _verdict_line(res: Dict[str, Any], page_size: int) -> str:
             f"FAIL: even order 0 fails the min watermark in every zone [{head}]")
 
 
+def _watch_sample(res: Dict[str, Any]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for z in res["zones"]:
+        name = f"Node {z['node']} {z['zone']}"
+        nr = z["nr_free"]
+        top = max([o for o, n in enumerate(nr) if n] or [-1])
+        out[f"{name} highest free order"] = top if top >= 0 else None
+        out[f"{name} free pages"] = z["free_pages"]
+    s = res["verdict"]
+    out["first failing order"] = s["first_failing_order"]
+    return out
+
+
 def run(args, ctx) -> int:
+    # options added for live use; callers that build args by hand may omit them
+    for opt in ("watch", "count", "sys", "proc"):
+        if not hasattr(args, opt):
+            setattr(args, opt, None)
+    watch_mod.check_interval(args.watch, args.count)
+    if args.watch is not None:
+        if not args.proc and ctx.has_target and not ctx.target().is_live:
+            raise InputError("--watch needs a running kernel (-k, --qemu) or --proc DIR; "
+                             "a dump does not change")
+        first = build(args, ctx)
+        for e in first["errors"]:
+            ctx.warn(e)
+        pending = [first]
+
+        def sample():
+            res = pending.pop() if pending else build(args, ctx)
+            return _watch_sample(res)
+
+        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
+                               header=f"free lists of {first['source']}", json_lines=args.json,
+                               err=ctx.err)
     res = build(args, ctx)
     for e in res["errors"]:
         ctx.warn(e)
@@ -176,6 +227,8 @@ def run(args, ctx) -> int:
     out = ctx.out
     ps = res["page_size"]
     out.write(_verdict_line(res, ps) + "\n")
+    if res["live"]:
+        out.write("LIVE: " + watch_mod.stamp_line(res["live"]) + "\n")
     for z in res["zones"]:
         out.write("\n")
         _zone_block(out, z, ps, res, args)

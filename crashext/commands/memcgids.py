@@ -1,8 +1,11 @@
 """``memcgids``: every memory cgroup, online and dying, with its ids and kmem id anomalies."""
 
 from .. import render
+from .. import watch as watch_mod
 from ..analysis.memcg import ANOMALIES, memcg_report
+from ..errors import InputError
 from ..progress import Progress
+from ..sources import cgroupfs
 
 NAME = "memcgids"
 SUMMARY = "every memory cgroup (online and dying) with its ids and kmemcg_id anomalies"
@@ -17,9 +20,15 @@ the memcgs, kmem accounting mode, kmem ids in use and their capacity, and on
 kernels that index per-cache arrays by kmemcg_id (3.10 to 5.17) the size and
 page order of the next array growth next to the largest free order.
 
+Without debug info or root, --sys DIR (e.g. /sys/fs/cgroup) reports what
+cgroupfs alone tells: the visible tree with usage, cgroup.stat's dying
+descendants per cgroup (v2), and /proc/cgroups' num_cgroups against the
+65535 memcg id limit.  --watch SECONDS (live kernel, --qemu or --sys)
+prints the changes every interval until Ctrl-C or --count samples.
+
 Anomaly codes:
 """ + "\n".join(f"  {k}: {v}" for k, v in ANOMALIES.items())
-TARGET = "required"
+TARGET = "optional"
 
 _HEADERS = ["MEMCG", "STATE", "CGROUP_ID", "CSS_ID", "MEMCG_ID", "KMEMCG_ID",
             "REFS", "USAGE_PG", "KMEM_PG", "PATH", "ANOMALIES"]
@@ -32,6 +41,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--flagged", action="store_true", help="list only memcgs with anomalies")
     parser.add_argument("--tree", action="store_true",
                         help="show paths indented like the cgroup tree")
+    parser.add_argument("--sys", metavar="DIR",
+                        help="read cgroupfs under DIR (e.g. /sys/fs/cgroup) instead of a kernel: "
+                             "no debug info or root needed")
+    parser.add_argument("--proc", metavar="DIR", default=None,
+                        help="with --sys: where to read cgroups (/proc/cgroups) from "
+                             "(default /proc)")
+    parser.add_argument("--watch", type=float, metavar="SECONDS",
+                        help="live only: print the changes every SECONDS")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="with --watch: stop after N samples")
 
 
 def _dash(v) -> str:
@@ -70,6 +89,8 @@ def _summary_lines(s) -> list:
         fb = "; vmalloc fallback" if r["vmalloc_fallback"] else "; no fallback"
         pairs.append(("NEXT RESIZE", f"{r['size']} ids, {render.human_bytes(r['bytes'])} "
                                      f"({r['bytes']} bytes) {order}, {r['what']}{fb}; {lfo_s}"))
+    if s.get("live"):
+        pairs.insert(0, ("LIVE", watch_mod.stamp_line(s["live"])))
     if s["walk_problem"]:
         pairs.append(("WALK", "INCOMPLETE: " + s["walk_problem"]))
     for name, why in sorted(s["idr_problems"].items()):
@@ -79,10 +100,45 @@ def _summary_lines(s) -> list:
     return [render.kv_block(pairs)]
 
 
+def _live_report(t, ctx, progress=None):
+    """memcg_report; on a live kernel a walk broken by a memcg freed
+    mid-walk is retried once, and the time of reading recorded."""
+    report = memcg_report(t, progress=progress)
+    if t.is_live and report.summary["walk_problem"]:
+        report = memcg_report(t)
+    if t.is_live:
+        report.summary["live"] = watch_mod.live_stamp(t)
+    return report
+
+
 def run(args, ctx) -> int:
+    # options added for live use; callers that build args by hand may omit them
+    for opt in ("watch", "count", "sys", "proc"):
+        if not hasattr(args, opt):
+            setattr(args, opt, None)
+    watch_mod.check_interval(args.watch, args.count)
+    if args.proc and not args.sys:
+        raise InputError("--proc DIR goes with --sys DIR (memcgids reads /proc/cgroups from it)")
+    if args.sys:
+        if ctx.has_target and not ctx.inside_crash:
+            raise InputError("give either --sys DIR or a kernel (-c/-k/--qemu), not both")
+        return _run_sys(args, ctx)
     t = ctx.target()
+    if args.watch is not None:
+        if not t.is_live:
+            raise InputError("--watch needs a running kernel (-k, --qemu) or --sys DIR; "
+                             "a dump does not change")
+
+        def sample():
+            s = _live_report(t, ctx).summary
+            return {"memcgs": s["total"], "online": s["online"], "dying": s["dying"],
+                    "flagged": s["flagged"], "walk": "incomplete" if s["walk_problem"] else "ok"}
+
+        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
+                               header=f"memcgs of the {t.source}", json_lines=args.json,
+                               err=ctx.err)
     prog = Progress("memcgids: memcgs read", stream=ctx.err)
-    report = memcg_report(t, progress=prog)
+    report = _live_report(t, ctx, progress=prog)
     prog.done()
     rows = report.memcgs
     if args.dying:
@@ -112,4 +168,73 @@ def run(args, ctx) -> int:
     for m in rows:
         for e in m.errors:
             ctx.warn(f"memcg {m.address:#x}: {e}")
+    return 0
+
+
+# -- --sys: cgroupfs only ------------------------------------------------------
+
+_SYS_HEADERS = ["PATH", "INO", "MEMORY", "KMEM", "DESCENDANTS", "DYING", "DYING_HERE"]
+_SYS_ALIGN = ["left", "right", "right", "right", "right", "right", "right"]
+
+
+def _sys_summary(s) -> str:
+    dying = "unknown" if s["dying"] is None else str(s["dying"])
+    verdict = f"{s['visible']} visible cgroups, {dying} dying"
+    if s["num_cgroups"] is not None:
+        verdict += (f"; /proc/cgroups memory num_cgroups {s['num_cgroups']} of the "
+                    f"{s['id_limit']} memcg id limit ({s['id_use_percent']}%)")
+    pairs = [("CGROUPFS", verdict),
+             ("ROOT", f"{s['root']} (cgroup {s['hierarchy']})"),
+             ("READ AT", f"{s['read_at']} in {s['read_seconds']} s (live: values change while read)"),
+             ("RELEASE", s["release"] or "-"),
+             ("DYING FROM", s["dying_source"] or "not available"),
+             ("USAGE", render.human_bytes(s["memory_current"]) if s["memory_current"] is not None
+              else "-")]
+    if s["vanished"]:
+        pairs.append(("VANISHED", f"{s['vanished']} cgroups removed while being read"))
+    if s["walk_problem"]:
+        pairs.append(("WALK", s["walk_problem"]))
+    return render.kv_block(pairs)
+
+
+def _run_sys(args, ctx) -> int:
+    warn = None if args.json else ctx.warn
+    proc = args.proc or "/proc"
+
+    def read():
+        return cgroupfs.read_cgroupfs(args.sys, proc=proc, warn=warn)
+
+    if args.watch is not None:
+        first = [True]
+
+        def sample():
+            s = cgroupfs.read_cgroupfs(args.sys, proc=proc,
+                                       warn=warn if first[0] else None).summary
+            first[0] = False
+            return {"visible cgroups": s["visible"], "dying": s["dying"],
+                    "num_cgroups (memory)": s["num_cgroups"], "root usage": s["memory_current"]}
+
+        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
+                               header=f"cgroupfs {args.sys}", json_lines=args.json, err=ctx.err)
+    report = read()
+    rows = report.cgroups
+    if args.dying:
+        rows = [c for c in rows if c.dying_here]
+    if args.json:
+        render.write_json(ctx.out, {"summary": report.summary,
+                                    "cgroups": [c.to_json() for c in rows]})
+        return 0
+    ctx.out.write(_sys_summary(report.summary) + "\n\n")
+
+    def table_rows():
+        for c in rows:
+            path = c.path
+            if args.tree:
+                path = "  " * c.depth + (path.rsplit("/", 1)[-1] or "/")
+            yield (path, _dash(c.ino),
+                   "-" if c.memory_current is None else render.human_bytes(c.memory_current),
+                   "-" if c.kmem_usage is None else render.human_bytes(c.kmem_usage),
+                   _dash(c.nr_descendants), _dash(c.nr_dying_descendants), _dash(c.dying_here))
+
+    render.write_table(ctx.out, table_rows(), _SYS_HEADERS, _SYS_ALIGN)
     return 0

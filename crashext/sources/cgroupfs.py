@@ -1,0 +1,359 @@
+"""What cgroupfs alone tells about memory cgroups: no debug info, no root.
+
+:func:`read_cgroupfs` walks a mounted cgroup file system (or a copy of one)
+and returns every visible cgroup of the memory hierarchy with its usage and,
+on cgroup v2, the ``cgroup.stat`` counts of live and dying descendants; from
+``/proc/cgroups`` it takes ``num_cgroups`` of the memory controller and
+compares it with the 65535-id ceiling of memory cgroups.
+
+Kernel facts used (file and version named where each comes from):
+
+- ``MEM_CGROUP_ID_MAX`` is ``USHRT_MAX`` (include/linux/memcontrol.h, v4.6
+  through 6.x; mm/memcontrol.c before): ``mem_cgroup_alloc`` takes an id from
+  ``mem_cgroup_idr`` in ``[1, MEM_CGROUP_ID_MAX]`` and ``mkdir`` fails with
+  ENOSPC when none is left.  On 3.10 (RHEL7) the memory controller's css ids
+  have the same ceiling (``CSS_ID_MAX`` 65535, kernel/cgroup.c v3.10).
+- Who holds an id: before v4.8 and on RHEL7 a dying memcg keeps its id until
+  it is freed, so leaked dying memcgs exhaust the ids; from v4.8 (commit
+  73f576c04b94, "mm: memcontrol: fix cgroup creation failure after many
+  small jobs") the id is released at offline unless swap entries pin it.
+- ``num_cgroups`` in ``/proc/cgroups`` is ``root->nr_cgrps`` of the
+  controller's hierarchy (kernel/cgroup/cgroup-v1.c ``proc_cgroupstats_show``,
+  v4.x-6.x), decremented only when a cgroup is freed
+  (``css_free_rwork_fn``): it counts dying cgroups too, and on v2 every
+  cgroup of the unified hierarchy, with or without the memory controller.
+  It is therefore an upper bound of the memcgs alive (online + dying).  On
+  3.10 ``number_of_cgroups`` drops in ``cgroup_free_fn`` (kernel/cgroup.c
+  v3.10), while a memcg still charged with pages outlives its cgroup
+  (``mem_cgroup_put`` -> ``__mem_cgroup_free``, mm/memcontrol.c v3.10): there
+  dying memcgs are not in the count.
+- ``cgroup.stat`` (v2 only, since v4.14, commit ec39225cca42 "cgroup: add
+  cgroup.stat interface with basic hierarchy stats"): ``nr_descendants`` and
+  ``nr_dying_descendants`` of the whole subtree.  A dying cgroup has no
+  directory, so its count shows in the nearest visible ancestor; the
+  difference between a cgroup's count and the sum of its visible children's
+  (``dying_here``) says where the dying ones were removed from.
+- Usage: v2 ``memory.current`` (not in the root before v5.x kernels give it),
+  v1 ``memory.usage_in_bytes`` and ``memory.kmem.usage_in_bytes``.
+
+The tree changes while it is read on a live host: a directory that vanishes
+during the walk is counted in ``vanished`` and skipped, not an error.
+"""
+
+import errno
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..errors import InputError
+
+__all__ = ["CgroupDir", "CgroupfsReport", "read_cgroupfs", "find_memory_root",
+           "parse_proc_cgroups", "MEM_CGROUP_ID_MAX"]
+
+#: include/linux/memcontrol.h (v4.6-6.x): ``#define MEM_CGROUP_ID_MAX USHRT_MAX``
+MEM_CGROUP_ID_MAX = 65535
+
+#: most directories one walk visits (a leaking host has tens of thousands)
+DIR_LIMIT = 1 << 20
+
+
+@dataclass
+class CgroupDir:
+    """One visible cgroup directory of the memory hierarchy."""
+
+    path: str
+    ino: Optional[int] = None
+    depth: int = 0
+    memory_current: Optional[int] = None
+    kmem_usage: Optional[int] = None
+    populated: Optional[bool] = None
+    nr_descendants: Optional[int] = None
+    nr_dying_descendants: Optional[int] = None
+    dying_here: Optional[int] = None
+    errors: List[str] = field(default_factory=list)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"path": self.path, "ino": self.ino, "depth": self.depth,
+                "memory_current": self.memory_current, "kmem_usage": self.kmem_usage,
+                "populated": self.populated, "nr_descendants": self.nr_descendants,
+                "nr_dying_descendants": self.nr_dying_descendants,
+                "dying_here": self.dying_here, "errors": self.errors}
+
+
+@dataclass
+class CgroupfsReport:
+    summary: Dict[str, Any]
+    cgroups: List[CgroupDir]
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"summary": self.summary, "cgroups": [c.to_json() for c in self.cgroups]}
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+
+
+def find_memory_root(path: str) -> Dict[str, str]:
+    """``{"root": dir, "hierarchy": "v1" | "v2"}`` for the memory cgroups under ``path``.
+
+    Accepts a cgroup2 mount, a v1 memory hierarchy, or the tmpfs at
+    /sys/fs/cgroup holding v1 hierarchies (hybrid layouts use its
+    ``memory/``).  InputError, one line, for anything else.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such directory")
+    if not os.path.isdir(path):
+        raise InputError(f"{path}: not a directory (give the cgroup mount, e.g. /sys/fs/cgroup)")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise InputError(f"{path}: permission denied")
+    if os.path.isfile(os.path.join(path, "memory.usage_in_bytes")):
+        return {"root": path, "hierarchy": "v1"}
+    for sub in ("memory", "memory,cpuacct", "cpuacct,memory"):
+        cand = os.path.join(path, sub)
+        if os.path.isfile(os.path.join(cand, "memory.usage_in_bytes")):
+            return {"root": cand, "hierarchy": "v1"}
+    if os.path.isfile(os.path.join(path, "cgroup.controllers")):
+        return {"root": path, "hierarchy": "v2"}
+    raise InputError(f"{path}: not a cgroup file system with the memory controller "
+                     "(no memory.usage_in_bytes, memory/ or cgroup.controllers)")
+
+
+def parse_proc_cgroups(text: str, what: str = "/proc/cgroups") -> Dict[str, Dict[str, int]]:
+    """``{controller: {"hierarchy", "num_cgroups", "enabled"}}``."""
+    out: Dict[str, Dict[str, int]] = {}
+    for i, ln in enumerate(text.splitlines(), 1):
+        if not ln.strip() or ln.startswith("#"):
+            continue
+        parts = ln.split()
+        if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+            raise InputError(f"{what}: line {i} is not 'name hierarchy num_cgroups enabled': "
+                             f"{ln.strip()[:80]!r}")
+        out[parts[0]] = {"hierarchy": int(parts[1]), "num_cgroups": int(parts[2]),
+                         "enabled": int(parts[3])}
+    return out
+
+
+class _Gone(Exception):
+    """The cgroup directory vanished while it was read."""
+
+
+def _read(path: str) -> Optional[str]:
+    """File text; None if the file does not exist; _Gone if its directory went."""
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(path)):
+            raise _Gone()
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:  # file of a directory being removed
+            raise _Gone()
+        raise
+
+
+def _int_file(d: CgroupDir, path: str) -> Optional[int]:
+    try:
+        text = _read(path)
+    except _Gone:
+        raise
+    except OSError as exc:
+        d.errors.append(f"{os.path.basename(path)}: {_why(exc)}")
+        return None
+    if text is None:
+        return None
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        d.errors.append(f"{os.path.basename(path)}: not a number: {text.strip()[:40]!r}")
+        return None
+
+
+def _kv_file(d: CgroupDir, path: str) -> Optional[Dict[str, str]]:
+    try:
+        text = _read(path)
+    except _Gone:
+        raise
+    except OSError as exc:
+        d.errors.append(f"{os.path.basename(path)}: {_why(exc)}")
+        return None
+    if text is None:
+        return None
+    out = {}
+    for ln in text.splitlines():
+        parts = ln.split()
+        if len(parts) == 2:
+            out[parts[0]] = parts[1]
+    return out
+
+
+def _opt_int(kv: Optional[Dict[str, str]], key: str) -> Optional[int]:
+    if kv is None or key not in kv:
+        return None
+    try:
+        return int(kv[key])
+    except ValueError:
+        return None
+
+
+def _read_dir(root: str, rel: str, hierarchy: str) -> CgroupDir:
+    full = root if rel == "/" else root + rel
+    d = CgroupDir(path=rel, depth=0 if rel == "/" else rel.count("/"))
+    try:
+        d.ino = os.stat(full).st_ino
+    except FileNotFoundError:
+        raise _Gone()
+    except OSError as exc:
+        d.errors.append(f"stat: {_why(exc)}")
+    if hierarchy == "v2":
+        d.memory_current = _int_file(d, os.path.join(full, "memory.current"))
+        stat = _kv_file(d, os.path.join(full, "cgroup.stat"))
+        d.nr_descendants = _opt_int(stat, "nr_descendants")
+        d.nr_dying_descendants = _opt_int(stat, "nr_dying_descendants")
+        events = _kv_file(d, os.path.join(full, "cgroup.events"))
+        pop = _opt_int(events, "populated")
+        d.populated = None if pop is None else bool(pop)
+    else:
+        d.memory_current = _int_file(d, os.path.join(full, "memory.usage_in_bytes"))
+        d.kmem_usage = _int_file(d, os.path.join(full, "memory.kmem.usage_in_bytes"))
+    return d
+
+
+def _walk(root: str, hierarchy: str, limit: int):
+    """Pre-order (sorted) cgroup dirs; (dirs, vanished, problem)."""
+    out: List[CgroupDir] = []
+    vanished = 0
+    problem = None
+    stack = ["/"]
+    while stack:
+        rel = stack.pop()
+        if len(out) >= limit:
+            problem = f"stopped after {limit} cgroups"
+            break
+        full = root if rel == "/" else root + rel
+        try:
+            d = _read_dir(root, rel, hierarchy)
+        except _Gone:
+            vanished += 1
+            continue
+        try:
+            with os.scandir(full) as it:
+                kids = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            vanished += 1
+            continue
+        except OSError as exc:
+            d.errors.append(f"cannot list the directory: {_why(exc)}")
+            kids = []
+        out.append(d)
+        base = "" if rel == "/" else rel
+        stack.extend(base + "/" + k for k in reversed(kids))
+    return out, vanished, problem
+
+
+def _dying_here(dirs: List[CgroupDir]) -> None:
+    child_sum: Dict[str, int] = {}
+    for d in dirs:
+        if d.path == "/" or d.nr_dying_descendants is None:
+            continue
+        parent = d.path.rsplit("/", 1)[0] or "/"
+        child_sum[parent] = child_sum.get(parent, 0) + d.nr_dying_descendants
+    for d in dirs:
+        if d.nr_dying_descendants is not None:
+            d.dying_here = d.nr_dying_descendants - child_sum.get(d.path, 0)
+
+
+def _release(proc: Optional[str]) -> Optional[str]:
+    if not proc:
+        return None
+    for name in ("sys/kernel/osrelease",):
+        try:
+            with open(os.path.join(proc, name)) as f:
+                return f.read().strip() or None
+        except OSError:
+            continue
+    return None
+
+
+def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIMIT,
+                  warn=None) -> CgroupfsReport:
+    """Every visible memory cgroup under ``path`` and what cgroupfs says of them.
+
+    ``proc`` is where ``cgroups`` (and ``sys/kernel/osrelease``) are read,
+    None to skip; ``warn(message)`` receives one line per unreadable file.
+    """
+    found = find_memory_root(path)
+    root, hierarchy = found["root"].rstrip("/") or "/", found["hierarchy"]
+    t0 = time.time()
+    dirs, vanished, problem = _walk(root, hierarchy, limit)
+    if not dirs:
+        raise InputError(f"{root}: the cgroup root vanished or cannot be read")
+    if hierarchy == "v2":
+        ctrls = _read_root_controllers(root)
+        if ctrls is not None and "memory" not in ctrls:
+            raise InputError(f"{root}: the memory controller is not on this cgroup2 hierarchy "
+                             "(a hybrid host mounts it as v1: give the directory holding memory/)")
+        _dying_here(dirs)
+    errors: List[str] = []
+    for d in dirs:
+        for e in d.errors:
+            errors.append(f"{root if d.path == '/' else root + d.path}: {e}")
+    proc_cg = None
+    if proc:
+        pc_path = os.path.join(proc, "cgroups")
+        try:
+            with open(pc_path) as f:
+                proc_cg = parse_proc_cgroups(f.read(), pc_path)
+        except FileNotFoundError:
+            errors.append(f"{pc_path}: no such file (kernel without cgroups, or not a /proc)")
+        except OSError as exc:
+            errors.append(f"{pc_path}: {_why(exc)}")
+    mem = (proc_cg or {}).get("memory")
+    num = mem["num_cgroups"] if mem else None
+    visible = len(dirs)
+    top = dirs[0]
+    if hierarchy == "v2":
+        dying = top.nr_dying_descendants
+        dying_how = "cgroup.stat nr_dying_descendants of the root" if dying is not None else None
+    elif num is not None:
+        # v1: the memory hierarchy's nr_cgrps counts the dying until freed
+        dying = max(0, num - visible)
+        dying_how = "/proc/cgroups num_cgroups minus visible directories"
+        rel = _release(proc)
+        if rel and rel.startswith(("2.", "3.")):
+            # kernel/cgroup.c v3.10 cgroup_free_fn: the count drops when the
+            # cgroup is freed, but a charged memcg outlives its cgroup
+            dying_how += " (3.x: memcgs still charged after their cgroup was freed are not counted)"
+    else:
+        dying, dying_how = None, None
+    if warn is not None:
+        for e in errors:
+            warn(e)
+    summary = {
+        "root": root,
+        "hierarchy": hierarchy,
+        "release": _release(proc),
+        "read_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
+        "read_seconds": round(time.time() - t0, 3),
+        "visible": visible,
+        "dying": dying,
+        "dying_source": dying_how,
+        "memory_current": top.memory_current,
+        "num_cgroups": num,
+        "memory_enabled": None if mem is None else bool(mem["enabled"]),
+        "id_limit": MEM_CGROUP_ID_MAX,
+        "id_use_percent": None if num is None else round(100.0 * num / MEM_CGROUP_ID_MAX, 2),
+        "vanished": vanished,
+        "walk_problem": problem,
+        "errors": errors,
+    }
+    return CgroupfsReport(summary=summary, cgroups=dirs)
+
+
+def _read_root_controllers(root: str) -> Optional[List[str]]:
+    try:
+        with open(os.path.join(root, "cgroup.controllers")) as f:
+            return f.read().split()
+    except OSError:
+        return None
