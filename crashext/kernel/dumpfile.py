@@ -84,6 +84,17 @@ def _notes(data: bytes):
         yield name, ntype, desc
 
 
+def _open_error(path: str, exc: OSError, what: str) -> TargetError:
+    """One line for a file that cannot be read as a ``what``."""
+    if isinstance(exc, FileNotFoundError):
+        return TargetError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return TargetError(f"{path}: is a directory, not a {what}")
+    if isinstance(exc, PermissionError):
+        return TargetError(f"{path}: permission denied")
+    return TargetError(f"{path}: cannot read the {what}: {exc.strerror or exc}")
+
+
 def _read_at(f, offset: int, size: int) -> bytes:
     f.seek(offset)
     return f.read(size)
@@ -198,12 +209,8 @@ def read_dump_info(path: str) -> DumpInfo:
                                   "convert it first with makedumpfile -R")
             else:
                 raise TargetError(f"{path}: not a vmcore (neither ELF nor kdump format)")
-    except FileNotFoundError as exc:
-        raise TargetError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise TargetError(f"{path}: is a directory, not a vmcore") from exc
-    except PermissionError as exc:
-        raise TargetError(f"{path}: permission denied") from exc
+    except OSError as exc:
+        raise _open_error(path, exc, "vmcore") from exc
     info.release = info.vmcoreinfo.get("OSRELEASE") or info.release
     info.build_id = info.vmcoreinfo.get("BUILD-ID") or None
     return info
@@ -250,12 +257,8 @@ def read_vmlinux_info(path: str) -> VmlinuxInfo:
                 m = _BANNER.search(mm)
                 if m:
                     release = m.group(1).decode("ascii", "replace")
-    except FileNotFoundError as exc:
-        raise TargetError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise TargetError(f"{path}: is a directory, not a vmlinux") from exc
-    except PermissionError as exc:
-        raise TargetError(f"{path}: permission denied") from exc
+    except OSError as exc:
+        raise _open_error(path, exc, "vmlinux") from exc
     except (ValueError, struct.error) as exc:
         raise TargetError(f"{path}: not a readable vmlinux ({exc})") from exc
     return VmlinuxInfo(path, build_id, release, has_debug)

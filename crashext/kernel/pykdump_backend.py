@@ -326,13 +326,6 @@ class PykdumpTarget(Target):
     def has_type(self, type_name: str) -> bool:
         return self._t.get(type_name) is not None
 
-    def has_member(self, type_name: str, member: str) -> bool:
-        try:
-            self.member_offset(type_name, member)
-            return True
-        except MissingSymbolError:
-            return False
-
     def type_size(self, type_name: str) -> int:
         return int(self._t.need(type_name).get("typelength", 0))
 

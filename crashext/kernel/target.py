@@ -121,9 +121,13 @@ class Target(abc.ABC):
     def has_type(self, type_name: str) -> bool:
         """Whether debug info has ``type_name`` (e.g. ``struct mem_cgroup``)."""
 
-    @abc.abstractmethod
     def has_member(self, type_name: str, member: str) -> bool:
         """Whether ``type_name`` has ``member`` (dotted paths allowed)."""
+        try:
+            self.member_offset(type_name, member)
+            return True
+        except MissingSymbolError:
+            return False
 
     @abc.abstractmethod
     def type_size(self, type_name: str) -> int:

@@ -73,22 +73,35 @@ class Walk:
             return True
         return False
 
+    def _next_of(self, prev: int, node: int, seen: set, kind: str) -> Optional[int]:
+        """The checks both walks make before visiting ``node``: its next
+        pointer, or None (with the reason recorded) to stop here."""
+        if node in seen:
+            self._stop(prev, f"cycle: node {node:#x} visited twice")
+            return None
+        if self.count >= self.limit:
+            self._stop(prev, f"more than {self.limit} nodes")
+            return None
+        nxt = self._read(node)
+        if nxt is None:
+            self._stop(prev, f"unreadable {kind} node {node:#x}")
+        return nxt
+
+    def _visit(self, node: int, seen: set) -> None:
+        seen.add(node)
+        self.count += 1
+        if self.progress is not None:
+            self.progress.step()
+
     def _iter_list(self) -> Iterator[int]:
-        seen = set()
+        seen: set = set()
         prev = self.head
         node = self._read(self.head)
         if self._bad_pointer(self.head, node):
             return
         while node != self.head:
-            if node in seen:
-                self._stop(prev, f"cycle: node {node:#x} visited twice")
-                return
-            if self.count >= self.limit:
-                self._stop(prev, f"more than {self.limit} nodes")
-                return
-            nxt = self._read(node)
+            nxt = self._next_of(prev, node, seen, "list")
             if nxt is None:
-                self._stop(prev, f"unreadable list node {node:#x}")
                 return
             if self.check_prev:
                 back = self._read(node + _PTR)
@@ -96,10 +109,7 @@ class Walk:
                     self._stop(prev, f"node {node:#x} prev {back if back is None else hex(back)}"
                                f" does not point back to {prev:#x}")
                     return
-            seen.add(node)
-            self.count += 1
-            if self.progress is not None:
-                self.progress.step()
+            self._visit(node, seen)
             yield node
             if self._bad_pointer(node, nxt):
                 return
@@ -110,7 +120,7 @@ class Walk:
                 self._stop(prev, f"list head {self.head:#x} prev does not point to the last node")
 
     def _iter_hlist(self) -> Iterator[int]:
-        seen = set()
+        seen: set = set()
         prev = self.head
         node = self._read(self.head)
         if node is None:
@@ -120,20 +130,10 @@ class Walk:
             if node % _PTR:
                 self._stop(prev, f"misaligned next pointer {node:#x} at {prev:#x}")
                 return
-            if node in seen:
-                self._stop(prev, f"cycle: node {node:#x} visited twice")
-                return
-            if self.count >= self.limit:
-                self._stop(prev, f"more than {self.limit} nodes")
-                return
-            nxt = self._read(node)
+            nxt = self._next_of(prev, node, seen, "hlist")
             if nxt is None:
-                self._stop(prev, f"unreadable hlist node {node:#x}")
                 return
-            seen.add(node)
-            self.count += 1
-            if self.progress is not None:
-                self.progress.step()
+            self._visit(node, seen)
             yield node
             prev, node = node, nxt
 
