@@ -44,4 +44,14 @@ def test_sysrq_dump_is_a_deliberate_panic(vmcore, suite, scenario):
     assert p["rip"] is None          # panic() is not an exception
     mc = rep["memory"]["memcg"]
     assert mc is not None, rep["memory"]["errors"]
-    assert mc["summary"]["total"] >= 1
+    truth = fx.truth()
+    # the system section: what the guest's /proc/meminfo and uname said
+    s = rep["system"]
+    assert s["memory_bytes"] == truth["meminfo"]["MemTotal"] * 1024
+    assert s["machine"] in (fx.truth_dir / "uname_a").read_text().split()
+    assert s["cpus"] and s["uptime"] and s["panic_time"]
+    # the memory section: the memcgs the scenario removed while charged are dying
+    assert mc["summary"]["dying"] == len(truth["removed_charged.tsv"])
+    assert mc["summary"]["online"] >= 1
+    assert rep["memory"]["allocation_failures"] == []  # none in these guests' logs
+    assert rep["errors"] == {} and rep["memory"]["errors"] == {}
