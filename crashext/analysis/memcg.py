@@ -772,6 +772,17 @@ def memcg_report(t: Target, progress=None) -> MemcgReport:
     if root == 0:
         raise CrashextError("root_mem_cgroup is NULL: the memory controller is disabled "
                             "(cgroup_disable=memory?) or the dump was taken during boot")
+    try:
+        # the hierarchy (v1/v2) and the kmem counter choice are read through the
+        # root; a root the dump lacks would make both silently wrong
+        cg = t.object("struct mem_cgroup", root).css.cgroup
+        if t.has_member("struct cgroup", "root"):
+            int(cg.root)
+        else:
+            int(cg)
+    except ReadError as exc:
+        raise CrashextError(f"root_mem_cgroup ({root:#x}) cannot be read from the dump, so "
+                            f"the memcg hierarchy is unknown: {exc.one_line()}") from exc
     lay = _Layout(t)
     reader = _Reader(t, lay, root)
     tree, tree_problem = _tree(t, lay, root, progress)
