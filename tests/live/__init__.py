@@ -1,0 +1,1 @@
+"""Running-guest harness for the live tests (tests/test_live*.py); docs/live.md."""
