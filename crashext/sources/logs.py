@@ -372,10 +372,12 @@ def _lines_closing(stream: IO[bytes], name: str) -> Iterator[str]:
 def load_log(path: str) -> List[LogLine]:
     """The whole kernel log in ``path`` as :class:`LogLine` (for analyses that
     look at it more than once); :class:`InputError` with one line if it is
-    missing, empty, binary or has no kernel log line at all."""
+    missing, empty, binary or has no kernel log line at all: none with a
+    printk, ``dmesg -T`` or syslog prefix and none that starts a record
+    (:data:`TRIGGER`; logs pasted without prefixes still count)."""
     lines = list(normalize(checked_lines(
         path, "kernel log", " (a vmcore? use -c VMCORE -s VMLINUX)")))
-    if not any(not ln.cont for ln in lines):
+    if not any(not ln.cont or TRIGGER.search(ln.text) for ln in lines):
         raise InputError(f"{path}: no kernel log lines ('[seconds] text', 'dmesg -T' or "
                          "syslog '... kernel: text') found")
     return lines
