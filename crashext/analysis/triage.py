@@ -112,7 +112,8 @@ def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
 def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
     """One failure of the shared analysis as triage shows and matches it."""
     r = view.record
-    return {"time": r.ts, "comm": r.comm, "pid": r.pid, "cpu": r.cpu, "order": r.order,
+    return {"time": r.ts, "comm": r.comm, "pid": r.pid, "cpu": r.cpu, "kind": r.kind,
+            "order": r.order, "size": r.size,
             "mode": None if r.mode is None else f"{r.mode:#x}",
             "flags": "|".join(view.decoded) if view.decoded else None,
             "gfp_table": view.gfp_table, "caller": view.caller, "caller_why": view.caller_why,
@@ -275,7 +276,7 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
         else:  # allocfail
             found = None
             for f in ev.allocfails or []:
-                if lp.min_order is not None and f["order"] < lp.min_order:
+                if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
                     continue
                 fnames = set(_norm_func(x["function"]) for x in f["frames"])
                 if lp.frames_any and not fnames & set(lp.frames_any):

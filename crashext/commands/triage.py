@@ -140,8 +140,10 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
     for f, zv in zip(mem["allocation_failures"], mem["zone_verdicts"]):
         when = f"[{f['time']:.6f}] " if f.get("time") is not None else ""
         who = f"{f['comm']}" + (f" (PID {f['pid']}, CPU {f['cpu']})" if f.get("pid") is not None else "")
-        out["memory"].append(f"{when}{who}: page allocation failure, order {f['order']}, "
-                             f"mode {f['mode']}" + (f" ({f['flags']})" if f.get("flags") else ""))
+        what = (f"vmalloc failure, {f['size']} bytes" if f.get("kind") == "vmalloc"
+                else f"page allocation failure, order {f['order']}")
+        out["memory"].append(f"{when}{who}: {what}, mode {f['mode'] or '?'}"
+                             + (f" ({f['flags']})" if f.get("flags") else ""))
         chain = [x["function"] for x in f["frames"]][:16]
         if chain:
             out["memory"].append("  via " + " <- ".join(chain))
