@@ -110,6 +110,16 @@ def system_info(t: Target) -> Dict[str, Any]:
     except CrashextError as exc:
         errors["uts"] = exc.one_line()
     out["release"] = uts.get("release") or t.release
+    try:
+        noted = t.release  # drgn: VMCOREINFO's OSRELEASE, copied from init_uts_ns at boot
+    except CrashextError:
+        noted = None
+    if uts.get("release") and noted and uts["release"] != noted:
+        # the vmlinux was matched against the noted release (dumpfile.check_pair);
+        # init_uts_ns in memory saying otherwise means that memory is damaged
+        errors["release"] = (f"init_uts_ns in memory says {uts['release']!r} but the dump's "
+                             f"VMCOREINFO says {noted!r}; showing the latter")
+        out["release"] = noted
     out["version"] = uts.get("version")
     out["machine"] = uts.get("machine")
     out["nodename"] = uts.get("nodename")
