@@ -277,6 +277,10 @@ class DrgnTarget(Target):
         frames = []
         for i, frame in enumerate(trace):
             pc = frame.pc
+            if pc == 0 and i > 0:
+                # no kernel code lives at address 0: a zeroed (damaged) stack,
+                # everything from here on is not a real frame
+                break
             func, offset, size = frame.name, None, None
             try:
                 sym = frame.symbol()
