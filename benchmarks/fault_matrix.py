@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Run the whole fault matrix (tests/faults/cases.py) and print it.
+
+    python3 benchmarks/fault_matrix.py [--only CASE ...] [--jobs 2] [--docs]
+
+Needs the real-dump fixtures (tests/vmcore/build-all; bookworm, bullseye
+and trixie memcg-churn).  Prints one line per case as it goes, then the
+matrix as a Markdown table; with --docs also rewrites the generated part of
+docs/broken-dumps.md (between the MATRIX markers).  Exits 1 if any cell is
+not what its case expects.
+"""
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tests", "vmcore"))
+import fixturelib  # noqa: E402
+from tests.faults.cases import CASES, Env  # noqa: E402
+from tests.faults.harness import COMMANDS, TIMEOUT  # noqa: E402
+from tests.faults.matrix import Matrix, render_markdown  # noqa: E402
+
+DOC = os.path.join(REPO, "docs", "broken-dumps.md")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--docs", action="store_true", help="rewrite the matrix in docs/broken-dumps.md")
+    a = ap.parse_args()
+    cases = [c for c in CASES if not a.only or c.id in a.only]
+    cols = list(COMMANDS)
+
+    def fixture_dir(fx):
+        d = fixturelib.default_fixture_dir(*fx)
+        if not (d / "vmcore").exists():
+            fixturelib.build_fixture(fx[0], fx[1], d)
+        return str(d)
+
+    with tempfile.TemporaryDirectory(prefix="crashext-faults-") as work:
+        m = Matrix(Env(fixture_dir, work), jobs=a.jobs)
+        t0 = time.monotonic()
+        res = m.run(cases, cols, progress=lambda s: print(s, file=sys.stderr, flush=True))
+        took = time.monotonic() - t0
+    table = render_markdown(res, cols)
+    bad = [(cid, col, o) for cid, r in res.items() for col, o in r.items() if not o.ok]
+    summary = (f"{len(res)} cases x {len(cols)} commands = {len(res) * len(cols)} runs in "
+               f"{took:.0f} s (2 at a time, {TIMEOUT} s limit each); "
+               f"{len(bad)} not as expected; slowest run "
+               f"{max(o.seconds for r in res.values() for o in r.values()):.1f} s")
+    print(table)
+    print()
+    print(summary)
+    for cid, col, o in bad:
+        print(f"FAIL {cid} {col}: {o.word}: {o.detail}")
+    if a.docs and not a.only:
+        text = open(DOC).read()
+        block = f"<!-- MATRIX START -->\n{table}\n\n{summary}\n<!-- MATRIX END -->"
+        text = re.sub(r"<!-- MATRIX START -->.*<!-- MATRIX END -->", lambda _: block, text, flags=re.S)
+        with open(DOC, "w") as f:
+            f.write(text)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
