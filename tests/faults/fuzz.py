@@ -133,7 +133,7 @@ def seeds() -> Dict[str, List[bytes]]:
 
 
 _EXTREME = [b"0", b"-1", b"18446744072641761840", b"99999999999999999999999999",
-            b"-9223372036854775809", b"0x", b"nan", b"1e309", b"\x00", b"\xff\xfe", b"\u202e"]
+            b"-9223372036854775809", b"0x", b"nan", b"1e309", b"\x00", b"\xff\xfe", "\u202e".encode()]
 
 
 def mutate(rng: random.Random, seed: bytes, max_len: int = 64 * 1024) -> bytes:
