@@ -35,7 +35,7 @@ from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
            "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
-           "text_chunks", "TRIGGER", "checked_lines", "load_log"]
+           "text_chunks", "TRIGGER", "checked_lines", "kernel_log", "load_log"]
 
 
 @dataclass
@@ -369,15 +369,30 @@ def _lines_closing(stream: IO[bytes], name: str) -> Iterator[str]:
         _close(stream)
 
 
-def load_log(path: str) -> List[LogLine]:
-    """The whole kernel log in ``path`` as :class:`LogLine` (for analyses that
-    look at it more than once); :class:`InputError` with one line if it is
-    missing, empty, binary or has no kernel log line at all: none with a
-    printk, ``dmesg -T`` or syslog prefix and none that starts a record
-    (:data:`TRIGGER`; logs pasted without prefixes still count)."""
-    lines = list(normalize(checked_lines(
-        path, "kernel log", " (a vmcore? use -c VMCORE -s VMLINUX)")))
-    if not any(not ln.cont or TRIGGER.search(ln.text) for ln in lines):
+def kernel_log(path: str) -> Iterator[LogLine]:
+    """The kernel log in ``path`` as :class:`LogLine`, streaming.
+
+    :class:`InputError` with one line if the file is missing, empty or
+    binary (before the first line) or, at its end, if it had no kernel log
+    line at all: none with a printk, ``dmesg -T`` or syslog prefix and none
+    that starts a record (:data:`TRIGGER`; logs pasted without prefixes
+    still count).
+    """
+    raw = checked_lines(path, "kernel log", " (a vmcore? use -c VMCORE -s VMLINUX)")
+    return _kernel_lines(raw, path)
+
+
+def _kernel_lines(raw: Iterator[str], path: str) -> Iterator[LogLine]:
+    seen = False
+    for ln in normalize(raw):
+        if not seen and (not ln.cont or TRIGGER.search(ln.text)):
+            seen = True
+        yield ln
+    if not seen:
         raise InputError(f"{path}: no kernel log lines ('[seconds] text', 'dmesg -T' or "
                          "syslog '... kernel: text') found")
-    return lines
+
+
+def load_log(path: str) -> List[LogLine]:
+    """:func:`kernel_log` as a list, for analyses that look at a log more than once."""
+    return list(kernel_log(path))
