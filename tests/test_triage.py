@@ -233,3 +233,23 @@ def test_mutilated_seed_log_never_breaks_triage(data):
     assert rep["verdict"]["headline"]
     for m in rep["verdict"]["matches"]:
         assert m["score"] <= 1.0
+
+
+_PATTERNS = [r"sysrq\s*:\s*trigger", r"^BUG", r"node -?\d+$", r"(?i)slub: unable"]
+_WORDS = st.sampled_from(["sysrq", ":", " ", "trigger", "BUG", "node", "-1", "7", "SLUB: Unable",
+                          "x", "\t"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_WORDS, max_size=6).map("".join), max_size=40),
+       st.integers(1, 7))
+def test_log_scan_hits_are_the_first_matching_line(texts, block):
+    """LogScan searches blocks of lines at once; its hit for each regex must be
+    what searching line by line gives: the first line that matches by itself."""
+    from crashext.analysis.triage import LogScan
+    scan = LogScan(_PATTERNS)
+    scan.BLOCK = block
+    lines = [logsmod.LogLine(None, t, i, None, True) for i, t in enumerate(texts, 1)]
+    assert list(scan.watch(lines)) == lines
+    for p in _PATTERNS:
+        assert scan.hits[p] == next((t for t in texts if re.search(p, t)), None), p

@@ -21,7 +21,7 @@ Everything returned is plain data; the ``triage`` command renders it.
 """
 
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .. import gfp as gfpmod
 from .. import kb as kbmod
@@ -33,7 +33,7 @@ from . import allocfail as allocmod
 from . import panic as panicmod
 from .system import panic_string
 
-__all__ = ["triage", "log_evidence", "log_system", "cause_header", "allocation_failure",
+__all__ = ["triage", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
            "zone_summary", "memcg_evidence", "evaluate", "Evidence",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
 
@@ -70,17 +70,73 @@ def _norm_func(name: Optional[str]) -> Optional[str]:
 _BANNER = re.compile(r"Linux version (?P<rel>\S+)")
 
 
-def log_evidence(lines: Sequence[LogLine], release: Optional[str] = None,
+class LogScan:
+    """One streaming pass over a kernel log for what triage needs beyond the
+    shared analysis: the first line matching each knowledge-base regex, the
+    last timestamp and the boot banner.  :meth:`watch` passes every line on,
+    so the log is read once and never held in memory.
+
+    The regexes run over blocks of lines joined by newlines (with
+    ``re.MULTILINE``, so ``^``/``$`` still mean a line's ends), one search
+    per block instead of one per line; a block that matches is searched
+    line by line for the first matching line, so a match that only exists
+    across a line break is not taken.
+    """
+
+    BLOCK = 512
+
+    def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self._pending = {p: re.compile(p, re.MULTILINE) for p in patterns}
+        self.hits: Dict[str, Optional[str]] = {p: None for p in patterns}
+        self.last_ts: Optional[float] = None
+        self.banner_release: Optional[str] = None
+        self.lines = 0
+        self._block: List[str] = []
+
+    def _search(self) -> None:
+        block, self._block = self._block, []
+        if not self._pending:
+            return
+        joined = "\n".join(block)
+        for p, rx in list(self._pending.items()):
+            if rx.search(joined):
+                hit = next((t for t in block if rx.search(t)), None)
+                if hit is not None:
+                    self.hits[p] = hit
+                    del self._pending[p]
+
+    def watch(self, lines: Iterable[LogLine]) -> Iterator[LogLine]:
+        block = self._block
+        for ln in lines:
+            self.lines += 1
+            text = ln.text
+            if ln.ts is not None:
+                self.last_ts = ln.ts
+            if self.banner_release is None and "Linux version" in text:
+                m = _BANNER.search(text)
+                if m:
+                    self.banner_release = m.group("rel")
+            if self._pending:
+                block.append(text)
+                if len(block) >= self.BLOCK:
+                    self._search()
+                    block = self._block
+            yield ln
+        self._search()
+
+
+def log_evidence(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
                  gfp_names: Optional[List[Tuple[str, int]]] = None,
                  source: str = "kernel log") -> "allocmod.AllocReport":
-    """The shared log analysis of ``lines`` (every failure kept)."""
-    return allocmod.analyze(iter(lines), source, release, gfp_names)
+    """The shared log analysis of ``lines`` (every failure kept), watched by ``scan``."""
+    return allocmod.analyze(scan.watch(lines), source, release, gfp_names)
 
 
-def log_system(lines: Sequence[LogLine], rep: "allocmod.AllocReport") -> Dict[str, Any]:
+def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
     """What the log says about the machine: release, hardware, RAM, last timestamp."""
-    out: Dict[str, Any] = {"release": rep.releases[0] if rep.releases else None,
-                           "machine": None, "memory_bytes": None, "uptime_seconds": None}
+    out: Dict[str, Any] = {"release": rep.releases[0] if rep.releases else scan.banner_release,
+                           "machine": None, "memory_bytes": None,
+                           "uptime_seconds": scan.last_ts}
     for f in rep.failures:
         r = f.record
         if out["machine"] is None and r.hardware:
@@ -90,16 +146,6 @@ def log_system(lines: Sequence[LogLine], rep: "allocmod.AllocReport") -> Dict[st
             # block size is the page size the kernel printed with it
             kb = r.buddy[0].block_kb[0] if r.buddy and r.buddy[0].block_kb else 4
             out["memory_bytes"] = r.extra["pages RAM"] * kb * 1024
-    for ln in reversed(lines):
-        if ln.ts is not None:
-            out["uptime_seconds"] = ln.ts
-            break
-    if out["release"] is None:
-        for ln in lines:
-            m = _BANNER.search(ln.text) if "Linux version" in ln.text else None
-            if m:
-                out["release"] = m.group("rel")
-                break
     return out
 
 
@@ -215,7 +261,7 @@ class Evidence:
         self.rip_function: Optional[str] = None
         self.rip_known = False             # some source could tell whether there was an exception
         self.frames: Optional[List[str]] = None
-        self.log_lines: Optional[List[str]] = None
+        self.log_hits: Optional[Dict[str, Optional[str]]] = None  # regex -> first line
         self.allocfails: Optional[List[Dict[str, Any]]] = None
         self.dump_codes: Optional[set] = None
         self.dump_why = "no dump given"
@@ -265,11 +311,12 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
                            w, req, "backtrace"))
     for lp in sig.log:
         label = f"log: {lp.name}"
-        if ev.log_lines is None:
-            els.append(_el(label, STATUS_UNKNOWN, ev.log_why, lp.weight, lp.required, "log"))
+        if ev.log_hits is None or (lp.kind == "regex" and lp.pattern not in ev.log_hits):
+            why = ev.log_why if ev.log_hits is None else "the log was not searched for it"
+            els.append(_el(label, STATUS_UNKNOWN, why, lp.weight, lp.required, "log"))
             continue
         if lp.kind == "regex":
-            hit = next((ln for ln in ev.log_lines if re.search(lp.pattern, ln)), None)
+            hit = ev.log_hits.get(lp.pattern)
             els.append(_el(label, STATUS_MATCHED if hit else STATUS_UNMATCHED,
                            hit.strip()[:160] if hit else f"no line matches /{lp.pattern}/",
                            lp.weight, lp.required, "log"))
@@ -349,14 +396,14 @@ def _section(fn, *args):
         return None, f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def triage(target: Optional[Target] = None, log_lines: Optional[List[LogLine]] = None,
+def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine]] = None,
            crash_text: Optional[str] = None, crash_name: str = "crash log",
            kb_dirs: Optional[Sequence[str]] = None,
            entries: Optional[List["kbmod.Entry"]] = None) -> Dict[str, Any]:
     """The triage report of whatever is given (at least one source).
 
-    ``log_lines``: the kernel log as text, normalised (``logs.load_log``);
-    without it a dump's own log is read.
+    ``log_lines``: the kernel log as text, normalised (``logs.kernel_log``,
+    read once, streaming); without it a dump's own log is read.
     """
     if target is None and log_lines is None and crash_text is None:
         raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE "
@@ -383,10 +430,11 @@ def triage(target: Optional[Target] = None, log_lines: Optional[List[LogLine]] =
         release_hint = _section(lambda: target.release)[0]
         gfp_names = _section(gfpmod.names_from_target, target)[0]
     rep = None
+    scan = LogScan(sorted({lp.pattern for e in entries for lp in e.signature.log
+                           if lp.kind == "regex"}))
     if lines is not None:
-        rep, why = _section(log_evidence, lines, release_hint, gfp_names)
-        if why:
-            errors["log"] = f"cannot analyse the kernel log: {why}"
+        # not in _section: an unusable log file (InputError) stops triage
+        rep = log_evidence(lines, scan, release_hint, gfp_names)
 
     session = None
     if crash_text is not None:
@@ -397,7 +445,7 @@ def triage(target: Optional[Target] = None, log_lines: Optional[List[LogLine]] =
                               "memory_bytes": None, "uptime": None, "panic_time": None,
                               "panic": None, "nodename": None, "sources": {}}
     if rep is not None:
-        ls, why = _section(log_system, lines, rep)
+        ls, why = _section(log_system, scan, rep)
         if ls:
             for k in ("release", "machine", "memory_bytes"):
                 if ls[k] is not None:
@@ -504,7 +552,7 @@ def triage(target: Optional[Target] = None, log_lines: Optional[List[LogLine]] =
         if pan.get("frames"):
             ev.frames = [f["function"] for f in pan["frames"] if f.get("function")]
     if rep is not None:
-        ev.log_lines = [ln.text for ln in lines]
+        ev.log_hits = scan.hits
         ev.allocfails = memory["allocation_failures"]
     elif target is not None or log_lines is not None:
         ev.log_why = errors.get("log", "the dump's log could not be read")

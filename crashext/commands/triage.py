@@ -39,7 +39,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
-    lines = logs.load_log(args.log) if args.log else None
+    lines = logs.kernel_log(args.log) if args.log else None
     crash_text = ("\n".join(logs.checked_lines(args.crash_log, "crash session transcript"))
                   if args.crash_log else None)
     target = ctx.target() if ctx.has_target else None
