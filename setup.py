@@ -1,8 +1,14 @@
+import re
+
 from setuptools import find_packages, setup
+
+# one version: crashext/__init__.py (crashext --version, the bundle's manifest)
+with open("crashext/__init__.py", encoding="utf-8") as f:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 setup(
     name="crashext",
-    version="0.1.0",
+    version=VERSION,
     description="Why did this Linux kernel crash, or why is it about to: memcg ids, "
                 "buddy fragmentation and allocation failures, in crash, drgn or from logs",
     long_description=open("README.md", encoding="utf-8").read(),
@@ -19,7 +25,7 @@ setup(
     install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],
     extras_require={
         "drgn": ["drgn>=0.0.25"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "build>=1"],  # build: tests/test_packaging.py
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
     classifiers=[
