@@ -125,11 +125,18 @@ class LogScan:
         self._search()
 
 
+#: Allocation failures kept in full; beyond them allocfail counts each
+#: (task, order, mode) group and keeps its last failure, so memory stays
+#: bounded however many failures a log repeats.
+KEEP_FAILURES = 1000
+
+
 def log_evidence(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
                  gfp_names: Optional[List[Tuple[str, int]]] = None,
-                 source: str = "kernel log") -> "allocmod.AllocReport":
-    """The shared log analysis of ``lines`` (every failure kept), watched by ``scan``."""
-    return allocmod.analyze(scan.watch(lines), source, release, gfp_names)
+                 source: str = "kernel log",
+                 keep: int = KEEP_FAILURES) -> "allocmod.AllocReport":
+    """The shared log analysis of ``lines``, watched by ``scan``."""
+    return allocmod.analyze(scan.watch(lines), source, release, gfp_names, keep)
 
 
 def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
@@ -527,7 +534,13 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             memory["zone_verdicts"].append(zv)
         if rep.warnings:
             memory["log_warnings"] = list(rep.warnings)
+        memory["failures_not_kept"] = rep.dropped
+        # beyond the kept ones, the last failure of each group still counts as evidence
+        kept = {id(v) for v in rep.failures}
+        extra = [allocation_failure(g.last_view) for g in rep.groups
+                 if g.last_view is not None and id(g.last_view) not in kept]
     else:
+        extra = []
         memory["errors"]["allocation_failures"] = errors.get("log", "no kernel log")
     mev = None
     if target is not None:
@@ -553,7 +566,7 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             ev.frames = [f["function"] for f in pan["frames"] if f.get("function")]
     if rep is not None:
         ev.log_hits = scan.hits
-        ev.allocfails = memory["allocation_failures"]
+        ev.allocfails = memory["allocation_failures"] + extra
     elif target is not None or log_lines is not None:
         ev.log_why = errors.get("log", "the dump's log could not be read")
     if mev is not None:

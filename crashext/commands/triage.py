@@ -59,6 +59,7 @@ def run(args, ctx) -> int:
 # -- rendering ------------------------------------------------------------------
 
 _MARK = {"matched": "+", "unmatched": "-", "unknown": "?"}
+_SHOW_FAILURES = 10   # failures shown with their verdict; JSON has every kept one
 
 
 def _bytes(v) -> str:
@@ -137,7 +138,9 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
     else:
         out["panic"].append("no panic information")
     mem = report["memory"]
-    for f, zv in zip(mem["allocation_failures"], mem["zone_verdicts"]):
+    shown = list(zip(mem["allocation_failures"], mem["zone_verdicts"]))
+    more = len(shown) - _SHOW_FAILURES + (mem.get("failures_not_kept") or 0)
+    for f, zv in shown[:_SHOW_FAILURES]:
         when = f"[{f['time']:.6f}] " if f.get("time") is not None else ""
         who = f"{f['comm']}" + (f" (PID {f['pid']}, CPU {f['cpu']})" if f.get("pid") is not None else "")
         what = (f"vmalloc failure, {f['size']} bytes" if f.get("kind") == "vmalloc"
@@ -157,6 +160,8 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
                                  f"largest free order {z['largest_free_order']}: {z['reason']}")
         if zv.get("error"):
             out["memory"].append(f"  verdict: unavailable ({zv['error']})")
+    if more > 0:
+        out["memory"].append(f"... and {more} more allocation failure(s) (allocfail lists them all)")
     mc = mem.get("memcg")
     if mc:
         s = mc["summary"]
