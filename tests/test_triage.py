@@ -253,3 +253,16 @@ def test_log_scan_hits_are_the_first_matching_line(texts, block):
     assert list(scan.watch(lines)) == lines
     for p in _PATTERNS:
         assert scan.hits[p] == next((t for t in texts if re.search(p, t)), None), p
+
+
+def test_failures_beyond_the_kept_ones_still_count(monkeypatch):
+    """With no failure kept in full, the group's last failure (the seed's one
+    order-6 failure) is still the evidence the seed's entry matches on."""
+    from crashext.analysis import triage as triagemod
+    monkeypatch.setattr(triagemod, "KEEP_FAILURES", 0)
+    rep = triage(log_lines=load_log(_corpus(LOG)))
+    assert rep["memory"]["allocation_failures"] == [] and rep["memory"]["failures_not_kept"] == 1
+    top = rep["verdict"]["matches"][0]
+    st = {e["element"]: e["status"] for e in top["elements"]}
+    assert top["id"] == SEED
+    assert st["log: high-order allocation failure growing the memcg cache array"] == "matched"

@@ -441,7 +441,7 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
                            if lp.kind == "regex"}))
     if lines is not None:
         # not in _section: an unusable log file (InputError) stops triage
-        rep = log_evidence(lines, scan, release_hint, gfp_names)
+        rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES)
 
     session = None
     if crash_text is not None:
