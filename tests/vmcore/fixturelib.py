@@ -1004,87 +1004,110 @@ def build_fixture(suite, scenario, out, memory=None, cpus=None,
         BASE_CMDLINE, sopts.get("cmdline", ""), cmdline]))
     kernel = get_kernel(suite, refresh=refresh, timings=timings)
     key = fixture_key(kernel, scenario, memory_mb, cpus, full_cmdline)
-    out.mkdir(parents=True, exist_ok=True)
-    with file_lock(out / ".lock"):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # The lock sits beside the fixture: the fixture directory itself is
+    # replaced whole at the end, so a test that has it open never sees half
+    # of an old fixture and half of a new one.
+    with file_lock(out.with_name("." + out.name + ".lock")):
         if not force and reusable(out, key):
             log("reusing %s (key %s)" % (out, key))
             return Fixture(out)
-        for name in ("meta.json", "vmcore", "vmlinux", "serial.log",
-                     "vmcore.elf"):
-            p = out / name
-            if p.exists() or p.is_symlink():
-                p.unlink()
-        if (out / "truth").exists():
-            shutil.rmtree(out / "truth")
         log("building %s/%s (kernel %s %s, %dM, cmdline %r) in %s" % (
             suite, scenario_name(scenario), kernel.release, kernel.version,
             memory_mb, full_cmdline, out))
-        with tempfile.TemporaryDirectory(prefix=".build-", dir=out) as tmpd:
-            tmp = Path(tmpd)
-            t0 = time.monotonic()
-            helpers = build_helpers(sopts, tmp)
-            initrd = build_initramfs(kernel, scenario, sopts, helpers,
-                                     tmp / "initrd.gz")
-            timings["initramfs"] = round(time.monotonic() - t0, 2)
-            try:
-                elf = run_qemu(kernel, initrd, full_cmdline, memory_mb, cpus,
-                               tmp, timeout, timings)
-            finally:
-                # keep the console of failed builds too (CI artifacts)
-                if (tmp / "serial.log").exists():
-                    shutil.copyfile(tmp / "serial.log", out / "serial.log")
-            # truth first: a broken console transcript should fail early
-            truthmod.split_serial(out / "serial.log", out / "truth")
-            t0 = time.monotonic()
-            fix_elf_layout(elf)
-            timings["elf_fixup"] = round(time.monotonic() - t0, 2)
-            elf_size = elf.stat().st_size
-            t0 = time.monotonic()
-            level = dump_level(suite)
-            p = run(["makedumpfile", "-d", str(level), "-l", str(elf),
-                     str(tmp / "vmcore")], check=False)
-            if p.returncode != 0 or not (tmp / "vmcore").exists():
-                raise FixtureError("makedumpfile -d %d -l failed: %s" % (
-                    level, " | ".join((p.stderr + p.stdout).strip()
-                                      .splitlines()[-3:])))
-            timings["makedumpfile"] = round(time.monotonic() - t0, 2)
-            (tmp / "vmcore").rename(out / "vmcore")
-            if keep_elf:
-                elf.rename(out / "vmcore.elf")
-        os.symlink(kernel.vmlinux, out / "vmlinux")
-        timings["total"] = round(time.monotonic() - t_start, 2)
-        meta = {
-            "format": FORMAT_VERSION,
-            "key": key,
-            "suite": suite,
-            "kernel_series": SUITES[suite],
-            "kernel_release": kernel.release,
-            "package_version": kernel.version,
-            "image_package": kernel.image_pkg,
-            "dbg_package": kernel.dbg_pkg,
-            "scenario": scenario_name(scenario),
-            "scenario_file": str(scenario),
-            "scenario_sha256": sha256_file(scenario),
-            "scenario_options": sopts,
-            "cmdline": full_cmdline,
-            "memory_mb": memory_mb,
-            "cpus": cpus,
-            "dump_level": level,
-            "expected_panic": EXPECTED_PANIC,
-            "timings_s": timings,
-            "sizes": {
-                "elf": elf_size,
-                "vmcore": (out / "vmcore").stat().st_size,
-                "vmlinux": kernel.vmlinux.stat().st_size,
-            },
-            "kernel_cache": str(kernel.dir),
-            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        new = Path(tempfile.mkdtemp(prefix="." + out.name + ".new-",
+                                    dir=out.parent))
+        new.chmod(0o755)  # mkdtemp makes it private; fixtures are read by others
+        try:
+            meta = _build_into(new, kernel, suite, scenario, sopts, key,
+                               memory_mb, cpus, full_cmdline, timeout,
+                               keep_elf, timings, t_start)
+        except BaseException:
+            # keep the console of failed builds (CI artifacts) beside it
+            if (new / "serial.log").exists():
+                shutil.copyfile(new / "serial.log",
+                                out.with_name(out.name + ".failed-serial.log"))
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        if out.exists() or out.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix="." + out.name + ".old-",
+                                        dir=out.parent))
+            out.rename(old / "fixture")
+            new.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            new.rename(out)
         log("done %s/%s in %.0fs: vmcore %.1f MB (ELF %.0f MB)" % (
             suite, meta["scenario"], timings["total"],
-            meta["sizes"]["vmcore"] / 1e6, elf_size / 1e6))
+            meta["sizes"]["vmcore"] / 1e6, meta["sizes"]["elf"] / 1e6))
         return Fixture(out)
+
+
+def _build_into(out, kernel, suite, scenario, sopts, key, memory_mb, cpus,
+                full_cmdline, timeout, keep_elf, timings, t_start):
+    """Build one fixture into the empty directory ``out``; returns its meta."""
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=out) as tmpd:
+        tmp = Path(tmpd)
+        t0 = time.monotonic()
+        helpers = build_helpers(sopts, tmp)
+        initrd = build_initramfs(kernel, scenario, sopts, helpers,
+                                 tmp / "initrd.gz")
+        timings["initramfs"] = round(time.monotonic() - t0, 2)
+        try:
+            elf = run_qemu(kernel, initrd, full_cmdline, memory_mb, cpus,
+                           tmp, timeout, timings)
+        finally:
+            if (tmp / "serial.log").exists():
+                shutil.copyfile(tmp / "serial.log", out / "serial.log")
+        # truth first: a broken console transcript should fail early
+        truthmod.split_serial(out / "serial.log", out / "truth")
+        t0 = time.monotonic()
+        fix_elf_layout(elf)
+        timings["elf_fixup"] = round(time.monotonic() - t0, 2)
+        elf_size = elf.stat().st_size
+        t0 = time.monotonic()
+        level = dump_level(suite)
+        p = run(["makedumpfile", "-d", str(level), "-l", str(elf),
+                 str(tmp / "vmcore")], check=False)
+        if p.returncode != 0 or not (tmp / "vmcore").exists():
+            raise FixtureError("makedumpfile -d %d -l failed: %s" % (
+                level, " | ".join((p.stderr + p.stdout).strip()
+                                  .splitlines()[-3:])))
+        timings["makedumpfile"] = round(time.monotonic() - t0, 2)
+        (tmp / "vmcore").rename(out / "vmcore")
+        if keep_elf:
+            elf.rename(out / "vmcore.elf")
+    os.symlink(kernel.vmlinux, out / "vmlinux")
+    timings["total"] = round(time.monotonic() - t_start, 2)
+    meta = {
+        "format": FORMAT_VERSION,
+        "key": key,
+        "suite": suite,
+        "kernel_series": SUITES[suite],
+        "kernel_release": kernel.release,
+        "package_version": kernel.version,
+        "image_package": kernel.image_pkg,
+        "dbg_package": kernel.dbg_pkg,
+        "scenario": scenario_name(scenario),
+        "scenario_file": str(scenario),
+        "scenario_sha256": sha256_file(scenario),
+        "scenario_options": sopts,
+        "cmdline": full_cmdline,
+        "memory_mb": memory_mb,
+        "cpus": cpus,
+        "dump_level": level,
+        "expected_panic": EXPECTED_PANIC,
+        "timings_s": timings,
+        "sizes": {
+            "elf": elf_size,
+            "vmcore": (out / "vmcore").stat().st_size,
+            "vmlinux": kernel.vmlinux.stat().st_size,
+        },
+        "kernel_cache": str(kernel.dir),
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
 
 
 def default_fixture_dir(suite, scenario):

@@ -173,8 +173,8 @@ cat /proc/meminfo > $T/meminfo
 cat /proc/vmstat > $T/vmstat
 cat /proc/zoneinfo > $T/zoneinfo
 cat /proc/pagetypeinfo > $T/pagetypeinfo
-cat /sys/kernel/debug/extfrag/extfrag_index > $T/extfrag_index
-cat /sys/kernel/debug/extfrag/unusable_index > $T/unusable_index
+# extfrag_index and unusable_index are read at the end, next to buddyinfo:
+# they are computed from the same free lists, which change with every fork.
 
 emit() {
 	echo
@@ -197,27 +197,38 @@ mkfifo /tmp/wait.fifo
 read -t 1 _x <> /tmp/wait.fifo
 exec 3> /dev/kmsg
 
-# /proc/buddyinfo last, with shell builtins only (no fork between reading it
-# and the panic, so the free lists in the dump are the ones we print).  It
-# goes out through /dev/kmsg at level 0: printk records are flushed to the
-# console synchronously at panic (console_flush_on_panic) and also end up in
-# the dump's kernel log.  printk.devkmsg=on (cmdline) lifts the /dev/kmsg
-# rate limit.
-BI=
-n=0
-while IFS= read -r l; do
-	BI="$BI$l
+# The debugfs fragmentation indices and /proc/buddyinfo last, with shell
+# builtins only (no fork between reading them and the panic, so the free
+# lists in the dump are the ones they describe).  They go out through
+# /dev/kmsg at level 0: printk records are flushed to the console
+# synchronously at panic (console_flush_on_panic) and also end up in the
+# dump's kernel log.  printk.devkmsg=on (cmdline) lifts the /dev/kmsg rate
+# limit.
+slurp() {	# slurp FILE: its lines into $BODY, their count into $N
+	BODY=
+	N=0
+	while IFS= read -r l; do
+		BODY="$BODY$l
 "
-	n=$((n + 1))
-done < /proc/buddyinfo
-echo "<0>@@CRASHEXT:PLAIN buddyinfo@@" >&3
+		N=$((N + 1))
+	done < "$1"
+}
+send() {	# send NAME: $BODY as a plain truth block
+	echo "<0>@@CRASHEXT:PLAIN $1@@" >&3
+	for l in $BODY; do
+		echo "<0>$l" >&3
+	done
+	echo "<0>@@CRASHEXT:PLAINEND $1 $N@@" >&3
+}
+slurp /sys/kernel/debug/extfrag/extfrag_index; EF=$BODY; EFN=$N
+slurp /sys/kernel/debug/extfrag/unusable_index; UI=$BODY; UIN=$N
+slurp /proc/buddyinfo
 set -f
 IFS='
 '
-for l in $BI; do
-	echo "<0>$l" >&3
-done
-echo "<0>@@CRASHEXT:PLAINEND buddyinfo $n@@" >&3
+send buddyinfo
+BODY=$EF; N=$EFN; send extfrag_index
+BODY=$UI; N=$UIN; send unusable_index
 echo "<0>@@CRASHEXT:PANIC@@" >&3
 echo c > /proc/sysrq-trigger
 fail "still alive after sysrq-c"
