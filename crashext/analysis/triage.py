@@ -442,6 +442,11 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     if lines is not None:
         # not in _section: an unusable log file (InputError) stops triage
         rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES)
+        if log_lines is not None and release_hint and rep.releases \
+                and release_hint not in rep.releases:
+            raise InputError(f"the log is of kernel {', '.join(rep.releases)} but the dump runs "
+                             f"{release_hint}: give the dump's own log (vmcore-dmesg.txt) or "
+                             "leave --log out to read the log inside the dump")
 
     session = None
     if crash_text is not None:
