@@ -253,6 +253,16 @@ def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
                 continue
             if not info.populated and not all_zones:
                 continue
+            # __setup_per_zone_wmarks (mm/page_alloc.c) scales watermarks from the
+            # zone's managed pages; one larger than the whole zone is damage (or an
+            # absurd vm.min_free_kbytes): say so next to the verdicts it drives
+            for k in ("min", "low", "high"):
+                v = getattr(info.state, k)
+                if v > max(info.spanned, info.state.present):
+                    report.errors.append(
+                        f"node {nid} zone {info.state.name}: watermark {k} is {v} pages, more "
+                        f"than the zone's {info.spanned} spanned pages; the zone struct looks "
+                        "damaged, its verdicts are unreliable")
             report.orders = max(report.orders, len(info.state.nr_free))
             report.zones.append(info)
     if migratetypes:
