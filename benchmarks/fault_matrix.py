@@ -36,11 +36,13 @@ def main() -> int:
     cases = [c for c in CASES if not a.only or c.id in a.only]
     cols = list(COMMANDS)
 
+    built = {}
+
     def fixture_dir(fx):
-        d = fixturelib.default_fixture_dir(*fx)
-        if not (d / "vmcore").exists():
-            fixturelib.build_fixture(fx[0], fx[1], d)
-        return str(d)
+        # the same reuse-or-rebuild rule as the pytest fixtures (tests/conftest.py)
+        if fx not in built:
+            built[fx] = str(fixturelib.build_fixture(fx[0], fx[1], fixturelib.default_fixture_dir(*fx)).vmcore.parent)
+        return built[fx]
 
     with tempfile.TemporaryDirectory(prefix="crashext-faults-") as work:
         m = Matrix(Env(fixture_dir, work), jobs=a.jobs)

@@ -147,7 +147,9 @@ def judge(exp: Expect, run: Run, clean: Any, vmcore: str) -> Outcome:
     if run.rc == 3 or "internal error" in run.err:
         return Outcome("internal", False, run.err.strip(), run.seconds)
     if exp.kind == "error":
-        lines = run.err.strip().splitlines()
+        # warnings found while opening (e.g. "truncated vmcore") may come first;
+        # the error itself is the one last line
+        lines = [ln for ln in run.err.strip().splitlines() if not ln.startswith("crashext: warning: ")]
         if run.rc != 2:
             return Outcome(f"rc={run.rc}", False, f"expected exit 2; stderr {run.err.strip()[:300]!r}",
                            run.seconds)
