@@ -38,8 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    trailing: Optional[List[str]] = None
+    if argv and "--" in argv:
+        mod_name = argv[0]
+        cmd = next((m for m in all_commands() if m.NAME == mod_name), None)
+        if cmd is not None and getattr(cmd, "TRAILING", None):
+            cut = argv.index("--")
+            argv, trailing = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
     mod = args._module
+    if trailing is not None:
+        setattr(args, mod.TRAILING, trailing)
     try:
         ctx = Context(target_factory=drgn_target_factory(args))
         rc = mod.run(args, ctx)

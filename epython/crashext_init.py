@@ -3,8 +3,13 @@
 # Registers every crashext command; each then runs epython/<name>.py.
 # PYKDUMPPATH must name this directory and the one holding the crashext
 # package and tabulate: `crashext crash-init` prints the lines to use.
-from crashext.crash_pack import register_all
-
-names = register_all()
-print("crashext: registered " + (", ".join(names) if names else "nothing") +
-      " (help NAME for usage)")
+try:
+    from crashext.crash_pack import register_all
+except ImportError as exc:
+    # PyKdump's Python lacks its stdlib or crashext: one line, not a traceback
+    print("crashext: cannot load (%s); PYKDUMPPATH must name the Python stdlib, crashext "
+          "and tabulate: run `crashext crash-init --export` in the shell that starts crash" % exc)
+else:
+    names = register_all()
+    print("crashext: registered " + (", ".join(names) if names else "nothing") +
+          " (help NAME for usage)")

@@ -16,16 +16,21 @@ commands loaded.  With commands after `--`, run them non-interactively and
 exit (each one is a crash command line, e.g. 'memcgids --dying'):
 
     crashext crash vmlinux vmcore
-    crashext crash vmlinux vmcore -- 'memcgids' 'frag --order 6'"""
+    crashext crash vmlinux vmcore -- 'memcgids' 'frag --order 6'
+
+usage: crashext crash [--mpykdump PATH] [--timeout S] VMLINUX VMCORE [-- CMD ...]"""
 TARGET = "none"
 IN_CRASH = False
+#: everything after `--` is crash command lines, not options (crashext.cli)
+TRAILING = "commands"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("vmlinux")
     parser.add_argument("vmcore")
-    parser.add_argument("commands", nargs="*", metavar="CMD",
-                        help="crash command lines to run (after --)")
+    # the command lines after `--` are taken by crashext.cli before
+    # argparse sees them (see TRAILING), so options may stand anywhere
+    parser.set_defaults(commands=[])
     parser.add_argument("--mpykdump", metavar="PATH",
                         help="PyKdump's extension (default: $CRASHEXT_PYKDUMP or /opt/pykdump/mpykdump.so)")
     parser.add_argument("--timeout", type=int, default=1800,
@@ -41,7 +46,9 @@ def run(args, ctx) -> int:
     if not os.path.isfile(mpy):
         raise TargetError(f"PyKdump extension {mpy} not found: build or install PyKdump "
                           "(see docs/crash.md) or pass --mpykdump")
-    dumpfile.check_pair(args.vmcore, args.vmlinux)
+    # crash says nothing and exits 1 on a truncated dump: say it first
+    for warning in dumpfile.check_pair(args.vmcore, args.vmlinux).warnings:
+        ctx.warn(warning)
     with tempfile.NamedTemporaryFile("w", suffix=".crashinit", delete=False) as f:
         f.write("\n".join(init_lines(mpy)) + "\n")
         init = f.name
