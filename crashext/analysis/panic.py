@@ -212,7 +212,7 @@ def _unquote(s: Optional[str]) -> Optional[str]:
     return s or None
 
 
-def _kernel_path(path: str) -> str:
+def kernel_source_path(path: str) -> str:
     """``/usr/src/debug/kernel-X/linux-X/lib/idr.c`` -> ``lib/idr.c``."""
     m = re.search(r"/linux-[^/]+/(.+)$", path)
     return m.group(1) if m else path
@@ -247,7 +247,7 @@ def panic_from_crash_session(session: Dict[str, Any]) -> Dict[str, Any]:
             for d in session.get("dis", []):
                 if (rip.get("pc") is not None and d["address"] == rip["pc"]) or \
                         (d["function"] == rip["function"] and d["offset"] == rip["offset"]):
-                    rip["file"] = _kernel_path(d["file"]) if d.get("file") else None
+                    rip["file"] = kernel_source_path(d["file"]) if d.get("file") else None
                     rip["line"] = d.get("line")
                     rip["pc"] = rip["pc"] if rip["pc"] is not None else d["address"]
                     break

@@ -259,6 +259,7 @@ class PykdumpTarget(Target):
             raise TargetError("the PyKdump backend runs only inside crash (extend mpykdump.so)")
         self._t = _Types()
         self._sys: Optional[Dict[str, str]] = None
+        self._bt_cache: Optional[Dict[str, Any]] = None
         self.warnings: List[str] = []
 
     def _sysinfo(self) -> Dict[str, str]:
@@ -393,16 +394,19 @@ class PykdumpTarget(Target):
 
     # -- the panicking task ---------------------------------------------------------
     def _bt(self) -> Dict[str, Any]:
-        # crash's own unwinder: `bt` of the panic task (the default context)
-        from ..analysis.panic import parse_crash_session
-        from ..errors import InputError
-        try:
-            parsed = parse_crash_session(self.command("bt"), "crash bt")
-        except InputError as exc:
-            raise TargetError(f"crash's bt gave nothing usable: {exc.one_line()}") from exc
-        if parsed["bt"] is None:
-            raise TargetError("crash's bt printed no task header")
-        return parsed["bt"]
+        # crash's own unwinder: `bt` of the panic task (the default context),
+        # run once per session: crashed_task() and backtrace() both need it
+        if self._bt_cache is None:
+            from ..analysis.panic import parse_crash_session
+            from ..errors import InputError
+            try:
+                parsed = parse_crash_session(self.command("bt"), "crash bt")
+            except InputError as exc:
+                raise TargetError(f"crash's bt gave nothing usable: {exc.one_line()}") from exc
+            if parsed["bt"] is None:
+                raise TargetError("crash's bt printed no task header")
+            self._bt_cache = parsed["bt"]
+        return self._bt_cache
 
     def crashed_task(self) -> Optional[Dict[str, Any]]:
         if self.is_live:
@@ -424,28 +428,24 @@ class PykdumpTarget(Target):
                      "inline": False}
             if frame["pc"] is not None:
                 # `dis -l ADDR 1` names the source line of the exception RIP
-                from ..analysis.panic import parse_crash_session
+                from ..analysis.panic import kernel_source_path, parse_crash_session
                 try:
                     dis = parse_crash_session(self.command(f"dis -l {frame['pc']:#x} 1"), "dis")["dis"]
                 except CrashextError:
                     dis = []
                 if dis and dis[0].get("line"):
-                    frame["file"], frame["line"] = dis[0]["file"], dis[0]["line"]
+                    frame["file"] = kernel_source_path(dis[0]["file"])
+                    frame["line"] = dis[0]["line"]
             frames.insert(bt.get("exception_after", len(frames)), frame)
         return frames
 
     # -- log --------------------------------------------------------------------
-    _LOG_LINE = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
-
     def log_records(self) -> Iterator[LogRecord]:
-        ts: Optional[float] = None
-        for line in self.command("log").splitlines():
-            m = self._LOG_LINE.match(line)
-            if m:
-                ts = float(m.group(1))
-                yield ts, m.group(2)
-            else:
-                yield ts, line
+        # crash's `log` prints "[seconds] text" lines: the shared log
+        # normaliser reads them like any dmesg
+        from ..sources.logs import normalize
+        for line in normalize(self.command("log").splitlines()):
+            yield line.ts, line.text
 
 
 def open_session() -> PykdumpTarget:
