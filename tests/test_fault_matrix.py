@@ -99,3 +99,24 @@ def test_corrupter_elf(tmp_path):
     assert raw.count(b"\x11") == 8
     with pytest.raises(corrupt.NotInDump):
         corrupt.DumpLayout.read(str(p)).elf_offset(0x200000)
+
+
+# Inside crash (PyKdump): the same expectations, for the structure cases of
+# the command they break.  A crash session on these dumps takes about a
+# minute, so this set is small and slow.
+CRASH_CASES = [("memcg-sibling-cycle", "memcgids"), ("memcg-zeroed", "memcgids"),
+               ("page-desc-beyond-eof", "memcgids"), ("root-memcg-null", "memcgids"),
+               ("freelist-cycle", "frag"), ("freelist-unmapped", "frag")]
+
+
+@pytest.mark.slow
+@pytest.mark.pykdump
+@pytest.mark.parametrize("case_id,column", CRASH_CASES, ids=[f"{a}-{b}" for a, b in CRASH_CASES])
+def test_fault_case_inside_crash(matrix, case_id, column):
+    import shutil
+    from crashext.crashenv import pykdump_path
+    from tests.faults.cases import BY_ID
+    if not os.path.isfile(pykdump_path()) or shutil.which("crash") is None:
+        pytest.skip("PyKdump or crash not available")
+    outcome = matrix.one_in_crash(BY_ID[case_id], column)
+    assert outcome.ok, f"{case_id} / {column} inside crash: {outcome.word}: {outcome.detail}"
