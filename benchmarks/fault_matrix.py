@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "vmcore"))
 import fixturelib  # noqa: E402
 from tests.faults.cases import CASES, Env  # noqa: E402
 from tests.faults.harness import COMMANDS, TIMEOUT  # noqa: E402
-from tests.faults.matrix import Matrix, render_markdown  # noqa: E402
+from tests.faults.matrix import CRASH_COLUMNS, Matrix, render_markdown  # noqa: E402
 
 DOC = os.path.join(REPO, "docs", "broken-dumps.md")
 
@@ -32,6 +32,8 @@ def main() -> int:
     ap.add_argument("--only", action="append", default=[])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--docs", action="store_true", help="rewrite the matrix in docs/broken-dumps.md")
+    ap.add_argument("--crash", action="store_true",
+                    help="run memcgids and frag inside crash (PyKdump) instead of the CLI matrix")
     a = ap.parse_args()
     cases = [c for c in CASES if not a.only or c.id in a.only]
     cols = list(COMMANDS)
@@ -47,12 +49,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="crashext-faults-") as work:
         m = Matrix(Env(fixture_dir, work), jobs=a.jobs)
         t0 = time.monotonic()
-        res = m.run(cases, cols, progress=lambda s: print(s, file=sys.stderr, flush=True))
+        if a.crash:
+            cols = list(CRASH_COLUMNS)
+            res = {}
+            for case in cases:
+                res[case.id] = m.crash_row(case, cols)
+                print(case.id + " " + " ".join(f"{c}={o.word}{'' if o.ok else '!'}"
+                                               for c, o in res[case.id].items()),
+                      file=sys.stderr, flush=True)
+        else:
+            res = m.run(cases, cols, progress=lambda s: print(s, file=sys.stderr, flush=True))
         took = time.monotonic() - t0
     table = render_markdown(res, cols)
     bad = [(cid, col, o) for cid, r in res.items() for col, o in r.items() if not o.ok]
+    where = ("inside crash 8.0.2 + PyKdump, one crash session per case, 900 s limit"
+             if a.crash else f"CLI, 2 at a time, {TIMEOUT} s limit each")
     summary = (f"{len(res)} cases x {len(cols)} commands = {len(res) * len(cols)} runs in "
-               f"{took:.0f} s (2 at a time, {TIMEOUT} s limit each); "
+               f"{took:.0f} s ({where}); "
                f"{len(bad)} not as expected; slowest run "
                f"{max(o.seconds for r in res.values() for o in r.values()):.1f} s")
     print(table)
@@ -62,8 +75,9 @@ def main() -> int:
         print(f"FAIL {cid} {col}: {o.word}: {o.detail}")
     if a.docs and not a.only:
         text = open(DOC).read()
-        block = f"<!-- MATRIX START -->\n{table}\n\n{summary}\n<!-- MATRIX END -->"
-        text = re.sub(r"<!-- MATRIX START -->.*<!-- MATRIX END -->", lambda _: block, text, flags=re.S)
+        tag = "CRASH" if a.crash else "MATRIX"
+        block = f"<!-- {tag} START -->\n{table}\n\n{summary}\n<!-- {tag} END -->"
+        text = re.sub(rf"<!-- {tag} START -->.*<!-- {tag} END -->", lambda _: block, text, flags=re.S)
         with open(DOC, "w") as f:
             f.write(text)
     return 1 if bad else 0

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-__all__ = ["COMMANDS", "Run", "run_command", "run_in_crash", "normalise",
+__all__ = ["COMMANDS", "CRASH_COMMANDS", "Run", "run_command", "run_in_crash", "run_session_in_crash", "normalise",
            "Outcome", "Expect", "judge"]
 
 #: matrix column -> crashext arguments (before -c/-s)
@@ -26,6 +26,9 @@ COMMANDS: Dict[str, List[str]] = {
     "allocfail": ["allocfail", "--json"],
     "triage": ["triage", "--json"],
 }
+
+#: the columns that are crash commands too (``info`` is not: crash's banner and ``sys`` show it)
+CRASH_COMMANDS = ["memcgids", "frag", "allocfail", "triage"]
 
 #: seconds one command may take on a broken 512 MiB dump before it counts as a hang
 #: (a clean run takes about 2 s)
@@ -65,6 +68,29 @@ def run_in_crash(column: str, vmcore: str, vmlinux: str, outfile: str,
         with open(outfile, encoding="utf-8", errors="replace") as f:
             r.out, r.err = f.read(), r.out + r.err
     return r
+
+
+def run_session_in_crash(columns: List[str], vmcore: str, vmlinux: str, outdir: str,
+                         timeout: int = 900) -> Dict[str, Run]:
+    """Several commands in one crash session (crash starts once); each one's
+    output goes to OUTDIR/crash-COLUMN.json through crash's redirection.
+    A column whose file is missing gets the session's stdout+stderr as err."""
+    files = {c: os.path.join(outdir, f"crash-{c}.json") for c in columns}
+    for f in files.values():
+        if os.path.exists(f):
+            os.unlink(f)
+    lines = [" ".join(COMMANDS[c]) + f" > {files[c]}" for c in columns]
+    argv = [sys.executable, "-m", "crashext", "crash", "--timeout", str(timeout),
+            vmlinux, vmcore, "--", *lines]
+    r = _run(argv, timeout + 30)
+    out = {}
+    for c in columns:
+        if not r.hung and os.path.exists(files[c]):
+            with open(files[c], encoding="utf-8", errors="replace") as f:
+                out[c] = Run(r.rc, f.read(), r.out + r.err, r.seconds)
+        else:
+            out[c] = Run(r.rc, "", r.out + r.err, r.seconds)
+    return out
 
 
 def _run(argv: List[str], timeout: int) -> Run:

@@ -5,7 +5,8 @@ import os
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .cases import CASES, Case, Env
-from .harness import COMMANDS, Outcome, judge, normalise, run_command, run_in_crash
+from .harness import (COMMANDS, CRASH_COMMANDS, Outcome, judge, normalise, run_command,
+                      run_in_crash, run_session_in_crash)
 
 #: keys that name where the data was read; they differ by design inside crash
 PLACE_KEYS = {"source", "backend", "generated"}
@@ -18,7 +19,12 @@ def strip_place(obj):
         return [strip_place(v) for v in obj]
     return obj
 
-__all__ = ["Matrix", "render_markdown"]
+__all__ = ["Matrix", "render_markdown", "CRASH_COLUMNS"]
+
+#: the commands the crash matrix runs: the two that walk kernel structures
+#: (allocfail and triage read crash's own log and bt, slow and already covered
+#: by tests/test_crash_pack.py on clean dumps)
+CRASH_COLUMNS = ["memcgids", "frag"]
 
 
 class Matrix:
@@ -77,6 +83,62 @@ class Matrix:
         clean = strip_place(self.clean(case.fixture, column))
         stripped = Run2(r, strip_place)
         return judge(exp, stripped, clean, core)
+
+    def clean_in_crash(self, fx: Tuple[str, str], column: str):
+        """The clean dump's output inside crash: the baseline for crash runs
+        (crash's log and bt differ in precision and frames from drgn's)."""
+        key = (fx, "crash:" + column)
+        if key not in self._clean:
+            core, vmlinux = self.env.fixture(fx)
+            outdir = os.path.join(self.env.workdir, "clean-" + "-".join(fx))
+            os.makedirs(outdir, exist_ok=True)
+            runs = run_session_in_crash(CRASH_COLUMNS, core, vmlinux, outdir)
+            for c, r in runs.items():
+                assert r.out, f"clean {fx} {c} inside crash wrote nothing: {r.err[-300:]}"
+                self._clean[(fx, "crash:" + c)] = normalise(r.json(), core)
+        return self._clean[key]
+
+    def crash_row(self, case: Case, columns: List[str] = None) -> Dict[str, Outcome]:
+        """Every crash command of a case in one crash session, judged like the CLI.
+
+        A dump that crashext refuses before starting crash (``crashext crash``
+        checks the pair first) must give the CLI's one line; a dump crash
+        itself cannot open counts as an expected error only where the CLI
+        expects one (word ``crash-error``)."""
+        import re
+        columns = columns or CRASH_COLUMNS
+        core, vmlinux = self.build(case)
+        outdir = os.path.join(self.env.workdir, case.id)
+        os.makedirs(outdir, exist_ok=True)
+        runs = run_session_in_crash(columns, core, vmlinux, outdir)
+        res: Dict[str, Outcome] = {}
+        for col in columns:
+            exp, r = case.expectation(col), runs[col]
+            if r.hung:
+                res[col] = Outcome("HANG", False, "crash session killed", r.seconds)
+                continue
+            if "Traceback" in r.err or "Traceback" in r.out:
+                res[col] = Outcome("TRACEBACK", False, (r.out + r.err)[-400:], r.seconds)
+                continue
+            if not r.out:  # no file: the session did not get to run the command
+                refused = [ln for ln in r.err.splitlines() if ln.startswith("crashext crash: ")]
+                if exp.kind == "error" and r.rc == 2 and len(refused) == 1:
+                    ok = bool(re.search(exp.pattern, refused[0]))
+                    res[col] = Outcome("error", ok, refused[0], r.seconds)
+                elif exp.kind == "error" and r.rc != 0:
+                    res[col] = Outcome("crash-error", True, r.err.strip().splitlines()[-1:] and
+                                       r.err.strip().splitlines()[-1], r.seconds)
+                else:
+                    res[col] = Outcome("no-output", False, r.err[-400:], r.seconds)
+                continue
+            if exp.kind == "error":
+                lines = [ln for ln in r.out.strip().splitlines() if ln.strip()]
+                ok = len(lines) == 1 and bool(re.search(exp.pattern, lines[0]))
+                res[col] = Outcome("error", ok, lines[0] if ok else r.out[-400:], r.seconds)
+                continue
+            clean = strip_place(self.clean_in_crash(case.fixture, col))
+            res[col] = judge(exp, Run2(r, strip_place), clean, core)
+        return res
 
     def run(self, cases: List[Case], columns: List[str],
             progress: Optional[Callable[[str], None]] = None) -> Dict[str, Dict[str, Outcome]]:
