@@ -65,6 +65,13 @@ def run(args, ctx) -> int:
         except subprocess.TimeoutExpired as exc:
             raise TargetError(f"crash did not finish within {args.timeout} s") from exc
         ctx.out.write(proc.stdout)
+        if proc.returncode != 0:
+            # crash can stop without a word (e.g. crash 8.0.2 on a 6.12 dump):
+            # say so in one line instead of returning a bare status
+            last = next((ln.strip() for ln in reversed(proc.stdout.splitlines()) if ln.strip()), "")
+            raise TargetError(f"crash exited with status {proc.returncode}"
+                              + (f": {last}" if last else " without a message "
+                                 "(is this crash too old for the dump's kernel?)"))
         return proc.returncode
     finally:
         os.unlink(init)
