@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from crashext.crashenv import pykdump_path
+from jsoncmp import strip_place
 
 MPYKDUMP = pykdump_path()
 needs_pykdump = pytest.mark.skipif(
@@ -25,18 +26,6 @@ needs_pykdump = pytest.mark.skipif(
 needs_crash = pytest.mark.skipif(shutil.which("crash") is None, reason="Debian's crash is not installed")
 
 pytestmark = [pytest.mark.pykdump, needs_pykdump, needs_crash]
-
-# Keys that name where the data was read (differ by design between homes)
-PLACE_KEYS = {"source", "backend", "generated"}
-
-
-def strip_place(obj):
-    if isinstance(obj, dict):
-        return {k: strip_place(v) for k, v in obj.items() if k not in PLACE_KEYS}
-    if isinstance(obj, list):
-        return [strip_place(v) for v in obj]
-    return obj
-
 
 def crash_run(fx, *commands, timeout=900):
     proc = subprocess.run(

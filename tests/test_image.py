@@ -24,27 +24,27 @@ import pytest
 import crashext
 from crashext.crashenv import pykdump_path
 
+import jsoncmp
+
 pytestmark = [pytest.mark.slow, pytest.mark.vmcore]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, "scripts", "build-image")
 TAG = "localhost/crashext:test"
-# where the data was read: differs between host and container by design
-PLACE_KEYS = {"source", "sources", "backend", "generated", "kb_file"}
+# where the data was read differs between host and container by design;
+# the container also reads the dump from another path and its own kb directory
+PLACE_KEYS = jsoncmp.PLACE_KEYS | {"sources", "kb_file"}
+
+
+def strip_place(obj):
+    return jsoncmp.strip_place(obj, PLACE_KEYS)
+
 
 if os.geteuid() != 0:
     pytest.skip("building the image needs root (debootstrap, buildah mount)", allow_module_level=True)
 for _tool in ("buildah", "debootstrap"):
     if shutil.which(_tool) is None:
         pytest.skip(f"{_tool} is not installed (scripts/setup installs it)", allow_module_level=True)
-
-
-def strip_place(obj):
-    if isinstance(obj, dict):
-        return {k: strip_place(v) for k, v in obj.items() if k not in PLACE_KEYS}
-    if isinstance(obj, list):
-        return [strip_place(v) for v in obj]
-    return obj
 
 
 def _storage():
