@@ -148,9 +148,11 @@ class Matrix:
             # crash's own read diagnostics ("memcgids: compressed kdump: uncompress
             # failed: -6", printed by crash's diskdump layer, not by crashext) go to
             # the same redirected stream as --json; drop exactly those lines
-            crash_lines = [ln for ln in r.out.splitlines() if ln.startswith(f"{col}: ")]
+            # (crash prefixes them with the current command's name or "crash")
+            prefixes = (f"{col}: ", "crash: ")
+            crash_lines = [ln for ln in r.out.splitlines() if ln.startswith(prefixes)]
             if crash_lines:
-                r.out = "\n".join(ln for ln in r.out.splitlines() if not ln.startswith(f"{col}: "))
+                r.out = "\n".join(ln for ln in r.out.splitlines() if not ln.startswith(prefixes))
             clean = strip_place(self.clean_in_crash(case.fixture, col))
             res[col] = judge(exp, Run2(r, strip_place), clean, core)
             if crash_lines:
