@@ -156,15 +156,11 @@ def test_cli_never_internal_error_on_bytes(tmp_path_factory, blob):
     assert cli.main(["allocfail", str(p)]) in (0, 2)   # 2: a broken compressed stream, one line
 
 
-def _fixture_dirs():
-    root = Path.home() / ".cache" / "crashext"
-    return sorted({p.parent for p in root.rglob("vmcore")} if root.exists() else set())
-
-
-@pytest.mark.parametrize("d", _fixture_dirs() or [None])
-def test_fixture_serial_logs_have_no_failures(d):
-    if d is None or not (d / "serial.log").exists():
-        pytest.skip("no real-dump fixture built yet (tests/vmcore/build-fixture)")
+@pytest.mark.vmcore
+@pytest.mark.parametrize("suite,scenario", [("bullseye", "memcg-churn"), ("bookworm", "memcg-churn"),
+                                            ("trixie", "memcg-churn"), ("bookworm", "fragmented")])
+def test_fixture_serial_logs_have_no_failures(vmcore, suite, scenario):
+    d = vmcore(suite, scenario).dir
     rep = allocfail.analyze_file(str(d / "serial.log"), "serial", keep=0)
     # a sysrq-c crash in a healthy guest: the console shows no allocation failure
     assert rep.failures == []
