@@ -214,6 +214,12 @@ class DrgnTarget(Target):
         except drgn.FaultError as exc:
             raise _fault(exc) from exc
 
+    def read_bytes(self, address: int, size: int) -> bytes:
+        try:
+            return self.prog.read(address, size)
+        except drgn.FaultError as exc:
+            raise _fault(exc) from exc
+
     # -- per-CPU -----------------------------------------------------------
     def possible_cpus(self) -> List[int]:
         from drgn.helpers.linux.cpumask import for_each_possible_cpu

@@ -366,6 +366,9 @@ class PykdumpTarget(Target):
     def read_u32(self, address: int) -> int:
         return _read_int(address, 4, False)
 
+    def read_bytes(self, address: int, size: int) -> bytes:
+        return _read(address, size)
+
     # -- per-CPU ---------------------------------------------------------------
     def possible_cpus(self) -> List[int]:
         # the mask became __cpu_possible_mask in v4.5 (commit 5aec01b83472)

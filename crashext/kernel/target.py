@@ -172,6 +172,17 @@ class Target(abc.ABC):
     def read_pointer(self, address: int) -> int:
         return self.read_u64(address)
 
+    def read_bytes(self, address: int, size: int) -> bytes:
+        """Read ``size`` bytes; ReadError when the dump lacks any of them.
+
+        Backends override this with one read; this default assembles the
+        bytes from aligned :meth:`read_u64` calls."""
+        start = address & ~7
+        words = bytearray()
+        for a in range(start, address + size, 8):
+            words += self.read_u64(a).to_bytes(8, "little")
+        return bytes(words[address - start:address - start + size])
+
     # -- per-CPU ----------------------------------------------------------
     @abc.abstractmethod
     def possible_cpus(self) -> List[int]:
