@@ -114,7 +114,7 @@ class Matrix:
         runs = run_session_in_crash(columns, core, vmlinux, outdir)
         res: Dict[str, Outcome] = {}
         for col in columns:
-            exp, r = case.expectation(col), runs[col]
+            exp, r = case.crash_expect.get(col) or case.expectation(col), runs[col]
             if case.fixture[0] == "trixie":
                 # Debian bookworm's crash 8.0.2 cannot open a 6.12 dump at all
                 # (the clean one neither): crashext says so in one line
@@ -149,14 +149,16 @@ class Matrix:
             # failed: -6", printed by crash's diskdump layer, not by crashext) go to
             # the same redirected stream as --json; drop exactly those lines
             # (crash prefixes them with the current command's name or "crash")
-            prefixes = (f"{col}: ", "crash: ")
+            # crashext's own warnings share that stream inside crash as well
+            # (ctx.err is crash's output there): dropped and counted the same way
+            prefixes = (f"{col}: ", "crash: ", "crashext: warning: ")
             crash_lines = [ln for ln in r.out.splitlines() if ln.startswith(prefixes)]
             if crash_lines:
                 r.out = "\n".join(ln for ln in r.out.splitlines() if not ln.startswith(prefixes))
             clean = strip_place(self.clean_in_crash(case.fixture, col))
             res[col] = judge(exp, Run2(r, strip_place), clean, core)
             if crash_lines:
-                res[col].detail = (f"{len(crash_lines)} crash message lines in the output, e.g. "
+                res[col].detail = (f"{len(crash_lines)} message lines in the output, e.g. "
                                    f"{crash_lines[0]!r}; " + res[col].detail)
                 res[col].word += "+crash-msgs"
         return res
