@@ -324,10 +324,7 @@ def _walk_free_lists(t: Target, zone: KObj, info: ZoneInfo, report: FragReport,
         for mt in range(nlists):
             head = area.free_list[mt].address
             w = walk_list(t, head, limit=(managed >> o) + 1, progress=prog)
-            n = 0
-            for _node in w:
-                n += 1
-            by_mt[names[mt]][o] = n
+            by_mt[names[mt]][o] = w.run()
             if w.corruption:
                 info.walk_errors.append(f"order {o} {names[mt]}: {w.corruption}")
         walked = sum(by_mt[n][o] for n in names)
