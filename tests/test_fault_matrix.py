@@ -106,7 +106,7 @@ def test_corrupter_elf(tmp_path):
 # on the clean dump inside crash.  A crash session takes about a minute, so
 # this set is small and slow; benchmarks/fault_matrix.py --crash runs all cases.
 CRASH_CASES = ["memcg-sibling-cycle", "page-desc-beyond-eof", "root-memcg-null",
-               "freelist-cycle", "empty-file"]
+               "freelist-cycle", "empty-file", "uts-release-garbage"]
 
 
 @pytest.mark.slow

@@ -17,10 +17,12 @@ A type description is the dict ``gdb_typeinfo`` returns: ``codetype``
 ``edef`` (enumerators).
 """
 
+import os
 import re
 from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import CrashextError, MissingSymbolError, ReadError, TargetError
+from . import dumpfile
 from .target import KObj, LogRecord, Target
 
 __all__ = ["PykdumpObj", "PykdumpTarget", "open_session"]
@@ -260,6 +262,7 @@ class PykdumpTarget(Target):
         self._t = _Types()
         self._sys: Optional[Dict[str, str]] = None
         self._bt_cache: Optional[Dict[str, Any]] = None
+        self._release: Optional[str] = None
         self.warnings: List[str] = []
 
     def _sysinfo(self) -> Dict[str, str]:
@@ -281,10 +284,29 @@ class PykdumpTarget(Target):
 
     @property
     def release(self) -> str:
-        try:
-            return self.uts()["release"]
-        except (ReadError, MissingSymbolError):
-            return self._sysinfo().get("RELEASE", "?")
+        # As drgn does: the release VMCOREINFO recorded in the dump file
+        # (OSRELEASE, copied from init_uts_ns at boot), which a damaged
+        # init_uts_ns in the dump cannot change; a live kernel: init_uts_ns.
+        if self._release is None:
+            rel = None
+            path = self._dumpfile()
+            if path and not self.is_live and os.path.isfile(path):
+                try:
+                    rel = dumpfile.read_dump_info(path).release
+                except TargetError:
+                    rel = None
+            if not rel:
+                try:
+                    rel = self.uts()["release"]
+                except (ReadError, MissingSymbolError):
+                    rel = self._sysinfo().get("RELEASE", "?")
+            self._release = rel
+        return self._release
+
+    def _dumpfile(self) -> Optional[str]:
+        """The dump crash reads (its DUMPFILE line, without "[PARTIAL DUMP]")."""
+        value = self._sysinfo().get("DUMPFILE", "")
+        return value.split(" [", 1)[0].strip() or None
 
     @property
     def page_size(self) -> int:
