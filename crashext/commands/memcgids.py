@@ -142,7 +142,8 @@ def run(args, ctx) -> int:
     prog.done()
     rows = report.memcgs
     if args.dying:
-        rows = [m for m in rows if not m.online]
+        # not "not online": a memcg whose flags could not be read is "unknown"
+        rows = [m for m in rows if m.state == "dying"]
     if args.flagged:
         rows = [m for m in rows if m.anomalies]
     if args.json:
