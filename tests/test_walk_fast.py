@@ -230,3 +230,16 @@ def test_fast_walk_equals_set_walk_and_the_rules(words, limit):
         assert fast.complete
     else:
         assert fast.corruption.split()[0].rstrip(":") == why, (fast.corruption, why)
+
+
+def test_a_walk_iterated_twice_names_the_same_break():
+    k = SynthKernel()
+    head, *nodes = slots(k, 6)
+    chain(k, head, nodes)
+    k.write_u64(nodes[3] + 8, nodes[0])
+    for t in (k.target(), live(k)):
+        w = walk_list(t, head)
+        assert list(w) == nodes[:3]
+        first = w.corruption
+        assert list(w) == nodes[:3]
+        assert w.corruption == first and "does not point back" in first

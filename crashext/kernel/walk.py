@@ -132,11 +132,11 @@ class Walk:
         deque(self, maxlen=0)  # consumes the walk without a Python-level loop
         return self.count
 
-    def _seen_before(self, blocks: _Blocks, node: int) -> bool:
-        """Whether ``node`` is one of the ``count`` nodes already yielded
-        (re-read from the head: the memory has not changed)."""
+    def _seen_before(self, blocks: _Blocks, node: int, n: int) -> bool:
+        """Whether ``node`` is one of the first ``n`` nodes (the ones this
+        iteration yielded), re-read from the head: the memory has not changed."""
         pos = blocks.word(self.head)
-        for _ in range(self.count):
+        for _ in range(n):
             if pos == node:
                 return True
             if pos is None:
@@ -144,8 +144,9 @@ class Walk:
             pos = blocks.word(pos)
         return False
 
-    def _bad_back(self, blocks: _Blocks, prev: int, node: int, back: Optional[int]) -> None:
-        if self._seen_before(blocks, node):
+    def _bad_back(self, blocks: _Blocks, prev: int, node: int, back: Optional[int],
+                  n: int) -> None:
+        if self._seen_before(blocks, node, n):
             self._stop(prev, f"cycle: node {node:#x} visited twice")
         else:
             self._stop(prev, f"node {node:#x} prev {back if back is None else hex(back)}"
@@ -169,7 +170,7 @@ class Walk:
         unpack = _PAIR.unpack_from
         limit = self.limit
         progress = self.progress
-        count = stepped = self.count
+        count = stepped = start = self.count
         if progress is not None:
             # step so that progress.count lands on multiples of _PROGRESS_STEP
             due = count + _PROGRESS_STEP - (progress.count & (_PROGRESS_STEP - 1))
@@ -186,7 +187,7 @@ class Walk:
                     back = blocks.word(node + _PTR) if node else None
                     if not node:
                         self._stop(prev, f"NULL next pointer at {prev:#x}")
-                    elif back != prev and self._seen_before(blocks, node):
+                    elif back != prev and self._seen_before(blocks, node, count - start):
                         self._stop(prev, f"cycle: node {node:#x} visited twice")
                     else:
                         self._stop(prev, f"more than {limit} nodes")
@@ -216,7 +217,7 @@ class Walk:
                         break
                     back = blocks.word(node + _PTR)
             if back != prev:
-                self._bad_back(blocks, prev, node, back)
+                self._bad_back(blocks, prev, node, back, count - start)
                 break
             count += 1
             self.count = count
