@@ -9,16 +9,7 @@ from .harness import error
 from .harness import (COMMANDS, CRASH_COMMANDS, Outcome, judge, normalise, run_command,
                       run_in_crash, run_session_in_crash)
 
-#: keys that name where the data was read; they differ by design inside crash
-PLACE_KEYS = {"source", "backend", "generated"}
-
-
-def strip_place(obj):
-    if isinstance(obj, dict):
-        return {k: strip_place(v) for k, v in obj.items() if k not in PLACE_KEYS}
-    if isinstance(obj, list):
-        return [strip_place(v) for v in obj]
-    return obj
+from ..jsoncmp import strip_place  # keys naming where the data was read differ inside crash
 
 __all__ = ["Matrix", "render_markdown", "CRASH_COLUMNS"]
 
