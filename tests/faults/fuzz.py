@@ -26,7 +26,8 @@ __all__ = ["TARGETS", "seeds", "mutate", "run_target"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CORPUS = "/work/shared/corpus"
-FIXTURES = os.path.expanduser(os.environ.get("CRASHEXT_FIXTURE_DIR", "~/.cache/crashext/fixtures"))
+FIXTURES = os.environ.get("CRASHEXT_FIXTURE_DIR") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "crashext", "fixtures")
 
 
 def _text(data: bytes) -> str:
