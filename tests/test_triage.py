@@ -85,6 +85,9 @@ def test_log_system_and_panic(log_report):
     assert s["release"] == "3.10.0-693.2.2.el7.x86_64"
     assert s["panic"] == "kernel BUG at lib/idr.c:1157!"
     assert s["memory_bytes"] == 4194174 * 4096           # "4194174 pages RAM"
+    # the log's release names the architecture; "Hardware name:" the machine model
+    assert s["machine"] == "x86_64"
+    assert s["hardware"].startswith("Alibaba Cloud Alibaba Cloud ECS, BIOS rel-1.7.5")
     assert (p["pid"], p["comm"], p["cpu"]) == (18614, "kworker/3:94", 3)
     assert p["rip"]["function"] == "ida_simple_remove"
     assert (p["rip"]["offset"], p["rip"]["size"]) == (0x41, 0x50)

@@ -139,15 +139,29 @@ def log_evidence(lines: Iterable[LogLine], scan: LogScan, release: Optional[str]
     return allocmod.analyze(scan.watch(lines), source, release, gfp_names, keep)
 
 
+# The architecture a release string names: RHEL/Fedora end in ".<arch>"
+# (3.10.0-693.2.2.el7.x86_64), Debian/Ubuntu flavours in "-<debian arch>"
+# (6.1.0-56-cloud-amd64); crash's MACHINE shows the kernel's uname machine.
+_ARCH_SUFFIX = re.compile(r"[.-](x86_64|aarch64|ppc64le|s390x|i686|amd64|arm64)$")
+_DEBIAN_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def machine_of_release(release: Optional[str]) -> Optional[str]:
+    """``uname -m`` as far as the release string tells it (None if it does not)."""
+    m = _ARCH_SUFFIX.search(release or "")
+    return _DEBIAN_ARCH.get(m.group(1), m.group(1)) if m else None
+
+
 def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
     """What the log says about the machine: release, hardware, RAM, last timestamp."""
-    out: Dict[str, Any] = {"release": rep.releases[0] if rep.releases else scan.banner_release,
-                           "machine": None, "memory_bytes": None,
+    release = rep.releases[0] if rep.releases else scan.banner_release
+    out: Dict[str, Any] = {"release": release, "machine": machine_of_release(release),
+                           "hardware": None, "memory_bytes": None,
                            "uptime_seconds": scan.last_ts}
     for f in rep.failures:
         r = f.record
-        if out["machine"] is None and r.hardware:
-            out["machine"] = r.hardware
+        if out["hardware"] is None and r.hardware:
+            out["hardware"] = r.hardware
         if out["memory_bytes"] is None and "pages RAM" in r.extra:
             # show_mem()'s "N pages RAM" counts pages; the buddy line's order-0
             # block size is the page size the kernel printed with it
@@ -453,16 +467,16 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         session = panicmod.parse_crash_session(crash_text, crash_name)
 
     # -- system ------------------------------------------------------------
-    system: Dict[str, Any] = {"release": None, "machine": None, "cpus": None,
+    system: Dict[str, Any] = {"release": None, "machine": None, "hardware": None, "cpus": None,
                               "memory_bytes": None, "uptime": None, "panic_time": None,
                               "panic": None, "nodename": None, "sources": {}}
     if rep is not None:
         ls, why = _section(log_system, scan, rep)
         if ls:
-            for k in ("release", "machine", "memory_bytes"):
+            for k in ("release", "machine", "hardware", "memory_bytes"):
                 if ls[k] is not None:
                     system[k] = ls[k]
-                    system["sources"][k] = "log"
+                    system["sources"][k] = "log" if k != "machine" else "log (release string)"
             if ls["uptime_seconds"] is not None:
                 system["uptime"] = _fmt_uptime(ls["uptime_seconds"])
                 system["sources"]["uptime"] = "log (last timestamp)"

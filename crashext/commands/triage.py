@@ -68,6 +68,7 @@ def _bytes(v) -> str:
 
 def _system_rows(s: Dict[str, Any]) -> List[tuple]:
     return [("RELEASE", s.get("release") or "-"), ("MACHINE", s.get("machine") or "-"),
+            ("HARDWARE", s.get("hardware") or "-"),
             ("NODENAME", s.get("nodename") or "-"), ("CPUS", s.get("cpus") or "-"),
             ("MEMORY", _bytes(s.get("memory_bytes") or s.get("memory"))),
             ("UPTIME", s.get("uptime") or "-"), ("PANIC TIME", s.get("panic_time") or "-"),
