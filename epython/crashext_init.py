@@ -8,7 +8,8 @@ try:
 except ImportError as exc:
     # PyKdump's Python lacks its stdlib or crashext: one line, not a traceback
     print("crashext: cannot load (%s); PYKDUMPPATH must name the Python stdlib, crashext "
-          "and tabulate: run `crashext crash-init --export` in the shell that starts crash" % exc)
+          "and tabulate: set it with `crashext crash-init --export` (or a bundle's env.sh) "
+          "in the shell that starts crash" % exc)
 else:
     names = register_all()
     print("crashext: registered " + (", ".join(names) if names else "nothing") +
