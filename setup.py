@@ -25,7 +25,7 @@ setup(
     install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],
     extras_require={
         "drgn": ["drgn>=0.0.25"],
-        "test": ["pytest>=7", "hypothesis>=6", "build>=1"],  # build: tests/test_packaging.py
+        "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5"],  # build: tests/test_packaging.py
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
     classifiers=[

@@ -41,7 +41,7 @@ class KbError(CrashextError):
 def _toml_loads():
     """``tomllib.loads`` (Python 3.11+) or ``tomli.loads``; KbError if neither."""
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib  # type: ignore[import-not-found]  # novm (guarded: tomli below)
         return tomllib.loads, tomllib.TOMLDecodeError
     except ImportError:
         pass

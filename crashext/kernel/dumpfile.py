@@ -155,7 +155,7 @@ def _kdump_dump(path: str, f, size: int) -> DumpInfo:
     # bitmap 2 (pages dumped) is the second half of the bitmap area
     half = bitmap_len // 2
     bitmap2 = _read_at(f, bitmap_start + half, min(half, (max_mapnr + 7) // 8 or half))
-    dumped = int.from_bytes(bitmap2, "little").bit_count()
+    dumped = bin(int.from_bytes(bitmap2, "little")).count("1")  # int.bit_count is 3.10+
     desc_start = bitmap_start + bitmap_len
     if dumped:
         end = _kdump_data_end(f, desc_start, dumped)
