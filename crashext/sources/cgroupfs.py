@@ -153,14 +153,19 @@ def _read(path: str) -> Optional[str]:
         raise
 
 
-def _int_file(d: CgroupDir, path: str) -> Optional[int]:
+def _text_file(d: CgroupDir, path: str) -> Optional[str]:
+    """The file's text; None (with the reason in ``d.errors``) if unreadable."""
     try:
-        text = _read(path)
+        return _read(path)
     except _Gone:
         raise
     except OSError as exc:
         d.errors.append(f"{os.path.basename(path)}: {_why(exc)}")
         return None
+
+
+def _int_file(d: CgroupDir, path: str) -> Optional[int]:
+    text = _text_file(d, path)
     if text is None:
         return None
     try:
@@ -171,13 +176,7 @@ def _int_file(d: CgroupDir, path: str) -> Optional[int]:
 
 
 def _kv_file(d: CgroupDir, path: str) -> Optional[Dict[str, str]]:
-    try:
-        text = _read(path)
-    except _Gone:
-        raise
-    except OSError as exc:
-        d.errors.append(f"{os.path.basename(path)}: {_why(exc)}")
-        return None
+    text = _text_file(d, path)
     if text is None:
         return None
     out = {}
