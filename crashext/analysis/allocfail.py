@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import gfp as gfpmod
-from ..sources.kmsg import (AllocFailure, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
+from ..sources.kmsg import (AllocFailure, record_when, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
                             SlubFailure, ZoneLine, extract)
 from ..sources.logs import Gate, LogLine, gated_chunks, text_chunks
 from . import watermark as wm
@@ -398,7 +398,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
                 g = groups[key] = Group(rec.comm, rec.order, rec.mode,
                                         "|".join(view.decoded or []))
             g.count += 1
-            when = f"{rec.ts:.3f}" if rec.ts is not None else (rec.stamp or f"line {rec.lines[0]}")
+            when = record_when(rec)
             if g.count == 1:
                 g.first = when
             g.last = when

@@ -7,6 +7,7 @@ from .. import render
 from ..analysis.allocfail import AllocReport, FailureView, analyze, analyze_file
 from ..errors import InputError
 from ..sources import logs
+from ..sources.kmsg import record_when
 
 NAME = "allocfail"
 SUMMARY = "allocation failures in a kernel log: GFP flags decoded, caller, watermark verdict"
@@ -135,7 +136,7 @@ def _write(ctx, rep: AllocReport, verbose: bool) -> None:
                  "-" if o.order is None else o.order,
                  "memcg" if o.memcg else "global",
                  f"{o.killed_pid} ({o.killed_comm})" if o.killed_pid else "-",
-                 f"{o.ts:.3f}" if o.ts is not None else (o.stamp or f"line {o.lines[0]}"))
+                 record_when(o))
                 for o in rep.ooms]
         render.write_table(out, rows, ["OOM INVOKER", "GFP", "FLAGS", "ORDER", "SCOPE",
                                        "KILLED", "TIME"])
@@ -145,7 +146,7 @@ def _write(ctx, rep: AllocReport, verbose: bool) -> None:
                  "|".join(s.gfp_names) if s.gfp_names else "-",
                  "-" if s.min_order is None else s.min_order,
                  "-" if s.default_order is None else s.default_order,
-                 f"{s.ts:.3f}" if s.ts is not None else (s.stamp or f"line {s.lines[0]}"))
+                 record_when(s))
                 for s in rep.slub]
         render.write_table(out, rows, ["SLUB CACHE", "NODE", "GFP", "FLAGS", "MIN ORDER",
                                        "ORDER", "TIME"])

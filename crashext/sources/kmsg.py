@@ -44,7 +44,7 @@ from .logs import LogLine
 
 __all__ = ["Frame", "ZoneLine", "BuddyLine", "MemInfo", "AllocFailure", "OomReport",
            "SlubFailure", "OopsHeader", "extract", "iter_oops", "parse_frame",
-           "parse_zone_line", "parse_buddy_line", "MIGRATE_LETTERS"]
+           "parse_zone_line", "parse_buddy_line", "record_when", "MIGRATE_LETTERS"]
 
 #: show_migration_types() letters -> enum migratetype names (mm/page_alloc.c).
 MIGRATE_LETTERS = {"U": "MIGRATE_UNMOVABLE", "M": "MIGRATE_MOVABLE",
@@ -252,6 +252,14 @@ _OOPS_HINT = re.compile(r"BUG|Oops|protection fault|invalid opcode|WARNING|Kerne
 _RIP = re.compile(r"^\s*(?:RIP: [0-9a-f]{4}:(?:\[<(?P<pc>[0-9a-f]+)>\]\s*\[<[0-9a-f]+>\]\s*)?|"
                   r"pc : |PC is at |NIP \[[0-9a-f]+\] |EIP: [0-9a-f]{4}:\[<[0-9a-f]+>\] EFLAGS.*? )"
                   r"(?P<func>[A-Za-z_.][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)")
+
+
+def record_when(rec) -> str:
+    """When a record was logged, for tables: seconds since boot, else the
+    wall-clock stamp as written, else its line number in the input."""
+    if rec.ts is not None:
+        return f"{rec.ts:.3f}"
+    return rec.stamp or f"line {rec.lines[0]}"
 
 
 def parse_frame(text: str) -> Optional[Frame]:
