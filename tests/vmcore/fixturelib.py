@@ -53,6 +53,16 @@ SUITES = {
     "bookworm": "6.1",
     "trixie": "6.12",
 }
+#: The Debian kernel (package version) each suite's fixtures are built with,
+#: so docs regenerated from real runs do not change with every kernel Debian
+#: publishes.  Debian's mirror drops superseded security builds within days:
+#: when the pinned one is gone, the newest available is used with a one-line
+#: warning (never a failure), and the pin is the one line to move.
+PINNED_KERNELS = {
+    "bullseye": "5.10.223-1",     # bullseye's main suite (the -security builds 404 here)
+    "bookworm": "6.1.192-3",
+    "trixie": "6.12.118-1",
+}
 META_IMAGE = "linux-image-cloud-amd64"
 META_DBG = "linux-image-cloud-amd64-dbg"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -354,6 +364,21 @@ def kernel_candidates(apt):
     return out
 
 
+def pin_first(suite, cands):
+    """cands with the suite's pinned version first; if the mirror no longer
+    has it, cands as they are (newest first) and a one-line warning."""
+    pin = PINNED_KERNELS.get(suite)
+    if pin is None:
+        return cands
+    pinned = [c for c in cands if c[0] == pin]
+    if not pinned:
+        log("warning: pinned %s kernel %s is gone from the mirror; using %s "
+            "(move PINNED_KERNELS in tests/vmcore/fixturelib.py)"
+            % (suite, pin, cands[0][0] if cands else "none"))
+        return cands
+    return pinned + [c for c in cands if c[0] != pin]
+
+
 def get_kernel(suite, refresh=False, timings=None):
     """Resolve and (if needed) download+extract the suite's kernel."""
     timings = {} if timings is None else timings
@@ -378,6 +403,7 @@ def get_kernel(suite, refresh=False, timings=None):
             cands = kernel_candidates(apt)
             memo.write_text(json.dumps({"sig": sig, "candidates": cands}))
         timings["resolve"] = round(time.monotonic() - t0, 2)
+        cands = pin_first(suite, cands)
         errors = []
         for ver, image_pkg, dbg_pkg in cands:
             k = Kernel(suite, ver, image_pkg, dbg_pkg, kroot / ver)
