@@ -5,22 +5,134 @@ embedded Python needs on ``PYKDUMPPATH`` (PyKdump replaces ``sys.path`` with
 its own plus that variable, so crashext and tabulate must be named there).
 """
 
+import json
 import os
 import re
+import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from .errors import TargetError
 
-__all__ = ["DEFAULT_PYKDUMP", "pykdump_path", "epython_dir", "pykdumppath_dirs",
-           "crash_env", "init_lines", "crash_binary"]
+__all__ = ["LEGACY_PYKDUMP", "CrashBuild", "builds_dir", "crash_builds", "crash_version",
+           "pykdump_path", "epython_dir", "pykdumppath_dirs", "crash_env", "init_lines",
+           "crash_binary"]
 
-#: Where the project's docs say to install PyKdump; CRASHEXT_PYKDUMP overrides.
-DEFAULT_PYKDUMP = "/opt/pykdump/mpykdump.so"
+#: Where earlier docs said to install a hand-built PyKdump (for the crash on
+#: PATH); still used when it exists and nothing was built by scripts/setup.
+LEGACY_PYKDUMP = "/opt/pykdump/mpykdump.so"
+
+
+class CrashBuild(NamedTuple):
+    """A crash binary and the PyKdump built for its version."""
+    version: str        #: crash's version, e.g. "8.0.6"
+    crash: str          #: the crash binary
+    mpykdump: str       #: PyKdump's extension built against that crash
+    origin: str         #: "built" (scripts/build-pykdump), "system" (crash on PATH), "env"
+
+
+def builds_dir() -> str:
+    """Where scripts/build-pykdump installs crash-VERSION/{crash,mpykdump.so}
+    (``$CRASHEXT_BUILDS`` overrides: the container image keeps them in /opt/pykdump)."""
+    if os.environ.get("CRASHEXT_BUILDS"):
+        return os.environ["CRASHEXT_BUILDS"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "crashext", "pykdump")
+
+
+_VERSIONS: Dict[str, Optional[str]] = {}
+
+
+def crash_version(binary: str) -> Optional[str]:
+    """crash's own version (``crash --version``), or None if it does not run."""
+    if binary not in _VERSIONS:
+        try:
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                 timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        m = re.search(r"^crash (\d+\.\d+\.\d+\S*)", out, re.M)
+        _VERSIONS[binary] = m.group(1) if m else None
+    return _VERSIONS[binary]
+
+
+def _vkey(version: str):
+    return tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.-]", version))
+
+
+def _system_crash() -> Optional[str]:
+    try:
+        return crash_binary()
+    except TargetError:
+        return None
+
+
+def crash_builds(crash: Optional[str] = None, mpykdump: Optional[str] = None) -> List[CrashBuild]:
+    """The crash + PyKdump pairs that can run the pack, newest crash first.
+
+    An explicit PyKdump (``mpykdump`` or ``$CRASHEXT_PYKDUMP``) pairs with
+    ``crash`` or the crash on PATH, and is the only pair.  Otherwise the
+    builds of scripts/build-pykdump: each version's PyKdump with the crash on
+    PATH when that is the same version (Debian's 8.0.2 on bookworm), else
+    with the crash built beside it.  ``crash`` given alone keeps the pair of
+    its version.  Last, a PyKdump at LEGACY_PYKDUMP with the crash on PATH.
+    """
+    explicit = mpykdump or os.environ.get("CRASHEXT_PYKDUMP")
+    system = _system_crash()
+    if explicit:
+        binary = crash or system
+        if binary is None:
+            return []
+        return [CrashBuild(crash_version(binary) or "unknown", binary, explicit, "env")]
+    out: List[CrashBuild] = []
+    root = builds_dir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        names = []
+    sys_ver = crash_version(system) if system else None
+    for name in names:
+        d = os.path.join(root, name)
+        try:
+            with open(os.path.join(d, "build.json")) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            continue
+        ver = meta.get("crash_version")
+        so = os.path.join(d, "mpykdump.so")
+        if not ver or not os.path.isfile(so):
+            continue
+        if crash:
+            if crash_version(crash) == ver:
+                out.append(CrashBuild(ver, crash, so, "built"))
+            continue
+        if system and sys_ver == ver:
+            out.append(CrashBuild(ver, system, so, "system"))
+        elif os.path.isfile(os.path.join(d, "crash")):
+            out.append(CrashBuild(ver, os.path.join(d, "crash"), so, "built"))
+    out.sort(key=lambda b: _vkey(b.version), reverse=True)
+    if not out and os.path.isfile(LEGACY_PYKDUMP):
+        binary = crash or system
+        if binary:
+            out.append(CrashBuild(crash_version(binary) or "unknown", binary, LEGACY_PYKDUMP, "system"))
+    return out
 
 
 def pykdump_path(explicit: Optional[str] = None) -> str:
-    return explicit or os.environ.get("CRASHEXT_PYKDUMP") or DEFAULT_PYKDUMP
+    """The PyKdump to name for the crash on PATH (crash-init, bundle).
+
+    ``explicit`` or ``$CRASHEXT_PYKDUMP`` first; then the build for the
+    crash on PATH's version; then the newest build; else LEGACY_PYKDUMP
+    (which may not exist: callers say so).
+    """
+    if explicit or os.environ.get("CRASHEXT_PYKDUMP"):
+        return explicit or os.environ["CRASHEXT_PYKDUMP"]
+    builds = crash_builds()
+    system = _system_crash()
+    for b in builds:
+        if b.crash == system:
+            return b.mpykdump
+    return builds[0].mpykdump if builds else LEGACY_PYKDUMP
 
 
 def epython_dir() -> str:

@@ -56,7 +56,7 @@ def add_arguments(parser) -> None:
                         help="Python version of the target PyKdump (default: detected, see above)")
     parser.add_argument("--mpykdump", metavar="PATH",
                         help="PyKdump's extension on the crash host, for crashrc "
-                             "(default: $CRASHEXT_PYKDUMP or /opt/pykdump/mpykdump.so)")
+                             "(default: $CRASHEXT_PYKDUMP, else the one scripts/setup built for the crash on PATH)")
     parser.add_argument("--force", action="store_true", help="replace an earlier bundle in DIR")
 
 
