@@ -12,12 +12,17 @@ import argparse
 import os
 import sys
 import traceback
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .commands import COMMAND_NAMES, Context, load
 from .errors import CrashextError
 
-__all__ = ["crash_commands", "register_all", "run_command", "help_text", "build_parser"]
+__all__ = ["crash_commands", "register_all", "run_command", "help_text", "build_parser",
+           "IMPORT_ERRORS"]
+
+#: command name -> why its module could not be imported (filled by
+#: crash_commands; epython/crashext_init.py prints each one)
+IMPORT_ERRORS: Dict[str, str] = {}
 
 
 class _Exit(Exception):
@@ -45,7 +50,12 @@ def crash_commands() -> List[str]:
     for name in COMMAND_NAMES:
         try:
             mod = load(name)
-        except ImportError:
+        except ImportError as exc:
+            # e.g. a PyKdump whose Python lacks part of the stdlib, or no
+            # tabulate on PYKDUMPPATH: say which module and why
+            missing = getattr(exc, "name", None)
+            IMPORT_ERRORS[name] = (f"cannot import {missing}: {exc}" if missing and missing not in str(exc)
+                                   else str(exc))
             continue
         if getattr(mod, "IN_CRASH", mod.TARGET != "none"):
             if mod.NAME != name:
@@ -61,6 +71,12 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     # not --debug: PyKdump's API takes "--debug N" out of every command's argv
     p.add_argument("--traceback", action="store_true", help="show tracebacks of internal errors")
+    # crash's own diagnostics (e.g. "compressed kdump: uncompress failed" on a
+    # damaged page) go to the same stream as `> FILE`; --output writes the
+    # file from Python, so it holds this command's output and nothing else
+    p.add_argument("--output", metavar="FILE",
+                   help="write the output to FILE, and only it (crash's and crashext's "
+                        "warnings stay on the screen); not written when the command fails")
     mod.add_arguments(p)
     return p
 
@@ -100,6 +116,26 @@ def _args_after_name(name: str, argv: List[str]) -> List[str]:
     return argv[1:]
 
 
+class _OutputFile:
+    """--output FILE: written beside FILE, renamed over it on success."""
+
+    def __init__(self, path: str) -> None:
+        from .errors import InputError
+        self.path = path
+        self.tmp = f"{path}.crashext-{os.getpid()}.tmp"
+        try:
+            self.file = open(self.tmp, "w", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--output {path}: {exc.strerror}") from exc
+
+    def commit(self, ok: bool) -> None:
+        self.file.close()
+        if ok:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
 def run_command(name: str, argv: Optional[List[str]] = None) -> int:
     """Run command ``name`` inside crash; never raises, never exits crash."""
     out = sys.stdout
@@ -110,10 +146,17 @@ def run_command(name: str, argv: Optional[List[str]] = None) -> int:
     except _Exit as e:
         out.flush()
         return e.status
+    dest = None
     try:
         from .kernel.pykdump_backend import open_session
-        ctx = Context(out=out, err=out, target_factory=open_session, inside_crash=True)
+        if args.output:
+            dest = _OutputFile(args.output)
+        ctx = Context(out=dest.file if dest else out, err=out, target_factory=open_session,
+                      inside_crash=True)
         rc = load(name).run(args, ctx) or 0
+        if dest:
+            dest.commit(True)  # the command ran to its end (its status may say "found")
+            dest = None
     except CrashextError as exc:
         out.write(f"{name}: {exc.one_line()}\n")
         rc = 2
@@ -129,6 +172,8 @@ def run_command(name: str, argv: Optional[List[str]] = None) -> int:
         out.write(f"{name}: internal error: {type(exc).__name__}: {text} "
                   "(rerun with --traceback for the traceback)\n")
         rc = 3
+    if dest:
+        dest.commit(False)
     try:
         out.flush()  # crash in batch mode loses unflushed Python output
     except (BrokenPipeError, OSError):
