@@ -12,7 +12,6 @@ of ``memcgids`` against the cgroup tree the guest recorded before the dump.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -177,21 +176,20 @@ def _parse_memcgids(text):
 
 @pytest.mark.pykdump
 @pytest.mark.vmcore
-@pytest.mark.skipif(not os.path.isfile(MPYKDUMP),
-                    reason=f"PyKdump not available: {MPYKDUMP} missing (set CRASHEXT_PYKDUMP to a built mpykdump.so)")
-@pytest.mark.skipif(shutil.which("crash") is None, reason="Debian's crash is not installed")
 def test_bundle_inside_crash(vmcore, tmp_path):
+    import crashbuilds
+    build = crashbuilds.newest()
     fx = vmcore("bookworm", "memcg-churn")
     out = tmp_path / "bundle"
-    proc = bundle("-o", str(out), "--mpykdump", MPYKDUMP)
+    proc = bundle("-o", str(out), "--mpykdump", build.mpykdump)
     assert proc.returncode == 0, proc.stderr
     work = tmp_path / "cwd"  # crash's cwd: '.' is first on PyKdump's sys.path
     work.mkdir()
     (work / "where.py").write_text("import crashext, tabulate\nprint('FROM', crashext.__file__, tabulate.__file__)\n")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TERM": "dumb",
-           "PYKDUMPPATH": ":".join(linked_python_stdlib(MPYKDUMP) + [str(out)])}
+           "PYKDUMPPATH": ":".join(linked_python_stdlib(build.mpykdump) + [str(out)])}
     script = f"epython {work}/where.py\nmemcgids\nq\n"
-    run = subprocess.run([shutil.which("crash"), "-s", "-i", str(out / "crashrc"), str(fx.vmlinux), str(fx.vmcore)],
+    run = subprocess.run([build.crash, "-s", "-i", str(out / "crashrc"), str(fx.vmlinux), str(fx.vmcore)],
                          input=script, capture_output=True, text=True, env=env, cwd=work, timeout=900)
     text = run.stdout + run.stderr
     assert "crashext: registered" in text, text[-3000:]

@@ -1,35 +1,33 @@
-"""The crashext pack inside a real crash session (Debian's crash + PyKdump).
+"""The crashext pack inside a real crash session, in every crash built for it.
 
-Needs PyKdump's extension, built outside this repository (docs/crash.md):
-its path comes from CRASHEXT_PYKDUMP (default /opt/pykdump/mpykdump.so) and
-these tests skip, saying so, when it is absent.  Each command's JSON from
-inside crash, written through crash's own redirection, must equal the
-standalone drgn JSON for the same dump: same rows, same numbers.
+scripts/setup builds crash 8.0.6 and a PyKdump for it and for Debian's crash
+8.0.2 (scripts/build-pykdump); tests/crashbuilds.py finds them, skips saying
+how to build them when absent, and fails under CI=true.  Each command's JSON
+from inside crash, written through crash's own redirection, must equal the
+standalone drgn JSON for the same dump: same rows, same numbers.  8.0.2 runs
+on the 5.10 and 6.1 dumps (it cannot open 6.12 ones), 8.0.6 on all three.
 """
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from crashext.crashenv import pykdump_path
+import crashbuilds
 from jsoncmp import strip_place
 
-MPYKDUMP = pykdump_path()
-needs_pykdump = pytest.mark.skipif(
-    not os.path.isfile(MPYKDUMP),
-    reason=f"PyKdump not available: {MPYKDUMP} missing (set CRASHEXT_PYKDUMP to a built mpykdump.so)")
-needs_crash = pytest.mark.skipif(shutil.which("crash") is None, reason="Debian's crash is not installed")
+pytestmark = [pytest.mark.pykdump]
 
-pytestmark = [pytest.mark.pykdump, needs_pykdump, needs_crash]
 
-def crash_run(fx, *commands, timeout=900):
+def crash_run(fx, *commands, timeout=900, build=None):
+    """``crashext crash`` on a fixture; ``build`` picks the crash (default: crashext's choice)."""
+    if build is None:
+        build = crashbuilds.newest()
     proc = subprocess.run(
-        [sys.executable, "-m", "crashext", "crash", str(fx.vmlinux), str(fx.vmcore), "--", *commands],
+        [sys.executable, "-m", "crashext", "crash", "--crash", build.crash, "--mpykdump", build.mpykdump,
+         str(fx.vmlinux), str(fx.vmcore), "--", *commands],
         capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -42,22 +40,62 @@ def standalone_json(fx, *args):
     return json.loads(proc.stdout)
 
 
+#: every kernel-reading command of the pack, as run inside crash and standalone
+COMMANDS = {"memcgids": ["memcgids"], "frag": ["frag", "--migratetypes"],
+            "allocfail": ["allocfail"]}
+
+
 @pytest.mark.vmcore
-@pytest.mark.parametrize("suite", ["bullseye", "bookworm"])
-def test_commands_inside_crash_equal_standalone(vmcore, suite, tmp_path):
+@pytest.mark.parametrize("version,suite", crashbuilds.PAIRS)
+def test_commands_inside_crash_equal_standalone(vmcore, version, suite, tmp_path):
+    build = crashbuilds.need(version)
     fx = vmcore(suite, "memcg-churn")
-    outs = {name: tmp_path / f"{name}.json" for name in ("memcgids", "frag")}
-    _, transcript = crash_run(
-        fx, f"memcgids --json > {outs['memcgids']}", f"frag --json > {outs['frag']}")
+    outs = {name: tmp_path / f"{name}.json" for name in COMMANDS}
+    rc, transcript = crash_run(
+        fx, *(f"{' '.join(argv)} --json > {outs[name]}" for name, argv in COMMANDS.items()),
+        build=build)
     assert "crashext: registered" in transcript, transcript[-2000:]
+    assert f"using crash {version} " in transcript, transcript[-2000:]
+    assert "Traceback" not in transcript
     for name, path in outs.items():
         assert path.exists() and path.stat().st_size > 0, f"{name} wrote nothing:\n{transcript[-2000:]}"
         inside = json.loads(path.read_text())
-        assert strip_place(inside) == strip_place(standalone_json(fx, name)), name
+        assert strip_place(inside) == strip_place(standalone_json(fx, *COMMANDS[name])), name
 
 
 @pytest.mark.vmcore
-def test_help_pipes_and_errors_inside_crash(vmcore, tmp_path):
+def test_crash_picks_one_that_opens_the_dump(vmcore, tmp_path):
+    """Without --crash, a 6.12 dump is opened by the newest crash; the
+    choice is said on stderr, and the crash that cannot open it is not used."""
+    crashbuilds.need("8.0.6")
+    fx = vmcore("trixie", "memcg-churn")
+    out = tmp_path / "m.json"
+    proc = subprocess.run([sys.executable, "-m", "crashext", "crash", str(fx.vmlinux), str(fx.vmcore),
+                           "--", f"memcgids --json > {out}"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"crashext: using crash 8\.0\.6 ", proc.stderr), proc.stderr
+    assert strip_place(json.loads(out.read_text())) == strip_place(standalone_json(fx, "memcgids"))
+
+
+@pytest.mark.vmcore
+def test_dump_no_crash_can_open_names_each(vmcore, tmp_path):
+    """A dump no built crash opens gives one line naming each crash tried."""
+    build = crashbuilds.need("8.0.2")
+    fx = vmcore("trixie", "memcg-churn")  # crash 8.0.2 cannot open 6.12 dumps
+    proc = subprocess.run([sys.executable, "-m", "crashext", "crash", "--crash", build.crash,
+                           "--mpykdump", build.mpykdump, str(fx.vmlinux), str(fx.vmcore), "--", "memcgids"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "no crash could open the dump" in lines[0] and "crash 8.0.2 (" in lines[0], lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("version", sorted(crashbuilds.SUITES))
+def test_help_pipes_and_errors_inside_crash(vmcore, tmp_path, version):
+    build = crashbuilds.need(version)
     fx = vmcore("bookworm", "memcg-churn")
     truth_dying = fx.truth()["removed_charged.tsv"]  # cgroups removed while charged
     rc, out = crash_run(
@@ -67,6 +105,7 @@ def test_help_pipes_and_errors_inside_crash(vmcore, tmp_path):
         "memcgids --no-such-option",
         "frag --order 99",
         "sys | grep PANIC",
+        build=build,
     )
     # help shows our text under crash's NAME/SYNOPSIS/DESCRIPTION layout
     assert "memcgids - " in out and "kmemcg-id-unassigned" in out
@@ -79,3 +118,28 @@ def test_help_pipes_and_errors_inside_crash(vmcore, tmp_path):
     assert "Traceback" not in out
     assert "out of range" in out  # frag --order 99: one line, the session went on
     assert re.search(r'PANIC: ".*sysrq triggered crash"', out)
+
+
+@pytest.mark.vmcore
+def test_init_names_the_module_it_cannot_import(vmcore, tmp_path):
+    """A PYKDUMPPATH without tabulate: the init script says which module
+    failed to import and why, for each command, not "registered nothing"."""
+    import os
+    from crashext.crashenv import crash_env, init_lines
+    import tabulate
+    build = crashbuilds.newest()
+    fx = vmcore("bookworm", "memcg-churn")
+    env = crash_env(mpykdump=build.mpykdump)
+    tab_dir = os.path.dirname(os.path.abspath(tabulate.__file__))
+    if os.path.basename(tabulate.__file__) == "__init__.py":
+        tab_dir = os.path.dirname(tab_dir)
+    env["PYKDUMPPATH"] = ":".join(d for d in env["PYKDUMPPATH"].split(":") if d != tab_dir)
+    init = tmp_path / "init"
+    init.write_text("\n".join(init_lines(build.mpykdump)) + "\n")
+    proc = subprocess.run([build.crash, "-s", "-i", str(init), str(fx.vmlinux), str(fx.vmcore)],
+                          input="q\n", capture_output=True, text=True, env=env, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("crashext: ")]
+    assert any(re.search(r"^crashext: memcgids not registered: .*tabulate", ln) for ln in lines), out[-2000:]
+    assert any(ln.startswith("crashext: registered nothing; PYKDUMPPATH must name") for ln in lines), lines

@@ -113,11 +113,39 @@ CRASH_CASES = ["memcg-sibling-cycle", "page-desc-beyond-eof", "root-memcg-null",
 @pytest.mark.pykdump
 @pytest.mark.parametrize("case_id", CRASH_CASES)
 def test_fault_case_inside_crash(matrix, case_id):
-    import shutil
-    from crashext.crashenv import pykdump_path
+    import crashbuilds
     from tests.faults.cases import BY_ID
-    if not os.path.isfile(pykdump_path()) or shutil.which("crash") is None:
-        pytest.skip("PyKdump or crash not available")
+    crashbuilds.newest()  # skips (fails in CI) without a crash + PyKdump build
     res = matrix.crash_row(BY_ID[case_id])
     bad = {c: f"{o.word}: {o.detail}" for c, o in res.items() if not o.ok}
     assert not bad, f"{case_id} inside crash: {bad}"
+
+
+@pytest.mark.slow
+@pytest.mark.pykdump
+def test_output_file_inside_crash_holds_only_the_command(matrix, tmp_path):
+    """On a dump with a damaged page, crash prints its own read diagnostics
+    into the stream `> FILE` captures; `--output FILE` gets the command's
+    JSON only, and it is the same JSON as the redirected stream's once
+    crash's lines are taken out."""
+    import json
+    import subprocess
+    import sys
+    import crashbuilds
+    from tests.faults.cases import BY_ID
+    build = crashbuilds.newest()
+    core, vmlinux = matrix.build(BY_ID["page-data-garbage"])
+    clean, redirected = tmp_path / "clean.json", tmp_path / "redirected.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "crashext", "crash", "--crash", build.crash, "--mpykdump", build.mpykdump,
+         vmlinux, core, "--", f"memcgids --json --output {clean}", f"memcgids --json > {redirected}"],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(clean.read_text())            # the whole file is one JSON document
+    stream = redirected.read_text()
+    foreign = [ln for ln in stream.splitlines() if ln.startswith(("memcgids: ", "crash: ", "crashext: "))]
+    kept = "\n".join(ln for ln in stream.splitlines() if ln not in foreign)
+    assert json.loads(kept) == data
+    # the damage is really there: the row of the garbled page is unreadable
+    row = next(m for m in data["memcgs"] if m["path"] == "/kubepods/pod2/ctr2")
+    assert "unreadable" in row["anomalies"] and row["errors"], row

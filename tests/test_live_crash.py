@@ -3,8 +3,9 @@
 The guest boots a fixture kernel -- bullseye 5.10, then bookworm 6.1 --
 with a debootstrapped bookworm root (tests/live/rootfs.py, cached under
 ~/.cache/crashext/live/) holding Debian's crash 8.0.2 and Python 3.11; the
-payload adds crashext, PyKdump's mpykdump.so (from CRASHEXT_PYKDUMP) and
-the kernel's debug vmlinux.  Inside, the guest makes memory cgroups (some
+payload adds crashext, the newest crash built by scripts/build-pykdump
+(8.0.6) with its PyKdump (Debian's 8.0.2 with its PyKdump when that is all
+there is), and the kernel's debug vmlinux.  Inside, the guest makes memory cgroups (some
 removed while charged, so dying), saves its own cgroup tree, /proc/cgroups
 and /proc/zoneinfo, then runs ``crash -s VMLINUX`` live (/proc/kcore) with
 the pack loaded: ``memcgids --json``, and ``frag --json`` between two reads
@@ -14,7 +15,7 @@ console; docs/live.md ("crash live in a guest") says what is compared and
 why the buddy range is honest.
 
 crash 8.0.2 cannot start live on the 6.1 kernel (CRASH_FLEX_PID_FIX): that
-case, and only that one, is an xfail.
+case, and only that one, is an xfail; crash 8.0.6 passes there.
 
 Emulated (TCG) and slow: marked ``slow`` -- CI runs it once.
 """
@@ -29,13 +30,12 @@ from pathlib import Path
 import pytest
 
 from conftest import fixturelib, truthmod  # noqa: F401
-from crashext.crashenv import pykdump_path
+import crashbuilds
 from live import guest, rootfs
 
 pytestmark = [pytest.mark.slow, pytest.mark.vmcore]
 
 REPO = Path(__file__).resolve().parent.parent
-MPYKDUMP = pykdump_path()
 
 RUN_SH = r"""#!/bin/sh
 # runs as PID 1's child in the guest (tests/test_live_crash.py)
@@ -75,7 +75,9 @@ emit tree.tsv /tmp/tree.tsv
 emit removed_charged.tsv /tmp/removed.tsv
 emit proc_cgroups /tmp/proc_cgroups
 emit buddy_before /tmp/buddy_before
-crash --version 2>&1 | grep -m1 '^crash ' > /tmp/crash_version
+CRASH=crash
+[ -x /opt/pykdump/crash ] && CRASH=/opt/pykdump/crash
+$CRASH --version 2>&1 | grep -m1 '^crash ' > /tmp/crash_version
 emit crash_version /tmp/crash_version
 cat /proc/zoneinfo > /tmp/zoneinfo
 emit zoneinfo /tmp/zoneinfo
@@ -94,7 +96,7 @@ if [ -f /opt/pykdump/mpykdump.so ]; then
     "!cat /proc/buddyinfo > /tmp/buddy_post_frag_crash" \
     "q" > /tmp/crash.in
   t0=$(now)
-  crash -s $VMLINUX < /tmp/crash.in > /tmp/crash.out 2>&1
+  $CRASH -s $VMLINUX < /tmp/crash.in > /tmp/crash.out 2>&1
   echo "crash exit $?" >> /tmp/crash.out
   t1=$(now)
   echo "$t0 $(cat /tmp/crash_t_prompt 2>/dev/null || echo -) $t1" > /tmp/crash_time
@@ -177,8 +179,12 @@ def guest_run(request, tmp_path_factory):
     }
     for so in site.glob("_drgn.cpython-*.so"):
         payload["/opt/crashext-site/" + so.name] = so
-    if os.path.isfile(MPYKDUMP):
-        payload["/opt/pykdump/mpykdump.so"] = Path(MPYKDUMP)
+    build = crashbuilds.newest()
+    payload["/opt/pykdump/mpykdump.so"] = Path(build.mpykdump)
+    if build.origin == "built":
+        # crash built by scripts/build-pykdump; the root's crash package
+        # brings the libraries it links (lzo, snappy, zstd, ncurses)
+        payload["/opt/pykdump/crash"] = Path(build.crash)
     t1 = time.monotonic()
     image = rootfs.build_image(tree, payload, wd / "root.img")
     t_image = time.monotonic() - t1
@@ -283,8 +289,6 @@ def _pid_numbers_flex(blocks):
     return size == numbers
 
 
-@pytest.mark.skipif(not os.path.isfile(MPYKDUMP),
-                    reason=f"PyKdump not available: {MPYKDUMP} missing (set CRASHEXT_PYKDUMP)")
 def test_crash_live_inside_guest(guest_run):
     b = guest_run
     assert "crash.out" in b, "the guest ran no crash"

@@ -14,9 +14,10 @@ import re
 import pytest
 
 from crashext.sources import kmsg, logs
-from test_crash_pack import crash_run, needs_crash, needs_pykdump, standalone_json
+import crashbuilds
+from test_crash_pack import crash_run, standalone_json
 
-pytestmark = [pytest.mark.pykdump, pytest.mark.vmcore, needs_pykdump, needs_crash]
+pytestmark = [pytest.mark.pykdump, pytest.mark.vmcore]
 
 _CLONE = re.compile(r"\.(?:isra|constprop|part|cold)(?:\.\d+)*$")
 
@@ -44,11 +45,13 @@ def _is_subsequence(needle, hay):
     return all(any(x == y for y in it) for x in needle)
 
 
-@pytest.fixture(scope="module", params=["bullseye", "bookworm"])
+@pytest.fixture(scope="module", params=crashbuilds.PAIRS, ids=lambda p: "-".join(p))
 def both(request, vmcore, tmp_path_factory):
-    fx = vmcore(request.param, "memcg-churn")
+    version, suite = request.param
+    build = crashbuilds.need(version)
+    fx = vmcore(suite, "memcg-churn")
     out = tmp_path_factory.mktemp("triage") / "triage.json"
-    rc, transcript = crash_run(fx, f"triage --json > {out}")
+    rc, transcript = crash_run(fx, f"triage --json > {out}", build=build)
     assert "crashext: registered" in transcript and "triage" in transcript, transcript[-2000:]
     assert out.exists() and out.stat().st_size > 0, transcript[-2000:]
     assert "Traceback" not in transcript and "internal error" not in transcript

@@ -139,7 +139,7 @@ def build_image(tree, payload, image, slack_mb=1024):
                 try:
                     os.link(src, dest)
                 except OSError:
-                    shutil.copyfile(src, dest)
+                    shutil.copy2(src, dest)  # keeps the mode (a crash binary)
         size_mb = _size_of(stage) // (1 << 20) + slack_mb
         if image.exists():
             image.unlink()
