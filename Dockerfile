@@ -1,6 +1,11 @@
-# crashext in a container: Red Hat's crash (Debian's build), drgn, crashext,
-# and -- when pykdump/mpykdump.so is in the build context -- PyKdump with the
-# crashext commands loaded in every crash session (~/.crashrc).
+# crashext in a container: Red Hat's crash 8.0.6 and PyKdump, both built here
+# from pinned sources (scripts/build-pykdump), drgn, crashext, and the crashext
+# commands loaded in every crash session (~/.crashrc).
+#
+# The build stage needs the pinned source archives in pykdump/sources/ of the
+# build context (scripts/build-image copies them there from
+# ../shared/third_party or $CRASHEXT_SOURCES); without them it fetches them
+# from upstream (needs internet).
 #
 #   docker build -t crashext .        # or scripts/build-image (buildah, no Docker engine)
 #   docker run --rm -v "$PWD":/dumps crashext crashext triage -c vmcore -s vmlinux
@@ -8,6 +13,24 @@
 #
 # The working directory is /dumps, so paths relative to the mounted directory
 # work.  See docs/install.md.
+
+# ---- build stage: crash 8.0.6 and PyKdump for it, from pinned sources.  The
+# cache mount keeps build-pykdump's own cache between builds: when the sources
+# and the recipe are unchanged it takes seconds instead of ~10 minutes.
+FROM docker.io/library/debian:bookworm-slim AS pykdump
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates git python3 \
+      gcc g++ make bison flex texinfo libncurses-dev zlib1g-dev liblzo2-dev \
+      libsnappy-dev libzstd-dev python3.11 libpython3.11-dev zip patch xz-utils \
+ && rm -rf /var/lib/apt/lists/*
+COPY scripts/build-pykdump /src/scripts/build-pykdump
+COPY pykdump/ /src/pykdump/
+RUN --mount=type=cache,target=/cache,id=crashext-pykdump \
+    mkdir -p /src/pykdump/sources \
+ && XDG_CACHE_HOME=/cache CRASHEXT_SOURCES=/src/pykdump/sources \
+      python3 /src/scripts/build-pykdump --crash 8.0.6 \
+ && mkdir -p /opt/pykdump \
+ && cp -a /cache/crashext/pykdump/crash-8.0.6 /opt/pykdump/
 
 # ---- build stage: a venv with drgn and crashext (pip and sources stay here)
 FROM docker.io/library/debian:bookworm-slim AS build
@@ -29,15 +52,14 @@ RUN /opt/crashext/bin/pip install --no-cache-dir --disable-pip-version-check /sr
 
 # ---- the image
 FROM docker.io/library/debian:bookworm-slim
-# pykdump/ holds a README and, optionally, mpykdump.so (PyKdump built for
-# Debian's crash 8.0.2 against Debian's libpython3.11; see pykdump/README.md)
-COPY pykdump/ /opt/pykdump/
-RUN set -e; \
-    pkgs="crash python3 less"; \
-    if [ -f /opt/pykdump/mpykdump.so ]; then pkgs="$pkgs libpython3.11"; fi; \
-    apt-get update; \
-    apt-get install -y --no-install-recommends $pkgs; \
-    rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
+# crash's and PyKdump's run-time libraries (the compression libraries of
+# `make lzo snappy zstd`, ncurses, and Debian's libpython3.11 PyKdump links)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 less libpython3.11 \
+      liblzo2-2 libsnappy1v5 libzstd1 libncursesw6 zlib1g \
+ && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
+COPY --from=pykdump /opt/pykdump /opt/pykdump
+RUN ln -s /opt/pykdump/crash-8.0.6/crash /usr/local/bin/crash
 COPY --from=build /opt/crashext /opt/crashext
 COPY scripts/container-entrypoint /usr/local/bin/crashext-entrypoint
 
@@ -46,7 +68,7 @@ COPY scripts/container-entrypoint /usr/local/bin/crashext-entrypoint
 # (crashext, tabulate).  tests/test_image.py checks this equals what
 # `crashext crash-init --export` computes inside the image.
 ENV PATH=/opt/crashext/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    CRASHEXT_PYKDUMP=/opt/pykdump/mpykdump.so \
+    CRASHEXT_BUILDS=/opt/pykdump \
     PYKDUMPPATH=/usr/lib/python3.11:/usr/lib/python3.11/lib-dynload:/opt/crashext/share/crashext/epython:/opt/crashext/lib/python3.11/site-packages \
     PYTHONDONTWRITEBYTECODE=1
 
@@ -54,9 +76,7 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash crashext \
  && mkdir -p /dumps
 USER crashext
 # crash reads ~/.crashrc at start: load PyKdump and register the crashext commands
-RUN if [ -f /opt/pykdump/mpykdump.so ]; then \
-        crashext crash-init --crashrc > /home/crashext/.crashrc; \
-    fi
+RUN crashext crash-init --crashrc > /home/crashext/.crashrc
 WORKDIR /dumps
 ENTRYPOINT ["/usr/local/bin/crashext-entrypoint"]
 CMD ["crashext", "--help"]
