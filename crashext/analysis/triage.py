@@ -31,30 +31,13 @@ from ..sources import kmsg, logs
 from ..sources.logs import LogLine
 from . import allocfail as allocmod
 from . import panic as panicmod
+from .kbmatch import (STATUS_MATCHED, STATUS_UNKNOWN, STATUS_UNMATCHED, Evidence,  # noqa: F401
+                      evaluate)
 from .system import panic_string
 
 __all__ = ["triage", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
            "zone_summary", "memcg_evidence", "evaluate", "Evidence",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
-
-STATUS_MATCHED = "matched"
-STATUS_UNMATCHED = "unmatched"
-STATUS_UNKNOWN = "unknown"
-
-# Weights of the signature elements that are not weighted in the entry itself.
-_W_PANIC = 3.0
-_W_RIP = 2.0
-_W_FRAME_REQUIRED = 1.0
-_W_FRAME_OPTIONAL = 0.5
-_W_KERNEL = 1.0
-
-
-_FUNC_SUFFIX = re.compile(r"\.(?:isra|constprop|part|cold|lto_priv|llvm)(?:\.\d+)*$")
-
-
-def _norm_func(name: Optional[str]) -> Optional[str]:
-    """Compiler clones (``online_css.isra.9``, ``foo.cold``) are the function itself."""
-    return _FUNC_SUFFIX.sub("", name) if name else name
 
 
 # ---------------------------------------------------------------------------
@@ -266,141 +249,6 @@ def memcg_evidence(t: Target) -> Dict[str, Any]:
     flagged = [m.to_json() for m in report.memcgs if m.anomalies][:20]
     return {"summary": summary, "codes": sorted(codes), "flagged": flagged,
             "explanations": {c: memcgmod.ANOMALIES.get(c, "") for c in codes}}
-
-
-# ---------------------------------------------------------------------------
-# Matching
-# ---------------------------------------------------------------------------
-
-class Evidence:
-    """What the matcher may look at; None means "not known" (not "absent")."""
-
-    def __init__(self) -> None:
-        self.release: Optional[str] = None
-        self.panic: Optional[str] = None
-        self.panic_known = False           # some source could tell the panic string
-        self.rip_function: Optional[str] = None
-        self.rip_known = False             # some source could tell whether there was an exception
-        self.frames: Optional[List[str]] = None
-        self.log_hits: Optional[Dict[str, Optional[str]]] = None  # regex -> first line
-        self.allocfails: Optional[List[Dict[str, Any]]] = None
-        self.dump_codes: Optional[set] = None
-        self.dump_why = "no dump given"
-        self.log_why = "no kernel log"
-
-
-def _el(name: str, status: str, detail: str, weight: float, required: bool, group: str
-        ) -> Dict[str, Any]:
-    return {"element": name, "status": status, "detail": detail, "weight": weight,
-            "required": required, "group": group}
-
-
-def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
-    """Each signature element of ``entry`` against ``ev``, and the score."""
-    sig = entry.signature
-    els: List[Dict[str, Any]] = []
-    if sig.panic:
-        if not ev.panic_known:
-            els.append(_el("panic string", STATUS_UNKNOWN, "no panic string available",
-                           _W_PANIC, sig.panic_required, "panic"))
-        else:
-            hit = next((p for p in sig.panic if ev.panic and re.search(p, ev.panic)), None)
-            els.append(_el("panic string", STATUS_MATCHED if hit else STATUS_UNMATCHED,
-                           f"{ev.panic!r} ~ /{hit}/" if hit else
-                           f"{ev.panic!r} matches none of {sig.panic}" if ev.panic else
-                           "no panic message found", _W_PANIC, sig.panic_required, "panic"))
-    if sig.rip_function:
-        if not ev.rip_known:
-            els.append(_el("exception RIP function", STATUS_UNKNOWN, "no backtrace or RIP line",
-                           _W_RIP, sig.rip_required, "panic"))
-        else:
-            ok = _norm_func(ev.rip_function) in sig.rip_function
-            els.append(_el("exception RIP function", STATUS_MATCHED if ok else STATUS_UNMATCHED,
-                           f"RIP in {ev.rip_function}" if ev.rip_function else
-                           "no exception RIP (the panic was not an exception)",
-                           _W_RIP, sig.rip_required, "panic"))
-    names = set(_norm_func(f) for f in ev.frames) if ev.frames is not None else None
-    for fr, w, req in ([(f, _W_FRAME_REQUIRED, True) for f in sig.frames_required]
-                       + [(f, _W_FRAME_OPTIONAL, False) for f in sig.frames_optional]):
-        if names is None:
-            els.append(_el(f"frame {fr}", STATUS_UNKNOWN, "no backtrace of the panicking task",
-                           w, req, "backtrace"))
-        else:
-            ok = fr in names
-            els.append(_el(f"frame {fr}", STATUS_MATCHED if ok else STATUS_UNMATCHED,
-                           "in the panicking task's backtrace" if ok else "not in the backtrace",
-                           w, req, "backtrace"))
-    for lp in sig.log:
-        label = f"log: {lp.name}"
-        if ev.log_hits is None or (lp.kind == "regex" and lp.pattern not in ev.log_hits):
-            why = ev.log_why if ev.log_hits is None else "the log was not searched for it"
-            els.append(_el(label, STATUS_UNKNOWN, why, lp.weight, lp.required, "log"))
-            continue
-        if lp.kind == "regex":
-            hit = ev.log_hits.get(lp.pattern)
-            els.append(_el(label, STATUS_MATCHED if hit else STATUS_UNMATCHED,
-                           hit.strip()[:160] if hit else f"no line matches /{lp.pattern}/",
-                           lp.weight, lp.required, "log"))
-        else:  # allocfail
-            found = None
-            for f in ev.allocfails or []:
-                if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
-                    continue
-                fnames = set(_norm_func(x["function"]) for x in f["frames"])
-                if lp.frames_any and not fnames & set(lp.frames_any):
-                    continue
-                found = f
-                break
-            if found:
-                via = sorted(set(_norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
-                detail = (f"{found['comm']}: order-{found['order']} allocation failure, mode "
-                          f"{found['mode']}" + (f", via {', '.join(via)}" if via else ""))
-            else:
-                detail = (f"{len(ev.allocfails or [])} allocation failure(s) in the log, none "
-                          f"of order >= {lp.min_order or 0}"
-                          + (f" through {', '.join(lp.frames_any)}" if lp.frames_any else ""))
-            els.append(_el(label, STATUS_MATCHED if found else STATUS_UNMATCHED, detail,
-                           lp.weight, lp.required, "log"))
-    for dp in sig.dump:
-        label = f"dump: {dp.name}"
-        if ev.dump_codes is None:
-            els.append(_el(label, STATUS_UNKNOWN, ev.dump_why, dp.weight, dp.required, "dump"))
-        else:
-            ok = dp.code in ev.dump_codes
-            els.append(_el(label, STATUS_MATCHED if ok else STATUS_UNMATCHED,
-                           f"memcg analysis reports {dp.code}" if ok else
-                           f"memcg analysis does not report {dp.code}", dp.weight, dp.required,
-                           "dump"))
-    if entry.affected:
-        status, why = kbmod.release_affected(ev.release, entry.affected)
-        els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
-    checked = [e for e in els if e["status"] != STATUS_UNKNOWN]
-    got = sum(e["weight"] for e in checked if e["status"] == STATUS_MATCHED)
-    possible = sum(e["weight"] for e in checked)
-    score = got / possible if possible else 0.0
-    blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
-    evidence = [e for e in els if e["group"] != "kernel" and e["status"] == STATUS_MATCHED]
-    matched = bool(evidence) and not blockers and score >= entry.min_score
-    if matched:
-        why_not = None
-    elif blockers:
-        why_not = "required element unmatched: " + ", ".join(e["element"] for e in blockers)
-    elif not evidence:
-        why_not = "no signature element matched" + (
-            "" if checked else " (nothing could be checked)")
-    else:
-        why_not = f"score {score:.2f} below {entry.min_score:.2f}"
-    return {
-        "id": entry.id, "title": entry.title, "kind": entry.kind, "matched": matched,
-        "score": round(score, 3), "checked_weight": possible, "matched_weight": got,
-        "total_weight": sum(e["weight"] for e in els),
-        "unknown": sum(1 for e in els if e["status"] == STATUS_UNKNOWN),
-        "why_not": why_not, "elements": els, "summary": entry.summary,
-        "meaning": " ".join(entry.meaning.split()), "fixed_in": entry.fixed_in,
-        "workarounds": entry.workarounds,
-        "references": [{"title": r.title, "url": r.url, "note": r.note} for r in entry.references],
-        "kb_file": entry.source,
-    }
 
 
 # ---------------------------------------------------------------------------
