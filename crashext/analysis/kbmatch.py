@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional
 
 from .. import kb as kbmod
 
-__all__ = ["Evidence", "evaluate", "norm_func", "STATUS_MATCHED", "STATUS_UNMATCHED",
-           "STATUS_UNKNOWN"]
+__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func",
+           "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
 
 STATUS_MATCHED = "matched"
 STATUS_UNMATCHED = "unmatched"
@@ -61,6 +61,80 @@ def _el(name: str, status: str, detail: str, weight: float, required: bool, grou
             "required": required, "group": group}
 
 
+def _gfp_names(f: Dict[str, Any]) -> set:
+    return set((f.get("flags") or "").split("|")) - {""}
+
+
+def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
+    """Whether one allocation failure (triage's dict) meets an allocfail element."""
+    if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
+        return False
+    if lp.max_order is not None and (f["order"] is None or f["order"] > lp.max_order):
+        return False
+    if lp.frames_any:
+        fnames = set(norm_func(x["function"]) for x in f["frames"])
+        if not fnames & set(lp.frames_any):
+            return False
+    names = _gfp_names(f)
+    if lp.flags_all and not set(lp.flags_all) <= names:
+        return False
+    if lp.flags_none and set(lp.flags_none) & names:
+        return False
+    if lp.zones is not None and f.get("zones") != lp.zones:
+        return False
+    return True
+
+
+def _allocfail_wanted(lp: "kbmod.LogPattern") -> str:
+    parts = []
+    if lp.min_order is not None:
+        parts.append(f"order >= {lp.min_order}")
+    if lp.max_order is not None:
+        parts.append(f"order <= {lp.max_order}")
+    if lp.frames_any:
+        parts.append(f"through {', '.join(lp.frames_any)}")
+    if lp.flags_all:
+        parts.append(f"with {'|'.join(lp.flags_all)}")
+    if lp.flags_none:
+        parts.append(f"without {'|'.join(lp.flags_none)}")
+    if lp.zones:
+        parts.append(f"zone verdict {lp.zones}")
+    return ", ".join(parts) or "any"
+
+
+def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
+    """One log element of a signature or precursor against ``ev``."""
+    label = f"log: {lp.name}"
+    group = "log-absent" if lp.absent else "log"
+    if ev.log_hits is None or (lp.kind == "regex" and lp.pattern not in ev.log_hits):
+        why = ev.log_why if ev.log_hits is None else "the log was not searched for it"
+        return _el(label, STATUS_UNKNOWN, why, lp.weight, lp.required, group)
+    if lp.kind == "regex":
+        hit = ev.log_hits.get(lp.pattern)
+        if lp.absent:
+            return _el(label, STATUS_UNMATCHED if hit else STATUS_MATCHED,
+                       f"present: {hit.strip()[:160]}" if hit else
+                       f"no line matches /{lp.pattern}/", lp.weight, lp.required, group)
+        return _el(label, STATUS_MATCHED if hit else STATUS_UNMATCHED,
+                   hit.strip()[:160] if hit else f"no line matches /{lp.pattern}/",
+                   lp.weight, lp.required, group)
+    # allocfail
+    found = next((f for f in ev.allocfails or [] if _allocfail_ok(lp, f)), None)
+    if found:
+        via = sorted(set(norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
+        what = (f"vmalloc failure of {found['size']} bytes" if found.get("kind") == "vmalloc"
+                else f"order-{found['order']} allocation failure")
+        detail = (f"{found['comm']}: {what}, mode {found['mode']}"
+                  + (f" ({found['flags']})" if found.get("flags") else "")
+                  + (f", via {', '.join(via)}" if via else "")
+                  + (f", zones: {found['zones']}" if lp.zones else ""))
+    else:
+        detail = (f"{len(ev.allocfails or [])} allocation failure(s) in the log, none "
+                  f"{_allocfail_wanted(lp)}")
+    return _el(label, STATUS_MATCHED if found else STATUS_UNMATCHED, detail,
+               lp.weight, lp.required, group)
+
+
 def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
     """Each signature element of ``entry`` against ``ev``, and the score."""
     sig = entry.signature
@@ -97,36 +171,7 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
                            "in the panicking task's backtrace" if ok else "not in the backtrace",
                            w, req, "backtrace"))
     for lp in sig.log:
-        label = f"log: {lp.name}"
-        if ev.log_hits is None or (lp.kind == "regex" and lp.pattern not in ev.log_hits):
-            why = ev.log_why if ev.log_hits is None else "the log was not searched for it"
-            els.append(_el(label, STATUS_UNKNOWN, why, lp.weight, lp.required, "log"))
-            continue
-        if lp.kind == "regex":
-            hit = ev.log_hits.get(lp.pattern)
-            els.append(_el(label, STATUS_MATCHED if hit else STATUS_UNMATCHED,
-                           hit.strip()[:160] if hit else f"no line matches /{lp.pattern}/",
-                           lp.weight, lp.required, "log"))
-        else:  # allocfail
-            found = None
-            for f in ev.allocfails or []:
-                if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
-                    continue
-                fnames = set(norm_func(x["function"]) for x in f["frames"])
-                if lp.frames_any and not fnames & set(lp.frames_any):
-                    continue
-                found = f
-                break
-            if found:
-                via = sorted(set(norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
-                detail = (f"{found['comm']}: order-{found['order']} allocation failure, mode "
-                          f"{found['mode']}" + (f", via {', '.join(via)}" if via else ""))
-            else:
-                detail = (f"{len(ev.allocfails or [])} allocation failure(s) in the log, none "
-                          f"of order >= {lp.min_order or 0}"
-                          + (f" through {', '.join(lp.frames_any)}" if lp.frames_any else ""))
-            els.append(_el(label, STATUS_MATCHED if found else STATUS_UNMATCHED, detail,
-                           lp.weight, lp.required, "log"))
+        els.append(log_element(lp, ev))
     for dp in sig.dump:
         label = f"dump: {dp.name}"
         if ev.dump_codes is None:
@@ -145,7 +190,8 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
     possible = sum(e["weight"] for e in checked)
     score = got / possible if possible else 0.0
     blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
-    evidence = [e for e in els if e["group"] != "kernel" and e["status"] == STATUS_MATCHED]
+    evidence = [e for e in els if e["group"] not in ("kernel", "log-absent")
+                and e["status"] == STATUS_MATCHED]
     matched = bool(evidence) and not blockers and score >= entry.min_score
     if matched:
         why_not = None
@@ -164,6 +210,33 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
         "why_not": why_not, "elements": els, "summary": entry.summary,
         "meaning": " ".join(entry.meaning.split()), "fixed_in": entry.fixed_in,
         "workarounds": entry.workarounds,
-        "references": [{"title": r.title, "url": r.url, "note": r.note} for r in entry.references],
+        "references": [{"title": r.title, "url": r.url, "note": r.note, "status": r.status}
+                       for r in entry.references],
+        "fixes": [{"what": f.what, "first_release": f.first_release, "status": f.status,
+                   "checked": f.checked, "url": f.url} for f in entry.fixes],
         "kb_file": entry.source,
     }
+
+
+def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str, Any]]:
+    """The entry's precursor against ``ev``: None if the entry has none.
+
+    It matches when at least one of its (not absent) log elements matched,
+    none of its required ones is unmatched and the kernel release is not
+    outside the entry's affected ranges (unknown is allowed and said).
+    """
+    pre = entry.precursor
+    if pre is None:
+        return None
+    els = [log_element(lp, ev) for lp in pre.log]
+    if entry.affected:
+        status, why = kbmod.release_affected(ev.release, entry.affected)
+        els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
+    blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
+    evidence = [e for e in els if e["group"] == "log" and e["status"] == STATUS_MATCHED]
+    matched = bool(evidence) and not blockers
+    return {"matched": matched, "evidence": pre.evidence, "elements": els,
+            "shows": "; ".join(e["detail"] for e in evidence),
+            "why_not": None if matched else (
+                "required element unmatched: " + ", ".join(e["element"] for e in blockers)
+                if blockers else "no precursor element matched")}

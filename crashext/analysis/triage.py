@@ -20,6 +20,7 @@ no log) is reported as unknown and does not count either way.
 Everything returned is plain data; the ``triage`` command renders it.
 """
 
+import dataclasses
 import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -30,9 +31,10 @@ from ..kernel.target import Target
 from ..sources import kmsg, logs
 from ..sources.logs import LogLine
 from . import allocfail as allocmod
+from . import diagnosis as diagmod
 from . import panic as panicmod
 from .kbmatch import (STATUS_MATCHED, STATUS_UNKNOWN, STATUS_UNMATCHED, Evidence,  # noqa: F401
-                      evaluate)
+                      evaluate, evaluate_precursor)
 from .system import panic_string
 
 __all__ = ["triage", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
@@ -155,8 +157,29 @@ def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
 
 def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
     """The oops/BUG/panic header that names the cause: the first one that is
-    not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`)."""
-    return next((h for h in rep.oops if h.kind != "warning"), None)
+    not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`).
+
+    x86 page faults print two headers for one event: ``BUG: unable to handle
+    kernel NULL pointer dereference`` and, a few lines on, ``Oops: 0000 [#1]``
+    (arch/x86/mm/fault.c show_fault_oops() then die()); the task, RIP and call
+    trace follow the second.  When the first has no RIP, those of the next
+    header within a few lines complete it."""
+    idx = next((i for i, h in enumerate(rep.oops) if h.kind != "warning"), None)
+    if idx is None:
+        return None
+    h = rep.oops[idx]
+    if h.rip_func is None and idx + 1 < len(rep.oops):
+        nxt = rep.oops[idx + 1]
+        if nxt.kind == "oops" and nxt.rip_func and 0 <= nxt.line - h.line <= _SAME_EVENT_LINES:
+            h = dataclasses.replace(h, rip=nxt.rip, rip_func=nxt.rip_func, comm=nxt.comm,
+                                    pid=nxt.pid, release=nxt.release or h.release, cpu=nxt.cpu,
+                                    rip_pc=nxt.rip_pc, trace=nxt.trace or h.trace)
+    return h
+
+
+#: lines between "BUG: unable to handle ..." and its "Oops:" line (PGD/P4D/PUD/PMD
+#: lines and a blank one in between on 4.13)
+_SAME_EVENT_LINES = 12
 
 
 def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
@@ -216,11 +239,15 @@ def zone_summary(view: "allocmod.FailureView") -> Dict[str, Any]:
         out["conclusion"] = (f"order-{r.order} request fails the min watermark in all "
                              f"{usable} zones it may use; " + "; ".join(parts))
         out["fragmentation"] = bool(frag) and not short
+        # the class the knowledge base and the diagnosis use (kb.ZONE_VERDICTS)
+        out["class"] = ("fragmentation" if out["fragmentation"] else
+                        "lowmem_reserve" if held and not short and not frag else "short")
     else:
         out["conclusion"] = (f"{usable - len(failing)} of {usable} usable zones pass the min "
                              f"watermark for order {r.order} as printed; the failure was "
                              "transient or limited by the allocation context")
         out["fragmentation"] = False
+        out["class"] = "transient"
     return out
 
 
@@ -277,9 +304,12 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     if target is None and log_lines is None and crash_text is None:
         raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE "
                          "or --crash-log FILE")
-    if entries is None:
-        entries = kbmod.load_kb(kb_dirs)
     errors: Dict[str, str] = {}
+    if entries is None:
+        problems: List[str] = []
+        entries = kbmod.load_kb(kb_dirs, problems=problems)
+        if problems:
+            errors["kb"] = "; ".join(problems)
     sources = []
     if target is not None:
         sources.append(target.source)
@@ -299,8 +329,9 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         release_hint = _section(lambda: target.release)[0]
         gfp_names = _section(gfpmod.names_from_target, target)[0]
     rep = None
-    scan = LogScan(sorted({lp.pattern for e in entries for lp in e.signature.log
-                           if lp.kind == "regex"}))
+    scan = LogScan(sorted({lp.pattern for e in entries
+                           for lp in e.signature.log + (e.precursor.log if e.precursor else [])
+                           if lp.kind == "regex"} | set(diagmod.SCAN_PATTERNS)))
     if lines is not None:
         # not in _section: an unusable log file (InputError) stops triage
         rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES)
@@ -404,8 +435,12 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         memory["failures_not_kept"] = rep.dropped
         # beyond the kept ones, the last failure of each group still counts as evidence
         kept = {id(v) for v in rep.failures}
-        extra = [allocation_failure(g.last_view) for g in rep.groups
-                 if g.last_view is not None and id(g.last_view) not in kept]
+        extra = []
+        for g in rep.groups:
+            if g.last_view is not None and id(g.last_view) not in kept:
+                f = allocation_failure(g.last_view)
+                f["zones"] = (_section(zone_summary, g.last_view)[0] or {}).get("class")
+                extra.append(f)
     else:
         extra = []
         memory["errors"]["allocation_failures"] = errors.get("log", "no kernel log")
@@ -433,7 +468,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             ev.frames = [f["function"] for f in pan["frames"] if f.get("function")]
     if rep is not None:
         ev.log_hits = scan.hits
-        ev.allocfails = memory["allocation_failures"] + extra
+        ev.allocfails = [dict(f, zones=zv.get("class")) for f, zv in
+                         zip(memory["allocation_failures"], memory["zone_verdicts"])] + extra
     elif target is not None or log_lines is not None:
         ev.log_why = errors.get("log", "the dump's log could not be read")
     if mev is not None:
@@ -445,22 +481,44 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     results = [evaluate(e, ev) for e in entries]
     results.sort(key=lambda r: (not r["matched"], -r["score"], -r["matched_weight"], r["id"]))
     matches = [r for r in results if r["matched"]]
+    # precursors: the state that leads to an entry's bug, when the bug itself did not match
+    at_risk = []
+    for e, r in zip(sorted(entries, key=lambda e: e.id), sorted(results, key=lambda r: r["id"])):
+        pre = None if r["matched"] else evaluate_precursor(e, ev)
+        if pre and pre["matched"]:
+            at_risk.append(dict(r, precursor=pre))
+    diag = diagmod.diagnose(pan, memory, rep, scan.hits if rep is not None else None,
+                            _page_kb(rep))
     if matches:
         top = matches[0]
         if top["kind"] == "deliberate":
             headline = f"deliberate panic: {top['title']}"
+        elif top["kind"] == "condition":
+            headline = f"known condition: {top['title']}"
         else:
             headline = f"known bug: {top['title']}"
-    elif pan is not None and pan.get("panic"):
-        headline = f"no known bug matched the panic {pan['panic']!r}"
+    elif at_risk:
+        top = at_risk[0]
+        headline = f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
     else:
-        headline = "no known bug matched"
-    verdict = {"headline": headline, "matches": matches,
+        # no entry: the class of the event from the evidence
+        headline = diag["headline"]
+    verdict = {"headline": headline, "matches": matches, "at_risk": at_risk,
+               "diagnosis": diag,
                "not_matched": [r for r in results if not r["matched"]],
                "deliberate": bool(matches) and matches[0]["kind"] == "deliberate",
                "kb_entries": len(entries)}
     return {"sources": sources, "system": system, "panic": pan, "memory": memory,
             "verdict": verdict, "errors": errors}
+
+
+def _page_kb(rep: Optional["allocmod.AllocReport"]) -> int:
+    """The page size in KiB: the order-0 block of a buddy line the log printed, else 4."""
+    for f in (rep.failures if rep is not None else []):
+        for b in f.record.buddy:
+            if b.block_kb:
+                return b.block_kb[0]
+    return 4
 
 
 def _fmt_ts(secs: float) -> str:
