@@ -29,7 +29,8 @@ import re
 from typing import Any, Dict, List, Optional
 
 __all__ = ["diagnose", "subsystem_of", "SCAN_PATTERNS", "OOM_SUMMARY", "OOM_KILL",
-           "OOM_VICTIM", "OOM_TASK_IN", "OOM_NOTHING"]
+           "OOM_VICTIM", "OOM_TASK_IN", "OOM_NOTHING",
+           "VMALLOC_PARTIAL"]
 
 OOM_SUMMARY = (r"oom-kill:constraint=(?P<constraint>\w+)"
                r"(?:.*?,oom_memcg=(?P<oom_memcg>[^,]*))?(?:.*?,task_memcg=(?P<task_memcg>[^,]*))?"
@@ -40,8 +41,13 @@ OOM_VICTIM = (r"Killed process (?P<pid>\d+) \((?P<comm>[^)]*)\)(?: total-vm:(?P<
 OOM_TASK_IN = r"Task in (?P<task_memcg>\S+) killed as a result of limit of (?P<oom_memcg>\S+)"
 #: mm/oom_kill.c out_of_memory(): nothing could be killed; the kernel panics next
 OOM_NOTHING = r"Out of memory and no killable processes"
+#: mm/vmalloc.c __vmalloc_area_node(): pages for a vmalloc area could not all be
+#: allocated (the whole-request form, "allocation failure: %lu bytes", is
+#: parsed by crashext.sources.kmsg)
+VMALLOC_PARTIAL = (r"(?P<comm>\S[^:]*): vmalloc: allocation failure, allocated (?P<got>\d+) of "
+                   r"(?P<want>\d+) bytes(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?")
 #: the regexes triage's log scan records for the diagnosis (first line each)
-SCAN_PATTERNS = (OOM_SUMMARY, OOM_KILL, OOM_VICTIM, OOM_TASK_IN, OOM_NOTHING)
+SCAN_PATTERNS = (OOM_SUMMARY, OOM_KILL, OOM_VICTIM, OOM_TASK_IN, OOM_NOTHING, VMALLOC_PARTIAL)
 
 # Kernel subsystems by source path (longest prefix first), for a RIP whose
 # file crash's "dis -l" named.
@@ -198,7 +204,8 @@ def _oom_diag(rep, hits: Dict[str, Optional[str]], page_kb: int) -> Optional[Dic
         head += (f"{comm or '?'} pid {pid if pid is not None else '?'}"
                  + (f", anon-rss {_kib(anon)}" if anon is not None else ""))
     elif nothing:
-        head += "no killable process (the kernel panics: \"System is deadlocked on memory\")"
+        head += ("no killable process (a global OOM then panics: \"System is deadlocked on "
+                 "memory\", mm/oom_kill.c out_of_memory())")
     else:
         head += "victim not in the log"
     if first is not None:
@@ -249,6 +256,40 @@ def _alloc_diag(memory: Dict[str, Any], page_kb: int) -> Optional[Dict[str, Any]
                       "count": len(fails)}}
 
 
+def _vmalloc_diag(hits: Dict[str, Optional[str]]) -> Optional[Dict[str, Any]]:
+    m = _hit(hits, VMALLOC_PARTIAL)
+    if not m:
+        return None
+    got, want = int(m.group("got")), int(m.group("want"))
+    names = m.group("names") or (f"0x{m.group('mode')}" if m.group("mode") else None)
+    return {"class": "vmalloc failure",
+            "headline": f"vmalloc failure: {m.group('comm')} got {_kib(got // 1024)} of "
+                        f"{_kib(want // 1024)} before a page allocation failed"
+                        + (f", {names}" if names else ""),
+            "facts": {"comm": m.group("comm"), "allocated": got, "size": want, "flags": names}}
+
+
+_WARN_AT = re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?P<file>\S+?):\d+")
+
+
+def _warning_diag(rep) -> Optional[Dict[str, Any]]:
+    """A WARNING when nothing worse happened (with panic_on_warn it is a panic)."""
+    warn = next((h for h in getattr(rep, "oops", []) or [] if h.kind == "warning"), None)
+    if warn is None:
+        return None
+    m = _WARN_AT.search(warn.message)
+    file = m.group("file") if m else None
+    sub = subsystem_of(warn.rip_func, file)
+    where = f" in {warn.rip_func}" if warn.rip_func else ""
+    if sub:
+        where += f" ({sub})"
+    return {"class": "kernel WARNING",
+            "headline": f"kernel WARNING{where}; the kernel continued (a panic only with "
+                        "panic_on_warn); no known fix in the knowledge base",
+            "facts": {"warning": warn.message, "function": warn.rip_func, "file": file,
+                      "subsystem": sub}}
+
+
 def _slub_diag(rep) -> Optional[Dict[str, Any]]:
     slub = list(getattr(rep, "slub", []) or [])
     if not slub:
@@ -275,7 +316,9 @@ def diagnose(pan: Optional[Dict[str, Any]], memory: Dict[str, Any], rep,
     for d in (_panic_diag(pan) if pan else None,
               _oom_diag(rep, hits or {}, page_kb) if rep is not None else None,
               _alloc_diag(memory, page_kb),
-              _slub_diag(rep) if rep is not None else None):
+              _vmalloc_diag(hits or {}),
+              _slub_diag(rep) if rep is not None else None,
+              _warning_diag(rep) if rep is not None else None):
         if d:
             found.append(d)
     if not found:

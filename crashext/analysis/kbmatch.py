@@ -71,10 +71,11 @@ def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
         return False
     if lp.max_order is not None and (f["order"] is None or f["order"] > lp.max_order):
         return False
-    if lp.frames_any:
-        fnames = set(norm_func(x["function"]) for x in f["frames"])
-        if not fnames & set(lp.frames_any):
-            return False
+    fnames = set(norm_func(x["function"]) for x in f["frames"])
+    if lp.frames_any and not fnames & set(lp.frames_any):
+        return False
+    if lp.frames_none and fnames & set(lp.frames_none):
+        return False
     names = _gfp_names(f)
     if lp.flags_all and not set(lp.flags_all) <= names:
         return False
@@ -93,6 +94,8 @@ def _allocfail_wanted(lp: "kbmod.LogPattern") -> str:
         parts.append(f"order <= {lp.max_order}")
     if lp.frames_any:
         parts.append(f"through {', '.join(lp.frames_any)}")
+    if lp.frames_none:
+        parts.append(f"not through {', '.join(lp.frames_none)}")
     if lp.flags_all:
         parts.append(f"with {'|'.join(lp.flags_all)}")
     if lp.flags_none:
@@ -235,8 +238,12 @@ def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str,
     blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
     evidence = [e for e in els if e["group"] == "log" and e["status"] == STATUS_MATCHED]
     matched = bool(evidence) and not blockers
-    return {"matched": matched, "evidence": pre.evidence, "elements": els,
-            "shows": "; ".join(e["detail"] for e in evidence),
+    shows = ""
+    if evidence:
+        # the first matched element's detail, then what else was seen (by name)
+        shows = evidence[0]["detail"] + "".join(
+            f"; {e['element'][len('log: '):]}" for e in evidence[1:])
+    return {"matched": matched, "evidence": pre.evidence, "elements": els, "shows": shows,
             "why_not": None if matched else (
                 "required element unmatched: " + ", ".join(e["element"] for e in blockers)
                 if blockers else "no precursor element matched")}

@@ -73,6 +73,7 @@ class LogPattern:
     max_order: Optional[int] = None            # allocfail: order <= this
     flags_all: List[str] = field(default_factory=list)    # allocfail: GFP names all present
     flags_none: List[str] = field(default_factory=list)   # allocfail: GFP names all absent
+    frames_none: List[str] = field(default_factory=list)  # allocfail: none of these frames
     zones: Optional[str] = None                # allocfail: the zones' verdict (ZONE_VERDICTS)
     absent: bool = False                       # regex: matched when no line matches
 
@@ -276,8 +277,9 @@ _ENTRY_FIELDS = ("id", "title", "kind", "summary", "meaning", "signature", "affe
 _SIG_FIELDS = ("panic", "panic_required", "rip_function", "rip_required", "frames_required",
                "frames_optional", "log", "dump")
 _LOG_FIELDS = ("kind", "name", "weight", "required", "pattern", "min_order", "frames_any",
-               "max_order", "flags_all", "flags_none", "zones", "absent")
-_ALLOC_ONLY = ("min_order", "frames_any", "max_order", "flags_all", "flags_none", "zones")
+               "max_order", "flags_all", "flags_none", "frames_none", "zones", "absent")
+_ALLOC_ONLY = ("min_order", "frames_any", "max_order", "flags_all", "flags_none", "frames_none",
+               "zones")
 _FIX_FIELDS = ("what", "first_release", "status", "checked", "url")
 _PRE_FIELDS = ("evidence", "log")
 _DUMP_FIELDS = ("kind", "name", "code", "weight", "required")
@@ -316,7 +318,8 @@ def _log_patterns(v: _V, parent: Dict[str, Any], where: str) -> List[LogPattern]
                                min_order=lo, max_order=hi,
                                frames_any=v.strs(lp, "frames_any", lw),
                                flags_all=v.strs(lp, "flags_all", lw),
-                               flags_none=v.strs(lp, "flags_none", lw), zones=zones,
+                               flags_none=v.strs(lp, "flags_none", lw),
+                               frames_none=v.strs(lp, "frames_none", lw), zones=zones,
                                absent=v.bool_(lp, "absent", lw)))
     return logs
 
