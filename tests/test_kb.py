@@ -201,3 +201,15 @@ def test_every_shipped_fact_carries_its_verification_status():
         for rel in e.fixed_in:
             assert any((f.first_release and f.first_release in rel) or f.what.split()[0] in rel
                        for f in e.fixes), (e.id, rel)
+
+
+def test_docs_list_every_entry_and_are_up_to_date():
+    """docs/knowledge-base.md's entry list is generated from the TOML files
+    (python3 -m crashext.kb.docs); a stale list fails here."""
+    from crashext.kb import docs
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "docs", "knowledge-base.md")
+    text = open(path, encoding="utf-8").read()
+    for e in load_kb():
+        assert f"### {e.id}\n" in text
+    assert docs.main(["--check", "--doc", path]) == 0

@@ -105,7 +105,8 @@ def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
     for f in m.get("fixes", []):
         rel = f" (first release {f['first_release']})" if f.get("first_release") else ""
         fact = f"{f['what']}{rel} [{f['status']}" + (f": {f['checked']}]" if f["checked"] else "]")
-        lines.append(f"- fix: {fact}" if md else f"  - fix: {fact}")
+        label = "remedy" if m.get("kind") == "condition" else "fix"
+        lines.append(f"- {label}: {fact}" if md else f"  - {label}: {fact}")
     if m["workarounds"]:
         lines.append("**Workarounds:**" if md else "workarounds:")
         for w in m["workarounds"]:
