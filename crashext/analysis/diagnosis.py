@@ -57,8 +57,8 @@ _BY_PATH = [
     ("mm/slab_common.c", "slab allocator"), ("mm/page_alloc.c", "page allocator"),
     ("mm/compaction.c", "memory compaction"), ("mm/vmscan.c", "page reclaim"),
     ("mm/oom_kill.c", "OOM killer"), ("mm/vmalloc.c", "vmalloc"), ("mm/", "memory management"),
-    ("kernel/cgroup", "cgroup core"), ("lib/idr.c", "ID allocator (lib/idr.c)"),
-    ("lib/list_debug.c", "list debugging (lib/list_debug.c)"), ("lib/", "kernel library"),
+    ("kernel/cgroup", "cgroup core"), ("lib/idr.c", "ID allocator"),
+    ("lib/list_debug.c", "list debugging"), ("lib/", "kernel library"),
     ("drivers/tty/sysrq.c", "SysRq"), ("kernel/sched/", "scheduler"),
     ("kernel/", "core kernel"), ("net/", "networking"), ("block/", "block layer"),
 ]
@@ -111,6 +111,9 @@ _PANIC_CLASS = [
 ]
 
 
+_NO_FIX = "; no known fix in the knowledge base"
+
+
 def subsystem_of(function: Optional[str], file: Optional[str] = None) -> Optional[str]:
     """The kernel subsystem of a function: by its source file when known, else by name."""
     if file:
@@ -151,7 +154,7 @@ def _panic_diag(pan: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     where = f" in {func}" if func else ""
     if sub:
         where += f" ({sub})"
-    return {"class": cls, "headline": f"{cls}{where}; no known fix in the knowledge base",
+    return {"class": cls, "headline": f"{cls}{where}{_NO_FIX}",
             "facts": {"panic": text, "function": func, "subsystem": sub}}
 
 
@@ -285,7 +288,7 @@ def _warning_diag(rep) -> Optional[Dict[str, Any]]:
         where += f" ({sub})"
     return {"class": "kernel WARNING",
             "headline": f"kernel WARNING{where}; the kernel continued (a panic only with "
-                        "panic_on_warn); no known fix in the knowledge base",
+                        f"panic_on_warn){_NO_FIX}",
             "facts": {"warning": warn.message, "function": warn.rip_func, "file": file,
                       "subsystem": sub}}
 
@@ -322,8 +325,10 @@ def diagnose(pan: Optional[Dict[str, Any]], memory: Dict[str, Any], rep,
         if d:
             found.append(d)
     if not found:
-        return {"class": "no event", "headline": "no panic, OOM kill or allocation failure "
-                "in the evidence", "facts": {}, "others": []}
+        none = "no panic, OOM kill or allocation failure in the evidence"
+        return {"class": "no event", "headline": none, "event": none, "facts": {}, "others": []}
     top = dict(found[0])
     top["others"] = [d["headline"] for d in found[1:]]
+    # the class alone, for an EVENT line next to a knowledge-base match
+    top["event"] = top["headline"].split(_NO_FIX)[0]
     return top

@@ -187,8 +187,8 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
 def _event_line(v: Dict[str, Any]) -> List[str]:
     """The diagnosis class when the headline names something else (an entry)."""
     d = v.get("diagnosis")
-    if d and d["headline"] != v["headline"]:
-        return [f"EVENT: {d['headline']}"]
+    if d and d["headline"] != v["headline"] and d["class"] != "no event":
+        return [f"EVENT: {d.get('event') or d['headline']}"]
     return []
 
 
