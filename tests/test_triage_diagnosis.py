@@ -177,3 +177,23 @@ status = "unconfirmed"
     assert out.returncode == 0, out.stderr
     assert "user entry" in out.stdout                   # the good file loaded and matched
     assert "bad.toml:" in out.stdout and "not a valid regex" in out.stdout
+
+
+def test_panic_subsystem_comes_from_the_source_file_crash_names():
+    """The seed's crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157."""
+    text = open(os.path.join(_DATA, "rhel7-3.10.0-693.2.2-crash-session.txt")).read()
+    rep = triage(crash_text=text, entries=[])
+    assert rep["verdict"]["headline"] == ("kernel BUG in ida_simple_remove (ID allocator, lib/idr.c)"
+                                          "; no known fix in the knowledge base")
+
+
+@pytest.mark.parametrize("function,file,want", [
+    ("mem_cgroup_css_free", None, "memory cgroups, mm/memcontrol.c"),
+    ("page_counter_cancel", None, "memory cgroups (page counters), mm/page_counter.c"),
+    ("foo", "/usr/src/debug/kernel-3.10.0/linux/mm/memcontrol.c", "memory cgroups, mm/memcontrol.c"),
+    ("bar", "drivers/net/ethernet/mellanox/mlx4/en_rx.c", "driver net, drivers/net/ethernet/mellanox/mlx4/en_rx.c"),
+    ("some_unknown_function", None, None),
+])
+def test_subsystem_of(function, file, want):
+    from crashext.analysis.diagnosis import subsystem_of
+    assert subsystem_of(function, file) == want

@@ -117,7 +117,9 @@ _NO_FIX = "; no known fix in the knowledge base"
 def subsystem_of(function: Optional[str], file: Optional[str] = None) -> Optional[str]:
     """The kernel subsystem of a function: by its source file when known, else by name."""
     if file:
-        path = re.sub(r"^.*?/(?=(?:mm|kernel|lib|drivers|net|fs|block|arch)/)", "", file)
+        # the kernel tree path inside a build path (/usr/src/debug/.../lib/idr.c)
+        m = re.search(r"(?:^|/)((?:mm|kernel|lib|drivers|net|fs|block|arch|include)/.*)$", file)
+        path = m.group(1) if m else file
         for prefix, name in _BY_PATH:
             if path.startswith(prefix):
                 return f"{name}, {path}"
