@@ -65,6 +65,8 @@ EXPECTED = {
 DUMP_ONLY = {
     # the sysrq fixture dumps (tests/test_triage_vmcore.py, tests/test_triage_crash.py)
     "sysrq-triggered-crash": "tests/test_triage_vmcore.py",
+    # the memcg-many fixture dump, 15,000 dying memcgs (slow)
+    "dying-memcg-accumulation": "tests/test_kb_dump.py",
     # no kernel log line exists for it (mkdir fails in user space); no fixture
     # dump with ~65535 memcgs is built: it has no positive real-evidence test
     "memcg-id-exhaustion": None,
