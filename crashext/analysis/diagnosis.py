@@ -44,8 +44,10 @@ OOM_NOTHING = r"Out of memory and no killable processes"
 #: mm/vmalloc.c __vmalloc_area_node(): pages for a vmalloc area could not all be
 #: allocated (the whole-request form, "allocation failure: %lu bytes", is
 #: parsed by crashext.sources.kmsg)
-VMALLOC_PARTIAL = (r"(?P<comm>\S[^:]*): vmalloc: allocation failure, allocated (?P<got>\d+) of "
-                   r"(?P<want>\d+) bytes(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?")
+VMALLOC_PARTIAL = (r"vmalloc: allocation failure, allocated (?P<got>\d+) of (?P<want>\d+) bytes"
+                   r"(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?")
+# (it starts with the literal message, so the scan is linear; the task name is
+# the text before it: "iptables-restor: vmalloc: ...")
 #: the regexes triage's log scan records for the diagnosis (first line each)
 SCAN_PATTERNS = (OOM_SUMMARY, OOM_KILL, OOM_VICTIM, OOM_TASK_IN, OOM_NOTHING, VMALLOC_PARTIAL)
 
@@ -262,16 +264,18 @@ def _alloc_diag(memory: Dict[str, Any], page_kb: int) -> Optional[Dict[str, Any]
 
 
 def _vmalloc_diag(hits: Dict[str, Optional[str]]) -> Optional[Dict[str, Any]]:
-    m = _hit(hits, VMALLOC_PARTIAL)
+    line = hits.get(VMALLOC_PARTIAL)
+    m = re.search(VMALLOC_PARTIAL, line) if line else None
     if not m:
         return None
+    comm = line[:m.start()].strip().rstrip(":").strip() or "?"
     got, want = int(m.group("got")), int(m.group("want"))
     names = m.group("names") or (f"0x{m.group('mode')}" if m.group("mode") else None)
     return {"class": "vmalloc failure",
-            "headline": f"vmalloc failure: {m.group('comm')} got {_kib(got // 1024)} of "
+            "headline": f"vmalloc failure: {comm} got {_kib(got // 1024)} of "
                         f"{_kib(want // 1024)} before a page allocation failed"
                         + (f", {names}" if names else ""),
-            "facts": {"comm": m.group("comm"), "allocated": got, "size": want, "flags": names}}
+            "facts": {"comm": comm, "allocated": got, "size": want, "flags": names}}
 
 
 _WARN_AT = re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?P<file>\S+?):\d+")
