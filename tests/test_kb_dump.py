@@ -30,3 +30,7 @@ def test_many_dying_memcgs_match_the_dying_entry_not_id_exhaustion(vmcore):
     el = {e["element"]: e["status"] for e in ids["dying-memcg-accumulation"]["elements"]}
     assert el["dump: many dying memory cgroups (more than online, and more than 100)"] == "matched"
     assert "memcg-id-exhaustion" not in ids
+    # the guest panicked with SysRq-c: the match that explains the panic comes
+    # first, the condition after it
+    assert rep["verdict"]["matches"][0]["id"] == "sysrq-triggered-crash"
+    assert rep["verdict"]["headline"].startswith("deliberate panic: ")

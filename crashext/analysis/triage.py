@@ -479,7 +479,13 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     else:
         ev.dump_why = "no dump: dump predicate unknown"
     results = [evaluate(e, ev) for e in entries]
-    results.sort(key=lambda r: (not r["matched"], -r["score"], -r["matched_weight"], r["id"]))
+    # first the matches that explain the panic (a panic string, RIP or frame of
+    # theirs matched), then bugs before conditions, then by score
+    def _explains_panic(r):
+        return any(e["group"] in ("panic", "backtrace") and e["status"] == STATUS_MATCHED
+                   for e in r["elements"])
+    results.sort(key=lambda r: (not r["matched"], not _explains_panic(r), r["kind"] == "condition",
+                                -r["score"], -r["matched_weight"], r["id"]))
     matches = [r for r in results if r["matched"]]
     # precursors: the state that leads to an entry's bug, when the bug itself did not match
     at_risk = []
