@@ -200,7 +200,8 @@ def _at_risk_lines(a: Dict[str, Any], md: bool) -> List[str]:
         out.append(f"- `{e['status']}` {e['element']}{req}: {e['detail']}" if md
                    else f"  [{_MARK[e['status']]}] {e['element']}{req}: {e['detail']}")
     m = dict(a, elements=[])
-    return out + [ln for ln in _match_lines(m, md) if not ln.startswith(("score", "why", "**Why"))]
+    return out + ([""] if md else []) + [ln for ln in _match_lines(m, md)
+                                         if not ln.startswith(("score", "why", "**Why"))]
 
 
 def human(report: Dict[str, Any], show_all: bool = False) -> str:
