@@ -36,6 +36,7 @@ EXPECTED = {
     "linuxmm-4.13-memcg-writeback-null.log": {"memcg-writeback-null-deref"},
     "netdev-5.16-mptcp-page-counter-underflow.log": {"mptcp-page-counter-underflow"},
     "bpf-5.19-sockmap-page-counter-underflow.log": {"page-counter-underflow"},
+    "syzbot-4.20-memcg-uffd-fork-uaf.log": {"memcg-uffd-fork-uaf"},
     "lkml-5.2-memcg-oom.log": {"oom-memcg-limit"},
     "lkml-5.8-global-oom.log": {"oom-global"},
     "lkml-cpuset-oom.log": {"oom-cpuset-constrained"},

@@ -96,6 +96,8 @@ _BY_NAME = [
 
 _PANIC_CLASS = [
     (re.compile(r"NULL pointer dereference"), "kernel NULL pointer dereference"),
+    (re.compile(r"KASAN: (?:slab-)?use-after-free"), "use-after-free (KASAN)"),
+    (re.compile(r"KASAN: "), "KASAN report"),
     (re.compile(r"kernel BUG at"), "kernel BUG"),
     (re.compile(r"general protection fault"), "general protection fault"),
     (re.compile(r"unable to handle (?:kernel )?paging request|unable to handle page fault"),
