@@ -18,6 +18,10 @@ summary = "s"
 meaning = "m"
 [entry.signature]
 panic = ['kernel BUG at foo\\.c']
+[[entry.references]]
+title = "t"
+url = "https://example.org/x"
+status = "verified"
 '''
 
 
@@ -51,8 +55,14 @@ def test_user_dir_adds_entries(tmp_path):
     ("not toml [", "not valid TOML"),
     (GOOD.replace('kind = "bug"', 'kind = "oops"'), "entry[0].kind: must be one of"),
     (GOOD.replace("foo\\.c", "foo("), "entry[0].signature.panic[0]: not a valid regex"),
-    (GOOD + "colour = 'red'\n", "entry[0].signature.colour: unknown field"),
-    (GOOD + "[[entry.references]]\ntitle = 't'\nurl = 'ftp://x'\n", "entry[0].references[0].url"),
+    (GOOD.replace('[[entry.references]]', "colour = 'red'\n[[entry.references]]"),
+     "entry[0].signature.colour: unknown field"),
+    (GOOD + "[[entry.references]]\ntitle = 't'\nurl = 'ftp://x'\nstatus = 'verified'\n",
+     "entry[0].references[1].url"),
+    (GOOD.replace('status = "verified"', 'status = "probably"'),
+     "entry[0].references[0].status: must be one of verified, unconfirmed"),
+    (GOOD.replace('status = "verified"', ''), "entry[0].references[0].status: missing"),
+    (GOOD[:GOOD.index("[[entry.references]]")], "entry[0].references: missing"),
     (GOOD + "[[entry.affected]]\nfamily = 'rhel'\nbefore = '3.10.0-1048.el7'\n",
      "entry[0].affected[0].dist: missing"),
     (GOOD + "[[entry.affected]]\nfamily = 'rhel'\ndist = 'el7'\nbefore = 'soon'\n",
@@ -66,7 +76,7 @@ def test_malformed_files_one_line_error_naming_file_and_field(tmp_path, text, wh
     with pytest.raises(KbError) as ei:
         load_file(path)
     msg = ei.value.one_line()
-    assert msg.startswith(path + ": ")
+    assert msg.startswith(path + ":")
     assert where in msg
     assert "\n" not in str(ei.value).strip()
 
@@ -121,3 +131,85 @@ def test_release_affected_rhel_and_upstream():
     assert release_affected("4.4.0-21-generic", up)[0] == "matched"
     assert release_affected("5.10.0-28-cloud-amd64", up)[0] == "unmatched"
     assert split_release("3.10.0-693.2.2.el7.x86_64") == ("3.10.0", "693.2.2.el7", "el7")
+
+
+# -- line numbers, one bad file among good ones, new fields -------------------
+
+def test_error_names_the_line_of_the_field(tmp_path):
+    # the second entry's bad regex is on line 20 of this text (counted below)
+    text = GOOD + GOOD.replace('id = "x-bug"', 'id = "y-bug"').replace("foo\\.c", "foo(")
+    path = write(tmp_path, text)
+    line = next(i for i, ln in enumerate(text.split("\n"), 1) if "foo(" in ln)
+    with pytest.raises(KbError) as ei:
+        load_file(path)
+    assert ei.value.one_line().startswith(f"{path}:{line}: entry[1].signature.panic[0]: not a valid regex")
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path):
+    write(tmp_path, GOOD, "good.toml")
+    bad = write(tmp_path, GOOD.replace('id = "x-bug"', 'id = "z-bug"').replace("foo\\.c", "foo("),
+                "bad.toml")
+    problems = []
+    ids = [e.id for e in load_kb([str(tmp_path)], builtin=False, problems=problems)]
+    assert ids == ["x-bug"]
+    assert len(problems) == 1 and bad in problems[0] and "not a valid regex" in problems[0]
+    # without a list to report into, the bad file is an error as before
+    with pytest.raises(KbError, match="not a valid regex"):
+        load_kb([str(tmp_path)], builtin=False)
+
+
+def test_a_directory_of_only_bad_files_is_an_error(tmp_path):
+    write(tmp_path, "nonsense = [", "bad.toml")
+    with pytest.raises(KbError, match="not valid TOML"):
+        load_kb([str(tmp_path)], builtin=False, problems=[])
+
+
+@pytest.mark.parametrize("extra,where", [
+    ("[entry.precursor]\nevidence = 'e'\n", "entry[0].precursor: has no log elements"),
+    ("[entry.precursor]\n[[entry.precursor.log]]\nkind = 'allocfail'\nname = 'n'\n",
+     "entry[0].precursor.evidence: missing"),
+    ("[entry.precursor]\nevidence = 'e'\n[[entry.precursor.log]]\nkind = 'regex'\nname = 'n'\n"
+     "pattern = 'x'\nmin_order = 3\n", "entry[0].precursor.log[0].min_order: only for kind"),
+    ("[entry.precursor]\nevidence = 'e'\n[[entry.precursor.log]]\nkind = 'allocfail'\nname = 'n'\n"
+     "zones = 'fragmented'\n", "entry[0].precursor.log[0].zones: must be one of"),
+    ("[entry.precursor]\nevidence = 'e'\n[[entry.precursor.log]]\nkind = 'allocfail'\nname = 'n'\n"
+     "min_order = 4\nmax_order = 3\n", "entry[0].precursor.log[0].max_order: below min_order 4"),
+    ("[entry.precursor]\nevidence = 'e'\n[[entry.precursor.log]]\nkind = 'regex'\nname = 'n'\n"
+     "pattern = 'x'\nabsent = true\n", "needs at least one log element that is not absent"),
+    ("[[entry.fixes]]\nwhat = 'c'\nstatus = 'maybe'\n", "entry[0].fixes[0].status: must be one of"),
+])
+def test_precursor_and_fix_fields_are_checked(tmp_path, extra, where):
+    path = write(tmp_path, GOOD + extra)
+    with pytest.raises(KbError) as ei:
+        load_file(path)
+    assert where in ei.value.one_line()
+
+
+def test_every_shipped_fact_carries_its_verification_status():
+    entries = load_kb()
+    assert len(entries) >= 20
+    for e in entries:
+        assert e.references, e.id
+        for r in e.references:
+            assert r.status in ("verified", "unconfirmed"), (e.id, r.title)
+        for f in e.fixes:
+            assert f.status in ("verified", "unconfirmed"), (e.id, f.what)
+            # an unconfirmed fact says why in the entry's data
+            if f.status == "unconfirmed":
+                assert f.checked, (e.id, f.what)
+        # a fixed release named in fixed_in is backed by a fix record
+        for rel in e.fixed_in:
+            assert any((f.first_release and f.first_release in rel) or f.what.split()[0] in rel
+                       for f in e.fixes), (e.id, rel)
+
+
+def test_docs_list_every_entry_and_are_up_to_date():
+    """docs/knowledge-base.md's entry list is generated from the TOML files
+    (python3 -m crashext.kb.docs); a stale list fails here."""
+    from crashext.kb import docs
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "docs", "knowledge-base.md")
+    text = open(path, encoding="utf-8").read()
+    for e in load_kb():
+        assert f"### {e.id}\n" in text
+    assert docs.main(["--check", "--doc", path]) == 0

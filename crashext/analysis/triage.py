@@ -20,6 +20,7 @@ no log) is reported as unknown and does not count either way.
 Everything returned is plain data; the ``triage`` command renders it.
 """
 
+import dataclasses
 import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -30,31 +31,15 @@ from ..kernel.target import Target
 from ..sources import kmsg, logs
 from ..sources.logs import LogLine
 from . import allocfail as allocmod
+from . import diagnosis as diagmod
 from . import panic as panicmod
+from .kbmatch import (STATUS_MATCHED, STATUS_UNKNOWN, STATUS_UNMATCHED, Evidence,  # noqa: F401
+                      evaluate, evaluate_precursor)
 from .system import panic_string
 
 __all__ = ["triage", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
            "zone_summary", "memcg_evidence", "evaluate", "Evidence",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
-
-STATUS_MATCHED = "matched"
-STATUS_UNMATCHED = "unmatched"
-STATUS_UNKNOWN = "unknown"
-
-# Weights of the signature elements that are not weighted in the entry itself.
-_W_PANIC = 3.0
-_W_RIP = 2.0
-_W_FRAME_REQUIRED = 1.0
-_W_FRAME_OPTIONAL = 0.5
-_W_KERNEL = 1.0
-
-
-_FUNC_SUFFIX = re.compile(r"\.(?:isra|constprop|part|cold|lto_priv|llvm)(?:\.\d+)*$")
-
-
-def _norm_func(name: Optional[str]) -> Optional[str]:
-    """Compiler clones (``online_css.isra.9``, ``foo.cold``) are the function itself."""
-    return _FUNC_SUFFIX.sub("", name) if name else name
 
 
 # ---------------------------------------------------------------------------
@@ -172,8 +157,29 @@ def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
 
 def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
     """The oops/BUG/panic header that names the cause: the first one that is
-    not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`)."""
-    return next((h for h in rep.oops if h.kind != "warning"), None)
+    not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`).
+
+    x86 page faults print two headers for one event: ``BUG: unable to handle
+    kernel NULL pointer dereference`` and, a few lines on, ``Oops: 0000 [#1]``
+    (arch/x86/mm/fault.c show_fault_oops() then die()); the task, RIP and call
+    trace follow the second.  When the first has no RIP, those of the next
+    header within a few lines complete it."""
+    idx = next((i for i, h in enumerate(rep.oops) if h.kind != "warning"), None)
+    if idx is None:
+        return None
+    h = rep.oops[idx]
+    if h.rip_func is None and idx + 1 < len(rep.oops):
+        nxt = rep.oops[idx + 1]
+        if nxt.kind == "oops" and nxt.rip_func and 0 <= nxt.line - h.line <= _SAME_EVENT_LINES:
+            h = dataclasses.replace(h, rip=nxt.rip, rip_func=nxt.rip_func, comm=nxt.comm,
+                                    pid=nxt.pid, release=nxt.release or h.release, cpu=nxt.cpu,
+                                    rip_pc=nxt.rip_pc, trace=nxt.trace or h.trace)
+    return h
+
+
+#: lines between "BUG: unable to handle ..." and its "Oops:" line (PGD/P4D/PUD/PMD
+#: lines and a blank one in between on 4.13)
+_SAME_EVENT_LINES = 12
 
 
 def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
@@ -233,11 +239,15 @@ def zone_summary(view: "allocmod.FailureView") -> Dict[str, Any]:
         out["conclusion"] = (f"order-{r.order} request fails the min watermark in all "
                              f"{usable} zones it may use; " + "; ".join(parts))
         out["fragmentation"] = bool(frag) and not short
+        # the class the knowledge base and the diagnosis use (kb.ZONE_VERDICTS)
+        out["class"] = ("fragmentation" if out["fragmentation"] else
+                        "lowmem_reserve" if held and not short and not frag else "short")
     else:
         out["conclusion"] = (f"{usable - len(failing)} of {usable} usable zones pass the min "
                              f"watermark for order {r.order} as printed; the failure was "
                              "transient or limited by the allocation context")
         out["fragmentation"] = False
+        out["class"] = "transient"
     return out
 
 
@@ -269,141 +279,6 @@ def memcg_evidence(t: Target) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
-# Matching
-# ---------------------------------------------------------------------------
-
-class Evidence:
-    """What the matcher may look at; None means "not known" (not "absent")."""
-
-    def __init__(self) -> None:
-        self.release: Optional[str] = None
-        self.panic: Optional[str] = None
-        self.panic_known = False           # some source could tell the panic string
-        self.rip_function: Optional[str] = None
-        self.rip_known = False             # some source could tell whether there was an exception
-        self.frames: Optional[List[str]] = None
-        self.log_hits: Optional[Dict[str, Optional[str]]] = None  # regex -> first line
-        self.allocfails: Optional[List[Dict[str, Any]]] = None
-        self.dump_codes: Optional[set] = None
-        self.dump_why = "no dump given"
-        self.log_why = "no kernel log"
-
-
-def _el(name: str, status: str, detail: str, weight: float, required: bool, group: str
-        ) -> Dict[str, Any]:
-    return {"element": name, "status": status, "detail": detail, "weight": weight,
-            "required": required, "group": group}
-
-
-def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
-    """Each signature element of ``entry`` against ``ev``, and the score."""
-    sig = entry.signature
-    els: List[Dict[str, Any]] = []
-    if sig.panic:
-        if not ev.panic_known:
-            els.append(_el("panic string", STATUS_UNKNOWN, "no panic string available",
-                           _W_PANIC, sig.panic_required, "panic"))
-        else:
-            hit = next((p for p in sig.panic if ev.panic and re.search(p, ev.panic)), None)
-            els.append(_el("panic string", STATUS_MATCHED if hit else STATUS_UNMATCHED,
-                           f"{ev.panic!r} ~ /{hit}/" if hit else
-                           f"{ev.panic!r} matches none of {sig.panic}" if ev.panic else
-                           "no panic message found", _W_PANIC, sig.panic_required, "panic"))
-    if sig.rip_function:
-        if not ev.rip_known:
-            els.append(_el("exception RIP function", STATUS_UNKNOWN, "no backtrace or RIP line",
-                           _W_RIP, sig.rip_required, "panic"))
-        else:
-            ok = _norm_func(ev.rip_function) in sig.rip_function
-            els.append(_el("exception RIP function", STATUS_MATCHED if ok else STATUS_UNMATCHED,
-                           f"RIP in {ev.rip_function}" if ev.rip_function else
-                           "no exception RIP (the panic was not an exception)",
-                           _W_RIP, sig.rip_required, "panic"))
-    names = set(_norm_func(f) for f in ev.frames) if ev.frames is not None else None
-    for fr, w, req in ([(f, _W_FRAME_REQUIRED, True) for f in sig.frames_required]
-                       + [(f, _W_FRAME_OPTIONAL, False) for f in sig.frames_optional]):
-        if names is None:
-            els.append(_el(f"frame {fr}", STATUS_UNKNOWN, "no backtrace of the panicking task",
-                           w, req, "backtrace"))
-        else:
-            ok = fr in names
-            els.append(_el(f"frame {fr}", STATUS_MATCHED if ok else STATUS_UNMATCHED,
-                           "in the panicking task's backtrace" if ok else "not in the backtrace",
-                           w, req, "backtrace"))
-    for lp in sig.log:
-        label = f"log: {lp.name}"
-        if ev.log_hits is None or (lp.kind == "regex" and lp.pattern not in ev.log_hits):
-            why = ev.log_why if ev.log_hits is None else "the log was not searched for it"
-            els.append(_el(label, STATUS_UNKNOWN, why, lp.weight, lp.required, "log"))
-            continue
-        if lp.kind == "regex":
-            hit = ev.log_hits.get(lp.pattern)
-            els.append(_el(label, STATUS_MATCHED if hit else STATUS_UNMATCHED,
-                           hit.strip()[:160] if hit else f"no line matches /{lp.pattern}/",
-                           lp.weight, lp.required, "log"))
-        else:  # allocfail
-            found = None
-            for f in ev.allocfails or []:
-                if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
-                    continue
-                fnames = set(_norm_func(x["function"]) for x in f["frames"])
-                if lp.frames_any and not fnames & set(lp.frames_any):
-                    continue
-                found = f
-                break
-            if found:
-                via = sorted(set(_norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
-                detail = (f"{found['comm']}: order-{found['order']} allocation failure, mode "
-                          f"{found['mode']}" + (f", via {', '.join(via)}" if via else ""))
-            else:
-                detail = (f"{len(ev.allocfails or [])} allocation failure(s) in the log, none "
-                          f"of order >= {lp.min_order or 0}"
-                          + (f" through {', '.join(lp.frames_any)}" if lp.frames_any else ""))
-            els.append(_el(label, STATUS_MATCHED if found else STATUS_UNMATCHED, detail,
-                           lp.weight, lp.required, "log"))
-    for dp in sig.dump:
-        label = f"dump: {dp.name}"
-        if ev.dump_codes is None:
-            els.append(_el(label, STATUS_UNKNOWN, ev.dump_why, dp.weight, dp.required, "dump"))
-        else:
-            ok = dp.code in ev.dump_codes
-            els.append(_el(label, STATUS_MATCHED if ok else STATUS_UNMATCHED,
-                           f"memcg analysis reports {dp.code}" if ok else
-                           f"memcg analysis does not report {dp.code}", dp.weight, dp.required,
-                           "dump"))
-    if entry.affected:
-        status, why = kbmod.release_affected(ev.release, entry.affected)
-        els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
-    checked = [e for e in els if e["status"] != STATUS_UNKNOWN]
-    got = sum(e["weight"] for e in checked if e["status"] == STATUS_MATCHED)
-    possible = sum(e["weight"] for e in checked)
-    score = got / possible if possible else 0.0
-    blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
-    evidence = [e for e in els if e["group"] != "kernel" and e["status"] == STATUS_MATCHED]
-    matched = bool(evidence) and not blockers and score >= entry.min_score
-    if matched:
-        why_not = None
-    elif blockers:
-        why_not = "required element unmatched: " + ", ".join(e["element"] for e in blockers)
-    elif not evidence:
-        why_not = "no signature element matched" + (
-            "" if checked else " (nothing could be checked)")
-    else:
-        why_not = f"score {score:.2f} below {entry.min_score:.2f}"
-    return {
-        "id": entry.id, "title": entry.title, "kind": entry.kind, "matched": matched,
-        "score": round(score, 3), "checked_weight": possible, "matched_weight": got,
-        "total_weight": sum(e["weight"] for e in els),
-        "unknown": sum(1 for e in els if e["status"] == STATUS_UNKNOWN),
-        "why_not": why_not, "elements": els, "summary": entry.summary,
-        "meaning": " ".join(entry.meaning.split()), "fixed_in": entry.fixed_in,
-        "workarounds": entry.workarounds,
-        "references": [{"title": r.title, "url": r.url, "note": r.note} for r in entry.references],
-        "kb_file": entry.source,
-    }
-
-
-# ---------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------
 
@@ -429,9 +304,12 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     if target is None and log_lines is None and crash_text is None:
         raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE "
                          "or --crash-log FILE")
-    if entries is None:
-        entries = kbmod.load_kb(kb_dirs)
     errors: Dict[str, str] = {}
+    if entries is None:
+        problems: List[str] = []
+        entries = kbmod.load_kb(kb_dirs, problems=problems)
+        if problems:
+            errors["kb"] = "; ".join(problems)
     sources = []
     if target is not None:
         sources.append(target.source)
@@ -451,8 +329,9 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         release_hint = _section(lambda: target.release)[0]
         gfp_names = _section(gfpmod.names_from_target, target)[0]
     rep = None
-    scan = LogScan(sorted({lp.pattern for e in entries for lp in e.signature.log
-                           if lp.kind == "regex"}))
+    scan = LogScan(sorted({lp.pattern for e in entries
+                           for lp in e.signature.log + (e.precursor.log if e.precursor else [])
+                           if lp.kind == "regex"} | set(diagmod.SCAN_PATTERNS)))
     if lines is not None:
         # not in _section: an unusable log file (InputError) stops triage
         rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES)
@@ -556,8 +435,12 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         memory["failures_not_kept"] = rep.dropped
         # beyond the kept ones, the last failure of each group still counts as evidence
         kept = {id(v) for v in rep.failures}
-        extra = [allocation_failure(g.last_view) for g in rep.groups
-                 if g.last_view is not None and id(g.last_view) not in kept]
+        extra = []
+        for g in rep.groups:
+            if g.last_view is not None and id(g.last_view) not in kept:
+                f = allocation_failure(g.last_view)
+                f["zones"] = (_section(zone_summary, g.last_view)[0] or {}).get("class")
+                extra.append(f)
     else:
         extra = []
         memory["errors"]["allocation_failures"] = errors.get("log", "no kernel log")
@@ -585,7 +468,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             ev.frames = [f["function"] for f in pan["frames"] if f.get("function")]
     if rep is not None:
         ev.log_hits = scan.hits
-        ev.allocfails = memory["allocation_failures"] + extra
+        ev.allocfails = [dict(f, zones=zv.get("class")) for f, zv in
+                         zip(memory["allocation_failures"], memory["zone_verdicts"])] + extra
     elif target is not None or log_lines is not None:
         ev.log_why = errors.get("log", "the dump's log could not be read")
     if mev is not None:
@@ -595,24 +479,52 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     else:
         ev.dump_why = "no dump: dump predicate unknown"
     results = [evaluate(e, ev) for e in entries]
-    results.sort(key=lambda r: (not r["matched"], -r["score"], -r["matched_weight"], r["id"]))
+    # first the matches that explain the panic (a panic string, RIP or frame of
+    # theirs matched), then bugs before conditions, then by score
+    def _explains_panic(r):
+        return any(e["group"] in ("panic", "backtrace") and e["status"] == STATUS_MATCHED
+                   for e in r["elements"])
+    results.sort(key=lambda r: (not r["matched"], not _explains_panic(r), r["kind"] == "condition",
+                                -r["score"], -r["matched_weight"], r["id"]))
     matches = [r for r in results if r["matched"]]
+    # precursors: the state that leads to an entry's bug, when the bug itself did not match
+    at_risk = []
+    for e, r in zip(sorted(entries, key=lambda e: e.id), sorted(results, key=lambda r: r["id"])):
+        pre = None if r["matched"] else evaluate_precursor(e, ev)
+        if pre and pre["matched"]:
+            at_risk.append(dict(r, precursor=pre))
+    diag = diagmod.diagnose(pan, memory, rep, scan.hits if rep is not None else None,
+                            _page_kb(rep))
     if matches:
         top = matches[0]
         if top["kind"] == "deliberate":
             headline = f"deliberate panic: {top['title']}"
+        elif top["kind"] == "condition":
+            headline = f"known condition: {top['title']}"
         else:
             headline = f"known bug: {top['title']}"
-    elif pan is not None and pan.get("panic"):
-        headline = f"no known bug matched the panic {pan['panic']!r}"
+    elif at_risk:
+        top = at_risk[0]
+        headline = f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
     else:
-        headline = "no known bug matched"
-    verdict = {"headline": headline, "matches": matches,
+        # no entry: the class of the event from the evidence
+        headline = diag["headline"]
+    verdict = {"headline": headline, "matches": matches, "at_risk": at_risk,
+               "diagnosis": diag,
                "not_matched": [r for r in results if not r["matched"]],
                "deliberate": bool(matches) and matches[0]["kind"] == "deliberate",
                "kb_entries": len(entries)}
     return {"sources": sources, "system": system, "panic": pan, "memory": memory,
             "verdict": verdict, "errors": errors}
+
+
+def _page_kb(rep: Optional["allocmod.AllocReport"]) -> int:
+    """The page size in KiB: the order-0 block of a buddy line the log printed, else 4."""
+    for f in (rep.failures if rep is not None else []):
+        for b in f.record.buddy:
+            if b.block_kb:
+                return b.block_kb[0]
+    return 4
 
 
 def _fmt_ts(secs: float) -> str:

@@ -9,7 +9,7 @@ from ..errors import InputError
 from ..sources import logs
 
 NAME = "triage"
-SUMMARY = "why the kernel crashed: known-bug verdict, panic, allocation failures, memcgs"
+SUMMARY = "why the kernel crashed (or is about to): known-bug verdict, panic, allocation failures, memcgs"
 DESCRIPTION = """\
 Run the whole investigation in one go and match it against a knowledge base
 of known kernel bugs.  Sources (any combination):
@@ -102,6 +102,11 @@ def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
     lines.append(("**What it means:** " if md else "meaning: ") + m["meaning"])
     lines.append(("**Fixed in:** " if md else "fixed in: ")
                  + (", ".join(m["fixed_in"]) if m["fixed_in"] else "no fixed release known"))
+    for f in m.get("fixes", []):
+        rel = f" (first release {f['first_release']})" if f.get("first_release") else ""
+        fact = f"{f['what']}{rel} [{f['status']}" + (f": {f['checked']}]" if f["checked"] else "]")
+        label = "remedy" if m.get("kind") == "condition" else "fix"
+        lines.append(f"- {label}: {fact}" if md else f"  - {label}: {fact}")
     if m["workarounds"]:
         lines.append("**Workarounds:**" if md else "workarounds:")
         for w in m["workarounds"]:
@@ -110,8 +115,9 @@ def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
         lines.append("**References:**" if md else "references:")
         for r in m["references"]:
             note = f" ({r['note']})" if r["note"] else ""
-            lines.append(f"- [{r['title']}]({r['url']}){note}" if md
-                         else f"  - {r['title']}: {r['url']}{note}")
+            st = f" [{r['status']}]" if r.get("status") else ""
+            lines.append(f"- [{r['title']}]({r['url']}){st}{note}" if md
+                         else f"  - {r['title']}: {r['url']}{st}{note}")
     return lines
 
 
@@ -178,9 +184,29 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
     return out
 
 
+def _event_line(v: Dict[str, Any]) -> List[str]:
+    """The diagnosis class when the headline names something else (an entry)."""
+    d = v.get("diagnosis")
+    if d and d["headline"] != v["headline"] and d["class"] != "no event":
+        return [f"EVENT: {d.get('event') or d['headline']}"]
+    return []
+
+
+def _at_risk_lines(a: Dict[str, Any], md: bool) -> List[str]:
+    pre = a["precursor"]
+    out = [("**Precursor:** " if md else "precursor: ") + pre["evidence"]]
+    for e in pre["elements"]:
+        req = " (required)" if e["required"] else ""
+        out.append(f"- `{e['status']}` {e['element']}{req}: {e['detail']}" if md
+                   else f"  [{_MARK[e['status']]}] {e['element']}{req}: {e['detail']}")
+    m = dict(a, elements=[])
+    return out + ([""] if md else []) + [ln for ln in _match_lines(m, md)
+                                         if not ln.startswith(("score", "why", "**Why"))]
+
+
 def human(report: Dict[str, Any], show_all: bool = False) -> str:
     v = report["verdict"]
-    lines = [f"VERDICT: {v['headline']}", ""]
+    lines = [f"VERDICT: {v['headline']}"] + _event_line(v) + [""]
     if v["matches"]:
         for n, m in enumerate(v["matches"], 1):
             lines.append(f"{n}. {m['title']}  [{m['id']}]")
@@ -188,6 +214,12 @@ def human(report: Dict[str, Any], show_all: bool = False) -> str:
             lines.append("")
     else:
         lines.append(f"No entry of the knowledge base ({v['kb_entries']} entries) matched.")
+        lines.append("")
+    if v.get("at_risk"):
+        lines.append("AT RISK (the state that leads to a known bug; the bug itself is not in the evidence)")
+        for a in v["at_risk"]:
+            lines.append(f"- {a['title']}  [{a['id']}]")
+            lines += ["   " + ln for ln in _at_risk_lines(a, md=False)]
         lines.append("")
     if show_all and v["not_matched"]:
         lines.append("NOT MATCHED")
@@ -216,6 +248,9 @@ def human(report: Dict[str, Any], show_all: bool = False) -> str:
 def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
     v = report["verdict"]
     lines = ["## Kernel crash triage", "", f"**Verdict:** {v['headline']}", ""]
+    lines += [f"**Event:** {ln[len('EVENT: '):]}" for ln in _event_line(v)]
+    if _event_line(v):
+        lines.append("")
     for n, m in enumerate(v["matches"], 1):
         lines.append(f"### {n}. {m['title']} (`{m['id']}`)")
         lines.append("")
@@ -223,6 +258,8 @@ def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
         lines.append("")
     if not v["matches"]:
         lines += [f"No entry of the knowledge base ({v['kb_entries']} entries) matched.", ""]
+    for a in v.get("at_risk", []):
+        lines += [f"### AT RISK: {a['title']} (`{a['id']}`)", ""] + _at_risk_lines(a, md=True) + [""]
     if show_all and v["not_matched"]:
         lines += ["### Not matched", ""]
         lines += [f"- `{m['id']}`: score {m['score']:.2f}; {m['why_not']}" for m in v["not_matched"]]

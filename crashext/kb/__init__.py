@@ -22,11 +22,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..errors import CrashextError
 
 __all__ = ["KbError", "Entry", "Signature", "LogPattern", "DumpPredicate", "Affected",
-           "Reference", "load_kb", "load_file", "default_dirs", "compare_releases",
-           "split_release", "release_affected", "KINDS", "LOG_KINDS", "DUMP_KINDS"]
+           "Reference", "Fix", "Precursor", "load_kb", "load_file", "default_dirs",
+           "compare_releases", "split_release", "release_affected", "KINDS", "LOG_KINDS",
+           "DUMP_KINDS", "STATUSES", "ZONE_VERDICTS"]
 
-#: what an entry describes: a kernel bug, or a crash done on purpose
-KINDS = ("bug", "deliberate")
+#: what an entry describes: a kernel bug, a crash done on purpose, or a known
+#: condition (OOM kills, fragmentation) that is the kernel working as designed
+#: but has known remedies
+KINDS = ("bug", "deliberate", "condition")
+#: how a fact of an entry (fixing commit, first release, bug id) was checked
+STATUSES = ("verified", "unconfirmed")
+#: what the watermark verdict of a failure's zones says (allocfail elements)
+ZONE_VERDICTS = ("fragmentation", "lowmem_reserve", "short", "transient")
 #: kinds of log evidence a signature may ask for
 LOG_KINDS = ("allocfail", "regex")
 #: kinds of dump evidence a signature may ask for
@@ -63,6 +70,12 @@ class LogPattern:
     pattern: Optional[str] = None              # regex (kind "regex")
     min_order: Optional[int] = None            # allocfail: order >= this
     frames_any: List[str] = field(default_factory=list)   # allocfail: one of these frames
+    max_order: Optional[int] = None            # allocfail: order <= this
+    flags_all: List[str] = field(default_factory=list)    # allocfail: GFP names all present
+    flags_none: List[str] = field(default_factory=list)   # allocfail: GFP names all absent
+    frames_none: List[str] = field(default_factory=list)  # allocfail: none of these frames
+    zones: Optional[str] = None                # allocfail: the zones' verdict (ZONE_VERDICTS)
+    absent: bool = False                       # regex: matched when no line matches
 
 
 @dataclass
@@ -100,7 +113,26 @@ class Affected:
 class Reference:
     title: str
     url: str
+    status: str                 # STATUSES: was what it is cited for checked in it?
     note: str = ""
+
+
+@dataclass
+class Fix:
+    """One fixing change: the commit, and the first release whose tag contains it."""
+    what: str                   # commit id and subject, or a distribution package
+    first_release: Optional[str]
+    status: str                 # STATUSES, for both facts together
+    checked: str = ""           # how it was checked (or why it could not be)
+    url: str = ""
+
+
+@dataclass
+class Precursor:
+    """The state that leads to an entry's bug, reported as AT RISK when the
+    bug itself is not in the evidence."""
+    evidence: str               # the precursor in words ("a high-order ... failure")
+    log: List["LogPattern"] = field(default_factory=list)
 
 
 @dataclass
@@ -117,6 +149,8 @@ class Entry:
     references: List[Reference]
     source: str                 # the file it came from
     min_score: float = 0.5
+    fixes: List[Fix] = field(default_factory=list)
+    precursor: Optional[Precursor] = None
 
     def to_json(self) -> Dict[str, Any]:
         from dataclasses import asdict
@@ -125,14 +159,45 @@ class Entry:
 
 # -- validation -------------------------------------------------------------
 
-class _V:
-    """Field access with one-line errors naming file and field."""
+_HEADER = re.compile(r"^\s*\[\[\s*entry\s*\]\]\s*(?:#.*)?$")
+_WHERE = re.compile(r"^entry\[(\d+)\]")
 
-    def __init__(self, path: str) -> None:
+
+class _V:
+    """Field access with one-line errors naming file, line and field.
+
+    TOML parsers report syntax errors with their line; for the errors found
+    after parsing, the line is that of the field's key (or table header)
+    inside the entry's ``[[entry]]`` block, else the block's first line.
+    """
+
+    def __init__(self, path: str, text: str = "") -> None:
         self.path = path
+        self.lines = text.split("\n")
+        self.starts = [i for i, ln in enumerate(self.lines) if _HEADER.match(ln)]
+
+    def line_of(self, where: str) -> Optional[int]:
+        m = _WHERE.match(where)
+        if not m or int(m.group(1)) >= len(self.starts):
+            return None
+        n = int(m.group(1))
+        lo = self.starts[n]
+        hi = self.starts[n + 1] if n + 1 < len(self.starts) else len(self.lines)
+        keys = [k for k in re.split(r"[.\[\]]+", where[m.end():]) if k and not k.isdigit()]
+        best = lo
+        for key in keys:           # walk down: each key searched after the previous one
+            rx = re.compile(r"^\s*(?:%s\s*=|\[{1,2}[^\]]*\b%s\s*\]{1,2})" % (re.escape(key),
+                                                                              re.escape(key)))
+            hit = next((i for i in range(best, hi) if rx.match(self.lines[i])), None)
+            if hit is None:
+                break
+            best = hit
+        return best + 1
 
     def fail(self, where: str, why: str) -> "KbError":
-        return KbError(f"{self.path}: {where}: {why}")
+        line = self.line_of(where)
+        at = f"{self.path}:{line}" if line else self.path
+        return KbError(f"{at}: {where}: {why}")
 
     def table(self, d: Dict[str, Any], where: str, allowed: Sequence[str]) -> None:
         if not isinstance(d, dict):
@@ -208,14 +273,55 @@ class _V:
 
 
 _ENTRY_FIELDS = ("id", "title", "kind", "summary", "meaning", "signature", "affected",
-                 "fixed_in", "workarounds", "references", "min_score")
+                 "fixed_in", "fixes", "workarounds", "references", "min_score", "precursor")
 _SIG_FIELDS = ("panic", "panic_required", "rip_function", "rip_required", "frames_required",
                "frames_optional", "log", "dump")
-_LOG_FIELDS = ("kind", "name", "weight", "required", "pattern", "min_order", "frames_any")
+_LOG_FIELDS = ("kind", "name", "weight", "required", "pattern", "min_order", "frames_any",
+               "max_order", "flags_all", "flags_none", "frames_none", "zones", "absent")
+_ALLOC_ONLY = ("min_order", "frames_any", "max_order", "flags_all", "flags_none", "frames_none",
+               "zones")
+_FIX_FIELDS = ("what", "first_release", "status", "checked", "url")
+_PRE_FIELDS = ("evidence", "log")
 _DUMP_FIELDS = ("kind", "name", "code", "weight", "required")
 _AFF_FIELDS = ("family", "dist", "since", "before", "note")
-_REF_FIELDS = ("title", "url", "note")
+_REF_FIELDS = ("title", "url", "status", "note")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def _log_patterns(v: _V, parent: Dict[str, Any], where: str) -> List[LogPattern]:
+    logs = []
+    for lw, lp in v.tables(parent, "log", where, _LOG_FIELDS, "...log"):
+        lk = v.choice(lp, "kind", lw, LOG_KINDS)
+        pat = None
+        if lk == "regex":
+            pats = v.regexes(lp, "pattern", lw)
+            if len(pats) != 1:
+                raise v.fail(f"{lw}.pattern", "a regex log pattern needs exactly one pattern")
+            pat = pats[0]
+        elif "pattern" in lp:
+            raise v.fail(f"{lw}.pattern", "only for kind = \"regex\"")
+        if lk != "allocfail":
+            bad = [k for k in _ALLOC_ONLY if k in lp]
+            if bad:
+                raise v.fail(f"{lw}.{bad[0]}", "only for kind = \"allocfail\"")
+        elif "absent" in lp:
+            raise v.fail(f"{lw}.absent", "only for kind = \"regex\"")
+        zones = None
+        if "zones" in lp:
+            zones = v.choice(lp, "zones", lw, ZONE_VERDICTS)
+        lo, hi = v.int_(lp, "min_order", lw, 0, 10), v.int_(lp, "max_order", lw, 0, 10)
+        if lo is not None and hi is not None and lo > hi:
+            raise v.fail(f"{lw}.max_order", f"below min_order {lo}")
+        logs.append(LogPattern(kind=lk, name=v.str_(lp, "name", lw),
+                               weight=v.num(lp, "weight", lw, 1.0, 0.0, 10.0),
+                               required=v.bool_(lp, "required", lw), pattern=pat,
+                               min_order=lo, max_order=hi,
+                               frames_any=v.strs(lp, "frames_any", lw),
+                               flags_all=v.strs(lp, "flags_all", lw),
+                               flags_none=v.strs(lp, "flags_none", lw),
+                               frames_none=v.strs(lp, "frames_none", lw), zones=zones,
+                               absent=v.bool_(lp, "absent", lw)))
+    return logs
 
 
 def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
@@ -229,24 +335,7 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
     if sraw is None:
         raise v.fail(sw, "missing")
     v.table(sraw, sw, _SIG_FIELDS)
-    logs = []
-    for lw, lp in v.tables(sraw, "log", sw, _LOG_FIELDS, "...signature.log"):
-        lk = v.choice(lp, "kind", lw, LOG_KINDS)
-        pat = None
-        if lk == "regex":
-            pats = v.regexes(lp, "pattern", lw)
-            if len(pats) != 1:
-                raise v.fail(f"{lw}.pattern", "a regex log pattern needs exactly one pattern")
-            pat = pats[0]
-        elif "pattern" in lp:
-            raise v.fail(f"{lw}.pattern", "only for kind = \"regex\"")
-        if lk != "allocfail" and ("min_order" in lp or "frames_any" in lp):
-            raise v.fail(lw, "min_order and frames_any are only for kind = \"allocfail\"")
-        logs.append(LogPattern(kind=lk, name=v.str_(lp, "name", lw),
-                               weight=v.num(lp, "weight", lw, 1.0, 0.0, 10.0),
-                               required=v.bool_(lp, "required", lw), pattern=pat,
-                               min_order=v.int_(lp, "min_order", lw, 0, 10),
-                               frames_any=v.strs(lp, "frames_any", lw)))
+    logs = _log_patterns(v, sraw, sw)
     dumps = []
     for dw, dp in v.tables(sraw, "dump", sw, _DUMP_FIELDS, "...signature.dump"):
         dk = v.choice(dp, "kind", dw, DUMP_KINDS)
@@ -284,12 +373,37 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
         if not re.match(r"^https?://\S+$", url):
             raise v.fail(f"{rw}.url", "must be an http(s) URL")
         refs.append(Reference(title=v.str_(r, "title", rw), url=url,
+                              status=v.choice(r, "status", rw, STATUSES),
                               note=v.str_(r, "note", rw, required=False, default="") or ""))
+    if not refs:
+        raise v.fail(f"{where}.references", "missing: an entry names its sources "
+                     "([[entry.references]] with title, url and status)")
+    fixes = []
+    for fw, fx in v.tables(raw, "fixes", where, _FIX_FIELDS, "entry.fixes"):
+        url = v.str_(fx, "url", fw, required=False, default="") or ""
+        if url and not re.match(r"^https?://\S+$", url):
+            raise v.fail(f"{fw}.url", "must be an http(s) URL")
+        fixes.append(Fix(what=v.str_(fx, "what", fw),
+                         first_release=v.str_(fx, "first_release", fw, required=False),
+                         status=v.choice(fx, "status", fw, STATUSES),
+                         checked=v.str_(fx, "checked", fw, required=False, default="") or "",
+                         url=url))
+    pre = None
+    if "precursor" in raw:
+        pw = f"{where}.precursor"
+        v.table(raw["precursor"], pw, _PRE_FIELDS)
+        plogs = _log_patterns(v, raw["precursor"], pw)
+        if not plogs:
+            raise v.fail(pw, "has no log elements ([[entry.precursor.log]])")
+        if all(lp.absent for lp in plogs):
+            raise v.fail(pw, "needs at least one log element that is not absent = true")
+        pre = Precursor(evidence=v.str_(raw["precursor"], "evidence", pw), log=plogs)
     return Entry(id=eid, title=v.str_(raw, "title", where), kind=kind,
                  summary=v.str_(raw, "summary", where), meaning=v.str_(raw, "meaning", where),
                  signature=sig, affected=affected, fixed_in=v.strs(raw, "fixed_in", where),
                  workarounds=v.strs(raw, "workarounds", where), references=refs,
-                 source=v.path, min_score=v.num(raw, "min_score", where, 0.5, 0.0, 1.0))
+                 source=v.path, min_score=v.num(raw, "min_score", where, 0.5, 0.0, 1.0),
+                 fixes=fixes, precursor=pre)
 
 
 def load_file(path: str) -> List[Entry]:
@@ -308,7 +422,7 @@ def load_file(path: str) -> List[Entry]:
         doc = loads(text)
     except decode_error as exc:
         raise KbError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
-    v = _V(path)
+    v = _V(path, text)
     v.table(doc, "", ("entry",))
     raw = doc.get("entry")
     if not isinstance(raw, list) or not raw:
@@ -321,10 +435,14 @@ def default_dirs() -> List[str]:
     return [os.path.dirname(os.path.abspath(__file__))]
 
 
-def load_kb(extra_dirs: Optional[Sequence[str]] = None, builtin: bool = True) -> List[Entry]:
+def load_kb(extra_dirs: Optional[Sequence[str]] = None, builtin: bool = True,
+            problems: Optional[List[str]] = None) -> List[Entry]:
     """All entries: the shipped ones, then those of ``extra_dirs`` (``--kb``).
 
-    An id defined twice is an error naming both files.
+    A bad file of an extra directory is skipped and its one-line error added
+    to ``problems`` (when given), so one bad file does not stop the others;
+    a directory none of whose files loads, or a bad shipped file, is an
+    error.  An id defined twice is an error naming both files.
     """
     dirs = (default_dirs() if builtin else []) + list(extra_dirs or [])
     entries: List[Entry] = []
@@ -332,15 +450,29 @@ def load_kb(extra_dirs: Optional[Sequence[str]] = None, builtin: bool = True) ->
     for d in dirs:
         if not os.path.isdir(d):
             raise KbError(f"{d}: not a directory of knowledge-base .toml files")
+        shipped = d in default_dirs()
         files = sorted(glob.glob(os.path.join(d, "*.toml")))
-        if not files and d not in default_dirs():
+        if not files and not shipped:
             raise KbError(f"{d}: no .toml files in this knowledge-base directory")
+        bad: List[KbError] = []
         for path in files:
-            for e in load_file(path):
-                if e.id in seen:
-                    raise KbError(f"{path}: id: {e.id!r} is already defined in {seen[e.id]}")
+            try:
+                got = load_file(path)
+                for e in got:
+                    if e.id in seen:
+                        raise KbError(f"{path}: id: {e.id!r} is already defined in {seen[e.id]}")
+            except KbError as exc:
+                if shipped or problems is None:
+                    raise
+                bad.append(exc)
+                continue
+            for e in got:
                 seen[e.id] = path
                 entries.append(e)
+        if bad and len(bad) == len(files):
+            raise bad[0]
+        if problems is not None:
+            problems.extend(f"skipped: {exc}" for exc in bad)
     return entries
 
 

@@ -1,0 +1,342 @@
+"""A diagnosis when no knowledge-base entry matches: the class of the event.
+
+Triage's verdict names a known bug when one matches.  When none does, the
+first line of the verdict still says what happened, from the same parsed
+facts the PANIC and MEMORY sections print:
+
+- a panic or oops: its kind (kernel NULL pointer dereference, kernel BUG,
+  general protection fault, ...), the function of the exception RIP and the
+  kernel subsystem it belongs to (from its source file when crash's
+  ``dis -l`` gave one, else from the function's name);
+- an OOM kill: global or memcg (with the memcg path), the constraint, the
+  victim, its pid and anon-rss, and the order of the request;
+- an allocation failure: order and size, task, caller, and the watermark
+  verdict of its zones (fragmentation, lowmem_reserve, short of memory);
+- a SLUB failure to grow a cache.
+
+The OOM report's lines (mm/oom_kill.c) read here:
+
+- ``oom-kill:constraint=%s,nodemask=%*pbl,cpuset=%s,mems_allowed=%*pbl,
+  [oom_memcg=%s,]task_memcg=%s,task=%s,pid=%d,uid=%d`` (v4.19+,
+  dump_oom_summary / ef8444ea01d7's reorganised report);
+- ``Memory cgroup out of memory: Kill[ed] process %d (%s)`` and
+  ``Out of memory: Kill[ed] process %d (%s)`` (``Killed`` since v5.0);
+- ``Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB``;
+- ``Task in %s killed as a result of limit of %s`` (memcg OOMs before v4.19).
+"""
+
+import re
+from typing import Any, Dict, List, Optional
+
+__all__ = ["diagnose", "subsystem_of", "SCAN_PATTERNS", "OOM_SUMMARY", "OOM_KILL",
+           "OOM_VICTIM", "OOM_TASK_IN", "OOM_NOTHING",
+           "VMALLOC_PARTIAL"]
+
+OOM_SUMMARY = (r"oom-kill:constraint=(?P<constraint>\w+)"
+               r"(?:.*?,oom_memcg=(?P<oom_memcg>[^,]*))?(?:.*?,task_memcg=(?P<task_memcg>[^,]*))?"
+               r"(?:.*?,task=(?P<task>[^,]*),pid=(?P<pid>\d+))?")
+OOM_KILL = r"(?P<memcg>Memory cgroup out of memory|Out of memory)(?: \([^)]*\))?: Kill(?:ed)? process (?P<pid>\d+) \((?P<comm>[^)]*)\)"
+OOM_VICTIM = (r"Killed process (?P<pid>\d+) \((?P<comm>[^)]*)\)(?: total-vm:(?P<vm>\d+)kB,"
+              r" anon-rss:(?P<anon>\d+)kB)?")
+OOM_TASK_IN = r"Task in (?P<task_memcg>\S+) killed as a result of limit of (?P<oom_memcg>\S+)"
+#: mm/oom_kill.c out_of_memory(): nothing could be killed; the kernel panics next
+OOM_NOTHING = r"Out of memory and no killable processes"
+#: mm/vmalloc.c __vmalloc_area_node(): pages for a vmalloc area could not all be
+#: allocated (the whole-request form, "allocation failure: %lu bytes", is
+#: parsed by crashext.sources.kmsg)
+VMALLOC_PARTIAL = (r"vmalloc: allocation failure, allocated (?P<got>\d+) of (?P<want>\d+) bytes"
+                   r"(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?")
+# (it starts with the literal message, so the scan is linear; the task name is
+# the text before it: "iptables-restor: vmalloc: ...")
+#: the regexes triage's log scan records for the diagnosis (first line each)
+SCAN_PATTERNS = (OOM_SUMMARY, OOM_KILL, OOM_VICTIM, OOM_TASK_IN, OOM_NOTHING, VMALLOC_PARTIAL)
+
+# Kernel subsystems by source path (longest prefix first), for a RIP whose
+# file crash's "dis -l" named.
+_BY_PATH = [
+    ("mm/memcontrol.c", "memory cgroups"), ("mm/page_counter.c", "memory cgroups (page counters)"),
+    ("mm/slub.c", "slab allocator (SLUB)"), ("mm/slab.c", "slab allocator (SLAB)"),
+    ("mm/slab_common.c", "slab allocator"), ("mm/page_alloc.c", "page allocator"),
+    ("mm/compaction.c", "memory compaction"), ("mm/vmscan.c", "page reclaim"),
+    ("mm/oom_kill.c", "OOM killer"), ("mm/vmalloc.c", "vmalloc"), ("mm/", "memory management"),
+    ("kernel/cgroup", "cgroup core"), ("lib/idr.c", "ID allocator"),
+    ("lib/list_debug.c", "list debugging"), ("lib/", "kernel library"),
+    ("drivers/tty/sysrq.c", "SysRq"), ("kernel/sched/", "scheduler"),
+    ("kernel/", "core kernel"), ("net/", "networking"), ("block/", "block layer"),
+]
+# ... and by function name when no file is known: prefixes of the functions
+# of those files (mm/memcontrol.c's mem_cgroup_*/memcg_*, ...)
+_BY_NAME = [
+    (("mem_cgroup_", "memcg_", "__mem_cgroup_", "mem_cgroup", "obj_cgroup_", "__memcg_",
+      "drain_stock", "refill_stock", "try_charge", "uncharge_", "commit_charge"),
+     "memory cgroups", "mm/memcontrol.c"),
+    (("page_counter_",), "memory cgroups (page counters)", "mm/page_counter.c"),
+    (("kmem_cache_", "kmalloc", "__kmalloc", "kfree", "___slab_alloc", "__slab_", "slab_",
+      "new_slab", "allocate_slab", "cache_grow", "cache_alloc"), "slab allocator", "mm/slub.c or mm/slab.c"),
+    (("__alloc_pages", "get_page_from_freelist", "__free_pages", "free_pages", "__rmqueue",
+      "rmqueue", "free_pcppages_bulk", "free_one_page"), "page allocator", "mm/page_alloc.c"),
+    (("compact_", "isolate_migratepages", "isolate_freepages", "kcompactd"), "memory compaction",
+     "mm/compaction.c"),
+    (("shrink_", "kswapd", "try_to_free_"), "page reclaim", "mm/vmscan.c"),
+    (("oom_", "out_of_memory"), "OOM killer", "mm/oom_kill.c"),
+    (("test_clear_page_writeback", "test_set_page_writeback", "end_page_writeback",
+      "__set_page_dirty", "clear_page_dirty", "balance_dirty_pages"), "page writeback",
+     "mm/page-writeback.c"),
+    (("cgroup_", "css_", "cgroup1_", "cgroup2_", "kernfs_"), "cgroup core", "kernel/cgroup"),
+    (("ida_", "idr_"), "ID allocator", "lib/idr.c"),
+    (("__list_add", "__list_del", "list_del"), "list debugging", "lib/list_debug.c"),
+    (("sysrq_",), "SysRq", "drivers/tty/sysrq.c"),
+    (("ext4_", "jbd2_"), "ext4 filesystem", "fs/ext4"), (("xfs_",), "XFS filesystem", "fs/xfs"),
+    (("nfs_", "nfs4_"), "NFS client", "fs/nfs"), (("btrfs_",), "btrfs filesystem", "fs/btrfs"),
+    (("ovl_",), "overlayfs", "fs/overlayfs"),
+    (("tcp_", "udp_", "ip_", "ipv6_", "skb_", "__skb", "sk_", "sock_", "dev_", "netif_",
+      "napi_", "nf_", "br_"), "networking", "net/"),
+    (("blk_", "bio_", "submit_bio"), "block layer", "block/"),
+]
+
+_PANIC_CLASS = [
+    (re.compile(r"NULL pointer dereference"), "kernel NULL pointer dereference"),
+    (re.compile(r"KASAN: (?:slab-)?use-after-free"), "use-after-free (KASAN)"),
+    (re.compile(r"KASAN: "), "KASAN report"),
+    (re.compile(r"kernel BUG at"), "kernel BUG"),
+    (re.compile(r"general protection fault"), "general protection fault"),
+    (re.compile(r"unable to handle (?:kernel )?paging request|unable to handle page fault"),
+     "kernel paging request fault"),
+    (re.compile(r"soft lockup"), "soft lockup"),
+    (re.compile(r"hung_task|blocked for more than"), "hung task"),
+    (re.compile(r"Out of memory and no killable processes|System is deadlocked on memory"),
+     "OOM panic (nothing left to kill)"),
+    (re.compile(r"panic_on_oom|Out of memory: (?:system-wide|compulsory) panic"), "OOM panic"),
+    (re.compile(r"panic_on_warn"), "WARNING turned into a panic (panic_on_warn)"),
+    (re.compile(r"Fatal exception"), "fatal exception"),
+    (re.compile(r"WARNING"), "kernel WARNING"),
+    (re.compile(r"invalid opcode"), "invalid opcode (BUG or UD2)"),
+    (re.compile(r"Kernel panic|not syncing"), "kernel panic"),
+]
+
+
+_NO_FIX = "; no known fix in the knowledge base"
+
+
+def subsystem_of(function: Optional[str], file: Optional[str] = None) -> Optional[str]:
+    """The kernel subsystem of a function: by its source file when known, else by name."""
+    if file:
+        # the kernel tree path inside a build path (/usr/src/debug/.../lib/idr.c)
+        m = re.search(r"(?:^|/)((?:mm|kernel|lib|drivers|net|fs|block|arch|include)/.*)$", file)
+        path = m.group(1) if m else file
+        for prefix, name in _BY_PATH:
+            if path.startswith(prefix):
+                return f"{name}, {path}"
+        m = re.match(r"(fs|drivers)/([^/]+)/", path)
+        if m:
+            return f"{'filesystem' if m.group(1) == 'fs' else 'driver'} {m.group(2)}, {path}"
+        return path
+    if not function:
+        return None
+    for prefixes, name, where in _BY_NAME:
+        if function.startswith(prefixes):
+            return f"{name}, {where}"
+    return None
+
+
+def _kib(n: Optional[int]) -> str:
+    if n is None:
+        return "?"
+    return f"{n} KiB" if n < 1024 else (f"{n // 1024} MiB" if n % 1024 == 0 else f"{n / 1024:.1f} MiB")
+
+
+def _order_size(order: Optional[int], page_kb: int) -> str:
+    return "" if order is None else f" ({_kib(page_kb << order)})"
+
+
+def _panic_diag(pan: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    text = pan.get("panic")
+    if not text:
+        return None
+    cls = next((name for rx, name in _PANIC_CLASS if rx.search(text)), "kernel panic")
+    rip = pan.get("rip") or {}
+    func = rip.get("function")
+    sub = subsystem_of(func, rip.get("file"))
+    where = f" in {func}" if func else ""
+    if sub:
+        where += f" ({sub})"
+    return {"class": cls, "headline": f"{cls}{where}{_NO_FIX}",
+            "facts": {"panic": text, "function": func, "subsystem": sub}}
+
+
+def _hit(hits: Dict[str, Optional[str]], pattern: str) -> Optional["re.Match"]:
+    line = hits.get(pattern)
+    return re.search(pattern, line) if line else None
+
+
+def _oom_diag(rep, hits: Dict[str, Optional[str]], page_kb: int) -> Optional[Dict[str, Any]]:
+    ooms = list(getattr(rep, "ooms", []) or [])
+    summ, kill = _hit(hits, OOM_SUMMARY), _hit(hits, OOM_KILL)
+    victim, task_in = _hit(hits, OOM_VICTIM), _hit(hits, OOM_TASK_IN)
+    nothing = _hit(hits, OOM_NOTHING)
+    if not (ooms or summ or kill or victim or nothing):
+        return None
+    first = ooms[0] if ooms else None
+    memcg_path = None
+    if summ and summ.group("oom_memcg"):
+        memcg_path = summ.group("oom_memcg")
+    elif task_in:
+        memcg_path = task_in.group("oom_memcg")
+    is_memcg = bool(memcg_path) or (kill is not None and kill.group("memcg").startswith("Memory")) \
+        or (summ is not None and summ.group("constraint") == "CONSTRAINT_MEMCG") \
+        or bool(first and first.memcg)
+    constraint = summ.group("constraint") if summ else None
+    scope = ("memcg " + memcg_path if memcg_path else "memcg") if is_memcg else "global"
+    if constraint and constraint not in ("CONSTRAINT_NONE", "CONSTRAINT_MEMCG"):
+        scope += f", {constraint}"
+    pid = comm = anon = None
+    if victim:
+        pid, comm = int(victim.group("pid")), victim.group("comm")
+        anon = int(victim.group("anon")) if victim.group("anon") else None
+    elif kill:
+        pid, comm = int(kill.group("pid")), kill.group("comm")
+    elif summ and summ.group("pid"):
+        pid, comm = int(summ.group("pid")), summ.group("task")
+    elif first and first.killed_pid is not None:
+        pid, comm = first.killed_pid, first.killed_comm
+    if not (summ or kill or victim or task_in or nothing):
+        # only the "invoked oom-killer" header: the excerpt ends before the kill
+        head = (f"OOM killer invoked ({'memcg' if is_memcg else 'scope not in the log'}) by "
+                f"{first.comm} for order {first.order}{_order_size(first.order, page_kb)}; "
+                "the log ends before the kill")
+        return {"class": "OOM kill", "headline": head,
+                "facts": {"memcg": is_memcg, "memcg_path": None, "constraint": None,
+                          "victim_pid": None, "victim_comm": None, "anon_rss_kb": None,
+                          "order": first.order, "invoked_by": first.comm, "count": len(ooms)}}
+    head = f"OOM kill ({scope}): "
+    if comm or pid is not None:
+        head += (f"{comm or '?'} pid {pid if pid is not None else '?'}"
+                 + (f", anon-rss {_kib(anon)}" if anon is not None else ""))
+    elif nothing:
+        head += ("no killable process (a global OOM then panics: \"System is deadlocked on "
+                 "memory\", mm/oom_kill.c out_of_memory())")
+    else:
+        head += "victim not in the log"
+    if first is not None:
+        head += (f"; invoked by {first.comm} for order {first.order}{_order_size(first.order, page_kb)}"
+                 + (" (a high-order request)" if first.order else ""))
+    return {"class": "OOM kill", "headline": head,
+            "facts": {"memcg": is_memcg, "memcg_path": memcg_path, "constraint": constraint,
+                      "victim_pid": pid, "victim_comm": comm, "anon_rss_kb": anon,
+                      "order": first.order if first else None, "invoked_by": first.comm if first else None,
+                      "count": len(ooms)}}
+
+
+def _alloc_diag(memory: Dict[str, Any], page_kb: int) -> Optional[Dict[str, Any]]:
+    fails = memory.get("allocation_failures") or []
+    if not fails:
+        return None
+    zvs = memory.get("zone_verdicts") or []
+    pairs = list(zip(fails, zvs + [{}] * (len(fails) - len(zvs))))
+    # the highest order is the most telling (order-0 failures are often only atomic noise)
+    f, zv = max(pairs, key=lambda p: (p[0].get("order") or 0))
+    if f.get("kind") == "vmalloc":
+        cls = "vmalloc failure"
+        what = f"{f.get('size')} bytes" if f.get("size") is not None else "size not printed"
+    else:
+        order = f.get("order")
+        cls = "high-order allocation failure" if order else "allocation failure"
+        what = f"order {order}{_order_size(order, page_kb)}"
+    head = f"{cls}: {what} for {f.get('comm') or '?'}"
+    if f.get("caller"):
+        head += f" in {f['caller']}"
+    if f.get("flags"):
+        head += f", {f['flags']}"
+    zclass = zv.get("class")
+    tail = {"fragmentation": "fragmentation: the zones have free memory above min but nothing "
+                             f"at order >= {f.get('order')}",
+            "lowmem_reserve": "held back by lowmem_reserve: the zones' free memory is reserved "
+                              "for allocations that cannot use higher zones",
+            "short": "short of memory: free memory below the min watermark",
+            "transient": "a zone passes the watermark as printed: transient or limited by the "
+                         "allocation context"}.get(zclass)
+    if tail:
+        head += f"; {tail}"
+    elif zv.get("error"):
+        head += f"; zone verdict unavailable ({zv['error']})"
+    return {"class": cls, "headline": head,
+            "facts": {"comm": f.get("comm"), "order": f.get("order"), "size": f.get("size"),
+                      "caller": f.get("caller"), "flags": f.get("flags"), "zones": zclass,
+                      "count": len(fails)}}
+
+
+def _vmalloc_diag(hits: Dict[str, Optional[str]]) -> Optional[Dict[str, Any]]:
+    line = hits.get(VMALLOC_PARTIAL)
+    m = re.search(VMALLOC_PARTIAL, line) if line else None
+    if not m:
+        return None
+    comm = line[:m.start()].strip().rstrip(":").strip() or "?"
+    got, want = int(m.group("got")), int(m.group("want"))
+    names = m.group("names") or (f"0x{m.group('mode')}" if m.group("mode") else None)
+    return {"class": "vmalloc failure",
+            "headline": f"vmalloc failure: {comm} got {_kib(got // 1024)} of "
+                        f"{_kib(want // 1024)} before a page allocation failed"
+                        + (f", {names}" if names else ""),
+            "facts": {"comm": comm, "allocated": got, "size": want, "flags": names}}
+
+
+_WARN_AT = re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?P<file>\S+?):\d+")
+
+
+def _warning_diag(rep) -> Optional[Dict[str, Any]]:
+    """A WARNING when nothing worse happened (with panic_on_warn it is a panic)."""
+    warn = next((h for h in getattr(rep, "oops", []) or [] if h.kind == "warning"), None)
+    if warn is None:
+        return None
+    m = _WARN_AT.search(warn.message)
+    file = m.group("file") if m else None
+    sub = subsystem_of(warn.rip_func, file)
+    where = f" in {warn.rip_func}" if warn.rip_func else ""
+    if sub:
+        where += f" ({sub})"
+    return {"class": "kernel WARNING",
+            "headline": f"kernel WARNING{where}; the kernel continued (a panic only with "
+                        f"panic_on_warn){_NO_FIX}",
+            "facts": {"warning": warn.message, "function": warn.rip_func, "file": file,
+                      "subsystem": sub}}
+
+
+def _slub_diag(rep) -> Optional[Dict[str, Any]]:
+    slub = list(getattr(rep, "slub", []) or [])
+    if not slub:
+        return None
+    s = slub[0]
+    names = "|".join(s.gfp_names) if s.gfp_names else f"{s.gfp:#x}"
+    cache = s.cache or "cache not printed"
+    per_memcg = bool(s.cache and re.search(r"\(\d+:[^)]*\)$", s.cache))
+    return {"class": "slab cache growth failure",
+            "headline": f"slab cache growth failure: SLUB could not allocate for {cache}"
+                        + (" (a per-memcg cache)" if per_memcg else "")
+                        + f", gfp {names}, {len(slub)} time(s)",
+            "facts": {"cache": s.cache, "per_memcg": per_memcg, "count": len(slub)}}
+
+
+def diagnose(pan: Optional[Dict[str, Any]], memory: Dict[str, Any], rep,
+             hits: Optional[Dict[str, Optional[str]]], page_kb: int = 4) -> Dict[str, Any]:
+    """The class of the event and its key numbers; first line of a verdict
+    when no knowledge-base entry matched.  ``others`` lists the headlines of
+    the other kinds of evidence (panic first, then OOM, allocation, SLUB).
+    ``page_kb``: the page size for sizes of orders (the buddy lines' order-0
+    block when the log printed one)."""
+    found: List[Dict[str, Any]] = []
+    for d in (_panic_diag(pan) if pan else None,
+              _oom_diag(rep, hits or {}, page_kb) if rep is not None else None,
+              _alloc_diag(memory, page_kb),
+              _vmalloc_diag(hits or {}),
+              _slub_diag(rep) if rep is not None else None,
+              _warning_diag(rep) if rep is not None else None):
+        if d:
+            found.append(d)
+    if not found:
+        none = "no panic, OOM kill or allocation failure in the evidence"
+        return {"class": "no event", "headline": none, "event": none, "facts": {}, "others": []}
+    top = dict(found[0])
+    top["others"] = [d["headline"] for d in found[1:]]
+    # the class alone, for an EVENT line next to a knowledge-base match
+    top["event"] = top["headline"].split(_NO_FIX)[0]
+    return top

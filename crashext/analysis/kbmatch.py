@@ -1,0 +1,249 @@
+"""Matching the evidence of a crash against knowledge-base entries.
+
+Split out of :mod:`crashext.analysis.triage` (which collects the evidence):
+:class:`Evidence` is what the matcher may look at, :func:`evaluate` marks
+each signature element of an entry matched, unmatched or unknown and
+scores it.
+"""
+
+import re
+from typing import Any, Dict, List, Optional
+
+from .. import kb as kbmod
+
+__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func",
+           "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
+
+STATUS_MATCHED = "matched"
+STATUS_UNMATCHED = "unmatched"
+STATUS_UNKNOWN = "unknown"
+
+# Weights of the signature elements that are not weighted in the entry itself.
+_W_PANIC = 3.0
+_W_RIP = 2.0
+_W_FRAME_REQUIRED = 1.0
+_W_FRAME_OPTIONAL = 0.5
+_W_KERNEL = 1.0
+
+
+_FUNC_SUFFIX = re.compile(r"\.(?:isra|constprop|part|cold|lto_priv|llvm)(?:\.\d+)*$")
+
+
+def norm_func(name: Optional[str]) -> Optional[str]:
+    """Compiler clones (``online_css.isra.9``, ``foo.cold``) are the function itself."""
+    return _FUNC_SUFFIX.sub("", name) if name else name
+
+
+# ---------------------------------------------------------------------------
+# Matching (the evidence is collected by crashext.analysis.triage)
+# ---------------------------------------------------------------------------
+
+class Evidence:
+    """What the matcher may look at; None means "not known" (not "absent")."""
+
+    def __init__(self) -> None:
+        self.release: Optional[str] = None
+        self.panic: Optional[str] = None
+        self.panic_known = False           # some source could tell the panic string
+        self.rip_function: Optional[str] = None
+        self.rip_known = False             # some source could tell whether there was an exception
+        self.frames: Optional[List[str]] = None
+        self.log_hits: Optional[Dict[str, Optional[str]]] = None  # regex -> first line
+        self.allocfails: Optional[List[Dict[str, Any]]] = None
+        self.dump_codes: Optional[set] = None
+        self.dump_why = "no dump given"
+        self.log_why = "no kernel log"
+
+
+def _el(name: str, status: str, detail: str, weight: float, required: bool, group: str
+        ) -> Dict[str, Any]:
+    return {"element": name, "status": status, "detail": detail, "weight": weight,
+            "required": required, "group": group}
+
+
+def _gfp_names(f: Dict[str, Any]) -> set:
+    return set((f.get("flags") or "").split("|")) - {""}
+
+
+def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
+    """Whether one allocation failure (triage's dict) meets an allocfail element."""
+    if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
+        return False
+    if lp.max_order is not None and (f["order"] is None or f["order"] > lp.max_order):
+        return False
+    fnames = set(norm_func(x["function"]) for x in f["frames"])
+    if lp.frames_any and not fnames & set(lp.frames_any):
+        return False
+    if lp.frames_none and fnames & set(lp.frames_none):
+        return False
+    names = _gfp_names(f)
+    if lp.flags_all and not set(lp.flags_all) <= names:
+        return False
+    if lp.flags_none and set(lp.flags_none) & names:
+        return False
+    if lp.zones is not None and f.get("zones") != lp.zones:
+        return False
+    return True
+
+
+def _allocfail_wanted(lp: "kbmod.LogPattern") -> str:
+    parts = []
+    if lp.min_order is not None:
+        parts.append(f"order >= {lp.min_order}")
+    if lp.max_order is not None:
+        parts.append(f"order <= {lp.max_order}")
+    if lp.frames_any:
+        parts.append(f"through {', '.join(lp.frames_any)}")
+    if lp.frames_none:
+        parts.append(f"not through {', '.join(lp.frames_none)}")
+    if lp.flags_all:
+        parts.append(f"with {'|'.join(lp.flags_all)}")
+    if lp.flags_none:
+        parts.append(f"without {'|'.join(lp.flags_none)}")
+    if lp.zones:
+        parts.append(f"zone verdict {lp.zones}")
+    return ", ".join(parts) or "any"
+
+
+def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
+    """One log element of a signature or precursor against ``ev``."""
+    label = f"log: {lp.name}"
+    group = "log-absent" if lp.absent else "log"
+    if ev.log_hits is None or (lp.kind == "regex" and lp.pattern not in ev.log_hits):
+        why = ev.log_why if ev.log_hits is None else "the log was not searched for it"
+        return _el(label, STATUS_UNKNOWN, why, lp.weight, lp.required, group)
+    if lp.kind == "regex":
+        hit = ev.log_hits.get(lp.pattern)
+        if lp.absent:
+            return _el(label, STATUS_UNMATCHED if hit else STATUS_MATCHED,
+                       f"present: {hit.strip()[:160]}" if hit else
+                       f"no line matches /{lp.pattern}/", lp.weight, lp.required, group)
+        return _el(label, STATUS_MATCHED if hit else STATUS_UNMATCHED,
+                   hit.strip()[:160] if hit else f"no line matches /{lp.pattern}/",
+                   lp.weight, lp.required, group)
+    # allocfail
+    found = next((f for f in ev.allocfails or [] if _allocfail_ok(lp, f)), None)
+    if found:
+        via = sorted(set(norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
+        what = (f"vmalloc failure of {found['size']} bytes" if found.get("kind") == "vmalloc"
+                else f"order-{found['order']} allocation failure")
+        detail = (f"{found['comm']}: {what}, mode {found['mode']}"
+                  + (f" ({found['flags']})" if found.get("flags") else "")
+                  + (f", via {', '.join(via)}" if via else "")
+                  + (f", zones: {found['zones']}" if lp.zones else ""))
+    else:
+        detail = (f"{len(ev.allocfails or [])} allocation failure(s) in the log, none "
+                  f"{_allocfail_wanted(lp)}")
+    return _el(label, STATUS_MATCHED if found else STATUS_UNMATCHED, detail,
+               lp.weight, lp.required, group)
+
+
+def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
+    """Each signature element of ``entry`` against ``ev``, and the score."""
+    sig = entry.signature
+    els: List[Dict[str, Any]] = []
+    if sig.panic:
+        if not ev.panic_known:
+            els.append(_el("panic string", STATUS_UNKNOWN, "no panic string available",
+                           _W_PANIC, sig.panic_required, "panic"))
+        else:
+            hit = next((p for p in sig.panic if ev.panic and re.search(p, ev.panic)), None)
+            els.append(_el("panic string", STATUS_MATCHED if hit else STATUS_UNMATCHED,
+                           f"{ev.panic!r} ~ /{hit}/" if hit else
+                           f"{ev.panic!r} matches none of {sig.panic}" if ev.panic else
+                           "no panic message found", _W_PANIC, sig.panic_required, "panic"))
+    if sig.rip_function:
+        if not ev.rip_known:
+            els.append(_el("exception RIP function", STATUS_UNKNOWN, "no backtrace or RIP line",
+                           _W_RIP, sig.rip_required, "panic"))
+        else:
+            ok = norm_func(ev.rip_function) in sig.rip_function
+            els.append(_el("exception RIP function", STATUS_MATCHED if ok else STATUS_UNMATCHED,
+                           f"RIP in {ev.rip_function}" if ev.rip_function else
+                           "no exception RIP (the panic was not an exception)",
+                           _W_RIP, sig.rip_required, "panic"))
+    names = set(norm_func(f) for f in ev.frames) if ev.frames is not None else None
+    for fr, w, req in ([(f, _W_FRAME_REQUIRED, True) for f in sig.frames_required]
+                       + [(f, _W_FRAME_OPTIONAL, False) for f in sig.frames_optional]):
+        if names is None:
+            els.append(_el(f"frame {fr}", STATUS_UNKNOWN, "no backtrace of the panicking task",
+                           w, req, "backtrace"))
+        else:
+            ok = fr in names
+            els.append(_el(f"frame {fr}", STATUS_MATCHED if ok else STATUS_UNMATCHED,
+                           "in the panicking task's backtrace" if ok else "not in the backtrace",
+                           w, req, "backtrace"))
+    for lp in sig.log:
+        els.append(log_element(lp, ev))
+    for dp in sig.dump:
+        label = f"dump: {dp.name}"
+        if ev.dump_codes is None:
+            els.append(_el(label, STATUS_UNKNOWN, ev.dump_why, dp.weight, dp.required, "dump"))
+        else:
+            ok = dp.code in ev.dump_codes
+            els.append(_el(label, STATUS_MATCHED if ok else STATUS_UNMATCHED,
+                           f"memcg analysis reports {dp.code}" if ok else
+                           f"memcg analysis does not report {dp.code}", dp.weight, dp.required,
+                           "dump"))
+    if entry.affected:
+        status, why = kbmod.release_affected(ev.release, entry.affected)
+        els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
+    checked = [e for e in els if e["status"] != STATUS_UNKNOWN]
+    got = sum(e["weight"] for e in checked if e["status"] == STATUS_MATCHED)
+    possible = sum(e["weight"] for e in checked)
+    score = got / possible if possible else 0.0
+    blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
+    evidence = [e for e in els if e["group"] not in ("kernel", "log-absent")
+                and e["status"] == STATUS_MATCHED]
+    matched = bool(evidence) and not blockers and score >= entry.min_score
+    if matched:
+        why_not = None
+    elif blockers:
+        why_not = "required element unmatched: " + ", ".join(e["element"] for e in blockers)
+    elif not evidence:
+        why_not = "no signature element matched" + (
+            "" if checked else " (nothing could be checked)")
+    else:
+        why_not = f"score {score:.2f} below {entry.min_score:.2f}"
+    return {
+        "id": entry.id, "title": entry.title, "kind": entry.kind, "matched": matched,
+        "score": round(score, 3), "checked_weight": possible, "matched_weight": got,
+        "total_weight": sum(e["weight"] for e in els),
+        "unknown": sum(1 for e in els if e["status"] == STATUS_UNKNOWN),
+        "why_not": why_not, "elements": els, "summary": entry.summary,
+        "meaning": " ".join(entry.meaning.split()), "fixed_in": entry.fixed_in,
+        "workarounds": entry.workarounds,
+        "references": [{"title": r.title, "url": r.url, "note": r.note, "status": r.status}
+                       for r in entry.references],
+        "fixes": [{"what": f.what, "first_release": f.first_release, "status": f.status,
+                   "checked": f.checked, "url": f.url} for f in entry.fixes],
+        "kb_file": entry.source,
+    }
+
+
+def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str, Any]]:
+    """The entry's precursor against ``ev``: None if the entry has none.
+
+    It matches when at least one of its (not absent) log elements matched,
+    none of its required ones is unmatched and the kernel release is not
+    outside the entry's affected ranges (unknown is allowed and said).
+    """
+    pre = entry.precursor
+    if pre is None:
+        return None
+    els = [log_element(lp, ev) for lp in pre.log]
+    if entry.affected:
+        status, why = kbmod.release_affected(ev.release, entry.affected)
+        els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
+    blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
+    evidence = [e for e in els if e["group"] == "log" and e["status"] == STATUS_MATCHED]
+    matched = bool(evidence) and not blockers
+    shows = ""
+    if evidence:
+        # the first matched element's detail, then what else was seen (by name)
+        shows = evidence[0]["detail"] + "".join(
+            f"; {e['element'][len('log: '):]}" for e in evidence[1:])
+    return {"matched": matched, "evidence": pre.evidence, "elements": els, "shows": shows,
+            "why_not": None if matched else (
+                "required element unmatched: " + ", ".join(e["element"] for e in blockers)
+                if blockers else "no precursor element matched")}
