@@ -25,6 +25,7 @@ setup(
     install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],
     extras_require={
         "drgn": ["drgn>=0.0.25"],
+        "exporter": ["prometheus-client>=0.17"],  # crashext exporter (start_http_server returns the server)
         "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5"],  # build: tests/test_packaging.py
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
