@@ -26,7 +26,7 @@ setup(
     extras_require={
         "drgn": ["drgn>=0.0.25"],
         "exporter": ["prometheus-client>=0.17"],  # crashext exporter (start_http_server returns the server)
-        "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5"],  # build: tests/test_packaging.py
+        "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5", "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
     classifiers=[

@@ -324,3 +324,29 @@ def test_not_a_crash_command():
     from crashext.crash_pack import crash_commands
     from crashext.commands import COMMAND_NAMES
     assert "exporter" in COMMAND_NAMES and "exporter" not in crash_commands()
+
+
+def test_deploy_examples_use_real_options():
+    """The DaemonSet's and the systemd unit's command lines are ones the exporter takes,
+    and the DaemonSet mounts every path it names."""
+    import shlex
+
+    import yaml
+
+    from crashext.cli import build_parser
+    root = Path(__file__).resolve().parent.parent / "deploy"
+    ds = yaml.safe_load((root / "daemonset.yaml").read_text())
+    pod = ds["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    args = build_parser().parse_args(c["args"])
+    assert args.command == "exporter"
+    port = c["ports"][0]["containerPort"]
+    assert args.listen == f":{port}" and pod["metadata"]["annotations"]["prometheus.io/port"] \
+        == str(port)
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {args.proc, args.sys, args.log} <= mounts
+    unit = (root / "crashext-exporter.service").read_text()
+    line = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    argv = shlex.split(line[len("ExecStart="):])
+    assert argv[0].endswith("/crashext")
+    assert build_parser().parse_args(argv[1:]).command == "exporter"
