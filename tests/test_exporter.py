@@ -290,6 +290,7 @@ def test_missing_and_malformed_files_count_errors(vmcore, tmp_path):
     (["--top", "0", "--once"], "--top 0"),
     (["-c", "/etc/hostname", "-s", "/etc/hostname", "--once"], "a vmcore does not change"),
     (["--log", "x", "--no-log", "--once"], "contradict"),
+    (["--cgroupfs-interval", "-1", "--once"], "must be 0 or more"),
 ])
 def test_bad_options_one_line(args, expect):
     p = _cli(*args)
@@ -350,3 +351,32 @@ def test_deploy_examples_use_real_options():
     argv = shlex.split(line[len("ExecStart="):])
     assert argv[0].endswith("/crashext")
     assert build_parser().parse_args(argv[1:]).command == "exporter"
+
+
+def test_http_server_with_background_cgroupfs_walk(tmp_path):
+    """Served over HTTP; with --cgroupfs-interval the walk runs in the background
+    and a cgroup created meanwhile shows up within an interval or two."""
+    import time
+
+    from exporterlib import exporter_cmd, free_port, http_get, start, stop, wait_http
+    root = tmp_path / "cg"
+    (root / "a").mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("memory\n")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    p = start(exporter_cmd(port, "--sys", str(root), "--no-log", "--cgroupfs-interval", "0.3"),
+              tmp_path / "exporter.log", env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_http(url, p)
+        online = _key("crashext_memcg_cgroups", state="online")
+        assert parse_text(http_get(url))[online] == 2  # / and /a
+        (root / "a" / "b").mkdir()
+        t0 = time.monotonic()
+        while parse_text(http_get(url))[online] != 3:
+            assert time.monotonic() - t0 < 10, "the new cgroup never showed up"
+            time.sleep(0.1)
+    finally:
+        stop(p)
+    assert p.returncode == 0  # SIGTERM ends it cleanly
+    assert "serving http://127.0.0.1:%d/metrics" % port in (tmp_path / "exporter.log").read_text()

@@ -61,6 +61,10 @@ def add_arguments(parser) -> None:
                           "(default 20; the rest sum under \"_other\")")
     opt.add_argument("--kernel-interval", type=float, default=60.0, metavar="SECONDS",
                      help="how often kernel memory is read through drgn (default 60)")
+    opt.add_argument("--cgroupfs-interval", type=float, default=0.0, metavar="SECONDS",
+                     help="walk cgroupfs every SECONDS in the background instead of at each "
+                          "scrape (default 0: at each scrape; the walk is most of a scrape on a "
+                          "host with tens of thousands of cgroups)")
     opt.add_argument("--interval", type=float, metavar="SECONDS",
                      help="with --textfile: rewrite the file every SECONDS until stopped")
 
@@ -86,6 +90,8 @@ def _check(args, ctx) -> None:
         raise InputError("--interval goes with --textfile")
     if args.interval is not None and not args.interval > 0:
         raise InputError(f"--interval {args.interval}: must be a positive number of seconds")
+    if args.cgroupfs_interval < 0:
+        raise InputError(f"--cgroupfs-interval {args.cgroupfs_interval}: must be 0 or more")
     if not args.kernel_interval > 0:
         raise InputError(f"--kernel-interval {args.kernel_interval}: must be positive")
     if args.top < 1:
@@ -101,7 +107,7 @@ def _check(args, ctx) -> None:
             raise InputError(f"--{opt} {v}: not a directory")
 
 
-def build(args, ctx, warn=None):
+def build(args, ctx, warn=None, one_shot=False):
     """The collector and what must be started/stopped around it."""
     try:
         from ..exporter import collector as coll
@@ -129,7 +135,8 @@ def build(args, ctx, warn=None):
             counts = logwatch.LogCounts(top=args.top)
             log = logwatch.LogWatcher(logwatch.open_source(path, counts), counts)
     c = coll.Collector(proc=proc, sys_dir=sys_dir, kernel=kernel, log=log, top=args.top,
-                       release=args.release, warn=warn)
+                       release=args.release, warn=warn,
+                       cgroupfs_interval=0.0 if one_shot else args.cgroupfs_interval)
     if not c.sources():
         raise InputError("nothing to read: give --proc/--sys, --log, -k or --qemu")
     return c
@@ -175,12 +182,13 @@ def _stop_event():
 def run(args, ctx) -> int:
     for opt, default in (("listen", None), ("textfile", None), ("once", False), ("proc", None),
                          ("sys", None), ("log", None), ("no_log", False), ("release", None),
-                         ("top", 20), ("kernel_interval", 60.0), ("interval", None)):
+                         ("top", 20), ("kernel_interval", 60.0), ("interval", None),
+                         ("cgroupfs_interval", 0.0)):
         if not hasattr(args, opt):
             setattr(args, opt, default)
     _check(args, ctx)
-    c = build(args, ctx, warn=ctx.warn)
-    one_shot = args.once or (args.textfile and args.interval is None)
+    one_shot = bool(args.once or (args.textfile and args.interval is None))
+    c = build(args, ctx, warn=ctx.warn, one_shot=one_shot)
     if c.kernel is not None:
         c.kernel.refresh()  # the first read, before the first scrape
         _, error, _, _ = c.kernel.get()
@@ -200,6 +208,8 @@ def run(args, ctx) -> int:
         return 0
     if c.kernel is not None:
         c.kernel.start()
+    if c.cgroupfs_bg is not None:
+        c.cgroupfs_bg.start()
     stop = _stop_event()
     try:
         if args.textfile:
@@ -213,6 +223,8 @@ def run(args, ctx) -> int:
             c.log.stop()
         if c.kernel is not None:
             c.kernel.stop()
+        if c.cgroupfs_bg is not None:
+            c.cgroupfs_bg.stop()
 
 
 def _serve(c, listen: str, stop, ctx) -> int:

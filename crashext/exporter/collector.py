@@ -3,7 +3,10 @@
 :class:`Collector` is a ``prometheus_client`` custom collector.  Each scrape
 reads the sources it was given, each on its own:
 
-``cgroupfs``  memory cgroups from cgroupfs (``--sys``) and /proc/cgroups;
+``cgroupfs``  memory cgroups from cgroupfs (``--sys``) and /proc/cgroups
+              (at each scrape, or every ``cgroupfs_interval`` seconds in
+              the background: the walk is most of a scrape's time on a
+              host with tens of thousands of cgroups);
 ``buddy``     free lists, indices and watermark verdicts from /proc text;
 ``vmstat``    compaction counters from /proc/vmstat;
 ``kernel``    memcgs, kmem ids (and, without /proc, the free lists) read
@@ -34,7 +37,7 @@ from ..sources import cgroupfs
 from ..sources.procfs import ProcDir
 from . import families as fam
 
-__all__ = ["Collector", "KernelCache", "SOURCES"]
+__all__ = ["Collector", "KernelCache", "Background", "SOURCES"]
 
 SOURCES = ("cgroupfs", "buddy", "vmstat", "kernel", "log")
 
@@ -114,13 +117,54 @@ class KernelCache:
         self._stop.set()
 
 
+class Background:
+    """A reading repeated every ``interval`` seconds in a thread; scrapes take the last one."""
+
+    def __init__(self, read: Callable, interval: float, name: str) -> None:
+        self.read = read
+        self.interval = interval
+        self.name = name
+        self._lock = threading.Lock()
+        self._result = None
+        self._error: Optional[BaseException] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def refresh(self) -> None:
+        try:
+            res, err = self.read(), None
+        except Exception as exc:  # reported by the scrape that takes it
+            res, err = None, exc
+        with self._lock:
+            self._result, self._error = res, err
+
+    def get(self):
+        """The last result, or raise the last reading's exception."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            return self._result
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Collector:
     """The exporter's metrics, read anew at each scrape (see the module docstring)."""
 
     def __init__(self, proc: Optional[str] = None, sys_dir: Optional[str] = None,
                  kernel: Optional[KernelCache] = None, log=None, top: int = 20,
                  release: Optional[str] = None, warn: Optional[Callable[[str], None]] = None,
-                 ) -> None:
+                 cgroupfs_interval: float = 0.0) -> None:
         self.proc = proc
         self.sys_dir = sys_dir
         self.kernel = kernel
@@ -134,6 +178,11 @@ class Collector:
         self._said: Dict[str, Optional[str]] = {}
         self._lock = threading.Lock()
         self._info = None
+        #: cgroupfs walked in the background every cgroupfs_interval s (0: at each scrape)
+        self.cgroupfs_bg: Optional[Background] = None
+        if cgroupfs_interval > 0 and "cgroupfs" in self.sources():
+            self.cgroupfs_bg = Background(self._read_cgroupfs, cgroupfs_interval,
+                                          "crashext-cgroupfs")
 
     def sources(self) -> List[str]:
         out = []
@@ -152,9 +201,15 @@ class Collector:
 
     # -- sources -------------------------------------------------------------------------
 
+    def _read_cgroupfs(self):
+        return cgroupfs.read_cgroupfs(self.sys_dir, proc=self.proc)
+
     def _cgroupfs(self) -> List:
         problems: List[str] = []
-        rep = cgroupfs.read_cgroupfs(self.sys_dir, proc=self.proc)
+        if self.cgroupfs_bg is not None:
+            rep = self.cgroupfs_bg.get()
+        else:
+            rep = self._read_cgroupfs()
         out = fam.cgroupfs_families(rep, self.top)
         problems += rep.summary["errors"]
         if rep.summary["walk_problem"]:
