@@ -110,11 +110,14 @@ def expected_from_truth(truth):
 
 
 def expected_watermark_ok(truth):
-    """{(gfp, order): 0/1} by __zone_watermark_ok() of v4.4..v6.2 (mm/page_alloc.c,
-    read in v6.1) on the guest's zoneinfo and pagetypeinfo: GFP_KERNEL has no
-    ALLOC_* rights; GFP_ATOMIC has ALLOC_HIGH (min/2) and ALLOC_HARDER (min/4
-    more, and the HighAtomic lists).  The free high-atomic reserve is not in
-    zoneinfo; it is taken as 0 (as crashext does from text)."""
+    """{(gfp, order): 0/1} by __zone_watermark_ok() (mm/page_alloc.c, read in
+    v6.1 and v6.12) on the guest's zoneinfo and pagetypeinfo: GFP_KERNEL has
+    no ALLOC_* rights; GFP_ATOMIC takes min/2 off (ALLOC_HIGH, v6.3+
+    ALLOC_MIN_RESERVE), then a quarter more (ALLOC_HARDER, v6.3+
+    ALLOC_NON_BLOCK) and may use the HighAtomic lists (ALLOC_HARDER; v6.3+
+    ALLOC_HIGHATOMIC, given to it for order > 0).  Unaccepted memory
+    (nr_unaccepted, v6.5+) is not free to use.  The free high-atomic reserve
+    is not in zoneinfo; it is taken as 0 (as crashext does from text)."""
     zi = truth["zoneinfo"]
     buddy = truth["buddyinfo"]
     free_lists = truth["pagetypeinfo"]["free"]
@@ -130,7 +133,8 @@ def expected_watermark_ok(truth):
                 if (node, zone) not in buddy or names.index(zone) > cz or not z["min"]:
                     continue
                 mn = z["min"] + z.get("boost", 0)
-                free = z["nr_free_pages"] - ((1 << order) - 1) - z.get("nr_free_cma", 0)
+                free = (z["nr_free_pages"] - ((1 << order) - 1) - z.get("nr_free_cma", 0)
+                        - z.get("nr_unaccepted", 0))
                 lists = ["Unmovable", "Movable", "Reclaimable"]
                 if gfp == "GFP_ATOMIC":
                     mn -= mn // 2

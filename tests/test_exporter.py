@@ -60,9 +60,10 @@ def test_saved_tree_equals_guest_files(vmcore, tmp_path, suite, scenario):
 @pytest.mark.vmcore
 @pytest.mark.parametrize("suite,scenario", [
     ("bookworm", "memcg-churn"), ("bookworm", "fragmented"), ("bullseye", "memcg-churn"),
+    ("trixie", "memcg-churn"),
 ])
 def test_watermark_verdicts_follow_the_kernel_rule(vmcore, tmp_path, suite, scenario):
-    """v4.4..v6.2 kernels: the verdict per GFP class and order, recomputed here
+    """5.10, 6.1 and 6.12: the verdict per GFP class and order, recomputed here
     from zoneinfo and pagetypeinfo by __zone_watermark_ok()."""
     truth = vmcore(suite, scenario).truth()
     root, proc = saved_tree(truth, tmp_path)
@@ -380,3 +381,29 @@ def test_http_server_with_background_cgroupfs_walk(tmp_path):
         stop(p)
     assert p.returncode == 0  # SIGTERM ends it cleanly
     assert "serving http://127.0.0.1:%d/metrics" % port in (tmp_path / "exporter.log").read_text()
+
+
+@pytest.mark.parametrize("release", ["5.10.0-30-amd64", "6.12.9-amd64"])
+def test_gfp_atomic_may_take_a_highatomic_block(release):
+    """A zone whose only order-3 block sits on the HighAtomic list: GFP_ATOMIC
+    may take it (ALLOC_HARDER before v6.3; ALLOC_HIGHATOMIC, which v6.3+
+    gfp_to_alloc_flags() gives non-blocking requests of order > 0), GFP_KERNEL
+    may not (mm/page_alloc.c __zone_watermark_ok)."""
+    from crashext.analysis import frag as fa
+    from crashext.analysis.watermark import ZoneState, rule_for_release
+    from crashext.exporter import families
+    nr = [5000, 100, 10, 1] + [0] * 7
+    by_mt = {"MIGRATE_UNMOVABLE": [2000, 50, 10, 0] + [0] * 7,
+             "MIGRATE_MOVABLE": [3000, 50, 0, 0] + [0] * 7,
+             "MIGRATE_RECLAIMABLE": [0] * 11,
+             "MIGRATE_HIGHATOMIC": [0, 0, 0, 1] + [0] * 7}
+    st = ZoneState(node=0, name="Normal", free_pages=5248, min=1000, low=1250, high=1500,
+                   lowmem_reserve=[0, 0, 0, 0], nr_free=nr, free_by_mt=by_mt, index=2)
+    rep = fa.FragReport(source="test", release=release, rule=rule_for_release(release),
+                        orders=11, page_size=4096, migratetypes=list(by_mt),
+                        zones=[fa.ZoneInfo(state=st)], zone_types=[])
+    fams = {f.name: f for f in families.frag_families(rep)}
+    got = {(s.labels["gfp"], s.labels["order"]): s.value
+           for s in fams["crashext_watermark_ok"].samples}
+    assert got[("GFP_KERNEL", "3")] == 0 and got[("GFP_ATOMIC", "3")] == 1
+    assert got[("GFP_KERNEL", "2")] == 1 and got[("GFP_KERNEL", "4")] == 0

@@ -151,12 +151,21 @@ def _mt_label(name: str) -> str:
     return name[8:].lower() if name.startswith("MIGRATE_") else name.lower()
 
 
-def gfp_flags(release: Optional[str], rule: str, cls: str) -> Dict[str, bool]:
-    """The ALLOC_* rights of a ``cls`` request, as allocfail derives them from
-    the mask of this kernel generation's GFP table."""
+def gfp_flags(release: Optional[str], rule: str, cls: str, order: int) -> Dict[str, bool]:
+    """The ALLOC_* rights of an order-``order`` ``cls`` request, as allocfail
+    derives them from the mask of this kernel generation's GFP table, plus
+    ALLOC_HIGHATOMIC: from v6.3, gfp_to_alloc_flags() (mm/page_alloc.c) gives
+    it to non-blocking, not __GFP_NOMEMALLOC requests of order > 0 (a later
+    fix, backported to 6.x stable, also requires ALLOC_MIN_RESERVE, i.e.
+    __GFP_HIGH: GFP_ATOMIC has both).  Before v6.3 ALLOC_HARDER carries that
+    right (crashext.analysis.watermark, rule "4.4")."""
     table, _how = gfpmod.table_for_release(release)
     mask = dict(table.names)[cls]
-    return _alloc_flags(mask, table, rule)
+    flags = dict(_alloc_flags(mask, table, rule))
+    if rule == "6.3" and order > 0 and flags.get("harder") and flags.get("high") \
+            and not mask & table.bit("__GFP_NOMEMALLOC"):
+        flags["highatomic"] = True
+    return flags
 
 
 def frag_families(rep: "fa.FragReport") -> List:
@@ -236,11 +245,11 @@ def _verdict_families(rep: "fa.FragReport", cz: int) -> List:
                             "watermark now", labels=["node", "zone", "gfp", "order"])
     orders = list(range(min(rep.orders, MAX_VERDICT_ORDER + 1)))
     for cls in GFP_CLASSES:
-        flags = gfp_flags(rep.release, rep.rule, cls)
-        ver = fa.verdicts(rep, orders, cz, marks=("min",), **flags)
-        if not ver:
-            continue
         for o in orders:
+            ver = fa.verdicts(rep, [o], cz, marks=("min",), **gfp_flags(rep.release, rep.rule,
+                                                                         cls, o))
+            if not ver:
+                continue
             passing = False
             for (node, zone), per in sorted(ver.items()):
                 if o not in per:
