@@ -407,3 +407,21 @@ def test_gfp_atomic_may_take_a_highatomic_block(release):
            for s in fams["crashext_watermark_ok"].samples}
     assert got[("GFP_KERNEL", "3")] == 0 and got[("GFP_ATOMIC", "3")] == 1
     assert got[("GFP_KERNEL", "2")] == 1 and got[("GFP_KERNEL", "4")] == 0
+
+
+def test_unreadable_log_is_down_not_quiet(tmp_path):
+    """A log that cannot be read gives no failure counts at all (zeros would
+    claim a quiet log), a source down and one warning."""
+    got, p = _once("--proc", "/proc", "--log", str(tmp_path / "missing.log"))
+    assert got[_key("crashext_exporter_source_up", source="log")] == 0
+    assert got[_key("crashext_exporter_scrape_errors_total", source="log")] == 1
+    assert not [k for k in got if k[0] == "crashext_allocation_failures_total"]
+    assert not [k for k in got if k[0] == "crashext_log_lines_total"]
+    assert "missing.log: no such file" in p.stderr
+    gz = tmp_path / "kern.log.gz"
+    import gzip
+    with gzip.open(gz, "wt") as f:
+        f.write((LOGS / "writeboost-3.18.log").read_text())
+    got, p = _once("--proc", "/proc", "--log", str(gz))
+    assert got[_key("crashext_exporter_source_up", source="log")] == 0
+    assert "compressed" in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -262,7 +262,11 @@ class Collector:
         return out
 
     def _log(self) -> List:
-        out = fam.log_families(self.log.counts.snapshot())
+        snap = self.log.counts.snapshot()
+        if self.log.problem and not snap["lines"]:
+            # nothing read at all: zero counts would claim a quiet log
+            raise CrashextError(self.log.problem)
+        out = fam.log_families(snap)
         if self.log.problem:
             raise _Partial(out, [self.log.problem])
         return out
