@@ -425,3 +425,32 @@ def test_unreadable_log_is_down_not_quiet(tmp_path):
     got, p = _once("--proc", "/proc", "--log", str(gz))
     assert got[_key("crashext_exporter_source_up", source="log")] == 0
     assert "compressed" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_without_prometheus_client_one_line():
+    code = ("import sys; sys.modules['prometheus_client'] = None; from crashext.cli import main; "
+            "sys.exit(main(['exporter', '--once', '--proc', '/proc', '--no-log']))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'crashext[exporter]'" in lines[0], p.stderr
+
+
+def test_textfile_rewritten_every_interval(tmp_path):
+    import time
+
+    from exporterlib import start, stop
+    out = tmp_path / "crashext.prom"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    p = start([sys.executable, "-m", "crashext", "exporter", "--textfile", str(out),
+               "--interval", "0.2", "--proc", "/proc", "--no-log"], tmp_path / "log", env=env)
+    try:
+        scrapes = _key("crashext_exporter_scrapes_total")
+        t0 = time.monotonic()
+        while not (out.exists() and parse_text(out.read_text()).get(scrapes, 0) >= 3):
+            assert time.monotonic() - t0 < 20, "the file was not rewritten"
+            time.sleep(0.1)
+    finally:
+        stop(p)
+    assert p.returncode == 0
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["crashext.prom", "log"]
