@@ -28,7 +28,7 @@ import pytest
 
 from conftest import fixturelib, truthmod  # noqa: F401  (loads tests/vmcore modules)
 from exporterlib import (Prometheus, _key, compare, exporter_cmd, expected_from_truth,
-                         expected_watermark_ok, free_port, http_get, require, require_client,
+                         expected_watermark_ok, free_port, require, require_client,
                          saved_tree, start, stop, wait_http)
 
 ROOT = Path(__file__).resolve().parent.parent
