@@ -108,7 +108,8 @@ def _check(args, ctx) -> None:
 
 
 def build(args, ctx, warn=None, one_shot=False):
-    """The collector and what must be started/stopped around it."""
+    """The collector for these options (its kernel cache, log watcher and background
+    cgroupfs walk are started by run())."""
     try:
         from ..exporter import collector as coll
         from ..exporter import logwatch
