@@ -25,7 +25,8 @@ setup(
     install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],
     extras_require={
         "drgn": ["drgn>=0.0.25"],
-        "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5"],  # build: tests/test_packaging.py
+        "exporter": ["prometheus-client>=0.17"],  # crashext exporter (start_http_server returns the server)
+        "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5", "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
     classifiers=[

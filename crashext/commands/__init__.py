@@ -26,7 +26,7 @@ __all__ = ["COMMAND_NAMES", "load", "all_commands", "Context", "add_target_argum
 
 #: Every command module, in the order ``crashext --help`` lists them.
 COMMAND_NAMES = ["info", "memcgids", "frag", "allocfail", "triage",
-                 "crash_session", "crash_init", "bundle"]
+                 "crash_session", "crash_init", "bundle", "exporter"]
 
 
 def load(name: str) -> ModuleType:
