@@ -136,7 +136,7 @@ _MISC = re.compile(r"^\s*(?:Node \d+ hugepages_|Swap cache stats:|Free swap|Tota
 _SHOWMEM_START = re.compile(r"^\s*Mem-[Ii]nfo:")
 _MEMCG_COUNTER = re.compile(r"^\s*(?P<what>memory|memory\+swap|swap|kmem): usage (?P<usage>\d+)kB, "
                             r"limit (?P<limit>\d+)kB, failcnt (?P<failcnt>\d+)")
-_MEMCG_STATS = re.compile(r"^\s*Memory cgroup stats for (?P<path>\S*?):?\s*(?P<rest>.*)$")
+_MEMCG_STATS = re.compile(r"^\s*Memory cgroup stats for (?P<path>\S+?):?(?:\s+(?P<rest>.*))?$")
 _CONSTRAINT = re.compile(r"^\s*oom-kill:(?P<body>constraint=.*)$")
 _TASKS_HEAD = re.compile(r"^\s*\[\s*pid\s*\]\s+(?P<cols>.*\bname)\s*$")
 _TASK_ROW = re.compile(r"^\s*\[\s*(?P<pid>\d+)\]\s+(?P<rest>.*)$")

@@ -252,6 +252,24 @@ class ProcDir:
                 continue
         return None
 
+    def snapshot(self) -> Dict[str, Optional[str]]:
+        """When a saved copy was taken: the newest modification time of the
+        allocator files in it (a copy is never "read now")."""
+        import time
+        times = []
+        for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "vmstat"):
+            for p in self._candidates(name)[:1]:
+                try:
+                    times.append(os.stat(p).st_mtime)
+                except OSError:
+                    continue
+        if not times:
+            return {"start": None, "end": None, "how": "unknown: no file times"}
+        return {"start": None,
+                "end": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(max(times))),
+                "how": "newest modification time of buddyinfo/zoneinfo/pagetypeinfo/vmstat "
+                       "(a saved copy)"}
+
     def release(self) -> Optional[str]:
         """The kernel release, where the directory says it."""
         if self.live:
