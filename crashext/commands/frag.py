@@ -82,6 +82,7 @@ def build(args, ctx) -> Dict[str, Any]:
     """Run the analysis and return the JSON-shaped result (also used by tables)."""
     flags = _parse_flags(args.alloc_flags)
     snapshot = None
+    pdir: Any = None
     missing: List[str] = []
     if args.proc and args.sos:
         raise InputError("give either --proc DIR or --sos PATH, not both")
@@ -130,6 +131,7 @@ def build(args, ctx) -> Dict[str, Any]:
             str(o): {m: vv.to_json() for m, vv in per.items()} for o, per in v.items()}
         zones.append(d)
     summary = _summary(report, ver, orders, cz)
+    reclaim = _reclaim(args, ctx, pdir if (args.proc or args.sos) else None, report.errors)
     live = None
     if not args.proc and not args.sos and ctx.target().is_live:
         live = watch_mod.live_stamp(ctx.target())
@@ -141,7 +143,28 @@ def build(args, ctx) -> Dict[str, Any]:
         "classzone": {"index": cz, "name": _zone_name(report, cz)},
         "alloc_flags": sorted(flags), "order": args.order,
         "verdict": summary, "zones": zones, "errors": report.errors,
+        "reclaim": reclaim,
     }
+
+
+def _reclaim(args, ctx, pdir, errors: List[str]) -> Optional[Dict[str, Any]]:
+    """Compaction and reclaim counters: /proc/vmstat of the text, or the kernel's."""
+    from ..analysis import vmstat
+    from ..errors import CrashextError
+    if pdir is not None:
+        text = pdir.read("vmstat")
+        if not text:
+            errors.append("no vmstat: compaction and reclaim counters unknown")
+            return None
+        return vmstat.summary(vmstat.parse_vmstat(text), "vmstat")
+    try:
+        counters = vmstat.from_target(ctx.target())
+    except CrashextError as exc:
+        errors.append(f"compaction and reclaim counters: {exc}")
+        return None
+    if not counters:
+        return None
+    return vmstat.summary(counters, "vm_event_states (per-CPU, summed)")
 
 
 def _zone_name(report, idx: int) -> Optional[str]:
@@ -263,6 +286,11 @@ def run(args, ctx) -> int:
     for z in res["zones"]:
         out.write("\n")
         _zone_block(out, z, ps, res, args)
+    if res.get("reclaim"):
+        out.write(f"\nCOMPACTION AND RECLAIM (from {res['reclaim']['source']}, "
+                  "cumulative since boot)\n")
+        for line in res["reclaim"]["statements"]:
+            out.write(f"  {line}\n")
     return 0
 
 
