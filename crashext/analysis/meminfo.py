@@ -28,7 +28,8 @@ from ..sources.kmsg import AllocFailure, OomReport, record_when
 from ..sources.meminfo import ShowMem, largest_free_order
 from . import allocfail as af
 
-__all__ = ["zone_rows", "showmem_view", "oom_view", "timeline", "block_kind", "conclusion"]
+__all__ = ["zone_rows", "showmem_view", "oom_view", "timeline", "report_timeline", "block_kind",
+           "conclusion", "zone_series"]
 
 
 def block_kind(rec) -> str:
@@ -235,3 +236,11 @@ def zone_series(entries: List[Dict[str, Any]]) -> Dict[Tuple[int, str], List[Dic
             out.setdefault((z["node"], z["zone"]), []).append(dict(z, when=e["when"],
                                                                    kind=e["kind"]))
     return out
+
+
+def report_timeline(rep) -> List[Dict[str, Any]]:
+    """:func:`timeline` of an :class:`~crashext.analysis.allocfail.AllocReport`:
+    its kept allocation failures, OOM reports and show_mem dumps in log order."""
+    recs = [f.record for f in rep.failures] + list(rep.ooms) + list(rep.showmem)
+    recs.sort(key=lambda r: r.lines[0])
+    return timeline(recs)

@@ -90,7 +90,8 @@ def build(args, ctx) -> Dict[str, Any]:
         if ctx.has_target:
             raise InputError("give either --sos PATH or a kernel (-c/-k), not both")
         from ..sources import sosreport
-        sos = sosreport.SosReport(args.sos)
+        # triage hands over the report it already opened
+        sos = getattr(args, "sos_report", None) or sosreport.SosReport(args.sos)
         pdir = sosreport.SosProcDir(sos)
         missing = [m for m in sos.missing() if m.startswith("proc/")]
         report = fa.from_proc(pdir, release=args.release, all_zones=args.all)
