@@ -51,7 +51,11 @@ def oom_scope(rec: OomReport) -> str:
              "CONSTRAINT_MEMORY_POLICY": "mempolicy", "CONSTRAINT_MEMCG": "memcg"}.get(c or "")
     if scope:
         return scope
-    return "memcg" if rec.memcg else "global"
+    if rec.memcg:
+        return "memcg"
+    # a global OOM report without a constraint line (before v4.19) still has
+    # show_mem and a kill; an excerpt with neither does not say
+    return "global" if rec.zones or rec.killed_pid is not None else "unknown"
 
 
 def zone_rows(rec) -> List[Dict[str, Any]]:
@@ -172,6 +176,9 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
     elif scope_is_memcg(rec):
         notes = ["memcg OOM: charging the memcg failed at its limit (a memcg OOM prints the "
                  "memcg's counters, no zone lines)"]
+    else:
+        notes = ["no zone lines in this report (a cut or filtered log): the watermark check "
+                 "cannot be re-run"]
     mem = rec.memcg_counters.get("memory")
     memcg = None
     if rec.memcg_counters or rec.memcg_path:

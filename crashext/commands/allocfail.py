@@ -33,6 +33,9 @@ TARGET = "optional"
 def add_arguments(parser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="kernel log files ('-' for stdin); none: the dump's log (-c)")
+    parser.add_argument("--sos", metavar="PATH",
+                        help="the kernel log of a sosreport (directory or .tar.xz/.tar.gz "
+                             "archive, read in place)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="each failure with its call trace, zones and verdict")
     parser.add_argument("--kernel-version", metavar="RELEASE",
@@ -42,6 +45,20 @@ def add_arguments(parser) -> None:
 
 def _reports(args, ctx) -> List[AllocReport]:
     out = []
+    if getattr(args, "sos", None):
+        if args.files or ctx.has_target:
+            raise InputError("--sos PATH reads the report's own kernel log: not with log "
+                             "FILEs or a dump")
+        from ..sources import sosreport
+        sos = sosreport.SosReport(args.sos)
+        files, notes = sos.kernel_log_sources()
+        if not files:
+            raise InputError(f"{args.sos}: the sosreport has no kernel log "
+                             "(sos_commands/kernel/dmesg, var/log/kern.log, var/log/messages)")
+        rep = analyze(logs.normalize(sos.log_lines(files)),
+                      f"{args.sos} ({', '.join(files)})", args.kernel_version)
+        rep.warnings += notes + sos.problems
+        return [rep]
     if args.files:
         for path in args.files:
             name = "stdin" if path == "-" else path

@@ -202,7 +202,7 @@ def _sos_lines(sec: Dict[str, Any]) -> List[str]:
         for z in f["zones"]:
             out.append(f"  Node {z['node']} {z['zone']:<7} free {z['free_pages']} pages, min "
                        f"{z['min']}, largest free order {z['largest_free_order']}")
-        out += [f"  ({e})" for e in f["errors"]]
+        out += [f"  ({e})" for e in f["errors"] if e not in sec.get("problems", [])]
     r = sec.get("reclaim")
     if r:
         out.append("compaction and reclaim (cumulative since boot):")

@@ -235,6 +235,9 @@ class SosReport:
                 self._index[parent] = _Entry("dir")
                 parent = posixpath.dirname(parent)
         if not any(m in self._index for m in _MARKERS):
+            if self.partial:
+                raise InputError(f"{path}: {self.problems[-1].split(':')[0]}, before any "
+                                 "sosreport part (sos_commands/, sos_reports/, sos_logs/)")
             raise InputError(f"{path}: not a sosreport (no sos_commands/, sos_reports/ or "
                              "sos_logs/ in the archive)")
 
