@@ -352,7 +352,7 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
         classzone = top_i if ver >= (5, 8) else populated
         for z in sorted(zones, key=lambda z: -idx[z.zone]):
             b = buddies.get((z.node, z.zone))
-            if b is None or z.lowmem_reserve is None:
+            if b is None or not z.lowmem_reserve:
                 out.append(f"node {node} {z.zone}: no buddy or lowmem_reserve line; not checked")
                 continue
             st, znotes = _zone_state(z, b, idx[z.zone])

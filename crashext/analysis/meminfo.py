@@ -138,7 +138,11 @@ def showmem_view(rec, release: Optional[str]) -> Dict[str, Any]:
     largest_ok = None
     first_fail = None
     for o in range(orders):
-        rule, verdicts, out = af.explain_request(gk, o, rec.zones, rec.buddy, table, release)
+        try:
+            rule, verdicts, out = af.explain_request(gk, o, rec.zones, rec.buddy, table,
+                                                     release)
+        except ValueError as exc:   # numbers a mangled log cannot give the check
+            rule, verdicts, out = None, [], [f"watermark check not possible: {exc}"]
         if not verdicts:
             notes = out
             break
@@ -171,8 +175,11 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
     decoded = gfpmod.decode(rec.gfp, table) if rec.gfp is not None else None
     rule, verdicts, notes = (None, [], [])
     if rec.zones:
-        rule, verdicts, notes = af.explain_request(rec.gfp, rec.order, rec.zones, rec.buddy,
-                                                   table, release)
+        try:
+            rule, verdicts, notes = af.explain_request(rec.gfp, rec.order, rec.zones,
+                                                       rec.buddy, table, release)
+        except ValueError as exc:   # numbers a mangled log cannot give the check
+            notes = [f"watermark check not possible: {exc}"]
     elif scope_is_memcg(rec):
         notes = ["memcg OOM: charging the memcg failed at its limit (a memcg OOM prints the "
                  "memcg's counters, no zone lines)"]
