@@ -118,6 +118,15 @@ def test_triage_real_sosreport(real_sos, form, tmp_path):
     pc = {ln.split()[0]: int(ln.split()[2]) for ln in _member(archive, "proc/cgroups")
           .splitlines() if ln and not ln.startswith("#")}
     assert sec["cgroups"]["num_cgroups"] == pc["memory"]
+    # /proc/meminfo and the largest slab cache, from the report's files
+    mi = {ln.split(":")[0]: int(ln.split()[1]) for ln in _member(archive, "proc/meminfo")
+          .splitlines() if ln.strip()}
+    assert sec["meminfo"]["MemTotal"] == mi["MemTotal"]
+    assert sec["meminfo"]["MemAvailable"] == mi["MemAvailable"]
+    slab = _member(archive, "proc/slabinfo").splitlines()[2:]
+    sizes = sorted(((int(ln.split()[2]) * int(ln.split()[3]), ln.split()[0]) for ln in slab),
+                   key=lambda x: (-x[0], x[1]))
+    assert [(c["bytes"], c["name"]) for c in sec["slab_top"]] == sizes[:5]
     # parts the report lacks are named (this machine has no kern.log/messages)
     for rel in ("var/log/kern.log", "var/log/messages"):
         present = _member(archive, rel) is not None

@@ -171,6 +171,7 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
         sec["reclaim"] = res.get("reclaim")
     except CrashextError as exc:
         sec["errors"]["frag"] = str(exc)
+    sec["meminfo"], sec["slab_top"] = _sos_memory(sos, sec["errors"])
     try:
         cg = sosreport.read_cgroups(sos)
         sec["cgroups"] = cg.summary
@@ -188,6 +189,32 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
         system["sources"]["nodename"] = "sosreport uname"
 
 
+_MEMINFO_KEYS = ("MemTotal", "MemFree", "MemAvailable", "Slab", "SReclaimable", "SUnreclaim",
+                 "AnonPages", "Cached", "Shmem", "PageTables", "KernelStack", "VmallocUsed")
+
+
+def _sos_memory(sos, errors: Dict[str, str]):
+    """/proc/meminfo's main lines and the five largest slab caches."""
+    from ..errors import CrashextError
+    from ..sources import procfs
+    mi = top = None
+    text = sos.read("proc/meminfo")
+    if text:
+        try:
+            full = procfs.parse_meminfo(text, "proc/meminfo")
+            mi = {k: full[k] for k in _MEMINFO_KEYS if k in full}
+        except CrashextError as exc:
+            errors["meminfo"] = str(exc)
+    text = sos.read("proc/slabinfo")
+    if text:
+        try:
+            caches = procfs.parse_slabinfo(text, "proc/slabinfo")
+            top = sorted(caches, key=lambda c: (-c["bytes"], c["name"]))[:5]
+        except CrashextError as exc:
+            errors["slabinfo"] = str(exc)
+    return mi, top
+
+
 def _sos_lines(sec: Dict[str, Any]) -> List[str]:
     out = [sec["label"], f"{sec['kind']} {sec['path']}"]
     if sec["log_files"]:
@@ -203,6 +230,13 @@ def _sos_lines(sec: Dict[str, Any]) -> List[str]:
             out.append(f"  Node {z['node']} {z['zone']:<7} free {z['free_pages']} pages, min "
                        f"{z['min']}, largest free order {z['largest_free_order']}")
         out += [f"  ({e})" for e in f["errors"] if e not in sec.get("problems", [])]
+    mi = sec.get("meminfo")
+    if mi:
+        out.append("meminfo: " + ", ".join(f"{k} {render.human_bytes(v * 1024)}"
+                                            for k, v in mi.items()))
+    if sec.get("slab_top"):
+        out.append("largest slab caches (objects x size): " + ", ".join(
+            f"{c['name']} {render.human_bytes(c['bytes'])}" for c in sec["slab_top"]))
     r = sec.get("reclaim")
     if r:
         out.append("compaction and reclaim (cumulative since boot):")
