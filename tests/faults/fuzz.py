@@ -63,7 +63,7 @@ def t_procfs(data: bytes) -> None:
     from crashext.sources import procfs
     text = _text(data)
     for fn in (procfs.parse_buddyinfo, procfs.parse_zoneinfo, procfs.parse_pagetypeinfo,
-               procfs.parse_frag_index):
+               procfs.parse_frag_index, procfs.parse_meminfo, procfs.parse_slabinfo):
         try:
             fn(text)
         except CrashextError:
@@ -145,7 +145,8 @@ def seeds() -> Dict[str, List[bytes]]:
     # a guest log with OOM kills and SysRq-m dumps (scenario oom-showmem)
     logs_ += sorted(glob.glob(os.path.join(FIXTURES, "*", "*", "truth", "dmesg")))[:1]
     procs = []
-    for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "extfrag_index", "unusable_index"):
+    for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "extfrag_index", "unusable_index",
+                 "meminfo"):
         procs += sorted(glob.glob(os.path.join(FIXTURES, "*", "*", "truth", name)))[:3]
     kbs = sorted(glob.glob(os.path.join(REPO, "crashext", "kb", "*.toml")))
     sessions = glob.glob(os.path.join(CORPUS, "*crash-session*"))
