@@ -111,7 +111,7 @@ def _clean(name: str) -> Optional[str]:
 
 
 class _Entry:
-    __slots__ = ("info", "data", "mtime", "size", "kind", "link")
+    __slots__ = ("info", "data", "mtime", "size", "kind", "link", "path")
 
     def __init__(self, kind: str, size: int = 0, mtime: Optional[float] = None,
                  info=None, link: Optional[str] = None) -> None:
@@ -121,6 +121,7 @@ class _Entry:
         self.info = info          # TarInfo (archive) or None
         self.data: Optional[bytes] = None
         self.link = link          # resolved target path (links)
+        self.path = ""            # its own path in the report
 
 
 class SosReport:
@@ -140,6 +141,7 @@ class SosReport:
         self._tar: Optional[tarfile.TarFile] = None
         self._index: Dict[str, _Entry] = {}
         self._kept: Dict[str, bytes] = {}
+        self._children: Dict[str, List[str]] = {}
         if os.path.isdir(path):
             self.kind = "directory"
             self.root = os.path.realpath(path)
@@ -234,6 +236,11 @@ class SosReport:
             while parent and parent not in self._index:
                 self._index[parent] = _Entry("dir")
                 parent = posixpath.dirname(parent)
+        # children per directory, so a listing does not scan every member
+        for rel, e in self._index.items():
+            e.path = rel
+            self._children.setdefault(posixpath.dirname(rel), []).append(
+                posixpath.basename(rel))
         if not any(m in self._index for m in _MARKERS):
             if self.partial:
                 raise InputError(f"{path}: {self.problems[-1].split(':')[0]}, before any "
@@ -308,10 +315,7 @@ class SosReport:
         if e is None or e.kind != "dir":
             return []
         # the resolved directory's own path (links followed)
-        real = next((k for k, v in self._index.items() if v is e), rel)
-        prefix = real + "/" if real else ""
-        return sorted(k[len(prefix):] for k in self._index
-                      if k.startswith(prefix) and "/" not in k[len(prefix):])
+        return sorted(self._children.get(e.path, []))
 
     def mtime(self, rel: str) -> Optional[float]:
         if self.kind == "directory":
