@@ -18,6 +18,11 @@ GFP mask with the kernel's own names for its version, name the caller, and
 re-run the buddy allocator's watermark check on the zone and buddy lines
 printed with it to say which zone failed at which order and by how much.
 
+OOM-kill reports (global, memcg, cpuset) and SysRq-m / show_mem dumps get
+the same zone and buddy analysis: header, constraint, memcg usage and limit,
+the killed task, the largest tasks, and the watermark check re-run for the
+OOM's own request (-v shows each in full).
+
 Input: log files (dmesg, dmesg -T, vmcore-dmesg.txt, /var/log/messages,
 journalctl output; .gz/.xz/.bz2 too), '-' for stdin, or the log inside a
 dump with -c VMCORE -s VMLINUX.  Offline use needs neither root nor debug
@@ -26,7 +31,8 @@ info.
   crashext allocfail /var/crash/*/vmcore-dmesg.txt
   crashext allocfail -v messages.1.gz
   journalctl -k | crashext allocfail -
-  crashext allocfail -c vmcore -s vmlinux --json"""
+  crashext allocfail -c vmcore -s vmlinux --json
+  crashext allocfail --sos sosreport-HOST-DATE.tar.xz"""
 TARGET = "optional"
 
 

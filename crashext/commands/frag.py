@@ -30,6 +30,13 @@ Normal, what GFP_KERNEL reaches on x86_64) and has no ALLOC_* flags unless
 --alloc-flags says so; the allocation fails only if every zone fails the min
 watermark (the slowpath's), it wakes kswapd when every zone fails low.
 
+--sos PATH reads a sosreport's proc/ in place (directory or .tar.xz/.tar.gz)
+and says when it was taken; a saved --proc copy is labelled by its file
+times.  Every reading ends with the compaction and reclaim counters
+(/proc/vmstat, or the dump's vm_event_states).  --log FILE instead shows
+every Mem-Info block of a kernel log (allocation failures, OOM reports,
+SysRq-m) per zone: free memory and largest free order over time.
+
 --watch SECONDS (live kernel, --qemu or --proc) prints the changes of each
 zone's free pages and highest free order every interval, until Ctrl-C or
 --count N samples."""

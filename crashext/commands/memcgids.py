@@ -23,7 +23,9 @@ page order of the next array growth next to the largest free order.
 Without debug info or root, --sys DIR (e.g. /sys/fs/cgroup) reports what
 cgroupfs alone tells: the visible tree with usage, cgroup.stat's dying
 descendants per cgroup (v2), and /proc/cgroups' num_cgroups against the
-65535 memcg id limit.  --watch SECONDS (live kernel, --qemu or --sys)
+65535 memcg id limit; --sos PATH reads the same from a sosreport (directory
+or archive, in place).  A tree outside /sys is a snapshot and is labelled
+with when it was taken, not as read now.  --watch SECONDS (live kernel, --qemu or --sys)
 prints the changes every interval until Ctrl-C or --count samples.
 
 Anomaly codes:

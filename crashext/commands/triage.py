@@ -21,6 +21,9 @@ of known kernel bugs.  Sources (any combination):
   --log FILE             the kernel log as text (dmesg, vmcore-dmesg.txt,
                          /var/log/messages)
   --crash-log FILE       a saved crash session (sys, bt, dis -l output)
+  SOSREPORT / --sos PATH a sosreport directory or .tar.xz/.tar.gz, read in
+                         place: its kernel log, and the memory state in its
+                         /proc and cgroups when it was taken
 
 Sections: verdict (matches strongest first, each signature element marked
 matched / unmatched / unknown; the score counts only what could be checked),
