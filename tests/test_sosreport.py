@@ -170,6 +170,23 @@ def test_saved_sys_copy_is_a_snapshot(real_sos):
                            str(real_sos["dir"] / "proc"), "--json").stdout)
     # inode numbers of a copy are not cgroup ids
     assert all(c["ino"] is None for c in data["cgroups"])
+    # when it was saved: the newest of the files read (v1 usage files, v2 ones)
+    names = {"memory.usage_in_bytes", "memory.kmem.usage_in_bytes", "memory.current",
+             "cgroup.stat", "cgroup.events", "cgroup.controllers"}
+    top = data["summary"]["root"]
+    newest = max(os.stat(os.path.join(d, n)).st_mtime for d, _dirs, files in os.walk(top)
+                 for n in files if n in names)
+    import time
+    assert data["summary"]["snapshot"]["end"] == time.strftime(
+        "%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest))
+    # frag --proc on the saved proc/: a snapshot too, dated by its files
+    proc = real_sos["dir"] / "proc"
+    res = json.loads(_cli("frag", "--proc", str(proc), "--json").stdout)
+    newest = max(os.stat(proc / n).st_mtime for n in ("buddyinfo", "zoneinfo", "pagetypeinfo",
+                                                      "vmstat") if (proc / n).exists())
+    assert res["live"] is None and res["snapshot"]["end"] == time.strftime(
+        "%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest))
+    assert "SNAPSHOT:" in _cli("frag", "--proc", str(proc)).stdout
 
 
 # -- a sosreport-shaped tree of a fixture guest's truth -----------------------------
