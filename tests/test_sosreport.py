@@ -397,6 +397,30 @@ def test_rotated_logs_are_read_oldest_first(tmp_path):
         [m["id"] for m in direct["verdict"]["matches"]]
 
 
+def test_journal_when_there_is_no_syslog(tmp_path):
+    """Without var/log files the journal sos saved is the log: the last boot,
+    then this one (file names as sos 4.x's add_journal() makes them)."""
+    top = tmp_path / "sosreport-j"
+    (top / "sos_commands" / "kernel").mkdir(parents=True)
+    (top / "sos_commands" / "logs").mkdir(parents=True)
+    seed = (DATA / "rhel7-3.10.0-693.2.2-idr-bug.dmesg").read_text().splitlines()
+    logs_dir = top / "sos_commands" / "logs"
+    (logs_dir / "journalctl_--no-pager_--catalog_--boot_-1").write_text(
+        "\n".join(seed[:40]) + "\n")
+    (logs_dir / "journalctl_--no-pager_--catalog_--boot").write_text("\n".join(seed[40:]) + "\n")
+    (logs_dir / "journalctl_--disk-usage").write_text("Archived and active journals take up 8M\n")
+    (top / "sos_commands" / "kernel" / "dmesg").write_text("\n".join(seed[-3:]) + "\n")
+    s = sosreport.SosReport(str(top))
+    files, notes = s.kernel_log_sources()
+    assert files == ["sos_commands/logs/journalctl_--no-pager_--catalog_--boot_-1",
+                     "sos_commands/logs/journalctl_--no-pager_--catalog_--boot"]
+    assert any("dmesg: not read" in n for n in notes)
+    assert list(s.log_lines()) == seed
+    (logs_dir / "journalctl_--no-pager").write_text("\n".join(seed) + "\n")
+    assert sosreport.SosReport(str(top)).kernel_log_sources()[0] == [
+        "sos_commands/logs/journalctl_--no-pager"]
+
+
 def test_api_errors_are_input_errors(tmp_path):
     with pytest.raises(InputError):
         sosreport.SosReport(str(tmp_path / "missing"))

@@ -489,27 +489,45 @@ class SosReport:
         rotated.sort(key=lambda x: -x[0] if x[0] >= 0 else x[0])
         return [posixpath.join(d, n) for _, n in rotated if self.isfile(posixpath.join(d, n))]
 
+    def journal_files(self) -> List[str]:
+        """The journal as sos's logs plugin saves it (``add_journal()``, sos
+        4.x): ``journalctl --no-pager`` (every boot) if present, else the last
+        boot (``--boot -1``) then this boot (``--boot``), with ``--catalog``."""
+        d = "sos_commands/logs"
+        names = [n for n in self.listdir(d) if n.startswith("journalctl_--no-pager")
+                 and self.isfile(f"{d}/{n}")]
+        if "journalctl_--no-pager" in names:
+            return [f"{d}/journalctl_--no-pager"]
+        last = [n for n in names if n.endswith("--boot_-1")]
+        this = [n for n in names if n.endswith("--boot")]
+        return [f"{d}/{n}" for n in last + this]
+
     def kernel_log_sources(self) -> Tuple[List[str], List[str]]:
         """(files read as the kernel log, in order; notes on what was left out).
 
         The syslog family with the most history is used (kern.log, else
         messages, else syslog) -- they repeat one another's kernel lines;
+        else the journal sos saved (:meth:`journal_files`);
         ``sos_commands/kernel/dmesg`` (the ring buffer when sos ran) only when
-        there is no syslog file, since syslog holds the same lines."""
+        there is neither, since they hold the same lines."""
         notes: List[str] = []
+        dmesg = "sos_commands/kernel/dmesg"
+        journal = self.journal_files()
         for fam in LOG_FAMILIES:
             files = self.log_files(fam)
             if files:
                 others = [f for f in LOG_FAMILIES if f != fam and self.log_files(f)]
+                others += journal + ([dmesg] if self.isfile(dmesg) else [])
                 if others:
                     notes.append(f"{', '.join(others)}: not read, {fam} holds the same "
                                  "kernel lines")
-                if self.isfile("sos_commands/kernel/dmesg"):
-                    notes.append(f"sos_commands/kernel/dmesg: not read, {fam} holds the "
-                                 "same kernel lines")
                 return files, notes
-        if self.isfile("sos_commands/kernel/dmesg"):
-            return ["sos_commands/kernel/dmesg"], notes
+        if journal:
+            if self.isfile(dmesg):
+                notes.append(f"{dmesg}: not read, the journal holds the same kernel lines")
+            return journal, notes
+        if self.isfile(dmesg):
+            return [dmesg], notes
         return [], notes
 
     def log_lines(self, files: Optional[List[str]] = None) -> Iterator[str]:
