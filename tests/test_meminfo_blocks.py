@@ -213,6 +213,18 @@ def test_real_oom_excerpts_header(name, scope):
     assert o["notes"] and "cannot be re-run" in o["notes"][0]
 
 
+@pytest.mark.vmcore
+@pytest.mark.parametrize("header", ["SysRq : Show Memory", "sysrq: SysRq : Show Memory"])
+def test_older_sysrq_headers(oomfx, header):
+    """The trigger line of older kernels opens the same record (the body is the
+    guest's own, only the header line is rewritten)."""
+    text = (oomfx.truth_dir / "dmesg").read_text().replace("sysrq: Show Memory", header)
+    recs = [r for r in kmsg.extract(logs.normalize(text.splitlines()))
+            if isinstance(r, kmsg.ShowMem)]
+    assert [r.trigger for r in recs] == ["sysrq", "sysrq"]
+    assert all(not r.partial and len(r.buddy) == 2 for r in recs)
+
+
 def test_sysrq_block_cut_short_is_partial():
     """A SysRq-m block that stops after the zone lines (no buddy lines) is
     marked partial with what is missing, not dropped or guessed."""

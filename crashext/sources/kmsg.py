@@ -207,8 +207,9 @@ _BODY_MISC = re.compile(
     r"Showing busy workqueues|Normal per-cpu:|DMA32? per-cpu:|CPU\s+\d+: hi:)")
 _RELEASE = re.compile(r"\s(\d+\.\d+\.\d+\S*)\s+#\d+")
 # drivers/tty/sysrq.c: sysrq_handle_showmem's action_msg "Show Memory", printed
-# after "sysrq: " (v5.x+, pr_fmt) or "SysRq : " (before v5.1)
-_SYSRQ_SHOWMEM = re.compile(r"(?:sysrq|SysRq)\s*:\s*(?:Trigger a crash\s*)?Show Memory")
+# as "SysRq : Show Memory" by older kernels, "sysrq: SysRq : Show Memory" once
+# pr_fmt added its prefix, "sysrq: Show Memory" since (the fixture's 6.1)
+_SYSRQ_SHOWMEM = re.compile(r"(?:sysrq|SysRq)\s*:\s*Show Memory")
 
 _OOPS = [
     (re.compile(r"(kernel BUG at \S+:\d+!?)"), "bug"),
