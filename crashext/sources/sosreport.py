@@ -539,7 +539,8 @@ class SosReport:
             if f is None:
                 continue
             try:
-                for raw in f:
+                # a "line" of binary garbage is cut at 1 MiB, not held whole
+                for raw in iter(lambda: f.readline(1 << 20), b""):
                     yield raw.decode("utf-8", "replace").rstrip("\r\n")
             except _ARCHIVE_ERRORS as exc:
                 self.problems.append(f"{rel}: stopped reading: {exc}")
