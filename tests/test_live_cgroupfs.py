@@ -205,11 +205,11 @@ def test_vanishing_directory_is_counted_not_an_error(tmp_path, monkeypatch):
     (root / "cgroup.controllers").write_text("memory\n")
     real = cgroupfs._read_dir
 
-    def racing(r, rel, hierarchy):
+    def racing(r, rel, hierarchy, **kw):
         if rel == "/a":  # removed between listing its parent and reading it
             import shutil
             shutil.rmtree(root / "a")
-        return real(r, rel, hierarchy)
+        return real(r, rel, hierarchy, **kw)
 
     monkeypatch.setattr(cgroupfs, "_read_dir", racing)
     rep = cgroupfs.read_cgroupfs(str(root), proc=None)

@@ -24,11 +24,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import gfp as gfpmod
 from ..sources.kmsg import (AllocFailure, record_when, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
-                            SlubFailure, ZoneLine, extract)
+                            ShowMem, SlubFailure, ZoneLine, extract)
 from ..sources.logs import Gate, LogLine, gated_chunks, text_chunks
 from . import watermark as wm
 
 __all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
+           "explain_request",
            "KNOWN_FRAMES", "ALLOCATOR_FRAMES"]
 
 #: Frames of the allocator itself and of the report: skipped when naming the caller.
@@ -175,6 +176,9 @@ class AllocReport:
     ooms: List[OomReport] = field(default_factory=list)
     slub: List[SlubFailure] = field(default_factory=list)
     oops: List[OopsHeader] = field(default_factory=list)
+    showmem: List[ShowMem] = field(default_factory=list)
+    oom_views: List[Dict[str, Any]] = field(default_factory=list)      # analysis.meminfo.oom_view
+    showmem_views: List[Dict[str, Any]] = field(default_factory=list)  # .showmem_view
     releases: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
     dropped: int = 0   # failures counted in groups but not kept (keep=)
@@ -193,6 +197,7 @@ class AllocReport:
                 "summary": [g.to_json() for g in self.groups],
                 "oom": [rec(o) for o in self.ooms], "slub": [rec(s) for s in self.slub],
                 "oops": [rec(o) for o in self.oops], "releases": self.releases,
+                "oom_analysis": self.oom_views, "show_mem": self.showmem_views,
                 "failures_not_kept": self.dropped,
                 "warnings": self.warnings}
 
@@ -306,10 +311,19 @@ def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, Li
 def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]
             ) -> Tuple[Optional[str], List[ZoneVerdict], List[str]]:
     """Watermark verdicts for every zone the request could use."""
+    return explain_request(rec.mode, rec.order, rec.zones, rec.buddy, table, release)
+
+
+def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[ZoneLine],
+                    buddy: List[BuddyLine], table: gfpmod.GfpTable, release: Optional[str]
+                    ) -> Tuple[Optional[str], List[ZoneVerdict], List[str]]:
+    """:func:`explain` for a request given by its GFP ``mode`` and ``order``
+    and the zone and buddy lines of any show_mem() block (an allocation
+    failure, an OOM report, a SysRq-m dump)."""
     out: List[str] = []
-    if rec.mode is None or rec.order is None:
+    if mode is None or order is None:
         return None, [], ["no mode/order: cannot re-run the watermark check"]
-    if not rec.zones:
+    if not all_zones:
         return None, [], ["no zone lines printed with this failure (rate-limited show_mem, "
                           "or a filtered report): cannot re-run the watermark check"]
     try:
@@ -320,16 +334,16 @@ def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]
         rule = "4.4" if table.since >= (4, 4) and table.since < (6, 3) else (
             "3.10" if table.since < (4, 4) else "6.3")
         out.append(f"kernel release unknown: watermark rule {rule} assumed from the GFP table")
-    idx, notes = _zone_indices(rec.zones)
+    idx, notes = _zone_indices(all_zones)
     out.extend(notes)
-    top = _highest_zone(rec.mode, table, idx)
+    top = _highest_zone(mode, table, idx)
     top_i = idx.get(top, idx.get("Normal", 0))
-    buddies = {(b.node, b.zone): b for b in rec.buddy}
-    flags = _alloc_flags(rec.mode, table, rule)
+    buddies = {(b.node, b.zone): b for b in buddy}
+    flags = _alloc_flags(mode, table, rule)
     verdicts: List[ZoneVerdict] = []
     ver = gfpmod.parse_version(release or "") or table.since
-    for node in sorted({z.node for z in rec.zones}):
-        zones = [z for z in rec.zones if z.node == node and idx.get(z.zone, 99) <= top_i]
+    for node in sorted({z.node for z in all_zones}):
+        zones = [z for z in all_zones if z.node == node and idx.get(z.zone, 99) <= top_i]
         if not zones:
             continue
         # the class zone: gfp_zone() itself since v5.8 (commit 97a225e69a1f,
@@ -338,15 +352,15 @@ def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]
         classzone = top_i if ver >= (5, 8) else populated
         for z in sorted(zones, key=lambda z: -idx[z.zone]):
             b = buddies.get((z.node, z.zone))
-            if b is None or z.lowmem_reserve is None:
+            if b is None or not z.lowmem_reserve:
                 out.append(f"node {node} {z.zone}: no buddy or lowmem_reserve line; not checked")
                 continue
             st, znotes = _zone_state(z, b, idx[z.zone])
             cz = min(classzone, len(st.lowmem_reserve) - 1)
-            if rec.order >= len(st.nr_free):
-                out.append(f"order {rec.order} beyond the buddy line's orders")
+            if order >= len(st.nr_free):
+                out.append(f"order {order} beyond the buddy line's orders")
                 continue
-            v = wm.watermark_ok(st, rec.order, "min", cz, rule, high=flags["high"],
+            v = wm.watermark_ok(st, order, "min", cz, rule, high=flags["high"],
                                 harder=flags["harder"], cma=flags["cma"])
             verdicts.append(ZoneVerdict(node, z.zone, idx[z.zone], cz, st.free_pages, st.min,
                                         st.low, st.high, st.lowmem_reserve[cz], v.to_json(),
@@ -414,6 +428,12 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             _note_release(rep, rec.release)
             if len(rep.ooms) < _OTHER_CAP:
                 rep.ooms.append(rec)
+                rep.oom_views.append(mimod.oom_view(rec, kernel_version or rec.release
+                                                   or last_release))
+        elif isinstance(rec, ShowMem):
+            if len(rep.showmem) < _OTHER_CAP:
+                rep.showmem.append(rec)
+                rep.showmem_views.append(mimod.showmem_view(rec, kernel_version or last_release))
         elif isinstance(rec, SlubFailure):
             if len(rep.slub) < _OTHER_CAP:
                 rep.slub.append(rec)
@@ -424,6 +444,9 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
     rep.lines = gate.lines if gate is not None else counted.n
     rep.groups = sorted(groups.values(), key=lambda g: (-g.count, g.comm))
     return rep
+
+
+from . import meminfo as mimod  # noqa: E402  (it imports explain_request from here)
 
 
 def _note_release(rep: AllocReport, rel: Optional[str]) -> None:

@@ -354,8 +354,17 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     unusable = procfs.parse_frag_index(un, "unusable_index") if un else {}
     errors: List[str] = []
     rel = release or pdir.release()
+    rule = None
     if rel:
-        rule = rule_for_release(rel)
+        try:
+            rule = rule_for_release(rel)
+        except ValueError:
+            if release:
+                raise InputError(f"--release {release!r}: not a kernel release")
+            errors.append(f"kernel release {rel[:40]!r} is not readable: ignored")
+            rel = None
+    if rule is not None:
+        pass
     elif ptinfo is not None:
         # "HighAtomic" replaced "Reserve" in v4.4 (MIGRATE_HIGHATOMIC, commit 0aaa29a56e4f),
         # the same release that changed __zone_watermark_ok; v4.4 and v6.3 rules agree for

@@ -32,6 +32,7 @@ from ..sources import kmsg, logs
 from ..sources.logs import LogLine
 from . import allocfail as allocmod
 from . import diagnosis as diagmod
+from .meminfo import report_timeline as meminfo_timeline
 from . import panic as panicmod
 from .kbmatch import (STATUS_MATCHED, STATUS_UNKNOWN, STATUS_UNMATCHED, Evidence,  # noqa: F401
                       evaluate, evaluate_precursor)
@@ -432,6 +433,10 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             memory["zone_verdicts"].append(zv)
         if rep.warnings:
             memory["log_warnings"] = list(rep.warnings)
+        # every other Mem-Info block of the log (analysis/meminfo.py, issue 16)
+        memory["oom_reports"] = rep.oom_views
+        memory["show_mem"] = rep.showmem_views
+        memory["mem_info_timeline"] = meminfo_timeline(rep)
         memory["failures_not_kept"] = rep.dropped
         # beyond the kept ones, the last failure of each group still counts as evidence
         kept = {id(v) for v in rep.failures}

@@ -18,6 +18,11 @@ GFP mask with the kernel's own names for its version, name the caller, and
 re-run the buddy allocator's watermark check on the zone and buddy lines
 printed with it to say which zone failed at which order and by how much.
 
+OOM-kill reports (global, memcg, cpuset) and SysRq-m / show_mem dumps get
+the same zone and buddy analysis: header, constraint, memcg usage and limit,
+the killed task, the largest tasks, and the watermark check re-run for the
+OOM's own request (-v shows each in full).
+
 Input: log files (dmesg, dmesg -T, vmcore-dmesg.txt, /var/log/messages,
 journalctl output; .gz/.xz/.bz2 too), '-' for stdin, or the log inside a
 dump with -c VMCORE -s VMLINUX.  Offline use needs neither root nor debug
@@ -26,13 +31,17 @@ info.
   crashext allocfail /var/crash/*/vmcore-dmesg.txt
   crashext allocfail -v messages.1.gz
   journalctl -k | crashext allocfail -
-  crashext allocfail -c vmcore -s vmlinux --json"""
+  crashext allocfail -c vmcore -s vmlinux --json
+  crashext allocfail --sos sosreport-HOST-DATE.tar.xz"""
 TARGET = "optional"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="kernel log files ('-' for stdin); none: the dump's log (-c)")
+    parser.add_argument("--sos", metavar="PATH",
+                        help="the kernel log of a sosreport (directory or .tar.xz/.tar.gz "
+                             "archive, read in place)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="each failure with its call trace, zones and verdict")
     parser.add_argument("--kernel-version", metavar="RELEASE",
@@ -42,6 +51,20 @@ def add_arguments(parser) -> None:
 
 def _reports(args, ctx) -> List[AllocReport]:
     out = []
+    if getattr(args, "sos", None):
+        if args.files or ctx.has_target:
+            raise InputError("--sos PATH reads the report's own kernel log: not with log "
+                             "FILEs or a dump")
+        from ..sources import sosreport
+        sos = sosreport.SosReport(args.sos)
+        files, notes = sos.kernel_log_sources()
+        if not files:
+            raise InputError(f"{args.sos}: the sosreport has no kernel log "
+                             "(sos_commands/kernel/dmesg, var/log/kern.log, var/log/messages)")
+        rep = analyze(logs.normalize(sos.log_lines(files)),
+                      f"{args.sos} ({', '.join(files)})", args.kernel_version)
+        rep.warnings += notes + sos.problems
+        return [rep]
     if args.files:
         for path in args.files:
             name = "stdin" if path == "-" else path
@@ -90,6 +113,9 @@ def _verdict_line(rep: AllocReport) -> str:
         extra.append(f"{len(rep.slub)} SLUB failure{'s' if len(rep.slub) != 1 else ''}")
     if rep.oops:
         extra.append(f"{len(rep.oops)} oops/BUG/panic header{'s' if len(rep.oops) != 1 else ''}")
+    if rep.showmem:
+        extra.append(f"{len(rep.showmem)} show_mem dump{'s' if len(rep.showmem) != 1 else ''} "
+                     "(SysRq-m or other)")
     return head + ("; " + ", ".join(extra) if extra else "") + f" in {rep.source} ({rep.lines} lines)"
 
 
@@ -131,15 +157,26 @@ def _write(ctx, rep: AllocReport, verbose: bool) -> None:
             out.write(f"GFP names: {t}\n")
     if rep.ooms:
         out.write("\n")
-        rows = [(o.comm, "-" if o.gfp is None else f"{o.gfp:#x}",
-                 "|".join(o.gfp_names) if o.gfp_names else "-",
-                 "-" if o.order is None else o.order,
-                 "memcg" if o.memcg else "global",
-                 f"{o.killed_pid} ({o.killed_comm})" if o.killed_pid else "-",
-                 record_when(o))
-                for o in rep.ooms]
-        render.write_table(out, rows, ["OOM INVOKER", "GFP", "FLAGS", "ORDER", "SCOPE",
-                                       "KILLED", "TIME"])
+        rows = [(v["comm"], v["gfp"]["mask"] or "-",
+                 "|".join(v["gfp"]["names"] or v["gfp"]["printed"] or []) or "-",
+                 "-" if v["order"] is None else v["order"],
+                 "-" if v["oom_score_adj"] is None else v["oom_score_adj"],
+                 v["scope"], _killed(v), _oom_why(v), v["when"])
+                for v in rep.oom_views]
+        render.write_table(out, rows, ["OOM INVOKER", "GFP", "FLAGS", "ORDER", "ADJ", "SCOPE",
+                                       "KILLED", "WHY", "TIME"])
+    if rep.showmem_views:
+        out.write("\n")
+        rows = []
+        for v in rep.showmem_views:
+            for z in v["zones"]:
+                rows.append((v["when"], v["kind"], f"{z['node']} {z['zone']}",
+                             _kb(z["free_kb"]), _kb(z["min_kb"]),
+                             "-" if z["largest_free_order"] is None else z["largest_free_order"],
+                             _largest_pass(v)))
+        render.write_table(out, rows, ["SHOW_MEM", "TRIGGER", "ZONE", "FREE", "MIN",
+                                       "LARGEST ORDER", "GFP_KERNEL PASSES UP TO"],
+                           ["left", "left", "left", "right", "right", "right", "left"])
     if rep.slub:
         out.write("\n")
         rows = [(s.cache or "-", s.node, f"{s.gfp:#x}",
@@ -160,6 +197,18 @@ def _write(ctx, rep: AllocReport, verbose: bool) -> None:
         for f in rep.failures:
             out.write("\n")
             _write_failure(out, f)
+        for v in rep.oom_views:
+            out.write("\n")
+            _write_oom(out, v)
+        for v in rep.showmem_views:
+            out.write("\n")
+            out.write(f"== {v['header']}  ({v['kind']}, {v['when']}, lines "
+                      f"{v['lines'][0]}-{v['lines'][1]}{', partial' if v['partial'] else ''})\n")
+            _write_zones(out, v["zones"])
+            g = v["gfp_kernel"]
+            out.write(f"  a GFP_KERNEL request (rule {g['rule']}): {_largest_pass(v)}\n")
+            for p in v["problems"]:
+                out.write(f"  problem: {p}\n")
 
 
 def _write_failure(out, f: FailureView) -> None:
@@ -213,3 +262,111 @@ def _write_failure(out, f: FailureView) -> None:
             out.write("    " + line + "\n")
     for e in f.explanation:
         out.write(f"  {e}\n")
+
+
+def _kb(v) -> str:
+    return "-" if v is None else f"{v} kB"
+
+
+def _killed(v) -> str:
+    k = v["killed"]
+    if not k:
+        return "-"
+    rss = sum(k["kb"].get(x, 0) for x in ("anon-rss", "file-rss", "shmem-rss"))
+    return f"{k['pid']} ({k['comm']})" + (f" rss {render.human_bytes(rss * 1024)}"
+                                          if k["kb"] else "")
+
+
+def _oom_why(v) -> str:
+    if v["memcg"] and v["memcg"]["counters"].get("memory"):
+        m = v["memcg"]["counters"]["memory"]
+        return (f"memcg {v['memcg']['path'] or '?'} at {render.human_bytes(m['usage_kb'] * 1024)}"
+                f" of limit {render.human_bytes(m['limit_kb'] * 1024)}, failcnt {m['failcnt']}")
+    if v["verdicts"]:
+        parts = []
+        for z in v["verdicts"]:
+            d = z["verdict"]
+            parts.append(f"{z['zone']}: " + ("ok" if d["ok"] else "below min+reserve"
+                                             if d["check"] == "watermark"
+                                             else f"no order-{d['failed_order']} block"))
+        return "; ".join(parts)
+    return (v["notes"] or ["-"])[0]
+
+
+def _largest_pass(v) -> str:
+    g = v["gfp_kernel"]
+    if g["largest_passing_order"] is None:
+        return "no order passes the MIN watermark" if g["per_order"] else \
+            ("; ".join(g["notes"]) or "-")
+    top = max(int(o) for o in g["per_order"])
+    if g["first_failing_order"] is None:
+        return f"order {g['largest_passing_order']} (every order 0..{top} passes)"
+    return (f"order {g['largest_passing_order']}; orders {g['first_failing_order']} and above "
+            "fail in every zone")
+
+
+def _write_zones(out, zones) -> None:
+    rows = []
+    for z in zones:
+        state = {True: "total ok", False: "TOTAL MISMATCH", None: "no total"}[z["buddy_total_ok"]]
+        rows.append((z["node"], z["zone"], _kb(z["free_kb"]), _kb(z["min_kb"]), _kb(z["low_kb"]),
+                     " ".join(str(x) for x in z["lowmem_reserve"] or []) or "-",
+                     _kb(z["buddy_total_kb"]), state,
+                     "-" if z["largest_free_order"] is None else z["largest_free_order"],
+                     " ".join(str(x) for x in z["free_blocks"] or []) or "-"))
+    import io
+    buf = io.StringIO()
+    render.write_table(buf, rows, ["NODE", "ZONE", "FREE", "MIN", "LOW", "LOWMEM_RESERVE",
+                                   "BUDDY", "CHECK", "LARGEST", "FREE BLOCKS PER ORDER"],
+                       ["right", "left", "right", "right", "right", "left", "right", "left",
+                        "right", "left"])
+    for line in buf.getvalue().splitlines():
+        out.write("    " + line + "\n")
+
+
+def _write_oom(out, v) -> None:
+    out.write(f"== {v['header']}\n")
+    g = v["gfp"]
+    pairs = [("LINES", f"{v['lines'][0]}-{v['lines'][1]}" + (" (partial)" if v["partial"] else "")),
+             ("TIME", v["when"]), ("SCOPE", v["scope"]),
+             ("GFP", f"{g['mask']} = {'|'.join(g['names'] or []) or '-'} ({g['table_how']})"),
+             ("ORDER", "-" if v["order"] is None else v["order"]),
+             ("OOM_SCORE_ADJ", "-" if v["oom_score_adj"] is None else v["oom_score_adj"])]
+    if v["constraint"]:
+        pairs.append(("CONSTRAINT", ",".join(f"{k}={x}" if x else k
+                                              for k, x in v["constraint"].items())))
+    if v["memcg"]:
+        for what, c in v["memcg"]["counters"].items():
+            pairs.append((f"MEMCG {what.upper()}",
+                          f"usage {c['usage_kb']} kB, limit {c['limit_kb']} kB, "
+                          f"failcnt {c['failcnt']}"))
+        if v["memcg"]["path"]:
+            pairs.append(("MEMCG", v["memcg"]["path"]))
+    if v["killed"]:
+        k = v["killed"]
+        pairs.append(("KILLED", f"{k['pid']} ({k['comm']}) "
+                      + ", ".join(f"{n} {x} kB" for n, x in k["kb"].items())))
+    out.write(render.kv_block(pairs) + "\n")
+    for p in v["problems"]:
+        out.write(f"  problem: {p}\n")
+    if v["largest_tasks"]:
+        out.write(f"  largest tasks by rss ({len(v['largest_tasks'])} of {v['tasks_listed']} "
+                  "listed, pages):\n")
+        for t in v["largest_tasks"]:
+            out.write(f"    {t['pid']:>8} {t['name']:<16} rss {t['rss_pages']}  total_vm "
+                      f"{t['total_vm_pages']}  oom_score_adj {t['oom_score_adj']}\n")
+    if v["zones"]:
+        out.write("  zones:\n")
+        _write_zones(out, v["zones"])
+    if v["verdicts"]:
+        out.write(f"  watermark check of its own request (rule {v['watermark_rule']}, MIN, "
+                  "pages):\n")
+        for z in v["verdicts"]:
+            d = z["verdict"]
+            out.write(f"    node {z['node']} {z['zone']:<7} "
+                      f"{'ok' if d['ok'] else 'FAIL at order %s' % d['failed_order']}: "
+                      f"{d['reason']}\n")
+    if v["conclusion"]:
+        out.write(f"  verdict: {v['conclusion']}\n")
+    for n in v["notes"]:
+        out.write(f"  {n}\n")

@@ -30,6 +30,13 @@ Normal, what GFP_KERNEL reaches on x86_64) and has no ALLOC_* flags unless
 --alloc-flags says so; the allocation fails only if every zone fails the min
 watermark (the slowpath's), it wakes kswapd when every zone fails low.
 
+--sos PATH reads a sosreport's proc/ in place (directory or .tar.xz/.tar.gz)
+and says when it was taken; a saved --proc copy is labelled by its file
+times.  Every reading ends with the compaction and reclaim counters
+(/proc/vmstat, or the dump's vm_event_states).  --log FILE instead shows
+every Mem-Info block of a kernel log (allocation failures, OOM reports,
+SysRq-m) per zone: free memory and largest free order over time.
+
 --watch SECONDS (live kernel, --qemu or --proc) prints the changes of each
 zone's free pages and highest free order every interval, until Ctrl-C or
 --count N samples."""
@@ -46,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "lists; from text, pagetypeinfo's counts)")
     parser.add_argument("--all", action="store_true", help="show unpopulated zones too")
     parser.add_argument("--proc", metavar="DIR", help="read text files from DIR instead of a kernel")
+    parser.add_argument("--sos", metavar="PATH",
+                        help="read the proc/ files of a sosreport (directory or .tar.xz/.tar.gz "
+                             "archive, read in place)")
+    parser.add_argument("--log", metavar="FILE",
+                        help="fragmentation over time: every Mem-Info block of a kernel log "
+                             "(allocation failures, OOM reports, SysRq-m), per zone")
     parser.add_argument("--release", metavar="RELEASE",
                         help="kernel release of --proc text (picks the watermark rule)")
     parser.add_argument("--classzone", metavar="ZONE",
@@ -75,10 +88,30 @@ def _short(mt: str) -> str:
 def build(args, ctx) -> Dict[str, Any]:
     """Run the analysis and return the JSON-shaped result (also used by tables)."""
     flags = _parse_flags(args.alloc_flags)
-    if args.proc:
+    snapshot = None
+    pdir: Any = None
+    missing: List[str] = []
+    if args.proc and args.sos:
+        raise InputError("give either --proc DIR or --sos PATH, not both")
+    if args.sos:
+        if ctx.has_target:
+            raise InputError("give either --sos PATH or a kernel (-c/-k), not both")
+        from ..sources import sosreport
+        # triage hands over the report it already opened
+        sos = getattr(args, "sos_report", None) or sosreport.SosReport(args.sos)
+        pdir = sosreport.SosProcDir(sos)
+        missing = [m for m in sos.missing() if m.split(" ")[0] in
+                   ("proc/buddyinfo", "proc/zoneinfo", "proc/pagetypeinfo", "proc/vmstat")]
+        report = fa.from_proc(pdir, release=args.release, all_zones=args.all)
+        report.errors[:0] = sos.problems + [f"{m}: missing from the sosreport" for m in missing]
+        snapshot = dict(sos.taken)
+    elif args.proc:
         if ctx.has_target:
             raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
-        report = fa.from_proc(ProcDir(args.proc), release=args.release, all_zones=args.all)
+        pdir = ProcDir(args.proc)
+        report = fa.from_proc(pdir, release=args.release, all_zones=args.all)
+        if not pdir.live:
+            snapshot = pdir.snapshot()
     else:
         if not ctx.has_target:
             raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
@@ -107,18 +140,40 @@ def build(args, ctx) -> Dict[str, Any]:
             str(o): {m: vv.to_json() for m, vv in per.items()} for o, per in v.items()}
         zones.append(d)
     summary = _summary(report, ver, orders, cz)
+    reclaim = _reclaim(args, ctx, pdir if (args.proc or args.sos) else None, report.errors)
     live = None
-    if not args.proc and ctx.target().is_live:
+    if not args.proc and not args.sos and ctx.target().is_live:
         live = watch_mod.live_stamp(ctx.target())
     return {
-        "live": live,
+        "live": live, "snapshot": snapshot,
         "source": report.source, "release": report.release, "rule": report.rule,
         "rule_covers": RULES[report.rule], "orders": report.orders,
         "page_size": report.page_size, "migratetypes": report.migratetypes,
         "classzone": {"index": cz, "name": _zone_name(report, cz)},
         "alloc_flags": sorted(flags), "order": args.order,
         "verdict": summary, "zones": zones, "errors": report.errors,
+        "reclaim": reclaim,
     }
+
+
+def _reclaim(args, ctx, pdir, errors: List[str]) -> Optional[Dict[str, Any]]:
+    """Compaction and reclaim counters: /proc/vmstat of the text, or the kernel's."""
+    from ..analysis import vmstat
+    from ..errors import CrashextError
+    if pdir is not None:
+        text = pdir.read("vmstat")
+        if not text:
+            errors.append("no vmstat: compaction and reclaim counters unknown")
+            return None
+        return vmstat.summary(vmstat.parse_vmstat(text), "vmstat")
+    try:
+        counters = vmstat.from_target(ctx.target())
+    except CrashextError as exc:
+        errors.append(f"compaction and reclaim counters: {exc}")
+        return None
+    if not counters:
+        return None
+    return vmstat.summary(counters, "vm_event_states (per-CPU, summed)")
 
 
 def _zone_name(report, idx: int) -> Optional[str]:
@@ -198,11 +253,16 @@ def _watch_sample(res: Dict[str, Any]) -> Dict[str, Any]:
 
 def run(args, ctx) -> int:
     # options added for live use; callers that build args by hand may omit them
-    for opt in ("watch", "count", "sys", "proc"):
+    for opt in ("watch", "count", "sys", "proc", "sos", "log"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
     watch_mod.check_interval(args.watch, args.count)
+    if args.log:
+        return _run_log(args, ctx)
     if args.watch is not None:
+        if args.sos:
+            raise InputError("--watch needs a running kernel or --proc DIR; a sosreport "
+                             "does not change")
         if not args.proc and ctx.has_target and not ctx.target().is_live:
             raise InputError("--watch needs a running kernel (-k, --qemu) or --proc DIR; "
                              "a dump does not change")
@@ -229,9 +289,17 @@ def run(args, ctx) -> int:
     out.write(_verdict_line(res, ps) + "\n")
     if res["live"]:
         out.write("LIVE: " + watch_mod.stamp_line(res["live"]) + "\n")
+    if res.get("snapshot"):
+        from .memcgids import snapshot_label
+        out.write("SNAPSHOT: " + snapshot_label(res["snapshot"]) + "\n")
     for z in res["zones"]:
         out.write("\n")
         _zone_block(out, z, ps, res, args)
+    if res.get("reclaim"):
+        out.write(f"\nCOMPACTION AND RECLAIM (from {res['reclaim']['source']}, "
+                  "cumulative since boot)\n")
+        for line in res["reclaim"]["statements"]:
+            out.write(f"  {line}\n")
     return 0
 
 
@@ -298,3 +366,63 @@ def _zone_block(out, z: Dict[str, Any], ps: int, res: Dict[str, Any], args) -> N
         if theirs is not None and theirs != mine[:len(theirs)]:
             out.write(f"  note: the kernel's {name} differs from the one computed from "
                       f"buddyinfo (files read at different times?)\n")
+
+
+# -- --log: fragmentation over time ---------------------------------------------
+
+def log_timeline(lines, source: str) -> Dict[str, Any]:
+    """The JSON of ``frag --log``: every show_mem block of a log, per zone."""
+    from ..analysis import meminfo as mimod
+    from ..sources import kmsg
+    entries = mimod.timeline(kmsg.extract(lines))
+    series = mimod.zone_series(entries)
+    return {"source": source, "blocks": entries,
+            "zones": {f"{k[0]}:{k[1]}": v for k, v in sorted(series.items())}}
+
+
+def _run_log(args, ctx) -> int:
+    from ..sources import logs
+    if args.proc or args.sos or ctx.has_target or args.watch is not None:
+        raise InputError("--log FILE reads a kernel log only: not with --proc, --sos, a kernel "
+                         "or --watch")
+    res = log_timeline(logs.kernel_log(args.log), "stdin" if args.log == "-" else args.log)
+    if args.json:
+        render.write_json(ctx.out, res)
+        return 0
+    write_timeline(ctx.out, res)
+    return 0
+
+
+def write_timeline(out, res: Dict[str, Any], indent: str = "") -> None:
+    """Per zone, one row per Mem-Info block: free memory and largest free order."""
+    blocks = res["blocks"]
+    if not blocks:
+        out.write(f"{indent}no Mem-Info blocks (allocation failures, OOM reports, SysRq-m) "
+                  f"in {res['source']}\n")
+        return
+    kinds: Dict[str, int] = {}
+    for b in blocks:
+        kinds[b["kind"]] = kinds.get(b["kind"], 0) + 1
+    out.write(f"{indent}{len(blocks)} Mem-Info block{'s' if len(blocks) != 1 else ''} in "
+              f"{res['source']} ({', '.join(f'{k} x{n}' for k, n in kinds.items())})\n")
+    for key, rows in res["zones"].items():
+        node, zone = key.split(":", 1)
+        out.write(f"\n{indent}Node {node}, zone {zone}: free memory and largest free order "
+                  "at each block\n")
+        top = max([r["free_kb"] or 0 for r in rows] + [1])
+        table_rows = []
+        for r in rows:
+            lo = r["largest_free_order"]
+            table_rows.append((r["when"], r["kind"],
+                               "-" if r["free_kb"] is None else f"{r['free_kb']} kB",
+                               "-" if r["min_kb"] is None else f"{r['min_kb']} kB",
+                               "-" if lo is None else lo,
+                               "-" if lo is None else render.human_bytes(r["largest_block_kb"] * 1024),
+                               render.bar(r["free_kb"] or 0, top, 20)))
+        import io
+        buf = io.StringIO()
+        render.write_table(buf, table_rows, ["TIME", "BLOCK", "FREE", "MIN", "LARGEST ORDER",
+                                             "BLOCK SIZE", ""],
+                           ["left", "left", "right", "right", "right", "right", "left"])
+        for line in buf.getvalue().splitlines():
+            out.write(indent + line + "\n")

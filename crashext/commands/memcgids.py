@@ -23,7 +23,9 @@ page order of the next array growth next to the largest free order.
 Without debug info or root, --sys DIR (e.g. /sys/fs/cgroup) reports what
 cgroupfs alone tells: the visible tree with usage, cgroup.stat's dying
 descendants per cgroup (v2), and /proc/cgroups' num_cgroups against the
-65535 memcg id limit.  --watch SECONDS (live kernel, --qemu or --sys)
+65535 memcg id limit; --sos PATH reads the same from a sosreport (directory
+or archive, in place).  A tree outside /sys is a snapshot and is labelled
+with when it was taken, not as read now.  --watch SECONDS (live kernel, --qemu or --sys)
 prints the changes every interval until Ctrl-C or --count samples.
 
 Anomaly codes:
@@ -44,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sys", metavar="DIR",
                         help="read cgroupfs under DIR (e.g. /sys/fs/cgroup) instead of a kernel: "
                              "no debug info or root needed")
+    parser.add_argument("--sos", metavar="PATH",
+                        help="read the cgroup tree and /proc/cgroups of a sosreport (its "
+                             "directory or .tar.xz/.tar.gz archive, read in place)")
     parser.add_argument("--proc", metavar="DIR", default=None,
                         help="with --sys: where to read cgroups (/proc/cgroups) from "
                              "(default /proc)")
@@ -113,10 +118,17 @@ def _live_report(t, ctx, progress=None):
 
 def run(args, ctx) -> int:
     # options added for live use; callers that build args by hand may omit them
-    for opt in ("watch", "count", "sys", "proc"):
+    for opt in ("watch", "count", "sys", "proc", "sos"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
     watch_mod.check_interval(args.watch, args.count)
+    if args.sos:
+        if args.sys or args.proc or args.watch is not None:
+            raise InputError("--sos PATH reads the report's own sys/fs/cgroup and proc/: "
+                             "not with --sys, --proc or --watch (a report does not change)")
+        if ctx.has_target and not ctx.inside_crash:
+            raise InputError("give either --sos PATH or a kernel (-c/-k/--qemu), not both")
+        return _run_sys(args, ctx)
     if args.proc and not args.sys:
         raise InputError("--proc DIR goes with --sys DIR (memcgids reads /proc/cgroups from it)")
     if args.sys:
@@ -184,9 +196,13 @@ def _sys_summary(s) -> str:
     if s["num_cgroups"] is not None:
         verdict += (f"; /proc/cgroups memory num_cgroups {s['num_cgroups']} of the "
                     f"{s['id_limit']} memcg id limit ({s['id_use_percent']}%)")
+    if s.get("snapshot"):
+        when = snapshot_label(s["snapshot"])
+    else:
+        when = f"{s['read_at']} in {s['read_seconds']} s (live: values change while read)"
     pairs = [("CGROUPFS", verdict),
              ("ROOT", f"{s['root']} (cgroup {s['hierarchy']})"),
-             ("READ AT", f"{s['read_at']} in {s['read_seconds']} s (live: values change while read)"),
+             ("SNAPSHOT" if s.get("snapshot") else "READ AT", when),
              ("RELEASE", s["release"] or "-"),
              ("DYING FROM", s["dying_source"] or "not available"),
              ("USAGE", render.human_bytes(s["memory_current"]) if s["memory_current"] is not None
@@ -198,11 +214,26 @@ def _sys_summary(s) -> str:
     return render.kv_block(pairs)
 
 
+def snapshot_label(snap) -> str:
+    """When a saved tree was taken, and how that is known."""
+    start, end = snap.get("start"), snap.get("end")
+    if not start and not end:
+        return f"time unknown ({snap.get('how')})"
+    span = end if not start else (start if end in (None, start) else f"{start} .. {end}")
+    return f"taken {span} ({snap.get('how')}); not read now"
+
+
 def _run_sys(args, ctx) -> int:
     warn = None if args.json else ctx.warn
     proc = args.proc or "/proc"
 
     def read():
+        if args.sos:
+            from ..sources import sosreport
+            sos = sosreport.SosReport(args.sos)
+            for p in sos.problems:
+                ctx.warn(p)
+            return sosreport.read_cgroups(sos, warn=warn)
         return cgroupfs.read_cgroupfs(args.sys, proc=proc, warn=warn)
 
     if args.watch is not None:

@@ -1,5 +1,7 @@
 """``triage``: why did this kernel crash -- verdict first, then the evidence."""
 
+import argparse
+import os
 from typing import Any, Dict, List
 
 from .. import render
@@ -19,6 +21,9 @@ of known kernel bugs.  Sources (any combination):
   --log FILE             the kernel log as text (dmesg, vmcore-dmesg.txt,
                          /var/log/messages)
   --crash-log FILE       a saved crash session (sys, bt, dis -l output)
+  SOSREPORT / --sos PATH a sosreport directory or .tar.xz/.tar.gz, read in
+                         place: its kernel log, and the memory state in its
+                         /proc and cgroups when it was taken
 
 Sections: verdict (matches strongest first, each signature element marked
 matched / unmatched / unknown; the score counts only what could be checked),
@@ -28,6 +33,11 @@ TARGET = "optional"
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("path", nargs="?", metavar="SOSREPORT",
+                        help="a sosreport directory or .tar.xz/.tar.gz archive (as --sos)")
+    parser.add_argument("--sos", metavar="PATH",
+                        help="a sosreport (directory or archive, read in place): its kernel "
+                             "log, /proc memory state and cgroups")
     parser.add_argument("--log", metavar="FILE", help="kernel log text (dmesg, vmcore-dmesg.txt)")
     parser.add_argument("--crash-log", metavar="FILE", dest="crash_log",
                         help="saved crash session transcript (sys, bt, dis -l)")
@@ -39,14 +49,45 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
+    for opt in ("path", "sos"):
+        if not hasattr(args, opt):
+            setattr(args, opt, None)
+    sos_path = args.sos or args.path
+    if args.sos and args.path:
+        raise InputError("give the sosreport once: as PATH or with --sos")
+    sos = None
+    if sos_path:
+        from ..sources import sosreport
+        if args.path and not os.path.isdir(args.path) and not sosreport.is_sosreport_path(args.path):
+            if not os.path.exists(args.path):
+                raise InputError(f"{args.path}: no such file or directory")
+            raise InputError(f"{args.path}: not a sosreport directory or tar archive (a kernel "
+                             "log goes with --log FILE)")
+        if args.log or ctx.has_target:
+            raise InputError("a sosreport brings its own kernel log and system: not with --log "
+                             "or a dump")
+        sos = sosreport.SosReport(sos_path)
     lines = logs.kernel_log(args.log) if args.log else None
+    sos_files: List[str] = []
+    if sos is not None:
+        sos_files, _notes = sos.kernel_log_sources()
+        if sos_files:
+            lines = logs.normalize(sos.log_lines(sos_files))
     crash_text = ("\n".join(logs.checked_lines(args.crash_log, "crash session transcript"))
                   if args.crash_log else None)
     target = ctx.target() if ctx.has_target else None
-    if target is None and lines is None and crash_text is None:
-        raise InputError("nothing to triage: give -c VMCORE -s VMLINUX, --log FILE or --crash-log FILE")
-    report = triage(target=target, log_lines=lines, crash_text=crash_text,
-                    crash_name=args.crash_log or "crash log", kb_dirs=args.kb)
+    if target is None and lines is None and crash_text is None and sos is None:
+        raise InputError("nothing to triage: give -c VMCORE -s VMLINUX, --log FILE, "
+                         "--crash-log FILE or a sosreport")
+    if sos is not None and lines is None and crash_text is None:
+        report = triage(log_lines=iter(()), kb_dirs=args.kb)
+        report["errors"]["log"] = "the sosreport has no kernel log (sos_commands/kernel/dmesg, " \
+                                  "var/log/kern.log, var/log/messages)"
+    else:
+        report = triage(target=target, log_lines=lines, crash_text=crash_text,
+                        crash_name=args.crash_log or "crash log", kb_dirs=args.kb)
+    if sos is not None:
+        add_sosreport(report, sos, sos_files, ctx)
     if args.json:
         render.write_json(ctx.out, report)
     elif args.markdown:
@@ -54,6 +95,164 @@ def run(args, ctx) -> int:
     else:
         ctx.out.write(human(report, show_all=args.all))
     return 0
+
+
+def _oom_and_showmem(mem: Dict[str, Any]) -> List[str]:
+    """OOM reports, show_mem dumps and the free-memory timeline, as lines."""
+    out: List[str] = []
+    ooms = mem.get("oom_reports") or []
+    for v in ooms[:_SHOW_FAILURES]:
+        g = v["gfp"]
+        names = "|".join(g["names"] or g["printed"] or [])
+        out.append(f"[{v['when']}] {v['comm']} invoked the OOM killer ({v['scope']}): order "
+                   f"{v['order']}, gfp_mask {g['mask']}" + (f" ({names})" if names else "")
+                   + f", oom_score_adj {v['oom_score_adj']}")
+        if v["killed"]:
+            k = v["killed"]
+            rss = sum(k["kb"].get(x, 0) for x in ("anon-rss", "file-rss", "shmem-rss"))
+            out.append(f"  killed {k['pid']} ({k['comm']})"
+                       + (f", rss {render.human_bytes(rss * 1024)}" if k["kb"] else ""))
+        m = (v["memcg"] or {}).get("counters", {}).get("memory")
+        if m:
+            out.append(f"  memcg {v['memcg']['path'] or '?'}: usage {m['usage_kb']} kB, limit "
+                       f"{m['limit_kb']} kB, failcnt {m['failcnt']}")
+        if v["conclusion"]:
+            out.append(f"  verdict: {v['conclusion']}")
+        for z in v["verdicts"]:
+            d = z["verdict"]
+            out.append(f"    Node {z['node']} {z['zone']:<8} {'ok  ' if d['ok'] else 'FAIL'} "
+                       f"{d['reason']}")
+    if len(ooms) > _SHOW_FAILURES:
+        out.append(f"... and {len(ooms) - _SHOW_FAILURES} more OOM report(s) (allocfail -v)")
+    for v in (mem.get("show_mem") or [])[:_SHOW_FAILURES]:
+        zones = "; ".join(f"{z['zone']} free {z['free_kb']} kB, largest order "
+                          f"{z['largest_free_order']}" for z in v["zones"])
+        out.append(f"[{v['when']}] {v['kind']} Mem-Info: {zones or 'no zone lines'}")
+    tl = mem.get("mem_info_timeline") or []
+    if len(tl) > 1:
+        per: Dict[str, List[str]] = {}
+        for e in tl:
+            for z in e["zones"]:
+                per.setdefault(f"Node {z['node']} {z['zone']}", []).append(
+                    "-" if z["largest_free_order"] is None else str(z["largest_free_order"]))
+        out.append(f"largest free order at each of the {len(tl)} Mem-Info blocks "
+                   "(frag --log shows the timeline):")
+        for k, v in per.items():
+            out.append(f"  {k}: " + " -> ".join(v))
+    return out
+
+
+# -- a sosreport: when it was taken, what it lacks, the memory state in its /proc ----
+
+def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> None:
+    """Add the ``sosreport`` section (snapshot time, parts present and
+    missing, the /proc memory state with frag's verdict, compaction and
+    reclaim counters, cgroups) and fill the system facts the log lacked."""
+    from . import frag as fragcmd
+    from ..errors import CrashextError
+    from ..sources import sosreport
+    files, notes = sos.kernel_log_sources()
+    sec: Dict[str, Any] = {"path": sos.path, "kind": sos.kind, "taken": sos.taken,
+                           "label": sos.taken_label(), "release": sos.release(),
+                           "hostname": sos.hostname(), "missing": sos.missing(),
+                           "log_files": files, "log_notes": notes, "frag": None,
+                           "reclaim": None, "cgroups": None, "errors": {}}
+    fargs = argparse.Namespace(order=None, migratetypes=False, all=False, proc=None,
+                               sos=sos.path, sos_report=sos, release=None, classzone=None,
+                               alloc_flags="", watch=None, count=None, log=None)
+    try:
+        res = fragcmd.build(fargs, ctx)
+        sec["frag"] = {"verdict": fragcmd._verdict_line(res, res["page_size"]),
+                       "rule": res["rule"], "summary": res["verdict"],
+                       "zones": [{"node": z["node"], "zone": z["zone"],
+                                  "free_pages": z["free_pages"],
+                                  "min": z["watermark"]["min"],
+                                  "largest_free_order": max(
+                                      [o for o, n in enumerate(z["nr_free"]) if n] or [-1]),
+                                  "nr_free": z["nr_free"]} for z in res["zones"]],
+                       "errors": res["errors"]}
+        sec["reclaim"] = res.get("reclaim")
+    except CrashextError as exc:
+        sec["errors"]["frag"] = str(exc)
+    sec["meminfo"], sec["slab_top"] = _sos_memory(sos, sec["errors"])
+    try:
+        cg = sosreport.read_cgroups(sos)
+        sec["cgroups"] = cg.summary
+    except CrashextError as exc:
+        sec["errors"]["cgroups"] = str(exc)
+    sec["problems"] = list(sos.problems)
+    report["sosreport"] = sec
+    report["sources"].append(f"sosreport {sos.path}")
+    system = report["system"]
+    if system.get("release") is None and sec["release"]:
+        system["release"] = sec["release"]
+        system["sources"]["release"] = "sosreport uname"
+    if system.get("nodename") is None and sec["hostname"]:
+        system["nodename"] = sec["hostname"]
+        system["sources"]["nodename"] = "sosreport uname"
+
+
+_MEMINFO_KEYS = ("MemTotal", "MemFree", "MemAvailable", "Slab", "SReclaimable", "SUnreclaim",
+                 "AnonPages", "Cached", "Shmem", "PageTables", "KernelStack", "VmallocUsed")
+
+
+def _sos_memory(sos, errors: Dict[str, str]):
+    """/proc/meminfo's main lines and the five largest slab caches."""
+    from ..errors import CrashextError
+    from ..sources import procfs
+    mi = top = None
+    text = sos.read("proc/meminfo")
+    if text:
+        try:
+            full = procfs.parse_meminfo(text, "proc/meminfo")
+            mi = {k: full[k] for k in _MEMINFO_KEYS if k in full}
+        except CrashextError as exc:
+            errors["meminfo"] = str(exc)
+    text = sos.read("proc/slabinfo")
+    if text:
+        try:
+            caches = procfs.parse_slabinfo(text, "proc/slabinfo")
+            top = sorted(caches, key=lambda c: (-c["bytes"], c["name"]))[:5]
+        except CrashextError as exc:
+            errors["slabinfo"] = str(exc)
+    return mi, top
+
+
+def _sos_lines(sec: Dict[str, Any]) -> List[str]:
+    out = [sec["label"], f"{sec['kind']} {sec['path']}"]
+    if sec["log_files"]:
+        out.append("kernel log: " + ", ".join(sec["log_files"]))
+    out += sec["log_notes"]
+    if sec["missing"]:
+        out.append("missing from the report: " + ", ".join(sec["missing"]))
+    out += [f"problem: {p}" for p in sec.get("problems", [])]
+    f = sec.get("frag")
+    if f:
+        out.append(f"free lists at collection: {f['verdict']}")
+        for z in f["zones"]:
+            out.append(f"  Node {z['node']} {z['zone']:<7} free {z['free_pages']} pages, min "
+                       f"{z['min']}, largest free order {z['largest_free_order']}")
+        out += [f"  ({e})" for e in f["errors"] if e not in sec.get("problems", [])]
+    mi = sec.get("meminfo")
+    if mi:
+        out.append("meminfo: " + ", ".join(f"{k} {render.human_bytes(v * 1024)}"
+                                            for k, v in mi.items()))
+    if sec.get("slab_top"):
+        out.append("largest slab caches (objects x size): " + ", ".join(
+            f"{c['name']} {render.human_bytes(c['bytes'])}" for c in sec["slab_top"]))
+    r = sec.get("reclaim")
+    if r:
+        out.append("compaction and reclaim (cumulative since boot):")
+        out += ["  " + x for x in r["statements"]]
+    c = sec.get("cgroups")
+    if c:
+        dying = "unknown" if c["dying"] is None else c["dying"]
+        out.append(f"cgroups ({c['hierarchy']}): {c['visible']} visible, {dying} dying"
+                   + (f"; /proc/cgroups memory num_cgroups {c['num_cgroups']} of "
+                      f"{c['id_limit']}" if c["num_cgroups"] is not None else ""))
+    for k, v in sec["errors"].items():
+        out.append(f"({k}: {v})")
+    return out
 
 
 # -- rendering ------------------------------------------------------------------
@@ -169,6 +368,7 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
             out["memory"].append(f"  verdict: unavailable ({zv['error']})")
     if more > 0:
         out["memory"].append(f"... and {more} more allocation failure(s) (allocfail lists them all)")
+    out["memory"] += _oom_and_showmem(mem)
     mc = mem.get("memcg")
     if mc:
         s = mc["summary"]
@@ -235,6 +435,10 @@ def human(report: Dict[str, Any], show_all: bool = False) -> str:
     lines.append("")
     lines.append("MEMORY")
     lines += ["  " + ln for ln in ev["memory"]]
+    if report.get("sosreport"):
+        lines.append("")
+        lines.append("SOSREPORT (memory state when it was taken)")
+        lines += ["  " + ln for ln in _sos_lines(report["sosreport"])]
     if report["errors"]:
         lines.append("")
         lines.append("NOT AVAILABLE")
@@ -269,6 +473,8 @@ def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
     ev = _evidence(report)
     lines += ["", "### Panic", "", "```"] + ev["panic"] + ["```", "", "### Memory", "", "```"]
     lines += ev["memory"] + ["```"]
+    if report.get("sosreport"):
+        lines += ["", "### Sosreport", "", "```"] + _sos_lines(report["sosreport"]) + ["```"]
     if report["errors"]:
         lines += ["", "### Not available", ""]
         lines += [f"- {k}: {why}" for k, why in report["errors"].items()]

@@ -94,26 +94,78 @@ def _why(exc: OSError) -> str:
     return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
 
 
-def find_memory_root(path: str) -> Dict[str, str]:
+class LocalFs:
+    """The files :func:`read_cgroupfs` reads, from the local file system.
+
+    A saved copy (anything outside ``/sys``) is a snapshot: its inode numbers
+    are the copy's, not cgroup ids, so :meth:`ino` gives None there.
+    ``crashext.sources.sosreport.SosCgroupFs`` is the same interface over a
+    sosreport directory or archive."""
+
+    def __init__(self, path: str) -> None:
+        real = os.path.realpath(path)
+        self.live = real == "/sys" or real.startswith("/sys/")
+        self.newest: Optional[float] = None   # newest file time read (snapshots)
+
+    def exists(self, p: str) -> bool:
+        return os.path.exists(p)
+
+    def isdir(self, p: str) -> bool:
+        return os.path.isdir(p)
+
+    def isfile(self, p: str) -> bool:
+        return os.path.isfile(p)
+
+    def readable(self, p: str) -> bool:
+        return os.access(p, os.R_OK | os.X_OK)
+
+    def read(self, p: str) -> Optional[str]:
+        """File text; None if the file does not exist; _Gone if its directory went."""
+        text = _read(p)
+        if text is not None and not self.live:
+            try:
+                t = os.stat(p).st_mtime
+                self.newest = t if self.newest is None else max(self.newest, t)
+            except OSError:
+                pass
+        return text
+
+    def ino(self, p: str) -> Optional[int]:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise _Gone()
+        return st.st_ino if self.live else None
+
+    def subdirs(self, p: str) -> List[str]:
+        with os.scandir(p) as it:
+            return sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(*parts)
+
+
+def find_memory_root(path: str, fs=None) -> Dict[str, str]:
     """``{"root": dir, "hierarchy": "v1" | "v2"}`` for the memory cgroups under ``path``.
 
     Accepts a cgroup2 mount, a v1 memory hierarchy, or the tmpfs at
     /sys/fs/cgroup holding v1 hierarchies (hybrid layouts use its
     ``memory/``).  InputError, one line, for anything else.
     """
-    if not os.path.exists(path):
+    fs = fs or LocalFs(path)
+    if not fs.exists(path):
         raise InputError(f"{path}: no such directory")
-    if not os.path.isdir(path):
+    if not fs.isdir(path):
         raise InputError(f"{path}: not a directory (give the cgroup mount, e.g. /sys/fs/cgroup)")
-    if not os.access(path, os.R_OK | os.X_OK):
+    if not fs.readable(path):
         raise InputError(f"{path}: permission denied")
-    if os.path.isfile(os.path.join(path, "memory.usage_in_bytes")):
+    if fs.isfile(fs.join(path, "memory.usage_in_bytes")):
         return {"root": path, "hierarchy": "v1"}
     for sub in ("memory", "memory,cpuacct", "cpuacct,memory"):
-        cand = os.path.join(path, sub)
-        if os.path.isfile(os.path.join(cand, "memory.usage_in_bytes")):
+        cand = fs.join(path, sub)
+        if fs.isfile(fs.join(cand, "memory.usage_in_bytes")):
             return {"root": cand, "hierarchy": "v1"}
-    if os.path.isfile(os.path.join(path, "cgroup.controllers")):
+    if fs.isfile(fs.join(path, "cgroup.controllers")):
         return {"root": path, "hierarchy": "v2"}
     raise InputError(f"{path}: not a cgroup file system with the memory controller "
                      "(no memory.usage_in_bytes, memory/ or cgroup.controllers)")
@@ -153,10 +205,10 @@ def _read(path: str) -> Optional[str]:
         raise
 
 
-def _text_file(d: CgroupDir, path: str) -> Optional[str]:
+def _text_file(d: CgroupDir, path: str, fs=None) -> Optional[str]:
     """The file's text; None (with the reason in ``d.errors``) if unreadable."""
     try:
-        return _read(path)
+        return fs.read(path) if fs is not None else _read(path)
     except _Gone:
         raise
     except OSError as exc:
@@ -164,8 +216,8 @@ def _text_file(d: CgroupDir, path: str) -> Optional[str]:
         return None
 
 
-def _int_file(d: CgroupDir, path: str) -> Optional[int]:
-    text = _text_file(d, path)
+def _int_file(d: CgroupDir, path: str, fs=None) -> Optional[int]:
+    text = _text_file(d, path, fs)
     if text is None:
         return None
     try:
@@ -175,8 +227,8 @@ def _int_file(d: CgroupDir, path: str) -> Optional[int]:
         return None
 
 
-def _kv_file(d: CgroupDir, path: str) -> Optional[Dict[str, str]]:
-    text = _text_file(d, path)
+def _kv_file(d: CgroupDir, path: str, fs=None) -> Optional[Dict[str, str]]:
+    text = _text_file(d, path, fs)
     if text is None:
         return None
     out = {}
@@ -196,30 +248,31 @@ def _opt_int(kv: Optional[Dict[str, str]], key: str) -> Optional[int]:
         return None
 
 
-def _read_dir(root: str, rel: str, hierarchy: str) -> CgroupDir:
+def _read_dir(root: str, rel: str, hierarchy: str, fs: "LocalFs") -> CgroupDir:
     full = root if rel == "/" else root + rel
     d = CgroupDir(path=rel, depth=0 if rel == "/" else rel.count("/"))
     try:
-        d.ino = os.stat(full).st_ino
-    except FileNotFoundError:
-        raise _Gone()
+        d.ino = fs.ino(full)
+    except _Gone:
+        raise
     except OSError as exc:
         d.errors.append(f"stat: {_why(exc)}")
+    j = fs.join
     if hierarchy == "v2":
-        d.memory_current = _int_file(d, os.path.join(full, "memory.current"))
-        stat = _kv_file(d, os.path.join(full, "cgroup.stat"))
+        d.memory_current = _int_file(d, j(full, "memory.current"), fs)
+        stat = _kv_file(d, j(full, "cgroup.stat"), fs)
         d.nr_descendants = _opt_int(stat, "nr_descendants")
         d.nr_dying_descendants = _opt_int(stat, "nr_dying_descendants")
-        events = _kv_file(d, os.path.join(full, "cgroup.events"))
+        events = _kv_file(d, j(full, "cgroup.events"), fs)
         pop = _opt_int(events, "populated")
         d.populated = None if pop is None else bool(pop)
     else:
-        d.memory_current = _int_file(d, os.path.join(full, "memory.usage_in_bytes"))
-        d.kmem_usage = _int_file(d, os.path.join(full, "memory.kmem.usage_in_bytes"))
+        d.memory_current = _int_file(d, j(full, "memory.usage_in_bytes"), fs)
+        d.kmem_usage = _int_file(d, j(full, "memory.kmem.usage_in_bytes"), fs)
     return d
 
 
-def _walk(root: str, hierarchy: str, limit: int):
+def _walk(root: str, hierarchy: str, limit: int, fs: "LocalFs"):
     """Pre-order (sorted) cgroup dirs; (dirs, vanished, problem)."""
     out: List[CgroupDir] = []
     vanished = 0
@@ -232,13 +285,12 @@ def _walk(root: str, hierarchy: str, limit: int):
             break
         full = root if rel == "/" else root + rel
         try:
-            d = _read_dir(root, rel, hierarchy)
+            d = _read_dir(root, rel, hierarchy, fs=fs)
         except _Gone:
             vanished += 1
             continue
         try:
-            with os.scandir(full) as it:
-                kids = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+            kids = fs.subdirs(full)
         except FileNotFoundError:
             vanished += 1
             continue
@@ -276,20 +328,28 @@ def _release(proc: Optional[str]) -> Optional[str]:
 
 
 def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIMIT,
-                  warn=None) -> CgroupfsReport:
+                  warn=None, fs=None, proc_cgroups: Optional[str] = None,
+                  release: Optional[str] = None,
+                  snapshot: Optional[Dict[str, Any]] = None) -> CgroupfsReport:
     """Every visible memory cgroup under ``path`` and what cgroupfs says of them.
 
     ``proc`` is where ``cgroups`` (and ``sys/kernel/osrelease``) are read,
     None to skip; ``warn(message)`` receives one line per unreadable file.
+    ``fs`` reads the files (default :class:`LocalFs`; a sosreport passes its
+    own, with ``proc_cgroups`` text, ``release`` and ``snapshot``, when it
+    was taken).  A tree that is not the live ``/sys`` is a snapshot: its
+    summary says when it was saved (the newest file time read), never
+    "read now".
     """
-    found = find_memory_root(path)
+    fs = fs or LocalFs(path)
+    found = find_memory_root(path, fs)
     root, hierarchy = found["root"].rstrip("/") or "/", found["hierarchy"]
     t0 = time.time()
-    dirs, vanished, problem = _walk(root, hierarchy, limit)
+    dirs, vanished, problem = _walk(root, hierarchy, limit, fs)
     if not dirs:
         raise InputError(f"{root}: the cgroup root vanished or cannot be read")
     if hierarchy == "v2":
-        ctrls = _read_root_controllers(root)
+        ctrls = _read_root_controllers(root, fs)
         if ctrls is not None and "memory" not in ctrls:
             raise InputError(f"{root}: the memory controller is not on this cgroup2 hierarchy "
                              "(a hybrid host mounts it as v1: give the directory holding memory/)")
@@ -299,7 +359,9 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
         for e in d.errors:
             errors.append(f"{root if d.path == '/' else root + d.path}: {e}")
     proc_cg = None
-    if proc:
+    if proc_cgroups is not None:
+        proc_cg = parse_proc_cgroups(proc_cgroups, "proc/cgroups")
+    elif proc:
         pc_path = os.path.join(proc, "cgroups")
         try:
             with open(pc_path) as f:
@@ -319,7 +381,7 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
         # v1: the memory hierarchy's nr_cgrps counts the dying until freed
         dying = max(0, num - visible)
         dying_how = "/proc/cgroups num_cgroups minus visible directories"
-        rel = _release(proc)
+        rel = release or _release(proc)
         if rel and rel.startswith(("2.", "3.")):
             # kernel/cgroup.c v3.10 cgroup_free_fn: the count drops when the
             # cgroup is freed, but a charged memcg outlives its cgroup
@@ -329,10 +391,19 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
     if warn is not None:
         for e in errors:
             warn(e)
+    live = bool(getattr(fs, "live", False))
+    if snapshot is None and not live:
+        newest = getattr(fs, "newest", None)
+        snapshot = {"start": None, "end": None if newest is None else
+                    time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest)),
+                    "how": "newest modification time of the files read (a saved copy)"
+                    if newest is not None else "unknown (a saved copy without file times)"}
     summary = {
         "root": root,
         "hierarchy": hierarchy,
-        "release": _release(proc),
+        "release": release or _release(proc),
+        "live": live,
+        "snapshot": None if live else snapshot,
         "read_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
         "read_seconds": round(time.time() - t0, 3),
         "visible": visible,
@@ -350,9 +421,9 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
     return CgroupfsReport(summary=summary, cgroups=dirs)
 
 
-def _read_root_controllers(root: str) -> Optional[List[str]]:
+def _read_root_controllers(root: str, fs: "LocalFs") -> Optional[List[str]]:
     try:
-        with open(os.path.join(root, "cgroup.controllers")) as f:
-            return f.read().split()
-    except OSError:
+        text = fs.read(fs.join(root, "cgroup.controllers"))
+    except (OSError, _Gone):
         return None
+    return None if text is None else text.split()

@@ -41,16 +41,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from .logs import LogLine
+from . import meminfo as mi
+from .meminfo import (MIGRATE_LETTERS, BuddyLine, MemInfo, ShowMem, Task, ZoneLine,
+                      parse_buddy_line, parse_zone_line)
 
 __all__ = ["Frame", "ZoneLine", "BuddyLine", "MemInfo", "AllocFailure", "OomReport",
-           "SlubFailure", "OopsHeader", "extract", "iter_oops", "parse_frame",
+           "ShowMem", "Task", "SlubFailure", "OopsHeader", "extract", "iter_oops", "parse_frame",
            "parse_zone_line", "parse_buddy_line", "record_when", "MIGRATE_LETTERS"]
-
-#: show_migration_types() letters -> enum migratetype names (mm/page_alloc.c).
-MIGRATE_LETTERS = {"U": "MIGRATE_UNMOVABLE", "M": "MIGRATE_MOVABLE",
-                   "E": "MIGRATE_RECLAIMABLE", "H": "MIGRATE_HIGHATOMIC",
-                   "R": "MIGRATE_RESERVE", "C": "MIGRATE_CMA", "I": "MIGRATE_ISOLATE"}
-
 
 @dataclass
 class Frame:
@@ -63,39 +60,6 @@ class Frame:
     def __str__(self) -> str:
         mod = f" [{self.module}]" if self.module else ""
         return f"{'? ' if self.unreliable else ''}{self.func}+{self.offset:#x}/{self.size:#x}{mod}"
-
-
-@dataclass
-class ZoneLine:
-    node: int
-    zone: str
-    fields: Dict[str, Union[int, str]]  # kB values in kB, counts as counts
-    lowmem_reserve: Optional[List[int]] = None  # pages
-    line: int = 0
-
-    def kb(self, key: str) -> Optional[int]:
-        v = self.fields.get(key)
-        return v if isinstance(v, int) else None
-
-
-@dataclass
-class BuddyLine:
-    node: int
-    zone: str
-    counts: List[int]              # free blocks per order
-    block_kb: List[int]            # block size per order as printed
-    types: List[str]               # migrate-type letters per order ("" if none printed)
-    total_kb: Optional[int]        # the printed "= NkB"
-    computed_kb: int               # sum of counts * size
-    total_ok: Optional[bool]       # None when the total was not printed (truncated)
-    line: int = 0
-    problems: List[str] = field(default_factory=list)
-
-
-@dataclass
-class MemInfo:
-    counters: Dict[str, int] = field(default_factory=dict)
-    line: int = 0
 
 
 @dataclass
@@ -149,6 +113,24 @@ class OomReport:
     lines: Tuple[int, int] = (0, 0)
     partial: bool = False
     problems: List[str] = field(default_factory=list)
+    nodemask: Optional[str] = None
+    cpu: Optional[int] = None
+    task_comm: Optional[str] = None
+    hardware: Optional[str] = None
+    # the kill: "total-vm", "anon-rss", "file-rss", "shmem-rss", "pgtables" in kB
+    killed_kb: Dict[str, int] = field(default_factory=dict)
+    constraint: Optional[Dict[str, str]] = None   # oom-kill:constraint=... (v4.19+)
+    memcg_counters: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    memcg_path: Optional[str] = None
+    task_columns: List[str] = field(default_factory=list)
+    tasks: List[Task] = field(default_factory=list)   # the largest by rss (meminfo.TASKS_KEPT)
+    tasks_seen: int = 0
+    # show_mem() of a global or cpuset OOM (a memcg OOM prints none)
+    meminfo: Optional[MemInfo] = None
+    node_lines: List[Dict[str, Any]] = field(default_factory=list)
+    zones: List[ZoneLine] = field(default_factory=list)
+    buddy: List[BuddyLine] = field(default_factory=list)
+    extra: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,7 +168,7 @@ class OopsHeader:
     trace: List[Frame] = field(default_factory=list)  # the first "Call Trace:" after the header
 
 
-Record = Union[AllocFailure, OomReport, SlubFailure, OopsHeader]
+Record = Union[AllocFailure, OomReport, ShowMem, SlubFailure, OopsHeader]
 
 # -- line patterns -------------------------------------------------------------
 _ALLOC = re.compile(
@@ -214,17 +196,6 @@ _PID_OLD = re.compile(r"^\s*Pid: (?P<pid>\d+), comm: (?P<comm>.*?) (?P<taint>Not
 _FRAME = re.compile(r"^\s*(?:</?[A-Z]+>\s*)*(?:\[<[0-9a-fA-F]+>\]\s*)?(?P<q>\?\s+)?"
                     r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)/0x(?P<size>[0-9a-fA-F]+)"
                     r"(?:\s+\[(?P<mod>[^\]]+)\])?")
-_ZONE = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device)"
-                   r" free:(?P<free>\d+)kB")
-_NODE_STATS = re.compile(r"^\s*Node (?P<node>\d+) (?:active_anon|inactive_anon):")
-_RESERVE = re.compile(r"^\s*lowmem_reserve\[\]:((?:\s+\d+)*)\s*$")
-_BUDDY = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device): "
-                    r"(?P<body>(?:\d+\*\d+kB.*?)?)\s*(?:= (?P<total>\d+)kB)?\s*$")
-_BUDDY_TERM = re.compile(r"(\d+)\*(\d+)kB(?:\s+\(([A-Z]+)\))?")
-_KV = re.compile(r"([A-Za-z_][\w()]*):(\d+)(kB)?")
-_EXTRA = re.compile(r"^\s*(\d+) (pages RAM|pages HighMem/MovableOnly|pages reserved|"
-                    r"pages cma reserved|pages hwpoisoned|total pagecache pages|"
-                    r"pages in swap cache|pages shared|pages non-shared)\s*$")
 _BODY_MISC = re.compile(
     r"^\s*(?:Hardware name:|Workqueue:|Call Trace:|Call trace:|Backtrace:|Stack:|"
     r"<(?:/?IRQ|/?TASK|/?NMI|/?EOI|/?SOFTIRQ)>|Mem-[Ii]nfo:|Node \d+ hugepages_|"
@@ -235,6 +206,10 @@ _BODY_MISC = re.compile(
     r"(?:[0-9a-f]{16} ){2,}|(?:[0-9a-f]{8} ){3,}|Function entered at|r\d+:|Pid: |"
     r"Showing busy workqueues|Normal per-cpu:|DMA32? per-cpu:|CPU\s+\d+: hi:)")
 _RELEASE = re.compile(r"\s(\d+\.\d+\.\d+\S*)\s+#\d+")
+# drivers/tty/sysrq.c: sysrq_handle_showmem's action_msg "Show Memory", printed
+# as "SysRq : Show Memory" by older kernels, "sysrq: SysRq : Show Memory" once
+# pr_fmt added its prefix, "sysrq: Show Memory" since (the fixture's 6.1)
+_SYSRQ_SHOWMEM = re.compile(r"(?:sysrq|SysRq)\s*:\s*Show Memory")
 
 _OOPS = [
     (re.compile(r"(kernel BUG at \S+:\d+!?)"), "bug"),
@@ -268,66 +243,6 @@ def parse_frame(text: str) -> Optional[Frame]:
         return None
     return Frame(m.group("func"), int(m.group("off"), 16), int(m.group("size"), 16),
                  m.group("mod"), bool(m.group("q")))
-
-
-def _kv(text: str) -> Dict[str, Union[int, str]]:
-    out: Dict[str, Union[int, str]] = {}
-    for k, v, _unit in _KV.findall(text):
-        out[k] = int(v)
-    m = re.search(r"all_unreclaimable\? (yes|no)", text)
-    if m:
-        out["all_unreclaimable"] = m.group(1)
-    return out
-
-
-def parse_zone_line(text: str, lineno: int = 0) -> Optional[ZoneLine]:
-    m = _ZONE.match(text)
-    if not m:
-        return None
-    return ZoneLine(int(m.group("node") or 0), m.group("zone"), _kv(text[m.start("zone"):]),
-                    None, lineno)
-
-
-def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
-    """``Node 0 DMA32: 1501*4kB (UEM) ... = 64532kB`` as counts per order.
-
-    The order of a term is log2(its block size / the first block size); a
-    total that does not equal the sum of the terms is flagged, a missing one
-    (a truncated line) leaves ``total_ok`` None.
-    """
-    m = _BUDDY.match(text)
-    if not m or (not m.group("body") and m.group("total") is None):
-        return None
-    terms = _BUDDY_TERM.findall(m.group("body") or "")
-    problems: List[str] = []
-    counts: List[int] = []
-    sizes: List[int] = []
-    types: List[str] = []
-    base = int(terms[0][1]) if terms else 4
-    for cnt, size, letters in terms:
-        size_i = int(size)
-        ratio = size_i // base if base else 0
-        if base <= 0 or ratio <= 0 or ratio * base != size_i or ratio & (ratio - 1):
-            problems.append(f"block size {size_i}kB is not a power-of-two multiple of {base}kB")
-            continue
-        order = int(math.log2(ratio))
-        while len(counts) <= order:
-            counts.append(0)
-            sizes.append(base << len(sizes))
-            types.append("")
-        counts[order] = int(cnt)
-        types[order] = letters or ""
-    computed = sum(c * s for c, s in zip(counts, sizes))
-    total = int(m.group("total")) if m.group("total") is not None else None
-    if total is None:
-        problems.append("no printed total (truncated line?)")
-        ok = None
-    else:
-        ok = total == computed
-        if not ok:
-            problems.append(f"printed total {total}kB != sum of blocks {computed}kB")
-    return BuddyLine(int(m.group("node") or 0), m.group("zone"), counts, sizes, types,
-                     total, computed, ok, lineno, problems)
 
 
 def _oops_of(ln: LogLine) -> Optional[OopsHeader]:
@@ -473,6 +388,13 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
             cur = _Open(new, ln.lineno)
             continue
         if cur is None:
+            if mi.is_showmem_line(text):
+                # show_mem() with no failure or OOM header before it
+                sm = ShowMem("show_mem", header=text.strip(), ts=ln.ts, stamp=ln.stamp)
+                sm.meminfo = MemInfo({}, ln.lineno)
+                cur = _Open(sm, ln.lineno)
+                cur.section = "meminfo"
+                continue
             if gate is not None:
                 gate.open = oops.pending is not None
             continue
@@ -526,7 +448,9 @@ def _header(ln: LogLine):
                 gfp_names=(names.split("|") if names else []) if names is not None else None,
                 order=int(m.group("order")) if m.group("order") else None,
                 oom_score_adj=int(m.group("adj")) if m.group("adj") else None,
-                header=text.strip(), ts=ln.ts, stamp=ln.stamp)
+                header=text.strip(), ts=ln.ts, stamp=ln.stamp, nodemask=m.group("nodemask"))
+    if "Show Memory" in text and _SYSRQ_SHOWMEM.search(text):
+        return ShowMem("sysrq", header=text.strip(), ts=ln.ts, stamp=ln.stamp)
     if "SLUB: Unable" in text:
         m = _SLUB.match(text)
         if m:
@@ -554,14 +478,24 @@ def _body(o: _Open, ln: LogLine) -> bool:
             return True
         o.done_tail = True  # anything else ends the SLUB block
         return False
+    if isinstance(rec, ShowMem):
+        sec = mi.feed(rec, o.section, text, ln.lineno, ln.cont)
+        if sec is None:
+            if rec.meminfo is not None:
+                o.done_tail = True
+            return False
+        o.section = sec
+        if sec == "end":
+            o.done_tail = True
+        return True
     # both allocation failures and OOM reports carry dump_stack + show_mem
     if "PID:" in text or "Pid:" in text:
         m = _CPU.match(text) or _PID_OLD.match(text)
         if m and getattr(rec, "pid", None) is None:
             rec.pid = int(m.group("pid"))
+            rec.cpu = int(m.group("cpu")) if "cpu" in m.groupdict() else None
+            rec.task_comm = m.group("comm")
             if isinstance(rec, AllocFailure):
-                rec.cpu = int(m.group("cpu")) if "cpu" in m.groupdict() else None
-                rec.task_comm = m.group("comm")
                 rec.tainted = m.group("taint")
             rel = m.group("rel")
             if rel is None:
@@ -569,75 +503,35 @@ def _body(o: _Open, ln: LogLine) -> bool:
                 rel = r.group(1) if r else None
             rec.release = rel
             return True
-    if text.lstrip().startswith("Hardware name:") and isinstance(rec, AllocFailure):
+    if text.lstrip().startswith("Hardware name:"):
         rec.hardware = text.split("Hardware name:", 1)[1].strip()
         return True
     if isinstance(rec, OomReport):
-        m = re.search(r"Kill(?:ed)? process (\d+) \(([^)]*)\)", text)
-        if m:
-            rec.killed_pid, rec.killed_comm = int(m.group(1)), m.group(2)
-            o.done_tail = True
-            return True
-        if "Memory cgroup out of memory" in text or "memory: usage" in text:
-            rec.memcg = True
+        sec = mi.feed_oom(rec, o.section, text, ln.lineno)
+        if sec is not None:
+            o.section = sec
+            if sec == "killed":
+                o.done_tail = True
             return True
     fr = parse_frame(text) if "+0x" in text else None
     if fr is not None and o.section in ("head", "trace"):
         o.section = "trace"
         rec.trace.append(fr)
         return True
+    sec = mi.feed(rec, o.section, text, ln.lineno, ln.cont)
+    if sec is not None:
+        if sec == "end":
+            if isinstance(rec, AllocFailure):
+                o.done_tail = True
+            sec = "tail"
+        o.section = sec
+        return True
     if isinstance(rec, OomReport):
-        # the OOM report's show_mem and task list: consume without parsing
-        if text.lstrip().startswith("[") or _BODY_MISC.match(text) or _ZONE.match(text) \
-                or _RESERVE.match(text) or _BUDDY.match(text) or ln.cont \
-                or "oom" in text or "Tasks state" in text or "rss:" in text:
+        # the rest of an OOM report: registers, code bytes, continuation lines
+        if _BODY_MISC.match(text) or ln.cont or "oom" in text or "rss:" in text:
             return True
         return False
-    # AllocFailure from here
-    stripped = text.strip()
-    if stripped.startswith("Mem-Info:") or stripped.startswith("Mem-info:"):
-        rec.meminfo = MemInfo({}, ln.lineno)
-        o.section = "meminfo"
-        return True
-    if o.section == "meminfo" and not stripped.startswith("Node ") and not _ZONE.match(text) \
-            and _KV.match(stripped):
-        for k, v, _u in _KV.findall(stripped):
-            rec.meminfo.counters[k] = int(v)
-        return True
-    if _NODE_STATS.match(text):
-        d = _kv(text)
-        d["node"] = int(_NODE_STATS.match(text).group("node"))
-        rec.node_lines.append(d)
-        o.section = "zones"
-        return True
-    z = parse_zone_line(text, ln.lineno)
-    if z is not None:
-        rec.zones.append(z)
-        o.section = "zones"
-        return True
-    m = _RESERVE.match(text)
-    if m:
-        vals = [int(x) for x in m.group(1).split()]
-        if rec.zones and rec.zones[-1].lowmem_reserve is None:
-            rec.zones[-1].lowmem_reserve = vals
-        else:
-            rec.problems.append(f"line {ln.lineno}: lowmem_reserve[] without its zone line")
-        return True
-    if "kB" in text and ":" in text:
-        b = parse_buddy_line(text, ln.lineno)
-        if b is not None:
-            rec.buddy.append(b)
-            o.section = "buddy"
-            return True
-    m = _EXTRA.match(text)
-    if m:
-        rec.extra[m.group(2)] = int(m.group(1))
-        if m.group(2) in ("pages reserved", "pages cma reserved", "pages hwpoisoned"):
-            o.done_tail = True
-        return True
     if _BODY_MISC.match(text):
-        return True
-    if ln.cont and o.section in ("meminfo",):
         return True
     return False
 
@@ -653,17 +547,7 @@ def _finish(rec) -> None:
             rec.problems.append("no call trace")
         if rec.release is None:
             rec.problems.append("no CPU/PID/release line")
-        if rec.zones:
-            for z in rec.zones:
-                if z.lowmem_reserve is None:
-                    rec.problems.append(f"zone {z.zone}: no lowmem_reserve[] line")
-        for b in rec.buddy:
-            for p in b.problems:
-                rec.problems.append(f"buddy {b.zone}: {p}")
-        zones = {(z.node, z.zone) for z in rec.zones}
-        buddies = {(b.node, b.zone) for b in rec.buddy}
-        for key in sorted(zones - buddies):
-            rec.problems.append(f"zone {key[1]}: no buddy line")
+        mi.finish_showmem(rec)
         rec.partial = bool(rec.mode is None or not rec.trace or rec.release is None
                            or (rec.meminfo is not None and (not rec.zones or not rec.buddy))
                            or any(b.total_ok is None for b in rec.buddy)
@@ -671,7 +555,18 @@ def _finish(rec) -> None:
     elif isinstance(rec, OomReport):
         if rec.killed_pid is None:
             rec.problems.append("no 'Killed process' line")
-        rec.partial = rec.killed_pid is None
+        mi.finish_showmem(rec)
+        rec.tasks.sort(key=lambda t: -(t.rss or 0))
+        del rec.tasks[mi.TASKS_KEPT:]
+        rec.partial = rec.killed_pid is None or (
+            rec.meminfo is not None and (not rec.zones or not rec.buddy))
+    elif isinstance(rec, ShowMem):
+        mi.finish_showmem(rec)
+        if rec.meminfo is None:
+            rec.problems.append("no Mem-Info block after the trigger")
+        rec.partial = rec.meminfo is None or not rec.zones or not rec.buddy \
+            or any(b.total_ok is None for b in rec.buddy) \
+            or any(z.lowmem_reserve is None for z in rec.zones)
     elif isinstance(rec, SlubFailure):
         if rec.cache is None:
             rec.problems.append("no cache line")

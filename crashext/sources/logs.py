@@ -219,7 +219,8 @@ def normalize(lines: Iterable[str]) -> Iterator[LogLine]:
 #: Raw-text triggers of every record kmsg.extract() starts; a line without one,
 #: read while no record is open, cannot matter and is not normalised.
 TRIGGER = re.compile(r"allocation failure|vmalloc error|invoked oom-killer|SLUB: Unable|"
-                     r"BUG|Oops|protection fault|invalid opcode|WARNING|Kernel panic")
+                     r"BUG|Oops|protection fault|invalid opcode|WARNING|Kernel panic|"
+                     r"Show Memory|Mem-[Ii]nfo:")
 
 
 class Gate:

@@ -35,7 +35,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import InputError
 
-__all__ = ["parse_buddyinfo", "parse_zoneinfo", "parse_pagetypeinfo",
+__all__ = ["parse_buddyinfo", "parse_zoneinfo", "parse_pagetypeinfo", "parse_meminfo",
+           "parse_slabinfo",
            "parse_frag_index", "migratetype_key", "ProcDir", "ZoneKey"]
 
 ZoneKey = Tuple[int, str]
@@ -215,6 +216,47 @@ def parse_frag_index(text: str, what: str = "extfrag index") -> Dict[ZoneKey, Li
     return out
 
 
+def parse_meminfo(text: str, what: str = "meminfo") -> Dict[str, int]:
+    """``/proc/meminfo`` as ``{name: value}``; values in kB where the line
+    says ``kB`` (``HugePages_*`` are counts).  Lines of another shape are
+    skipped; a file with none of the expected shape is an InputError."""
+    out: Dict[str, int] = {}
+    for ln in text.splitlines():
+        m = re.match(r"^([A-Za-z_()0-9]+):\s+(\d+)(?:\s+kB)?\s*$", ln.strip())
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    if not out:
+        raise InputError(f"{what}: no 'Name: value' lines in it")
+    return out
+
+
+def parse_slabinfo(text: str, what: str = "slabinfo") -> List[Dict]:
+    """``/proc/slabinfo`` (version 2.x, mm/slab_common.c ``cache_show``) as one
+    dict per cache: ``name``, ``active_objs``, ``num_objs``, ``objsize``,
+    ``objperslab``, ``pagesperslab``, ``active_slabs``, ``num_slabs`` and
+    ``bytes`` (num_objs * objsize)."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("slabinfo - version: 2."):
+        raise InputError(f"{what}: not slabinfo version 2.x (first line "
+                         f"{(lines[0] if lines else '')[:40]!r})")
+    out = []
+    for i, ln in enumerate(lines[1:], 2):
+        if not ln.strip() or ln.startswith("#"):
+            continue
+        head, _, rest = ln.partition(":")
+        words = head.split()
+        slab = rest.rpartition("slabdata")[2].split()
+        if len(words) != 6 or len(slab) != 3 or not all(w.isdigit() for w in words[1:] + slab):
+            raise _bad(what, i, ln)
+        d = dict(zip(("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab"),
+                     map(int, words[1:])))
+        d["name"] = words[0]
+        d["active_slabs"], d["num_slabs"] = int(slab[0]), int(slab[1])
+        d["bytes"] = d["num_objs"] * d["objsize"]
+        out.append(d)
+    return out
+
+
 class ProcDir:
     """Where the allocator's text files of one system are.
 
@@ -251,6 +293,24 @@ class ProcDir:
             except OSError:
                 continue
         return None
+
+    def snapshot(self) -> Dict[str, Optional[str]]:
+        """When a saved copy was taken: the newest modification time of the
+        allocator files in it (a copy is never "read now")."""
+        import time
+        times = []
+        for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "vmstat"):
+            for p in self._candidates(name)[:1]:
+                try:
+                    times.append(os.stat(p).st_mtime)
+                except OSError:
+                    continue
+        if not times:
+            return {"start": None, "end": None, "how": "unknown: no file times"}
+        return {"start": None,
+                "end": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(max(times))),
+                "how": "newest modification time of buddyinfo/zoneinfo/pagetypeinfo/vmstat "
+                       "(a saved copy)"}
 
     def release(self) -> Optional[str]:
         """The kernel release, where the directory says it."""

@@ -63,7 +63,7 @@ def t_procfs(data: bytes) -> None:
     from crashext.sources import procfs
     text = _text(data)
     for fn in (procfs.parse_buddyinfo, procfs.parse_zoneinfo, procfs.parse_pagetypeinfo,
-               procfs.parse_frag_index):
+               procfs.parse_frag_index, procfs.parse_meminfo, procfs.parse_slabinfo):
         try:
             fn(text)
         except CrashextError:
@@ -87,7 +87,34 @@ def t_crash_session(data: bytes) -> None:
     panic.panic_from_crash_session(s)
 
 
+def t_sosreport(data: bytes) -> None:
+    """Bytes as a sosreport archive: index it, read every part, run the readers."""
+    from crashext.analysis import frag as fa
+    from crashext.sources import sosreport
+    fd, path = tempfile.mkstemp(suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        sos = sosreport.SosReport(path)
+        for rel, _what in sosreport.PARTS:
+            sos.read(rel)
+        sos.release(), sos.hostname(), sos.missing(), sos.taken_label()
+        for i, _ln in enumerate(sos.log_lines()):
+            if i > 5000:
+                break
+        for fn in (lambda: sosreport.read_cgroups(sos),
+                   lambda: fa.from_proc(sosreport.SosProcDir(sos))):
+            try:
+                fn()
+            except CrashextError:
+                pass
+        sos.close()
+    finally:
+        os.unlink(path)
+
+
 TARGETS: Dict[str, Callable[[bytes], None]] = {
+    "sosreport": t_sosreport,
     "logs": t_logs,
     "allocfail": t_allocfail,
     "procfs": t_procfs,
@@ -115,8 +142,11 @@ def seeds() -> Dict[str, List[bytes]]:
     logs_ = sorted(glob.glob(os.path.join(REPO, "tests", "data", "logs", "*")))
     logs_ += [p for p in glob.glob(os.path.join(CORPUS, "*.dmesg"))]
     logs_ += sorted(glob.glob(os.path.join(FIXTURES, "*", "*", "serial.log")))[:3]
+    # a guest log with OOM kills and SysRq-m dumps (scenario oom-showmem)
+    logs_ += sorted(glob.glob(os.path.join(FIXTURES, "*", "*", "truth", "dmesg")))[:1]
     procs = []
-    for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "extfrag_index", "unusable_index"):
+    for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "extfrag_index", "unusable_index",
+                 "meminfo"):
         procs += sorted(glob.glob(os.path.join(FIXTURES, "*", "*", "truth", name)))[:3]
     kbs = sorted(glob.glob(os.path.join(REPO, "crashext", "kb", "*.toml")))
     sessions = glob.glob(os.path.join(CORPUS, "*crash-session*"))
@@ -127,9 +157,35 @@ def seeds() -> Dict[str, List[bytes]]:
         "crash_session": [_read(p) for p in sessions],
     }
     out["allocfail"] = out["logs"]
+    out["sosreport"] = _sos_seeds()
     for k, v in out.items():
         if not v:
             v.append(b"")
+    return out
+
+
+def _sos_seeds() -> List[bytes]:
+    """Plain-tar sosreports built from a fixture's truth files (as
+    tests/test_sosreport.py lays them out), so mutations hit tar headers and
+    member text, not a compressed stream."""
+    import tarfile
+    out = []
+    for truth in sorted(glob.glob(os.path.join(FIXTURES, "*", "*", "truth")))[:2]:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, rel in (("buddyinfo", "proc/buddyinfo"), ("zoneinfo", "proc/zoneinfo"),
+                              ("pagetypeinfo", "proc/pagetypeinfo"), ("vmstat", "proc/vmstat"),
+                              ("proc_cgroups", "proc/cgroups"),
+                              ("uname_a", "sos_commands/kernel/uname_-a"),
+                              ("dmesg", "sos_commands/kernel/dmesg")):
+                p = os.path.join(truth, name)
+                if not os.path.isfile(p):
+                    continue
+                data = _read(p, 100_000)
+                ti = tarfile.TarInfo("sosreport-fuzz/" + rel)
+                ti.size = len(data)
+                tar.addfile(ti, io.BytesIO(data))
+        out.append(buf.getvalue())
     return out
 
 
