@@ -23,7 +23,8 @@ of known kernel bugs.  Sources (any combination):
 Sections: verdict (matches strongest first, each signature element marked
 matched / unmatched / unknown; the score counts only what could be checked),
 system, panic, memory.  --kb DIR adds knowledge-base entries (TOML, see
-docs/knowledge-base.md); --markdown prints a report for a ticket."""
+docs/knowledge-base.md); --markdown prints a report for a ticket, --html FILE
+writes the HTML page of `report` (pictures of fragmentation, memcgs, the log)."""
 TARGET = "optional"
 
 
@@ -34,11 +35,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--kb", metavar="DIR", action="append", default=[],
                         help="extra knowledge-base directory of .toml entries (repeatable)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown for a ticket")
+    parser.add_argument("--html", metavar="FILE",
+                        help="write the HTML report to FILE instead (as `report -o FILE`)")
     parser.add_argument("--all", action="store_true",
                         help="also list the entries that did not match, with why")
 
 
 def run(args, ctx) -> int:
+    if args.html:
+        from .report import write_report
+        return write_report(ctx, args.html, log=args.log, kb=args.kb, crash_log=args.crash_log)
     lines = logs.kernel_log(args.log) if args.log else None
     crash_text = ("\n".join(logs.checked_lines(args.crash_log, "crash session transcript"))
                   if args.crash_log else None)
