@@ -32,7 +32,8 @@ from ..kernel.target import Target
 from ..sources import logs
 from ..sources.procfs import ProcDir
 
-__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section", "TOP_PARENTS"]
+__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section", "printk_time",
+           "TOP_PARENTS"]
 
 #: dying-memcg parents shown (the page aggregates; JSON of memcgids lists every memcg)
 TOP_PARENTS = 10
@@ -239,6 +240,8 @@ def timeline_section(rep: Optional["allocmod.AllocReport"],
             events.append({"time": pan["time"], "kind": "panic", "order": None,
                            "label": f"panic: {pan.get('panic') or '?'}"})
     events.sort(key=lambda e: e["time"])
+    for e in events:
+        e["when"] = printk_time(e["time"])
     counts = {k: sum(1 for e in events if e["kind"] == k)
               for k in ("allocfail", "oom", "warning", "oops", "panic")}
     out: Dict[str, Any] = {"events": events, "counts": counts, "untimed": untimed,
@@ -248,6 +251,14 @@ def timeline_section(rep: Optional["allocmod.AllocReport"],
         out["error"] = ("no allocation failure, OOM kill, warning or panic with a time stamp "
                         "in the log" + (f" ({untimed} without time stamps)" if untimed else ""))
     return out
+
+
+def printk_time(secs: float) -> str:
+    """A time stamp as printk printed it: "%5lu.%06lu", microseconds truncated
+    (kernel/printk/printk.c print_time()), so the page shows the log's own
+    digits; the float is rounded to the nanosecond first."""
+    ns = int(round(secs * 1e9))
+    return f"{ns // 1000000000}.{ns // 1000 % 1000000:06d}"
 
 
 # -- system facts --------------------------------------------------------------------
@@ -262,11 +273,14 @@ def _system(tri: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
     if not tri:
         return []
     s = tri["system"]
+    srcs = dict(s.get("sources", {}))
+    pan = tri.get("panic") or {}
+    if "panic" not in srcs and pan.get("source"):
+        srcs["panic"] = pan["source"]  # the panic string comes with the panic section
     rows = []
     for key, label in _FACTS:
         v = s.get(key)
         if v is None:
             continue
-        rows.append({"key": key, "label": label, "value": v,
-                     "source": s.get("sources", {}).get(key, "-")})
+        rows.append({"key": key, "label": label, "value": v, "source": srcs.get(key, "-")})
     return rows

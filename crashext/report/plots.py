@@ -34,7 +34,7 @@ _RC = {"svg.fonttype": "none", "font.size": 10, "axes.titlesize": 11,
 def _svg(fig, salt: str) -> str:
     buf = io.StringIO()
     with plt.rc_context({"svg.hashsalt": salt, **_RC}):
-        fig.savefig(buf, format="svg", bbox_inches="tight")
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # inline: no XML declaration or DOCTYPE
@@ -88,15 +88,24 @@ def zone_figure(zone: Dict[str, Any], page_size: int, failed: Optional[int], key
             ax.set_xticks(orders)
             ax.set_xlim(-0.6, n - 0.4)
             ax.set_xlabel(f"order (block = 2^order x {page_size // 1024} KiB pages)")
-            ax.yaxis.set_major_locator(MaxNLocator(integer=(what == "blocks")))
+            if what == "mib":
+                ax.yaxis.set_major_locator(MaxNLocator())
             if what == "blocks":
-                ax.set_ylabel("free blocks (count)")
-                ax.set_title(f"{title}: free blocks by order")
                 ymax = max(bottom) or 1
+                nonzero = [v for v in bottom if v]
+                # order-0 counts can dwarf the rest by 10^5: a log axis keeps the
+                # high orders visible (the totals are printed on the bars either way)
+                logy = bool(nonzero) and ymax / min(nonzero) > 50
+                if logy:
+                    ax.set_yscale("log")
+                    ax.set_ylim(0.5, ymax * 4)
+                else:
+                    ax.set_ylim(0, ymax * 1.12)
+                ax.set_ylabel("free blocks (count" + (", log scale)" if logy else ")"))
+                ax.set_title(f"{title}: free blocks by order")
                 for o, tot in enumerate(bottom):
-                    ax.text(o, tot + ymax * 0.01, f"{int(tot)}", ha="center", va="bottom",
-                            fontsize=7)
-                ax.set_ylim(0, ymax * 1.12)
+                    ax.text(o, tot * 1.1 if logy else tot + ymax * 0.01, f"{int(tot)}",
+                            ha="center", va="bottom", fontsize=7)
             else:
                 ax.set_ylabel("free memory (MiB)")
                 ax.set_title(f"{title}: free memory by order")
