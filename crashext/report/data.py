@@ -73,7 +73,8 @@ def assemble(target: Optional[Target] = None, log_path: Optional[str] = None,
         "triage_error": tri_why,
         "frag": frag_section(target, proc_dir, release, rep, failed, err),
         "memcg": memcg_section(tri, target),
-        "timeline": timeline_section(rep, tri),
+        "timeline": timeline_section(rep, tri, "the dump's kernel log"
+                                     if log_path is None and target is not None else None),
         "system": _system(tri),
     }
 
@@ -196,8 +197,8 @@ def memcg_section(tri: Optional[Dict[str, Any]], target: Optional[Target]) -> Di
 
 # -- the log on one time axis ------------------------------------------------------------
 
-def timeline_section(rep: Optional["allocmod.AllocReport"],
-                     tri: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def timeline_section(rep: Optional["allocmod.AllocReport"], tri: Optional[Dict[str, Any]],
+                     source: Optional[str] = None) -> Dict[str, Any]:
     if rep is None:
         why = (tri or {}).get("errors", {}).get("log") or "no kernel log"
         return {"error": why}
@@ -246,7 +247,8 @@ def timeline_section(rep: Optional["allocmod.AllocReport"],
               for k in ("allocfail", "oom", "warning", "oops", "panic")}
     out: Dict[str, Any] = {"events": events, "counts": counts, "untimed": untimed,
                            "failures_not_kept": rep.dropped,
-                           "largest_free_order": free_orders, "source": rep.source}
+                           "largest_free_order": free_orders,
+                           "source": source or rep.source}
     if not events:
         out["error"] = ("no allocation failure, OOM kill, warning or panic with a time stamp "
                         "in the log" + (f" ({untimed} without time stamps)" if untimed else ""))

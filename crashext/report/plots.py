@@ -38,6 +38,7 @@ def _svg(fig, salt: str) -> str:
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # inline: no XML declaration or DOCTYPE
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
     # ids are unique per figure through the salt; make them unique per page too
     prefix = re.sub(r"\W", "_", salt)
     text = re.sub(r'id="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', text)
@@ -80,9 +81,11 @@ def zone_figure(zone: Dict[str, Any], page_size: int, failed: Optional[int], key
                 vals = [(counts[o] if o < len(counts) else 0) * ((1 << o) * page_mib
                                                                    if what == "mib" else 1)
                         for o in orders]
-                ax.bar(orders, vals, bottom=bottom, color=_SHADES[i % len(_SHADES)],
-                       hatch=_HATCHES[i % len(_HATCHES)], edgecolor="#222222", linewidth=0.5,
-                       label=_short_mt(mt))
+                # zero-height bars draw nothing but still cost SVG paths: leave them out
+                nz = [o for o in orders if vals[o]] or [0]
+                ax.bar(nz, [vals[o] for o in nz], bottom=[bottom[o] for o in nz],
+                       color=_SHADES[i % len(_SHADES)], hatch=_HATCHES[i % len(_HATCHES)],
+                       edgecolor="#222222", linewidth=0.5, label=_short_mt(mt))
                 bottom = [b + v for b, v in zip(bottom, vals)]
             _mark_failed(ax, failed, n)
             ax.set_xticks(orders)
@@ -202,6 +205,8 @@ def memcg_figure(mc: Dict[str, Any]) -> str:
             sub = f"\nnext array growth: order {nr['order']}"
             if mc.get("largest_free_order") is not None:
                 sub += f", largest free order {mc['largest_free_order']}"
+        if used is not None and cap is None:
+            sub = "\n(no fixed-size id arrays in this kernel)"
         ax.set_title("kmem ids against capacity" + sub)
         fig.tight_layout()
         return _svg(fig, "memcgs")
@@ -276,7 +281,8 @@ def timeline_figure(tl: Dict[str, Any]) -> str:
             ax.grid(linestyle=":", linewidth=0.5)
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
                       title="zone (Mem-Info\nof each failure)")
-        axes[-1].set_xlabel(f"seconds after the first event (log time {t0:.6f} s after boot)")
+        axes[-1].set_xlabel(f"seconds after the first event (log time {events[0]['when']} s "
+                            "after boot)")
         span = rel(events[-1]["time"])
         pad = span * 0.04 if span > 0 else 1.0
         axes[-1].set_xlim(-pad, span + pad)
