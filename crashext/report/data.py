@@ -108,6 +108,10 @@ def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Opt
                 rule = "4.4"
         for st in states:
             st.free_by_mt = None  # letters say which lists were non-empty, not how many blocks
+        notes = [n for n in notes if "letters" not in n]
+        if any(b.types and any(b.types) for b in rec.buddy):
+            notes.append("the buddy lines' letters (U, M, E, ...) say which migrate types had "
+                         "free blocks at each order, not how many: the bars are not split by type")
         when = f" at [{rec.ts:.6f}]" if rec.ts is not None else ""
         report = fa.FragReport(
             source=f"kernel log: Mem-Info of {rec.comm}'s order-{rec.order} failure{when}",

@@ -104,6 +104,7 @@ def zone_figure(zone: Dict[str, Any], page_size: int, failed: Optional[int], key
                     ax.set_ylim(0.5, ymax * 4)
                 else:
                     ax.set_ylim(0, ymax * 1.12)
+                    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
                 ax.set_ylabel("free blocks (count" + (", log scale)" if logy else ")"))
                 ax.set_title(f"{title}: free blocks by order")
                 for o, tot in enumerate(bottom):
