@@ -288,6 +288,29 @@ def test_proc_truth_dir_page(vmcore, tmp_path):
     assert "needs a dump or a kernel log" in tree.find("section", id="verdict").all_text()
 
 
+@pytest.mark.slow
+@pytest.mark.vmcore
+def test_fifteen_thousand_dying_memcgs_page_stays_small(vmcore, tmp_path):
+    """The memcg-many guest removed 15,000 charged cgroups under /many (its
+    truth/many_summary): the page counts them all, names /many as the parent
+    holding them, and stays small (aggregates, no 15,000-row table)."""
+    fx = vmcore("bullseye", "memcg-many")
+    summary = dict(w.split("=", 1) for w in open(fx.truth_dir / "many_summary").read().split()
+                   if "=" in w)
+    count = int(summary["count"])
+    out = tmp_path / "many.html"
+    p = crashext("report", "-c", str(fx.vmcore), "-s", str(fx.vmlinux), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert out.stat().st_size < 1024 * 1024
+    tree = open_page(out, tmp_path, height=5000)["tree"]
+    assert int(tree.find(id="mc-dying").all_text()) >= count
+    cells = [[td.all_text() for td in tr.iter("td")]
+             for tr in tree.find("table", cls="dying-parents").iter("tr")]
+    assert [c for c in cells if c][0] == ["/many", str(count)]
+    figures_drawn(tree, [f"zone-{n}:{z}" for (n, z) in fx.truth()["buddyinfo"]]
+                  + ["memcgs", "timeline"])
+
+
 # -- bad input and missing parts --------------------------------------------------------------
 
 def test_log_without_mem_info_says_why(tmp_path):

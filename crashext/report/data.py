@@ -184,6 +184,15 @@ def memcg_section(tri: Optional[Dict[str, Any]], target: Optional[Target]) -> Di
         return {"error": tri["memory"]["errors"].get("memcg", "memcg analysis unavailable")}
     s = mc["summary"]
     resize = s.get("next_resize") or {}
+    expl = dict(mc.get("explanations", {}))
+    # triage derives these two from the counts; say what they mean in those counts
+    if not expl.get("many-dying-memcgs") and "many-dying-memcgs" in mc.get("codes", []):
+        expl["many-dying-memcgs"] = (f"{s.get('dying')} dying memcgs against {s.get('online')} "
+                                     "online: removed cgroups still pinned by charged pages "
+                                     "or slab objects")
+    if not expl.get("memcg-ids-near-limit") and "memcg-ids-near-limit" in mc.get("codes", []):
+        expl["memcg-ids-near-limit"] = (f"{s.get('total')} memcgs, near the 65535 memcg ids "
+                                        "the kernel has (16-bit ids)")
     return {
         "summary": s,
         "online": s.get("online"), "dying": s.get("dying"), "flagged": s.get("flagged"),
@@ -194,7 +203,7 @@ def memcg_section(tri: Optional[Dict[str, Any]], target: Optional[Target]) -> Di
         "kmem_id_capacity_symbol": s.get("kmem_id_capacity_symbol"),
         "next_resize": resize or None,
         "largest_free_order": s.get("largest_free_order"),
-        "codes": mc.get("codes", []), "explanations": mc.get("explanations", {}),
+        "codes": mc.get("codes", []), "explanations": expl,
         "flagged_rows": mc.get("flagged", []),
     }
 

@@ -34,7 +34,9 @@ _RC = {"svg.fonttype": "none", "font.size": 10, "axes.titlesize": 11,
 def _svg(fig, salt: str) -> str:
     buf = io.StringIO()
     with plt.rc_context({"svg.hashsalt": salt, **_RC}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+        # no bbox_inches="tight": each figure is laid out once by tight_layout
+        # (a tight bbox would lay out and measure every text a second time)
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # inline: no XML declaration or DOCTYPE
@@ -138,7 +140,9 @@ def zone_figure(zone: Dict[str, Any], page_size: int, failed: Optional[int], key
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        # fixed margins, not tight_layout: one zone figure per zone, and measuring
+        # every tick label to place the panels costs more than drawing them
+        fig.subplots_adjust(left=0.055, right=0.99, bottom=0.27, top=0.91, wspace=0.25)
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6),
                    frameon=False, title="migrate type / marks" if by_mt else None)
         return _svg(fig, f"zone {key}")
@@ -287,5 +291,5 @@ def timeline_figure(tl: Dict[str, Any]) -> str:
         span = rel(events[-1]["time"])
         pad = span * 0.04 if span > 0 else 1.0
         axes[-1].set_xlim(-pad, span + pad)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 0.84, 1))  # the legends sit right of the axes
         return _svg(fig, "timeline")
