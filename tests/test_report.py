@@ -389,3 +389,40 @@ def test_thirteen_orders_readable(tmp_path):
     seen = browser.load(str(page), str(tmp_path), height=700)
     assert seen["requests"] == [] and seen["console"] == []
     screenshot_not_blank(seen["screenshot"])
+
+
+def test_memcg_section_of_a_rhel7_kernel(tmp_path):
+    """The seed's kernel state on the synthetic 3.10 kernel (tests/test_memcg_rhel7.py:
+    structures stated from the v3.10 sources): a memcg with kmem active and
+    kmemcg_id -1 is in the flagged table, the capacity is the kernel's
+    memcg_limited_groups_array_size, and the next array growth is order 6."""
+    pytest.importorskip("drgn")
+    from test_memcg_rhel7 import ACTIVATED, ACTIVE, Rhel7
+    from crashext.analysis.triage import memcg_evidence
+    from crashext.report import data, page
+    h = Rhel7(array_size=8190)
+    on = (1 << ACTIVE) | (1 << ACTIVATED)
+    docker = h.add(h.root, "docker", kmemcg_id=0, flags=on)
+    h.add(docker, "bad", kmemcg_id=-1, flags=on)
+    h.add(docker, "gone", kmemcg_id=1, flags=on, css_flags=0, linked=False)  # removed, dying
+    t = h.finish()
+    tri = {"memory": {"memcg": memcg_evidence(t), "errors": {}}}
+    d = {"sources": ["synthetic 3.10 kernel"], "triage": None, "triage_error": "not asked",
+         "frag": {"error": "not asked"}, "memcg": data.memcg_section(tri, t),
+         "timeline": {"error": "not asked"}, "system": []}
+    out = tmp_path / "rhel7.html"
+    out.write_text(page.render_page(d))
+    tree = open_page(out, tmp_path, height=1500)["tree"]
+    assert tree.find(id="mc-capacity").all_text() == "8190"
+    assert tree.find(id="mc-resize").all_text().startswith("order 6")
+    assert [int(tree.find(id=f"mc-{k}").all_text()) for k in ("total", "online", "dying",
+                                                              "flagged")] == [4, 3, 1, 1]
+    rows = [[td.all_text() for td in tr.iter("td")]
+            for tr in tree.find("table", cls="flagged").iter("tr")]
+    rows = [r for r in rows if r]
+    assert len(rows) == 1 and rows[0][0] == "/docker/bad" and rows[0][4] == "-1"
+    assert rows[0][5] == "kmemcg-id-unassigned"
+    parents = [[td.all_text() for td in tr.iter("td")]
+               for tr in tree.find("table", cls="dying-parents").iter("tr")]
+    assert [p for p in parents if p] == [["/docker", "1"]]
+    figures_drawn(tree, ["memcgs"])
