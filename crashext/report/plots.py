@@ -94,7 +94,7 @@ def zone_figure(zone: Dict[str, Any], page_size: int, failed: Optional[int], key
             ax.set_xlim(-0.6, n - 0.4)
             ax.set_xlabel(f"order (block = 2^order x {page_size // 1024} KiB pages)")
             if what == "mib":
-                ax.yaxis.set_major_locator(MaxNLocator())
+                ax.set_ylim(0, (max(bottom) or 1) * 1.08)
             if what == "blocks":
                 ymax = max(bottom) or 1
                 nonzero = [v for v in bottom if v]
