@@ -356,6 +356,16 @@ def test_unwritable_output_is_one_line(tmp_path):
     p = crashext("report", "--log", SEED, "-o", str(tmp_path / "no" / "such" / "dir" / "r.html"))
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and "cannot write the report" in p.stderr
+    q = crashext("report", "--log", SEED, "-o", str(tmp_path))     # a directory
+    assert q.returncode == 2 and q.stderr.count("\n") == 1 and "is a directory" in q.stderr
+
+
+def test_unusable_proc_dir_is_one_line(tmp_path):
+    """--proc naming a directory without buddyinfo: one line, no page."""
+    out = tmp_path / "r.html"
+    p = crashext("report", "--proc", str(tmp_path), "-o", str(out))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no buddyinfo" in p.stderr
+    assert not out.exists()
 
 
 def test_without_matplotlib_one_line_and_the_rest_works(tmp_path):

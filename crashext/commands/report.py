@@ -42,6 +42,13 @@ def write_report(ctx, output: str, log=None, proc=None, release=None, kb=None,
     from ..report import page
     page.require(ctx.inside_crash)  # before any work: one line if matplotlib/Jinja2 are missing
     from ..report import data
+    import os
+    parent = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        # before the work, not after it: a typo in -o should not cost a dump's analysis
+        why = ("is a directory" if os.path.isdir(output) else
+               "no such directory" if not os.path.isdir(parent) else "directory not writable")
+        raise InputError(f"cannot write the report to {output}: {why}")
     if not ctx.has_target and not log and not proc and not crash_log:
         raise InputError("nothing to report on: give -c VMCORE -s VMLINUX, -k, --qemu SOCKET, "
                          "--log FILE or --proc DIR")

@@ -143,6 +143,10 @@ def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Opt
                 return {"error": why}
         else:
             return {"error": "no source of free-list numbers"}
+    except InputError as exc:
+        if proc_dir:
+            raise  # the text the user named is unusable: one line, not an empty page
+        return {"error": exc.one_line()}
     except CrashextError as exc:
         return {"error": exc.one_line()}
     zones_in = [z for z in report.zones if z.populated]
