@@ -265,7 +265,8 @@ def timeline_section(rep: Optional["allocmod.AllocReport"], tri: Optional[Dict[s
     out: Dict[str, Any] = {"events": events, "counts": counts, "untimed": untimed,
                            "failures_not_kept": rep.dropped,
                            "largest_free_order": free_orders,
-                           "source": source or rep.source}
+                           "source": source or (f"the {rep.source}" if rep.source == "kernel log"
+                                                else rep.source)}
     if not events:
         out["error"] = ("no allocation failure, OOM kill, warning or panic with a time stamp "
                         "in the log" + (f" ({untimed} without time stamps)" if untimed else ""))

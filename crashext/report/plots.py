@@ -244,7 +244,8 @@ def timeline_figure(tl: Dict[str, Any]) -> str:
         fails = [e for e in events if e["kind"] == "allocfail" and e["order"] is not None]
         if fails:
             ax.plot([rel(e["time"]) for e in fails], [e["order"] for e in fails],
-                    linestyle="none", marker="o", markersize=6, markerfacecolor="none",
+                    linestyle="none", marker="o", markersize=8, markerfacecolor="none",
+                    markeredgewidth=1.5,
                     color="#1b3a6b", label=f"allocation failure ({len(fails)})")
             top = max(e["order"] for e in fails)
             ax.set_ylim(-0.5, max(top, 3) + 0.5)
