@@ -16,16 +16,17 @@ setup(
     license="GPL-2.0-or-later",
     python_requires=">=3.8",
     packages=find_packages(include=["crashext", "crashext.*"]),
-    package_data={"crashext": ["kb/*.toml", "data/*"]},
+    package_data={"crashext": ["kb/*.toml", "data/*", "report/templates/*.j2"]},
     include_package_data=True,
     # the scripts crash runs for each command (found by `crashext crash-init`)
     data_files=[("share/crashext/epython", ["epython/crashext_init.py", "epython/memcgids.py",
                                             "epython/frag.py", "epython/allocfail.py",
-                                            "epython/triage.py"])],
+                                            "epython/triage.py", "epython/report.py"])],
     install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],
     extras_require={
         "drgn": ["drgn>=0.0.25"],
         "exporter": ["prometheus-client>=0.17"],  # crashext exporter (start_http_server returns the server)
+        "report": ["matplotlib>=3.5", "Jinja2>=3.0"],  # crashext report (HTML page)
         "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5", "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"]},

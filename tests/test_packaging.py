@@ -174,3 +174,19 @@ def test_knowledge_base_ships(venv, tmp_path):
             with open(os.path.join(kb_dir, f)) as fh:
                 ids |= set(re.findall(r'^id = "([^"]+)"', fh.read(), re.M))
     assert ids and set(proc.stdout.strip().split(",")) == ids
+
+
+def test_report_without_its_extra(dists, venv, tmp_path):
+    """The wheel carries the report's template and crash script; installed without
+    the [report] extra (no matplotlib, no Jinja2), `report` says in one line how to
+    get them and the other commands work."""
+    import zipfile
+    wheel, _ = dists
+    names = zipfile.ZipFile(str(wheel)).namelist()
+    assert "crashext/report/templates/report.html.j2" in names
+    assert any(n.endswith("share/crashext/epython/report.py") for n in names)
+    out = tmp_path / "r.html"
+    proc = _crashext(venv, "report", "--log", SEED, "-o", str(out), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "pip install 'crashext[report]'" in proc.stderr and not out.exists()
+    assert _crashext(venv, "triage", "--log", SEED, cwd=tmp_path).returncode == 0

@@ -30,7 +30,7 @@ from . import watermark as wm
 
 __all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
            "explain_request",
-           "KNOWN_FRAMES", "ALLOCATOR_FRAMES"]
+           "KNOWN_FRAMES", "ALLOCATOR_FRAMES", "mem_info_zones"]
 
 #: Frames of the allocator itself and of the report: skipped when naming the caller.
 ALLOCATOR_FRAMES = re.compile(
@@ -306,6 +306,24 @@ def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, Li
                       present=pages("present"), index=index,
                       free_cma=pages("free_cma") or 0)
     return st, notes
+
+
+def mem_info_zones(rec: AllocFailure) -> Tuple[List[wm.ZoneState], List[str]]:
+    """The zones a failure's Mem-Info printed (zone + buddy lines) as
+    :class:`~crashext.analysis.watermark.ZoneState`, for a fragmentation
+    picture of the moment of the failure; ``free_by_mt`` there marks only
+    which lists were non-empty (the buddy line's letters), not counts."""
+    idx, notes = _zone_indices(rec.zones)
+    buddies = {(b.node, b.zone): b for b in rec.buddy}
+    out = []
+    for z in rec.zones:
+        b = buddies.get((z.node, z.zone))
+        if b is None:
+            continue
+        st, znotes = _zone_state(z, b, idx.get(z.zone, 0))
+        out.append(st)
+        notes.extend(n for n in znotes if n not in notes)
+    return out, notes
 
 
 def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]

@@ -37,7 +37,7 @@ from ..kernel.target import KObj, Target
 from ..kernel.walk import walk_list
 
 __all__ = ["Memcg", "MemcgReport", "memcg_report", "idr_entries", "ANOMALIES",
-           "next_array_resize", "kmalloc_order"]
+           "next_array_resize", "kmalloc_order", "dying_by_parent"]
 
 _PTR = 8
 
@@ -821,6 +821,21 @@ def memcg_report(t: Target, progress=None) -> MemcgReport:
     _flag(t, lay, rows, root, kmem, dict(idrs))
     summary = _summary(t, lay, rows, sources_used, tree_problem, idr_problems, kmem)
     return MemcgReport(summary=summary, memcgs=rows)
+
+
+def dying_by_parent(memcgs: List[Memcg], top: int = 10) -> List[Dict[str, Any]]:
+    """The parents holding the most dying memcgs: ``[{"parent", "dying"}]``,
+    most first (a parent is the path up to the last "/"; "/" for the root's
+    children).  What a memcg leak looks like: one service's slice with
+    thousands of removed-but-pinned children."""
+    counts: Dict[str, int] = {}
+    for m in memcgs:
+        if m.state != "dying":
+            continue
+        parent = (m.path.rsplit("/", 1)[0] or "/") if "/" in m.path else "?"
+        counts[parent] = counts.get(parent, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [{"parent": p, "dying": n} for p, n in ranked[:top]]
 
 
 def _kmem_facts(t: Target, lay: _Layout, rows: List[Memcg]) -> Dict[str, Any]:

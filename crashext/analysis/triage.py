@@ -276,6 +276,7 @@ def memcg_evidence(t: Target) -> Dict[str, Any]:
         codes.add("many-dying-memcgs")
     flagged = [m.to_json() for m in report.memcgs if m.anomalies][:20]
     return {"summary": summary, "codes": sorted(codes), "flagged": flagged,
+            "dying_parents": memcgmod.dying_by_parent(report.memcgs),
             "explanations": {c: memcgmod.ANOMALIES.get(c, "") for c in codes}}
 
 
@@ -296,11 +297,15 @@ def _section(fn, *args):
 def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine]] = None,
            crash_text: Optional[str] = None, crash_name: str = "crash log",
            kb_dirs: Optional[Sequence[str]] = None,
-           entries: Optional[List["kbmod.Entry"]] = None) -> Dict[str, Any]:
+           entries: Optional[List["kbmod.Entry"]] = None,
+           log_sink: Optional[List["allocmod.AllocReport"]] = None) -> Dict[str, Any]:
     """The triage report of whatever is given (at least one source).
 
     ``log_lines``: the kernel log as text, normalised (``logs.kernel_log``,
     read once, streaming); without it a dump's own log is read.
+    ``log_sink``: a list that receives the log's :class:`AllocReport` (OOM
+    kills, oops headers, Mem-Info blocks) for a caller that shows more of
+    the log than triage does (the HTML report), without a second pass.
     """
     if target is None and log_lines is None and crash_text is None:
         raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE "
@@ -336,6 +341,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     if lines is not None:
         # not in _section: an unusable log file (InputError) stops triage
         rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES)
+        if log_sink is not None:
+            log_sink.append(rep)
         if log_lines is not None and release_hint and rep.releases \
                 and release_hint not in rep.releases:
             raise InputError(f"the log is of kernel {', '.join(rep.releases)} but the dump runs "

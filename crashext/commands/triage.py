@@ -28,7 +28,8 @@ of known kernel bugs.  Sources (any combination):
 Sections: verdict (matches strongest first, each signature element marked
 matched / unmatched / unknown; the score counts only what could be checked),
 system, panic, memory.  --kb DIR adds knowledge-base entries (TOML, see
-docs/knowledge-base.md); --markdown prints a report for a ticket."""
+docs/knowledge-base.md); --markdown prints a report for a ticket, --html FILE
+writes the HTML page of `report` (pictures of fragmentation, memcgs, the log)."""
 TARGET = "optional"
 
 
@@ -44,6 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--kb", metavar="DIR", action="append", default=[],
                         help="extra knowledge-base directory of .toml entries (repeatable)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown for a ticket")
+    parser.add_argument("--html", metavar="FILE",
+                        help="write the HTML report to FILE instead (as `report -o FILE`)")
     parser.add_argument("--all", action="store_true",
                         help="also list the entries that did not match, with why")
 
@@ -67,6 +70,14 @@ def run(args, ctx) -> int:
             raise InputError("a sosreport brings its own kernel log and system: not with --log "
                              "or a dump")
         sos = sosreport.SosReport(sos_path)
+    if args.html:
+        if sos is not None:
+            # the page is made from a dump, a log and /proc (crashext report);
+            # a sosreport's parts are not wired into it yet
+            raise InputError("--html does not take a sosreport yet: give its kernel log "
+                             "with --log (and its proc/ with `crashext report --proc`)")
+        from .report import write_report
+        return write_report(ctx, args.html, log=args.log, kb=args.kb, crash_log=args.crash_log)
     lines = logs.kernel_log(args.log) if args.log else None
     sos_files: List[str] = []
     if sos is not None:
