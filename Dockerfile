@@ -47,7 +47,7 @@ RUN python3 -m venv /opt/crashext \
 COPY setup.py pyproject.toml README.md /src/
 COPY crashext /src/crashext
 COPY epython /src/epython
-RUN /opt/crashext/bin/pip install --no-cache-dir --disable-pip-version-check /src \
+RUN /opt/crashext/bin/pip install --no-cache-dir --disable-pip-version-check "/src[exporter]" \
  && find /opt/crashext -name __pycache__ -prune -exec rm -rf {} +
 
 # ---- the image
