@@ -71,13 +71,14 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     # not --debug: PyKdump's API takes "--debug N" out of every command's argv
     p.add_argument("--traceback", action="store_true", help="show tracebacks of internal errors")
+    mod.add_arguments(p)
     # crash's own diagnostics (e.g. "compressed kdump: uncompress failed" on a
     # damaged page) go to the same stream as `> FILE`; --output writes the
     # file from Python, so it holds this command's output and nothing else
-    p.add_argument("--output", metavar="FILE",
-                   help="write the output to FILE, and only it (crash's and crashext's "
-                        "warnings stay on the screen); not written when the command fails")
-    mod.add_arguments(p)
+    if "--output" not in p._option_string_actions:   # report has its own -o/--output
+        p.add_argument("--output", metavar="FILE", dest="pack_output",
+                       help="write the output to FILE, and only it (crash's and crashext's "
+                            "warnings stay on the screen); not written when the command fails")
     return p
 
 
@@ -146,11 +147,15 @@ def run_command(name: str, argv: Optional[List[str]] = None) -> int:
     except _Exit as e:
         out.flush()
         return e.status
+    except Exception as exc:  # a broken command definition: one line, never a traceback
+        out.write(f"{name}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}\n")
+        out.flush()
+        return 3
     dest = None
     try:
         from .kernel.pykdump_backend import open_session
-        if args.output:
-            dest = _OutputFile(args.output)
+        if getattr(args, "pack_output", None):
+            dest = _OutputFile(args.pack_output)
         ctx = Context(out=dest.file if dest else out, err=out, target_factory=open_session,
                       inside_crash=True)
         rc = load(name).run(args, ctx) or 0
