@@ -246,7 +246,10 @@ class DrgnTarget(Target):
         except drgn.FaultError as exc:
             raise _fault(exc) from exc
         for rec in records:
-            ts = rec.timestamp / 1e9 if rec.timestamp is not None else None
+            # seconds as printk prints them ("[%5lu.%06lu]": the nanoseconds
+            # truncated to microseconds), so a dump's log equals its console
+            # and crash's `log` (which prints the same format)
+            ts = (rec.timestamp // 1000) / 1e6 if rec.timestamp is not None else None
             text = rec.text.decode("utf-8", "replace")
             for line in text.split("\n"):
                 yield ts, line
