@@ -20,9 +20,11 @@ A name someone else registered first (drgn itself or another plugin) is
 never replaced; if drgn registers one of these names after us, drgn's wins
 and ours stays reachable as ``crashext NAME``.
 
-The command framework is drgn 0.1.0's (its release notes: "drgn now provides
-a few built-in commands"); with an older drgn, or none, the plugin registers
-nothing and says so in one debug line (``drgn --log-level debug``).
+The command framework as used here (``%`` commands in drgn's shell,
+``parse_shell_command``, the ``parse`` step of a command) came with drgn 0.1.0
+(its release highlights; 0.0.33 has an earlier, unexposed form); with an
+older drgn, or none, the plugin registers nothing and says so in one debug
+line (``drgn --log-level debug``).
 """
 
 import argparse
