@@ -32,7 +32,7 @@ import logging
 import sys
 import textwrap
 import traceback
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from .commands import Context, load
 from .crash_pack import crash_commands
@@ -284,13 +284,14 @@ def _crash_namespace() -> Any:
 
     Only looked up among modules already imported: importing it here would
     load the commands a user disabled (DRGN_DISABLE_PLUGINS=crash_commands).
-    Its module moved between drgn releases; both homes are tried."""
-    for mod_name in ("drgn.commands._crash.common",  # drgn 0.1.0 .. 0.3.0
-                     "drgn.commands.crash"):
-        mod = sys.modules.get(mod_name)
-        ns = getattr(mod, "CRASH_COMMAND_NAMESPACE", None)
-        if ns is not None:
-            return ns
+    Its home has moved (drgn.commands.crash in 0.0.33,
+    drgn.commands._crash.common in 0.1.0 to 0.3.0), so every loaded
+    drgn.commands module is asked for it."""
+    for mod_name, mod in sorted(sys.modules.items()):
+        if mod_name.startswith("drgn.commands."):
+            ns = getattr(mod, "CRASH_COMMAND_NAMESPACE", None)
+            if ns is not None:
+                return ns
     return None
 
 

@@ -156,7 +156,7 @@ def test_interactive_shell(vmcore, tmp_path):
     assert cli_text and len(cli_opts) > 4
     for shown in (out["%crash help memcgids"], out["%memcgids --help"]):
         text, opts = _help_parts(shown)
-        assert not [l for l in cli_text if l not in text]
+        assert not [ln for ln in cli_text if ln not in text]
         assert not [o for o in cli_opts if o not in opts]
     assert out["%crash help memcgids"].startswith("NAME\n  memcgids - ")
 
@@ -229,7 +229,7 @@ def test_installed_entry_point(vmcore, tmp_path):
 
 
 def _plugin_log_lines(stderr):
-    return [l for l in stderr.splitlines() if "drgn.plugins.crashext" in l]
+    return [ln for ln in stderr.splitlines() if "drgn.plugins.crashext" in ln]
 
 
 def test_without_drgn_cli_works_and_plugin_is_skipped():
@@ -310,8 +310,8 @@ def test_session_without_debug_info(vmcore):
     proc = _drgn_e(fx, code, target=["-c", str(fx.vmcore), "--no-default-symbols"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    assert [l.split(":")[0] for l in lines] == [f"CommandError {name}" for name in COMMANDS]
-    assert all("no debug info" in l for l in lines) and "Traceback" not in proc.stderr
+    assert [ln.split(":")[0] for ln in lines] == [f"CommandError {name}" for name in COMMANDS]
+    assert all("no debug info" in ln for ln in lines) and "Traceback" not in proc.stderr
 
 
 @pytest.fixture(scope="module")
