@@ -344,6 +344,7 @@ def test_qemu_guest_session(qemu_guest, tmp_path):
     code = "from drgn.commands import run_command\n" + "".join(
         f"run_command(prog, {f'{name} --json > {tmp_path / name}.json'!r})\n"
         for name in ("memcgids", "frag"))
+    code += f"run_command(prog, 'memcgids --watch 0.2 --count 2 --json > {tmp_path / 'watch'}')\n"
     proc = _drgn_e(None, code, target=target)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in ("memcgids", "frag")}
@@ -359,6 +360,11 @@ def test_qemu_guest_session(qemu_guest, tmp_path):
     assert got["memcgids"]["summary"]["live"]["source"] == "QEMU guest"
     assert {(z["node"], z["zone"]): z["nr_free"] for z in got["frag"]["zones"]} == \
         truthmod.parse_buddyinfo(blocks["buddyinfo"])
+
+    # --watch on a live session: bounded by --count, one JSON line a sample
+    recs = [json.loads(ln) for ln in (tmp_path / "watch").read_text().splitlines()]
+    assert [r["sample"] for r in recs] == [1, 2]
+    assert all(r["values"]["dying"] == len(removed) for r in recs)
 
     for name in ("memcgids", "frag"):
         cli = subprocess.run([sys.executable, "-m", "crashext", name, "--json", *target],
