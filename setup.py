@@ -29,7 +29,9 @@ setup(
         "report": ["matplotlib>=3.5", "Jinja2>=3.0"],  # crashext report (HTML page)
         "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5", "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks
     },
-    entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
+    entry_points={"console_scripts": ["crashext = crashext.cli:main"],
+                  # drgn >= 0.1.0 loads it: memcgids, frag, allocfail, triage as drgn commands
+                  "drgn.plugins": ["crashext = crashext.drgn_plugin"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",
