@@ -24,7 +24,7 @@ setup(
                                             "epython/triage.py", "epython/report.py"])],
     install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],
     extras_require={
-        "drgn": ["drgn>=0.0.25"],
+        "drgn": ["drgn>=0.1.0"],
         "exporter": ["prometheus-client>=0.17"],  # crashext exporter (start_http_server returns the server)
         "report": ["matplotlib>=3.5", "Jinja2>=3.0"],  # crashext report (HTML page)
         "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5", "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks
