@@ -185,7 +185,7 @@ def test_bundle_inside_crash(vmcore, tmp_path):
     assert proc.returncode == 0, proc.stderr
     work = tmp_path / "cwd"  # crash's cwd: '.' is first on PyKdump's sys.path
     work.mkdir()
-    (work / "where.py").write_text("import crashext, tabulate\nprint('FROM', crashext.__file__, tabulate.__file__)\n")
+    (work / "where.py").write_text("import crashext, tabulate\nprint('FROM', crashext.__file__, tabulate.__file__, flush=True)\n")  # PyKdump drops unflushed output in batch mode
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TERM": "dumb",
            "PYKDUMPPATH": ":".join(linked_python_stdlib(build.mpykdump) + [str(out)])}
     script = f"epython {work}/where.py\nmemcgids\nq\n"
