@@ -87,7 +87,14 @@ def test_backtraces_hold_the_kernels_reliable_frames(both):
     assert kernel[:2] == ["panic", "sysrq_handle_crash"]
     crash_names = [_norm(f["function"]) for f in inside["panic"]["frames"]]
     drgn_names = [_norm(f["function"]) for f in alone["panic"]["frames"] if not f.get("inline")]
-    assert _is_subsequence(kernel, crash_names), (kernel, crash_names)
+    # crash 8.0.6 on the 6.12 dump starts the panicking task's backtrace at
+    # panic()'s caller: 6.12's panic() is a wrapper of vpanic() (where the CPU
+    # spins when QEMU writes the dump) and crash shows neither frame (seen
+    # here; why crash's unwinder skips them was not traced).  Then the
+    # kernel's frames from that caller on must all be there
+    want = kernel if crash_names[:1] == ["panic"] else kernel[kernel.index("panic") + 1:]
+    assert crash_names[:1] == want[:1], (kernel, crash_names)
+    assert _is_subsequence(want, crash_names), (kernel, crash_names)
     assert _is_subsequence(kernel, drgn_names), (kernel, drgn_names)
 
 
