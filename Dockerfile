@@ -21,7 +21,7 @@ FROM docker.io/library/debian:bookworm-slim AS pykdump
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates git python3 \
       gcc g++ make bison flex texinfo libncurses-dev zlib1g-dev liblzo2-dev \
-      libsnappy-dev libzstd-dev python3.11 libpython3.11-dev zip patch xz-utils \
+      libsnappy-dev libzstd-dev python3.11 python3.11-dev zip patch xz-utils \
  && rm -rf /var/lib/apt/lists/*
 COPY scripts/build-pykdump /src/scripts/build-pykdump
 COPY pykdump/ /src/pykdump/
