@@ -26,6 +26,8 @@ setup(
     extras_require={
         "drgn": ["drgn>=0.0.25"],
         "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5"],  # build: tests/test_packaging.py
+        # one-pass multi-literal log scan (crashext.sources.logs.trigger_finder); py-spy: benchmarks/
+        "fast": ["hyperscan>=0.7; platform_machine == 'x86_64'"], "bench": ["py-spy>=0.3"],
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"]},
     classifiers=[

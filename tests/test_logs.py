@@ -235,3 +235,61 @@ def test_gated_continuation_trigger_gets_previous_stamp():
     fast = list(kmsg.extract(logs.gated_chunks([text], gate), gate))
     # the unstamped line inherits the stamp of the line before it, skipped or not
     assert [r.ts for r in fast] == [r.ts for r in slow] == [6.0]
+
+
+# -- the byte-level scan (gated_bytes): same lines as the decoded one ----------
+
+def _finders():
+    out = [("re", logs.trigger_finder("re"))]
+    try:
+        out.append(("hyperscan", logs.trigger_finder("hyperscan")))
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+    return out
+
+
+def test_trigger_literals_are_the_trigger_regex():
+    # the byte scan searches for TRIGGER_LITERALS; TRIGGER must be exactly them
+    assert logs.TRIGGER.pattern == "|".join(logs.TRIGGER_LITERALS)
+
+
+@pytest.mark.parametrize("size", [64, 4096, 1 << 20])
+def test_gated_bytes_equals_gated_chunks_on_every_log(size):
+    import glob as _glob
+    for path in sorted(_glob.glob(os.path.join(DATA, "*"))):
+        slow = [(l.ts, l.text, l.lineno, l.stamp, l.cont) for l in logs.log_lines(path)]
+        for name, finder in _finders():
+            gate = logs.Gate()
+            fast = _records(kmsg.extract(logs.gated_bytes(logs.byte_chunks(path, size), gate,
+                                                          finder), gate))
+            assert fast == _records(kmsg.extract(logs.log_lines(path))), (path, name)
+            assert gate.lines == max([l[2] for l in slow], default=0), (path, name)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_gated_bytes_equals_plain_on_interleavings(data):
+    """Random interleavings with non-ASCII text, invalid UTF-8, CRLF and
+    stamp-less lines: the byte scan gives what the decoded scan gives."""
+    rnd = random.Random(data.draw(st.integers(0, 2**32)))
+    noise = [b"[ 1.0] eth0: link up", b"random words BUG", b"[ 2.0] Oops", b"",
+             b"#012x", b"\xc3\xa9t\xc3\xa9 WARNING", b"[ 3.0] bad \xe2\x82\n", b"\xff\xfe",
+             b"[ 4.0] caf\xc3\xa9 up\r", b"no stamp line"]
+    mixed = []
+    for l in SEED_LINES * 2:
+        l = l.encode()
+        mixed.append(l[: rnd.randint(0, len(l))] if rnd.random() < 0.05 else l)
+        if rnd.random() < 0.15:
+            mixed.append(rnd.choice(noise))
+    raw = b"\n".join(mixed) + rnd.choice([b"", b"\n"])
+    chunk = data.draw(st.integers(1, 700))
+    text = raw.decode("utf-8", "replace")
+    g0 = logs.Gate()
+    slow = _records(kmsg.extract(logs.gated_chunks([text], g0), g0))
+    for name, finder in _finders():
+        gate = logs.Gate()
+        chunks = [raw[i:i + chunk] for i in range(0, len(raw), chunk)]
+        fast = _records(kmsg.extract(logs.gated_bytes(chunks, gate, finder), gate))
+        assert fast == slow, name
+        assert gate.lines == g0.lines

@@ -35,7 +35,8 @@ from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
            "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
-           "text_chunks", "TRIGGER", "checked_lines", "kernel_log", "load_log"]
+           "text_chunks", "TRIGGER", "checked_lines", "kernel_log", "load_log",
+           "byte_chunks", "gated_bytes", "gated_file", "TRIGGER_LITERALS", "trigger_finder"]
 
 
 @dataclass
@@ -332,6 +333,154 @@ def gated_chunks(chunks: Iterable[str], gate: Gate) -> Iterator[LogLine]:
             for ln in n.lines(line, lineno):
                 yield ln
     gate.lines = lineno
+
+
+# -- the fast scan: bytes, decoded only where a record can be ------------------
+
+#: The literals :data:`TRIGGER` is made of (kept equal by a test).
+TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "invoked oom-killer",
+                    "SLUB: Unable", "BUG", "Oops", "protection fault", "invalid opcode",
+                    "WARNING", "Kernel panic")
+_TRIGGER_B = re.compile("|".join(re.escape(x) for x in TRIGGER_LITERALS).encode())
+
+
+def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
+    """Raw (decompressed, not decoded) bytes of ``path`` in chunks of ``size``."""
+    stream = open_log(path)
+    try:
+        while True:
+            try:
+                data = stream.read(size)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                raise InputError(f"{path}: stopped reading: {exc}") from exc
+            if not data:
+                return
+            yield data
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _hyperscan_finder():
+    """Start offsets of every trigger literal in a bytes block, with Hyperscan
+    (one pass for all literals); None when the module is not installed."""
+    try:
+        import hyperscan  # optional: pip install crashext[fast]
+    except ImportError:
+        return None
+    lits = [x.encode() for x in TRIGGER_LITERALS]
+    try:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=lits, ids=list(range(len(lits))), elements=len(lits),
+                   flags=[0] * len(lits))
+    except Exception:  # hyperscan.error: e.g. a CPU without SSSE3
+        return None
+    lens = [len(x) for x in lits]
+
+    def starts(block: bytes) -> List[int]:
+        out: List[int] = []
+        add = out.append
+
+        def hit(i, _frm, to, _flags, _ctx):
+            add(to - lens[i])
+        db.scan(block, match_event_handler=hit)
+        out.sort()
+        return out
+    return starts
+
+
+def _regex_finder(block: bytes) -> List[int]:
+    return [m.start() for m in _TRIGGER_B.finditer(block)]
+
+
+_FINDER: list = []
+
+
+def trigger_finder(engine: Optional[str] = None):
+    """A function giving the sorted start offsets of all :data:`TRIGGER`
+    matches in a bytes block: Hyperscan's when it is installed (``engine``
+    "hyperscan" insists on it), else ``re`` ("re")."""
+    if engine == "re":
+        return _regex_finder
+    if not _FINDER:
+        _FINDER.append(_hyperscan_finder())
+    if _FINDER[0] is None:
+        if engine == "hyperscan":
+            raise ImportError("hyperscan is not installed")
+        return _regex_finder
+    return _FINDER[0]
+
+
+def _prime_bytes(n: "Normalizer", block: bytes, end: int, lower: int, limit: int = 64) -> None:
+    """:meth:`Normalizer.prime` over ``block[lower:end]``, decoding only the
+    ``limit`` lines it may look at (the same lines, found the same way)."""
+    e = lo = end
+    for _ in range(limit):
+        if e <= lower:
+            break
+        b = block.rfind(b"\n", lower, e - 1)
+        lo = e = lower if b < 0 else b + 1
+    text = block[lo:end].decode("utf-8", "replace")
+    n.prime(text, len(text), 0, limit)
+
+
+def gated_bytes(chunks: Iterable[bytes], gate: Gate, finder=None) -> Iterator[LogLine]:
+    """:func:`gated_chunks` over raw bytes: the text between records is found
+    with one multi-literal search per block (:func:`trigger_finder`) and never
+    decoded; only lines a record can hold (and the lines whose stamp a
+    continuation inherits) are.  Same :class:`LogLine` s as
+    :func:`gated_chunks` of the decoded text, line numbers included."""
+    import bisect
+    find = finder or trigger_finder()
+    n = Normalizer()
+    lineno = 0
+    buf = b""
+    chunks = iter(chunks)
+    done = False
+    while not done:
+        try:
+            buf += next(chunks)
+            end = buf.rfind(b"\n")
+            if end < 0:
+                continue
+            block, buf = buf[:end + 1], buf[end + 1:]
+        except StopIteration:
+            done = True
+            if not buf:
+                break
+            block, buf = buf + b"\n", b""
+        hits: Optional[List[int]] = None
+        pos = 0
+        size = len(block)
+        while pos < size:
+            if not gate.open:
+                if hits is None:
+                    hits = find(block)
+                i = bisect.bisect_left(hits, pos)
+                if i == len(hits):
+                    lineno += block.count(b"\n", pos)
+                    _prime_bytes(n, block, size, pos)
+                    break
+                start = block.rfind(b"\n", pos, hits[i])
+                start = pos if start < 0 else start + 1
+                if start > pos:
+                    lineno += block.count(b"\n", pos, start)
+                    _prime_bytes(n, block, start, pos)
+                pos = start
+            nl = block.find(b"\n", pos)
+            lineno += 1
+            raw = block[pos:nl]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            pos = nl + 1
+            for ln in n.lines(raw.decode("utf-8", "replace"), lineno):
+                yield ln
+    gate.lines = lineno
+
+
+def gated_file(path: str, gate: Gate) -> Iterator[LogLine]:
+    """:func:`gated_bytes` of ``path`` (``-``: stdin), decompressed."""
+    return gated_bytes(byte_chunks(path), gate)
 
 
 def checked_lines(path: str, what: str = "kernel log", hint: str = "") -> Iterator[str]:
