@@ -29,10 +29,12 @@ Everything is read through :class:`~crashext.kernel.target.Target`; kernel
 names (members, enumerators) come from debug info.
 """
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError
+from ..kernel.fields import StructFields
 from ..kernel.target import KObj, Target
 from ..kernel.walk import walk_list
 
@@ -204,6 +206,22 @@ def idr_entries(t: Target, idr: KObj, node_limit: int = 1 << 20) -> IdrWalk:
     return w
 
 
+def _slots(t: Target, addr: int, n: int) -> Iterator[Optional[int]]:
+    """The ``n`` pointers of a slot array, read in one piece; if that read
+    fails, one by one up to the first unreadable slot, which gives None."""
+    try:
+        raw = t.read_bytes(addr, n * _PTR)
+    except ReadError:
+        for i in range(n):
+            try:
+                yield t.read_pointer(addr + i * _PTR)
+            except ReadError:
+                yield None
+                return
+        return
+    yield from struct.unpack_from(f"<{n}Q", raw)
+
+
 def _walk_radix(t: Target, w: IdrWalk, head: int, node_type: str, tag: int,
                 base: int, node_limit: int) -> None:
     def is_node(entry: int) -> bool:
@@ -240,10 +258,8 @@ def _walk_radix(t: Target, w: IdrWalk, head: int, node_type: str, tag: int,
         if shift > 64:
             w.corruption = f"idr node {node:#x} has impossible shift {shift}"
             continue
-        for i in range(nslots):
-            try:
-                entry = t.read_pointer(node + slots_off + i * _PTR)
-            except ReadError:
+        for i, entry in enumerate(_slots(t, node + slots_off, nslots)):
+            if entry is None:
                 w.corruption = f"unreadable slot {i} of idr node {node:#x}"
                 break
             if entry == 0:
@@ -293,10 +309,8 @@ def _walk_layered(t: Target, w: IdrWalk, idr: KObj, node_limit: int) -> None:
         if recorded != layer:
             w.corruption = f"idr layer {node:#x} says layer {recorded}, expected {layer}"
             continue
-        for i in range(n):
-            try:
-                entry = t.read_pointer(node + ary_off + i * _PTR)
-            except ReadError:
+        for i, entry in enumerate(_slots(t, node + ary_off, n)):
+            if entry is None:
                 w.corruption = f"unreadable slot {i} of idr layer {node:#x}"
                 break
             if entry == 0:
@@ -509,6 +523,35 @@ class _Layout:
 
 # -- reading one memcg -----------------------------------------------------------------
 
+class _Fast:
+    """Where the fast path finds what :meth:`_Reader.read_slow` reads member
+    by member, on the layouts it covers: css tree, kernfs, percpu_ref with
+    ``percpu_ref_data`` (v5.9+) and page_counter usage.  None of it exists
+    (the constructor raises MissingSymbolError) on other kernels."""
+
+    def __init__(self, t: Target, lay: _Layout) -> None:
+        if not (lay.css_tree and lay.kernfs and lay.css_id_int and lay.percpu_ref
+                and lay.ref_data and lay.usage_member and lay.kn_id_mode == "u64"
+                and lay.css_online is not None and not lay.kmem_account_flags):
+            raise MissingSymbolError("memcg fast path: not this layout")
+        members = {"flags": "css.flags", "cgroup": "css.cgroup", "css_id": "css.id",
+                   "pcp": "css.refcnt.percpu_count_ptr", "data": "css.refcnt.data",
+                   "usage": f"memory.{lay.usage_member}.counter"}
+        if lay.has_memcg_id:
+            members["memcg_id"] = "id.id"
+        if lay.has_kmemcg_id:
+            members["kmemcg_id"] = "kmemcg_id"
+        if lay.kmem_counter:
+            members["kmem"] = f"kmem.{lay.usage_member}.counter"
+        if lay.kmem_state:
+            members["kmem_state"] = "kmem_state"
+        self.memcg = StructFields(t, "struct mem_cgroup", members)
+        self.count = StructFields(t, "struct percpu_ref_data", {"count": "count.counter"})
+        self.kn_off = t.member_int_layout("struct cgroup", "kn")[0]
+        self.kn = StructFields(t, "struct kernfs_node",
+                               {"id": "id", "parent": "parent", "name": "name"})
+
+
 class _Reader:
     def __init__(self, t: Target, lay: _Layout, root_addr: int) -> None:
         self.t = t
@@ -516,8 +559,99 @@ class _Reader:
         self.root_addr = root_addr
         self._kn_path: Dict[int, Tuple[str, int]] = {}
         self._cg_path: Dict[int, Tuple[str, int]] = {}
+        #: kernfs_node -> its id (the cgroup inode number), read with its path
+        self._kn_id: Dict[int, int] = {}
+        try:
+            self.fast: Optional[_Fast] = _Fast(t, lay)
+        except MissingSymbolError:
+            self.fast = None
 
     def read(self, addr: int) -> Memcg:
+        """One memcg: from one read of its struct where the layout allows
+        (:class:`_Fast`), member by member otherwise or if any of that read
+        fails (the slow path then says which member could not be read)."""
+        if self.fast is not None:
+            try:
+                return self._read_fast(addr)
+            except ReadError:
+                pass
+        return self.read_slow(addr)
+
+    def _read_fast(self, addr: int) -> Memcg:
+        f, lay, t = self.fast, self.lay, self.t
+        v = f.memcg.read(addr)
+        # everything that can fail is read before the Memcg is built
+        cg = v["cgroup"]
+        kn = t.read_pointer(cg + f.kn_off)
+        path, depth = self._kernfs_path_fast(kn)
+        ino = self._kn_id[kn]
+        ptr = v["pcp"]
+        refcount = None
+        if ptr & lay.ref_dead:
+            ref_mode = "dead"
+        elif ptr & lay.ref_atomic:
+            ref_mode = "atomic"
+        else:
+            ref_mode = "percpu"
+        if ref_mode != "percpu":
+            refcount = _s64(f.count.read(v["data"])["count"])
+        flags = v["flags"]
+        m = Memcg(address=addr, path=path, depth=depth, cgroup_id=ino,
+                  css_id=_s32(v["css_id"]), online=bool(flags & lay.css_online),
+                  state_known=True, css_flags=[n for n, bit in lay.css_flags if flags & bit],
+                  refcount=refcount, ref_mode=ref_mode, usage_pages=_s64(v["usage"]))
+        if "memcg_id" in v:
+            m.memcg_id = _s32(v["memcg_id"])
+        if "kmemcg_id" in v:
+            m.kmemcg_id = _s32(v["kmemcg_id"])
+        if "kmem" in v:
+            m.kmem_pages = _s64(v["kmem"])
+        if "kmem_state" in v:
+            m.kmem_state = lay.kmem_state_names.get(v["kmem_state"], str(v["kmem_state"]))
+        return m
+
+    def _kernfs_path_fast(self, kn: int) -> Tuple[str, int]:
+        """:meth:`_kernfs_path` from one read per kernfs_node (id, parent,
+        name pointer) and one of its name; each node once per walk.  Raises
+        ReadError where the slow path might differ (an unterminated name)."""
+        got = self._kn_path.get(kn)
+        if got is not None and kn in self._kn_id:
+            return got
+        f = self.fast
+        chain = []
+        vals = {}
+        node = kn
+        while node and (node not in self._kn_path or node not in self._kn_id):
+            chain.append(node)
+            if len(chain) > 4096:
+                raise ReadError(f"kernfs parent chain from {kn:#x} does not end")
+            vals[node] = f.kn.read(node)
+            node = vals[node]["parent"]
+        base = self._kn_path.get(node, ("", -1)) if node else ("", -1)
+        # the top of a chain that ends at NULL is the root directory: no name read
+        named = chain if node else chain[:-1]
+        names = {n: self._name(vals[n]["name"]) for n in named}
+        for n in reversed(chain):
+            if base[1] < 0:  # the hierarchy's root directory
+                base = ("/", 0)
+            else:
+                base = ((base[0].rstrip("/") + "/" + names[n]), base[1] + 1)
+            self._kn_path[n] = base
+            self._kn_id[n] = vals[n]["id"]
+        return self._kn_path[kn]
+
+    def _name(self, ptr: int) -> str:
+        """The kernfs name at ``ptr`` as ``KObj.string(256)`` gives it."""
+        if ptr == 0:
+            return ""
+        n = min(256, 4096 - (ptr & 4095))
+        raw = self.t.read_bytes(ptr, n)
+        end = raw.find(b"\0")
+        if end < 0:  # longer, or crossing a page: the slow path reads it
+            raise ReadError("kernfs name not terminated in the bytes read", ptr)
+        return raw[:end].decode("utf-8", "replace")
+
+    def read_slow(self, addr: int) -> Memcg:
         m = Memcg(address=addr)
         t, lay = self.t, self.lay
         memcg = t.object("struct mem_cgroup", addr)
