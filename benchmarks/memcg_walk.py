@@ -96,7 +96,8 @@ def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
 def run_child(kind: str, a) -> dict:
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind,
                         a.vmcore, a.vmlinux, "--code", a.code],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=a.code))
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=a.code),
+                       cwd=a.code)
     if p.returncode != 0:
         raise SystemExit(f"{kind} run failed: {p.stderr.strip()[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])

@@ -267,6 +267,17 @@ def test_gated_bytes_equals_gated_chunks_on_every_log(size):
             assert gate.lines == max([l[2] for l in slow], default=0), (path, name)
 
 
+def test_gated_file_plain_and_compressed_equals_log_lines(tmp_path):
+    import glob as _glob
+    for path in sorted(_glob.glob(os.path.join(DATA, "*"))):
+        want = _records(kmsg.extract(logs.log_lines(path)))
+        gz = tmp_path / (os.path.basename(path) + ".gz")
+        gz.write_bytes(gzip.compress(open(path, "rb").read()))
+        for p in (path, str(gz)):
+            gate = logs.Gate()
+            assert _records(kmsg.extract(logs.gated_file(p, gate), gate)) == want, p
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_gated_bytes_equals_plain_on_interleavings(data):

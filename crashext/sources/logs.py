@@ -361,9 +361,30 @@ def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
             stream.close()
 
 
+def _reused_chunks(path: str, size: int = 1 << 20) -> Iterator[memoryview]:
+    """As :func:`byte_chunks`, read into one buffer that every chunk reuses
+    (no fresh megabyte per chunk): each chunk is valid until the next."""
+    stream = open_log(path)
+    buf = bytearray(size)
+    view = memoryview(buf)
+    try:
+        while True:
+            try:
+                n = stream.readinto(view)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                raise InputError(f"{path}: stopped reading: {exc}") from exc
+            if not n:
+                return
+            yield view[:n]
+    finally:
+        view.release()
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
 def _hyperscan_finder():
-    """Start offsets of every trigger literal in a bytes block, with Hyperscan
-    (one pass for all literals); None when the module is not installed."""
+    """Start offsets of every trigger literal in ``buf[:size]``, with
+    Hyperscan (one pass for all literals); None when it is not installed."""
     try:
         import hyperscan  # optional: pip install crashext[fast]
     except ImportError:
@@ -377,29 +398,31 @@ def _hyperscan_finder():
         return None
     lens = [len(x) for x in lits]
 
-    def starts(block: bytes) -> List[int]:
+    def starts(buf, size: int) -> List[int]:
         out: List[int] = []
         add = out.append
 
         def hit(i, _frm, to, _flags, _ctx):
             add(to - lens[i])
-        db.scan(block, match_event_handler=hit)
+        with memoryview(buf) as whole, whole[:size] as view:
+            db.scan(view, match_event_handler=hit)
         out.sort()
         return out
     return starts
 
 
-def _regex_finder(block: bytes) -> List[int]:
-    return [m.start() for m in _TRIGGER_B.finditer(block)]
+def _regex_finder(buf, size: int) -> List[int]:
+    return [m.start() for m in _TRIGGER_B.finditer(buf, 0, size)]
 
 
 _FINDER: list = []
 
 
 def trigger_finder(engine: Optional[str] = None):
-    """A function giving the sorted start offsets of all :data:`TRIGGER`
-    matches in a bytes block: Hyperscan's when it is installed (``engine``
-    "hyperscan" insists on it), else ``re`` ("re")."""
+    """A function ``(buf, size)`` giving the sorted start offsets of all
+    :data:`TRIGGER` matches in ``buf[:size]`` (bytes-like): Hyperscan's when
+    it is installed (``engine`` "hyperscan" insists on it), else ``re``
+    ("re")."""
     if engine == "re":
         return _regex_finder
     if not _FINDER:
@@ -411,7 +434,7 @@ def trigger_finder(engine: Optional[str] = None):
     return _FINDER[0]
 
 
-def _prime_bytes(n: "Normalizer", block: bytes, end: int, lower: int, limit: int = 64) -> None:
+def _prime_bytes(n: "Normalizer", block, end: int, lower: int, limit: int = 64) -> None:
     """:meth:`Normalizer.prime` over ``block[lower:end]``, decoding only the
     ``limit`` lines it may look at (the same lines, found the same way)."""
     e = lo = end
@@ -429,58 +452,59 @@ def gated_bytes(chunks: Iterable[bytes], gate: Gate, finder=None) -> Iterator[Lo
     with one multi-literal search per block (:func:`trigger_finder`) and never
     decoded; only lines a record can hold (and the lines whose stamp a
     continuation inherits) are.  Same :class:`LogLine` s as
-    :func:`gated_chunks` of the decoded text, line numbers included."""
+    :func:`gated_chunks` of the decoded text, line numbers included.
+    ``chunks`` may reuse one buffer (each is copied before the next)."""
     import bisect
     find = finder or trigger_finder()
     n = Normalizer()
     lineno = 0
-    buf = b""
+    buf = bytearray()   # the text not yet processed; complete lines first
     chunks = iter(chunks)
     done = False
     while not done:
         try:
             buf += next(chunks)
-            end = buf.rfind(b"\n")
-            if end < 0:
+            size = buf.rfind(b"\n") + 1
+            if size == 0:
                 continue
-            block, buf = buf[:end + 1], buf[end + 1:]
         except StopIteration:
             done = True
             if not buf:
                 break
-            block, buf = buf + b"\n", b""
+            if not buf.endswith(b"\n"):
+                buf += b"\n"
+            size = len(buf)
         hits: Optional[List[int]] = None
         pos = 0
-        size = len(block)
         while pos < size:
             if not gate.open:
                 if hits is None:
-                    hits = find(block)
+                    hits = find(buf, size)
                 i = bisect.bisect_left(hits, pos)
                 if i == len(hits):
-                    lineno += block.count(b"\n", pos)
-                    _prime_bytes(n, block, size, pos)
+                    lineno += buf.count(b"\n", pos, size)
+                    _prime_bytes(n, buf, size, pos)
                     break
-                start = block.rfind(b"\n", pos, hits[i])
+                start = buf.rfind(b"\n", pos, hits[i])
                 start = pos if start < 0 else start + 1
                 if start > pos:
-                    lineno += block.count(b"\n", pos, start)
-                    _prime_bytes(n, block, start, pos)
+                    lineno += buf.count(b"\n", pos, start)
+                    _prime_bytes(n, buf, start, pos)
                 pos = start
-            nl = block.find(b"\n", pos)
+            nl = buf.find(b"\n", pos)
             lineno += 1
-            raw = block[pos:nl]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
+            end = nl - 1 if buf[nl - 1:nl] == b"\r" else nl
+            text = buf[pos:end].decode("utf-8", "replace")
             pos = nl + 1
-            for ln in n.lines(raw.decode("utf-8", "replace"), lineno):
+            for ln in n.lines(text, lineno):
                 yield ln
+        del buf[:size]
     gate.lines = lineno
 
 
 def gated_file(path: str, gate: Gate) -> Iterator[LogLine]:
     """:func:`gated_bytes` of ``path`` (``-``: stdin), decompressed."""
-    return gated_bytes(byte_chunks(path), gate)
+    return gated_bytes(_reused_chunks(path), gate)
 
 
 def checked_lines(path: str, what: str = "kernel log", hint: str = "") -> Iterator[str]:
