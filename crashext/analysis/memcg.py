@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from ..errors import CrashextError, MissingSymbolError, ReadError
 from ..kernel.fields import StructFields
 from ..kernel.target import KObj, Target
-from ..kernel.walk import walk_list
+from ..kernel.walk import BlockCache, walk_list
 
 __all__ = ["Memcg", "MemcgReport", "memcg_report", "idr_entries", "ANOMALIES",
            "next_array_resize", "kmalloc_order"]
@@ -535,6 +535,7 @@ class _Fast:
                 and lay.css_online is not None and not lay.kmem_account_flags):
             raise MissingSymbolError("memcg fast path: not this layout")
         members = {"flags": "css.flags", "cgroup": "css.cgroup", "css_id": "css.id",
+                   "kids_next": "css.children.next", "kids_prev": "css.children.prev",
                    "pcp": "css.refcnt.percpu_count_ptr", "data": "css.refcnt.data",
                    "usage": f"memory.{lay.usage_member}.counter"}
         if lay.has_memcg_id:
@@ -546,6 +547,7 @@ class _Fast:
         if lay.kmem_state:
             members["kmem_state"] = "kmem_state"
         self.memcg = StructFields(t, "struct mem_cgroup", members)
+        self.children_off = t.member_offset("struct mem_cgroup", "css.children")
         self.count = StructFields(t, "struct percpu_ref_data", {"count": "count.counter"})
         self.kn_off = t.member_int_layout("struct cgroup", "kn")[0]
         self.kn = StructFields(t, "struct kernfs_node",
@@ -566,6 +568,17 @@ class _Reader:
         except MissingSymbolError:
             self.fast = None
         self._checks = 16
+        #: blocks shared by the tree walk and the fast reads (dumps only):
+        #: memcgs, their cgroups and kernfs nodes sit in slab pages read once
+        self.cache: Optional[BlockCache] = None if t.is_live else BlockCache(t, 1024)
+        #: memcgs whose css.children list the fast read saw empty
+        self.no_children: set = set()
+
+    def children_empty(self, addr: int) -> bool:
+        """Whether the read of ``addr`` found ``css.children`` pointing to
+        itself both ways: an empty list, which a walk would end at once
+        without a word."""
+        return addr in self.no_children
 
     def read(self, addr: int) -> Memcg:
         """One memcg: from one read of its struct where the layout allows
@@ -588,11 +601,16 @@ class _Reader:
         return self.read_slow(addr)
 
     def _read_fast(self, addr: int) -> Memcg:
-        f, lay, t = self.fast, self.lay, self.t
-        v = f.memcg.read(addr)
+        f, lay, cache = self.fast, self.lay, self.cache
+        v = f.memcg.read(addr, cache)
         # everything that can fail is read before the Memcg is built
         cg = v["cgroup"]
-        kn = t.read_pointer(cg + f.kn_off)
+        if cache is not None:
+            kn = cache.word(cg + f.kn_off)
+            if kn is None:
+                raise ReadError(f"cannot read cgroup {cg:#x}", cg)
+        else:
+            kn = self.t.read_pointer(cg + f.kn_off)
         path, depth = self._kernfs_path_fast(kn)
         ino = self._kn_id[kn]
         ptr = v["pcp"]
@@ -604,12 +622,15 @@ class _Reader:
         else:
             ref_mode = "percpu"
         if ref_mode != "percpu":
-            refcount = _s64(f.count.read(v["data"])["count"])
+            refcount = _s64(f.count.read(v["data"], cache)["count"])
         flags = v["flags"]
         m = Memcg(address=addr, path=path, depth=depth, cgroup_id=ino,
                   css_id=_s32(v["css_id"]), online=bool(flags & lay.css_online),
                   state_known=True, css_flags=[n for n, bit in lay.css_flags if flags & bit],
                   refcount=refcount, ref_mode=ref_mode, usage_pages=_s64(v["usage"]))
+        head = addr + f.children_off
+        if v["kids_next"] == head and v["kids_prev"] == head:
+            self.no_children.add(addr)
         if "memcg_id" in v:
             m.memcg_id = _s32(v["memcg_id"])
         if "kmemcg_id" in v:
@@ -635,7 +656,7 @@ class _Reader:
             chain.append(node)
             if len(chain) > 4096:
                 raise ReadError(f"kernfs parent chain from {kn:#x} does not end")
-            vals[node] = f.kn.read(node)
+            vals[node] = f.kn.read(node, self.cache)
             node = vals[node]["parent"]
         base = self._kn_path.get(node, ("", -1)) if node else ("", -1)
         # the top of a chain that ends at NULL is the root directory: no name read
@@ -655,7 +676,7 @@ class _Reader:
         if ptr == 0:
             return ""
         n = min(256, 4096 - (ptr & 4095))
-        raw = self.t.read_bytes(ptr, n)
+        raw = self.cache.read(ptr, n) if self.cache is not None else self.t.read_bytes(ptr, n)
         end = raw.find(b"\0")
         if end < 0:  # longer, or crossing a page: the slow path reads it
             raise ReadError("kernfs name not terminated in the bytes read", ptr)
@@ -812,8 +833,18 @@ class _Reader:
 
 # -- finding them ---------------------------------------------------------------------
 
-def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int], Optional[str]]:
-    """Pre-order memcg addresses of the cgroup tree; corruption reason or None."""
+def _tree(t: Target, lay: _Layout, root: int, progress=None,
+          visit: Optional[Callable[[int], None]] = None,
+          cache: Optional[BlockCache] = None,
+          childless: Optional[Callable[[int], bool]] = None) -> Tuple[List[int], Optional[str]]:
+    """Pre-order memcg addresses of the cgroup tree; corruption reason or None.
+
+    ``visit(address)`` is called for each memcg as soon as the walk reads it
+    (as a node of its parent's children list, whose block is then in
+    ``cache``, shared with the list walks): in list order, not pre-order,
+    and possibly for a node the result leaves out (seen twice).
+    ``childless(address)``: True if that memcg's children list is known to
+    be empty (its walk is skipped)."""
     out: List[int] = []
     problems: List[str] = []
     if lay.css_tree:
@@ -822,6 +853,8 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int],
         sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
         stack = [root + css_off]
         seen = set()
+        if visit is not None:
+            visit(root)
         while stack:
             css = stack.pop()
             if css in seen:
@@ -831,8 +864,16 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int],
             out.append(css - css_off)
             if progress is not None:
                 progress.step()
-            w = walk_list(t, css + children_off)
-            kids = [node - sib_off for node in w]
+            if childless is not None and childless(css - css_off):
+                continue
+            w = walk_list(t, css + children_off, cache=cache)
+            if visit is None:
+                kids = [node - sib_off for node in w]
+            else:
+                kids = []
+                for node in w:
+                    kids.append(node - sib_off)
+                    visit(node - sib_off - css_off)
             if w.corruption:
                 problems.append(f"children of css {css:#x}: {w.corruption}")
             stack.extend(reversed(kids))
@@ -860,9 +901,11 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int],
             continue
         if css:
             out.append(css - css_off)
+            if visit is not None:
+                visit(css - css_off)
         if progress is not None:
             progress.step()
-        w = walk_list(t, cg + children_off)
+        w = walk_list(t, cg + children_off, cache=cache)
         kids = [node - sib_off for node in w]
         if w.corruption:
             problems.append(f"children of cgroup {cg:#x}: {w.corruption}")
@@ -929,16 +972,24 @@ def memcg_report(t: Target, progress=None) -> MemcgReport:
                             f"the memcg hierarchy is unknown: {exc.one_line()}") from exc
     lay = _Layout(t)
     reader = _Reader(t, lay, root)
-    tree, tree_problem = _tree(t, lay, root, progress)
+    read: Dict[int, Memcg] = {}
+
+    def visit(addr: int) -> None:
+        # read as the walk reaches it: its page is still in the shared cache
+        if addr not in read:
+            read[addr] = reader.read(addr)
+            if progress is not None:
+                progress.step()
+    tree, tree_problem = _tree(t, lay, root, progress, visit, reader.cache,
+                               reader.children_empty)
     sources_used = ["css tree (css.children/sibling)" if lay.css_tree
                     else "cgroup tree (cgroup.children/sibling)"]
     memcgs: Dict[int, Memcg] = {}
     for addr in tree:
-        m = reader.read(addr)
+        m = read[addr]
         m.sources.append("tree")
         memcgs[addr] = m
-        if progress is not None:
-            progress.step()
+    del read
     idrs = []
     idr_problems = {}
     for name, entries, problem in _idr_sources(t, lay):

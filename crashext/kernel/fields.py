@@ -48,10 +48,12 @@ class StructFields:
         """Bytes one :meth:`read` reads."""
         return self.hi - self.lo
 
-    def read(self, address: int, buf: Optional[bytes] = None) -> Dict[str, int]:
+    def read(self, address: int, cache=None) -> Dict[str, int]:
         """The members of the struct at ``address`` (ReadError if the dump
-        lacks any byte of the span); ``buf``: bytes already read from
-        ``address + lo``."""
-        if buf is None:
+        lacks any byte of the span), read through ``cache`` (a
+        :class:`~crashext.kernel.walk.BlockCache`) if given."""
+        if cache is not None:
+            buf = cache.read(address + self.lo, self.hi - self.lo)
+        else:
             buf = self.t.read_bytes(address + self.lo, self.hi - self.lo)
         return {key: unpack(buf, off)[0] for key, unpack, off in self._unpack}
