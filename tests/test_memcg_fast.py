@@ -57,3 +57,43 @@ def test_member_int_layout_decodes_as_int(vmcore, suite):
     assert t.member_int_layout("struct mem_cgroup", "kmemcg_id")[1:] == (4, True)
     with pytest.raises(MissingSymbolError):
         t.member_int_layout("struct mem_cgroup", "css")   # a struct, not an integer
+
+
+_IN_CRASH = '''
+from crashext.kernel import pykdump_backend
+from crashext.analysis import memcg
+t = pykdump_backend.open_session()
+lay = memcg._Layout(t)
+root = int(t.symbol("root_mem_cgroup"))
+memcg._Fast(t, lay)
+tree, _ = memcg._tree(t, lay, root)
+fast = memcg._Reader(t, lay, root)
+slow = memcg._Reader(t, lay, root)
+rows = [(fast._read_fast(a).to_json(), slow.read_slow(a).to_json()) for a in tree]
+print("CXCHECK %d %d" % (len(rows), sum(1 for f, s in rows if f == s)))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.pykdump
+@pytest.mark.parametrize("suite", ["bullseye", "bookworm"])
+def test_fast_reads_inside_crash_equal_member_reads(vmcore, suite, tmp_path):
+    """The PyKdump backend's member_int_layout (gdb's type descriptions)
+    decodes each memcg as its own member reads do, inside a real crash."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from crashext.crashenv import pykdump_path
+    if not os.path.isfile(pykdump_path()) or shutil.which("crash") is None:
+        pytest.skip("PyKdump or crash not available (set CRASHEXT_PYKDUMP)")
+    fx = vmcore(suite, "memcg-churn")
+    script = tmp_path / "check.py"
+    script.write_text(_IN_CRASH)
+    proc = subprocess.run([sys.executable, "-m", "crashext", "crash", str(fx.vmlinux),
+                           str(fx.vmcore), "--", f"epython {script}"],
+                          capture_output=True, text=True, timeout=900)
+    m = re.search(r"^CXCHECK (\d+) (\d+)$", proc.stdout, re.M)
+    assert m, (proc.stdout + proc.stderr)[-2000:]
+    assert int(m.group(1)) > 10 and m.group(1) == m.group(2)
