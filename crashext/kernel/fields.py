@@ -11,7 +11,7 @@ decodes each with a precompiled :mod:`struct` unpacker, so the values equal
 """
 
 import struct
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from .target import Target
 
