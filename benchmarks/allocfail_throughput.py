@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""allocfail throughput on a large generated log, against grep -c.
+"""allocfail throughput on a large generated log, against grep -c, in one run.
 
 Builds SIZE_MB of kernel log: the seed incident's allocation failure (with
-its full Mem-Info, zone and buddy lines) every N lines among ordinary dmesg
-lines, timestamps increasing, then times
+its full Mem-Info, zone and buddy lines) every 5,000 lines among ordinary
+dmesg lines, timestamps increasing, then runs, each in a fresh process and
+taking turns for ``--repeat`` rounds,
 
     grep -c 'page allocation failure' FILE
     python3 -m crashext allocfail FILE            (table output)
+    python3 -m crashext --help                    (start-up alone)
 
-and reports MB/s and the peak RSS of the crashext run (constant memory is
-the claim: run with two sizes and compare).  Run by hand; numbers go in
-docs/allocfail.md.
+and reports per command the CPU seconds (user + system of the child, from
+wait4) best and median, MB/s of the best, the ratio to grep, and the peak
+RSS (constant memory is the claim: run with two sizes and compare).
+``--code DIR`` adds the same allocfail run from another checkout (before /
+after).  Sources are compiled first so no run pays for it.  Numbers go in
+docs/performance.md.
 
-    python3 benchmarks/allocfail_throughput.py [SIZE_MB ...]
+    python3 benchmarks/allocfail_throughput.py [SIZE_MB ...] [--repeat N] [--code DIR]
 """
 
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,31 +66,58 @@ def generate(path: str, size_mb: int, every: int = 5000) -> int:
     return failures
 
 
-def timed(cmd):
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
-    dt = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed: {p.stderr.strip()}")
-    return dt, p.stdout
+def timed(cmd, code=ROOT):
+    """(CPU seconds of the child, its peak RSS in KiB, its stdout)."""
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE,
+                             env=dict(os.environ, PYTHONPATH=code), cwd=code)
+        _, status, ru = os.wait4(p.pid, 0)
+        err = p.stderr.read().decode()
+        p.stderr.close()
+        if status != 0:
+            raise SystemExit(f"{cmd[0]} failed: {err.strip()}")
+        out.seek(0)
+        return ru.ru_utime + ru.ru_stime, ru.ru_maxrss, out.read().decode()
 
 
 def main(argv):
-    sizes = [int(a) for a in argv] or [100]
-    for size in sizes:
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("sizes", nargs="*", type=int)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--code", help="another checkout's allocfail, run alongside")
+    a = ap.parse_args(argv)
+    codes = [("crashext", ROOT)] + ([("before", a.code)] if a.code else [])
+    for _, c in codes:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(c, "crashext")],
+                       stdout=subprocess.DEVNULL)
+    for size in a.sizes or [315]:
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "big.log")
             failures = generate(path, size)
             mb = os.path.getsize(path) / 1e6
-            gt, gout = timed(["grep", "-c", "page allocation failure", path])
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            ct, cout = timed([sys.executable, "-m", "crashext", "allocfail", path])
-            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            found = int(cout.split()[0]) if cout[0].isdigit() else 0
-            print(f"{mb:8.1f} MB, {failures} failures planted: grep {gt:6.2f}s "
-                  f"({mb / gt:7.1f} MB/s, counted {gout.strip()}); crashext {ct:6.2f}s "
-                  f"({mb / ct:6.1f} MB/s, found {found}); peak RSS of runs so far "
-                  f"{max(rss, before) / 1024:.0f} MiB")
+            kinds = {"grep -c": (["grep", "-c", "page allocation failure", path], ROOT),
+                     "start-up": ([sys.executable, "-m", "crashext", "--help"], ROOT)}
+            for name, c in codes:
+                kinds[f"{name} allocfail"] = ([sys.executable, "-m", "crashext", "allocfail",
+                                               path], c)
+            runs = {k: [] for k in kinds}
+            load0 = os.getloadavg()[0]
+            for _ in range(a.repeat):
+                for k, (cmd, c) in kinds.items():
+                    runs[k].append(timed(cmd, c))
+            load1 = os.getloadavg()[0]
+            print(f"{mb:.1f} MB, {failures} failures planted, {a.repeat} rounds, "
+                  f"load average {load0:.1f} -> {load1:.1f}")
+            gbest = min(r[0] for r in runs["grep -c"])
+            for k, rs in runs.items():
+                cpu = [r[0] for r in rs]
+                best = min(cpu)
+                found = rs[0][2].split()[0] if rs[0][2] else "-"
+                rate = f"{mb / best:8.0f} MB/s" if best > 0 else "      -     "
+                print(f"  {k:20s} CPU best {best:6.3f} s median {statistics.median(cpu):6.3f} s "
+                      f"{rate}  {best / max(gbest, 1e-9):6.1f}x grep  peak RSS "
+                      f"{max(r[1] for r in rs) / 1024:5.0f} MiB  printed {found}")
 
 
 if __name__ == "__main__":

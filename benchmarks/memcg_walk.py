@@ -1,61 +1,153 @@
 #!/usr/bin/env python3
-"""Time memcgids' walk against a bare drgn walk of the same memcgs.
+"""memcgids against a bare drgn walk, and --json against the table, in one run.
 
-Usage: python3 benchmarks/memcg_walk.py VMCORE VMLINUX [--repeat N]
+Usage::
 
-Prints, for one dump: the number of memcgs, the seconds for
-crashext.analysis.memcg.memcg_report (tree walk, every field, both id
-trees, anomaly checks) and for drgn's own css_for_each_descendant_pre over
-root_mem_cgroup reading the same ids (memcg id, kmemcg_id, css flags), and
-the time per memcg of each.  Run by hand; numbers go to docs/memcgids.md.
+    python3 benchmarks/memcg_walk.py VMCORE VMLINUX [--repeat N] [--code DIR]
+
+Every measurement runs in a fresh process (``--child``), the kinds taking
+turns round after round so that the machine's load falls on all of them
+alike; CPU seconds (``time.process_time``) are the steadier number on a
+shared host, wall seconds are printed too.  Per kind, best and median of
+``--repeat`` rounds:
+
+- ``bare``: drgn alone, after the dump is open: ``css_for_each_descendant_pre``
+  from ``root_mem_cgroup`` reading each memcg's id, kmemcg_id, css flags and
+  ``cgroup_path`` (drgn's helpers) -- the anchor; its peak RSS is "drgn with
+  the dump open and walked";
+- ``walk``: crashext's ``memcg_report`` (tree walk, every field, both id
+  trees, the anomaly checks) after the same open;
+- ``table`` / ``json``: the whole ``memcgids`` command (``crashext.cli.main``)
+  with its output to /dev/null, open included, so ``json - table`` is what
+  the JSON costs beyond the table; peak RSS of each.
+
+Ratios are computed from the best CPU seconds of the same run.  ``--code
+DIR`` imports crashext from another checkout (e.g. a ``git worktree`` of an
+older commit) for a before/after.  Numbers go to docs/performance.md.
 """
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from crashext.analysis.memcg import memcg_report  # noqa: E402
-from crashext.kernel import drgn_backend  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def bare_drgn(prog) -> int:
-    from drgn import container_of
-    from drgn.helpers.linux.cgroup import css_for_each_descendant_pre
-    root = prog["root_mem_cgroup"]
-    n = 0
-    for css in css_for_each_descendant_pre(root.css.address_of_()):
-        memcg = container_of(css, "struct mem_cgroup", "css")
-        memcg.id.id.value_()
-        memcg.kmemcg_id.value_()
-        css.flags.value_()
-        n += 1
-    return n
+def _hwm_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _clock():
+    return time.monotonic(), time.process_time()
+
+
+def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
+    sys.path.insert(0, code)
+    if kind in ("table", "json"):
+        from crashext import cli
+        argv = ["memcgids", "-c", vmcore, "-s", vmlinux] + (["--json"] if kind == "json" else [])
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        w0, c0 = _clock()
+        os.dup2(devnull, 1)
+        try:
+            rc = cli.main(argv)
+            sys.stdout.flush()
+        finally:
+            os.dup2(saved, 1)
+        w1, c1 = _clock()
+        return {"kind": kind, "wall": w1 - w0, "cpu": c1 - c0, "rc": rc, "hwm_kb": _hwm_kb()}
+    from crashext.kernel import drgn_backend
+    t = drgn_backend.open_core(vmcore, vmlinux)
+    open_kb = _hwm_kb()
+    if kind == "bare":
+        from drgn import container_of
+        from drgn.helpers.linux.cgroup import cgroup_path, css_for_each_descendant_pre
+        prog = t.prog
+        w0, c0 = _clock()
+        n = 0
+        root = prog["root_mem_cgroup"]
+        for css in css_for_each_descendant_pre(root.css.address_of_()):
+            memcg = container_of(css, "struct mem_cgroup", "css")
+            memcg.id.id.value_()
+            memcg.kmemcg_id.value_()
+            css.flags.value_()
+            cgroup_path(css.cgroup)
+            n += 1
+        w1, c1 = _clock()
+        return {"kind": kind, "wall": w1 - w0, "cpu": c1 - c0, "memcgs": n,
+                "open_hwm_kb": open_kb, "hwm_kb": _hwm_kb()}
+    from crashext.analysis.memcg import memcg_report
+    w0, c0 = _clock()
+    r = memcg_report(t)
+    w1, c1 = _clock()
+    return {"kind": kind, "wall": w1 - w0, "cpu": c1 - c0, "memcgs": len(r.memcgs),
+            "dying": r.summary["dying"], "open_hwm_kb": open_kb, "hwm_kb": _hwm_kb()}
+
+
+def run_child(kind: str, a) -> dict:
+    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind,
+                        a.vmcore, a.vmlinux, "--code", a.code],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=a.code),
+                       cwd=a.code)
+    if p.returncode != 0:
+        raise SystemExit(f"{kind} run failed: {p.stderr.strip()[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _stats(xs):
+    return min(xs), statistics.median(xs)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("vmcore")
     ap.add_argument("vmlinux")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--code", default=ROOT)
+    ap.add_argument("--kinds", default="bare,walk,table,json")
+    ap.add_argument("--child")
     a = ap.parse_args()
-    rows = []
-    for i in range(a.repeat):
-        t = drgn_backend.open_core(a.vmcore, a.vmlinux)
-        t0 = time.perf_counter()
-        r = memcg_report(t)
-        t1 = time.perf_counter()
-        t2 = drgn_backend.open_core(a.vmcore, a.vmlinux)
-        t3 = time.perf_counter()
-        n_bare = bare_drgn(t2.prog)
-        t4 = time.perf_counter()
-        rows.append((len(r.memcgs), t1 - t0, n_bare, t4 - t3))
-    for n, s, nb, sb in rows:
-        print(f"memcgids: {n} memcgs in {s:.2f}s ({1e6 * s / max(n, 1):.0f} us/memcg); "
-              f"bare drgn: {nb} memcgs in {sb:.2f}s ({1e6 * sb / max(nb, 1):.0f} us/memcg); "
-              f"ratio {s / max(sb, 1e-9):.1f}x")
+    if a.child:
+        print(json.dumps(child(a.child, a.vmcore, a.vmlinux, a.code)))
+        return 0
+    kinds = a.kinds.split(",")
+    runs = {k: [] for k in kinds}
+    load0 = os.getloadavg()
+    for _ in range(a.repeat):
+        for k in kinds:
+            runs[k].append(run_child(k, a))
+    load1 = os.getloadavg()
+    print(f"{a.vmcore}: {a.repeat} rounds, {os.cpu_count()} CPUs, load average "
+          f"{load0[0]:.1f} -> {load1[0]:.1f}; code {a.code}")
+    best = {}
+    for k in kinds:
+        cb, cm = _stats([r["cpu"] for r in runs[k]])
+        wb, wm = _stats([r["wall"] for r in runs[k]])
+        hwm = max(r["hwm_kb"] for r in runs[k]) / 1024
+        extra = ""
+        r0 = runs[k][0]
+        if "memcgs" in r0:
+            extra = f", {r0['memcgs']} memcgs, dump open {r0['open_hwm_kb'] / 1024:.0f} MiB"
+        best[k] = cb
+        print(f"  {k:6s} CPU best {cb:6.2f} s median {cm:6.2f} s | wall best {wb:6.2f} s "
+              f"median {wm:6.2f} s | peak RSS {hwm:5.0f} MiB{extra}")
+    if "bare" in best and "walk" in best:
+        print(f"  walk / bare (best CPU): {best['walk'] / best['bare']:.2f}x")
+    if "table" in best and "json" in best:
+        print(f"  json - table (best CPU): {best['json'] - best['table']:+.2f} s")
+    if "bare" in runs and "table" in runs:
+        print(f"  peak RSS: memcgids table {max(r['hwm_kb'] for r in runs['table']) / 1024:.0f} MiB, "
+              f"json {max(r['hwm_kb'] for r in runs.get('json', runs['table'])) / 1024:.0f} MiB; "
+              f"drgn with the dump open and walked {max(r['hwm_kb'] for r in runs['bare']) / 1024:.0f} MiB")
     return 0
 
 

@@ -57,9 +57,98 @@ def write_table(out: TextIO, rows: Iterable[Sequence[Any]], headers: Sequence[st
 
 
 def write_json(out: TextIO, data: Any) -> None:
-    """Stable JSON: sorted keys, two-space indent, trailing newline."""
-    json.dump(data, out, indent=2, sort_keys=True, default=_json_default)
-    out.write("\n")
+    """Stable JSON: sorted keys, two-space indent, trailing newline.
+
+    The text is exactly ``json.dump(data, out, indent=2, sort_keys=True,
+    default=...)``'s, but written as it is made, a few thousand pieces at a
+    time, and made faster: with an indent the standard library encodes in
+    pure Python through generators, which made JSON cost as much as the
+    walk on a host with 20,000 memcgs.  Here strings go through the C
+    escaper and a list of rows is one loop."""
+    parts: List[str] = []
+    _encode(data, 0, parts, out)
+    parts.append("\n")
+    out.write("".join(parts))
+
+
+_FLUSH = 4096
+_esc = json.encoder.encode_basestring_ascii  # what json.dump uses (ensure_ascii)
+
+
+def _float(o: float) -> str:
+    # json.encoder's floatstr with allow_nan=True
+    if o != o:
+        return "NaN"
+    if o == math.inf:
+        return "Infinity"
+    if o == -math.inf:
+        return "-Infinity"
+    return float.__repr__(o)
+
+
+def _key(k: Any) -> str:
+    # json.encoder._iterencode_dict's key conversion (skipkeys=False)
+    if isinstance(k, str):
+        return k
+    if isinstance(k, float):
+        return _float(k)
+    if k is True:
+        return "true"
+    if k is False:
+        return "false"
+    if k is None:
+        return "null"
+    if isinstance(k, int):
+        return int.__repr__(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {k.__class__.__name__}")
+
+
+def _encode(o: Any, level: int, parts: List[str], out: TextIO) -> None:
+    """Append the JSON of ``o`` at nesting ``level`` to ``parts`` (the
+    standard library's type order: str, None, True, False, int, float,
+    list/tuple, dict, else the default hook)."""
+    add = parts.append
+    if isinstance(o, str):
+        add(_esc(o))
+    elif o is None:
+        add("null")
+    elif o is True:
+        add("true")
+    elif o is False:
+        add("false")
+    elif isinstance(o, int):
+        add(int.__repr__(o))
+    elif isinstance(o, float):
+        add(_float(o))
+    elif isinstance(o, (list, tuple)):
+        if not o:
+            add("[]")
+            return
+        inner = "\n" + "  " * (level + 1)
+        add("[")
+        first = True
+        for v in o:
+            add(inner if first else "," + inner)
+            first = False
+            _encode(v, level + 1, parts, out)
+            if len(parts) > _FLUSH:
+                out.write("".join(parts))
+                parts.clear()
+        add("\n" + "  " * level + "]")
+    elif isinstance(o, dict):
+        if not o:
+            add("{}")
+            return
+        inner = "\n" + "  " * (level + 1)
+        add("{")
+        first = True
+        for k, v in sorted(o.items()):
+            add((inner if first else "," + inner) + _esc(_key(k)) + ": ")
+            first = False
+            _encode(v, level + 1, parts, out)
+        add("\n" + "  " * level + "}")
+    else:
+        _encode(_json_default(o), level, parts, out)
 
 
 def _json_default(obj: Any) -> Any:

@@ -36,3 +36,65 @@ def test_fifteen_thousand_dying_memcgs(vmcore):
     assert data["summary"]["dying"] >= count and data["summary"]["flagged"] == 0
     # a walk this long reports its progress on stderr
     assert "memcgs read:" in proc.stderr
+
+
+def _cgroup_stat(fx) -> dict:
+    """truth/cgroup_stat: '# PATH' then that cgroup's 'key value' lines."""
+    out, cur = {}, None
+    for line in (fx.truth_dir / "cgroup_stat").read_text().splitlines():
+        if line.startswith("# "):
+            cur = out.setdefault(line[2:], {})
+        elif cur is not None and line.strip():
+            k, v = line.split()
+            cur[k] = int(v)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.vmcore
+def test_scale_fixture_counts_equal_cgroup_stat(vmcore):
+    """The benchmarks' dump (scenario scale: 8 GiB, 15,000 dying memcgs and
+    5,000 live ones, about half the RAM in isolated free pages): memcgids
+    finds what the root's cgroup.stat counted just before the crash, and
+    every live cgroup the guest listed, with its inode number."""
+    fx = vmcore("bookworm", "scale")
+    root = _cgroup_stat(fx)["/"]
+    many = dict(line.split("=", 1) for line in
+                (fx.truth_dir / "many_summary").read_text().split() if "=" in line)
+    assert root["nr_dying_descendants"] >= int(many["count"]) == 15000
+    proc = subprocess.run([sys.executable, "-m", "crashext", "memcgids", "--json",
+                           "-c", str(fx.vmcore), "-s", str(fx.vmlinux)],
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    s = data["summary"]
+    # the root memcg is not its own descendant
+    assert s["online"] == 1 + root["nr_descendants"]
+    assert s["dying"] == root["nr_dying_descendants"]
+    assert s["total"] == 1 + root["nr_descendants"] + root["nr_dying_descendants"]
+    assert s["state_unknown"] == 0 and s["walk_problem"] is None and s["idr_problems"] == {}
+    assert s["flagged"] == 0
+    live = {}
+    for line in (fx.truth_dir / "cgroup_tree.tsv").read_text().splitlines()[1:]:
+        path, ino = line.split("\t")[:2]
+        live[path] = int(ino)
+    online = {m["path"]: m["cgroup_id"] for m in data["memcgs"] if m["state"] == "online"}
+    assert online == live
+
+
+@pytest.mark.slow
+@pytest.mark.vmcore
+def test_scale_fixture_free_blocks_equal_buddyinfo(vmcore):
+    """The ~900k isolated free blocks: frag's per-order counts equal the
+    guest's /proc/buddyinfo, and its walk of every free list finds each
+    block (per-type counts add up to nr_free)."""
+    from crashext.analysis import frag as fa
+    from crashext.kernel import drgn_backend
+    from crashext.sources import procfs
+    fx = vmcore("bookworm", "scale")
+    t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
+    rep = fa.from_target(t, migratetypes=True, progress=False)
+    truth = procfs.parse_buddyinfo((fx.truth_dir / "buddyinfo").read_text())
+    assert {z.key: z.state.nr_free for z in rep.zones} == truth
+    for z in rep.zones:
+        assert z.walk_errors == [] and z.mt_mismatch == {}, z.key

@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from .. import gfp as gfpmod
 from ..sources.kmsg import (AllocFailure, record_when, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
                             ShowMem, SlubFailure, ZoneLine, extract)
-from ..sources.logs import Gate, LogLine, gated_chunks, text_chunks
+from ..sources.logs import Gate, LogLine, gated_file
 from . import watermark as wm
 
 __all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
@@ -400,9 +400,9 @@ _OTHER_CAP = 10000
 def analyze_file(path: str, source: Optional[str] = None,
                  kernel_version: Optional[str] = None, keep: int = 100000) -> AllocReport:
     """:func:`analyze` of a log file (``-``: stdin), skipping the lines between
-    records without normalising them (:func:`crashext.sources.logs.gated`)."""
+    records without decoding them (:func:`crashext.sources.logs.gated_file`)."""
     gate = Gate()
-    return analyze(gated_chunks(text_chunks(path), gate), source or path, kernel_version,
+    return analyze(gated_file(path, gate), source or path, kernel_version,
                    None, keep, gate)
 
 

@@ -29,12 +29,15 @@ Everything is read through :class:`~crashext.kernel.target.Target`; kernel
 names (members, enumerators) come from debug info.
 """
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError
-from ..kernel.target import KObj, Target
-from ..kernel.walk import walk_list
+from ..kernel.idr import IdrWalk, idr_entries  # noqa: F401  (IdrWalk: re-exported)
+from ..kernel.target import Target
+from ..kernel.walk import BlockCache, walk_list
+# the reading of one memcg lives in memcg_read; _Fast is named here for tests
+from .memcg_read import Memcg, _Fast, _Layout, _Reader, _opt_symbol  # noqa: F401
 
 __all__ = ["Memcg", "MemcgReport", "memcg_report", "idr_entries", "ANOMALIES",
            "next_array_resize", "kmalloc_order", "dying_by_parent"]
@@ -65,247 +68,12 @@ ANOMALIES: Dict[str, str] = {
 
 
 @dataclass
-class Memcg:
-    """One ``struct mem_cgroup`` and what was read from it."""
-
-    address: int
-    path: str = "?"
-    depth: int = 0
-    cgroup_id: Optional[int] = None
-    css_id: Optional[int] = None
-    memcg_id: Optional[int] = None
-    kmemcg_id: Optional[int] = None
-    online: bool = False
-    #: False when css.flags could not be read: online or dying is then unknown
-    state_known: bool = False
-    css_flags: List[str] = field(default_factory=list)
-    refcount: Optional[int] = None
-    ref_mode: str = "?"
-    usage_pages: Optional[int] = None
-    kmem_pages: Optional[int] = None
-    kmem_state: Optional[str] = None
-    kmem_flags: Optional[List[str]] = None
-    sources: List[str] = field(default_factory=list)
-    anomalies: List[str] = field(default_factory=list)
-    errors: List[str] = field(default_factory=list)
-
-    @property
-    def state(self) -> str:
-        if not self.state_known:
-            return "unknown"
-        return "online" if self.online else "dying"
-
-    def to_json(self) -> Dict[str, Any]:
-        return {
-            "address": f"{self.address:#x}",
-            "path": self.path,
-            "depth": self.depth,
-            "cgroup_id": self.cgroup_id,
-            "css_id": self.css_id,
-            "memcg_id": self.memcg_id,
-            "kmemcg_id": self.kmemcg_id,
-            "state": self.state,
-            "css_flags": self.css_flags,
-            "refcount": self.refcount,
-            "ref_mode": self.ref_mode,
-            "usage_pages": self.usage_pages,
-            "kmem_pages": self.kmem_pages,
-            "kmem_state": self.kmem_state,
-            "kmem_flags": self.kmem_flags,
-            "sources": self.sources,
-            "anomalies": self.anomalies,
-            "errors": self.errors,
-        }
-
-
-@dataclass
 class MemcgReport:
     summary: Dict[str, Any]
     memcgs: List[Memcg]
 
     def to_json(self) -> Dict[str, Any]:
         return {"summary": self.summary, "memcgs": [m.to_json() for m in self.memcgs]}
-
-
-# -- small helpers ------------------------------------------------------------
-
-def _opt_symbol(t: Target, name: str) -> Optional[KObj]:
-    try:
-        return t.symbol(name)
-    except MissingSymbolError:
-        return None
-
-
-def _opt_constant(t: Target, name: str) -> Optional[int]:
-    try:
-        return t.constant(name)
-    except MissingSymbolError:
-        return None
-
-
-def _s32(v: int) -> int:
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
-
-
-def _s64(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def _counter(obj: KObj) -> int:
-    """Value of an ``atomic_t`` / ``atomic_long_t`` or a plain integer."""
-    try:
-        return int(obj.counter)
-    except MissingSymbolError:
-        return int(obj)
-
-
-# -- id radix trees -------------------------------------------------------------
-
-class IdrWalk:
-    """Result of :func:`idr_entries`: ``entries`` maps id to pointer."""
-
-    def __init__(self) -> None:
-        self.entries: Dict[int, int] = {}
-        self.corruption: Optional[str] = None
-        self.nodes = 0
-
-
-def idr_entries(t: Target, idr: KObj, node_limit: int = 1 << 20) -> IdrWalk:
-    """All non-NULL entries of a ``struct idr``, walked through the access layer.
-
-    Three layouts, told apart by debug info:
-
-    - v4.20+: ``idr_rt`` is a ``struct xarray``; ``xa_head`` and node slots
-      hold internal entries tagged ``(entry & 3) == 2``, nodes being those
-      above 4096 (include/linux/xarray.h, ``xa_is_node``, v4.20 commit
-      f8d5d0cc145c "xarray: Add definition of struct xarray").
-    - v4.11-v4.19: ``idr_rt`` is a ``struct radix_tree_root`` whose ``rnode``
-      and slots tag nodes with ``RADIX_TREE_INTERNAL_NODE`` = 1
-      (include/linux/radix-tree.h v4.11, commit 0a835c4f090a "Reimplement IDR
-      and IDA using the radix tree").
-    - v3.9-v4.10: the layered idr: ``top`` with ``layers``; each
-      ``struct idr_layer`` has ``ary[1 << IDR_BITS]`` and ``layer`` (0 for
-      leaves) (lib/idr.c and include/linux/idr.h v3.10).
-
-    ``idr_base`` (v4.16+, commit 6ce711f27500) is added to every index.
-    """
-    w = IdrWalk()
-    if t.has_member("struct idr", "idr_rt"):
-        base = int(idr.idr_base) if t.has_member("struct idr", "idr_base") else 0
-        rt = idr.idr_rt
-        if t.has_member("struct xarray", "xa_head"):
-            node_type, tag, head = "struct xa_node", 2, int(rt.xa_head)
-        else:
-            node_type, tag, head = "struct radix_tree_node", 1, int(rt.rnode)
-        _walk_radix(t, w, head, node_type, tag, base, node_limit)
-    else:
-        _walk_layered(t, w, idr, node_limit)
-    return w
-
-
-def _walk_radix(t: Target, w: IdrWalk, head: int, node_type: str, tag: int,
-                base: int, node_limit: int) -> None:
-    def is_node(entry: int) -> bool:
-        if tag == 2:
-            return (entry & 3) == 2 and entry > 4096
-        return (entry & 3) == 1
-
-    if head == 0:
-        return
-    if not is_node(head):
-        if head & 3 == 0:
-            w.entries[base] = head
-        return
-    slots_off = t.member_offset(node_type, "slots")
-    shift_off = t.member_offset(node_type, "shift")
-    nslots = t.object(node_type, head & ~3).slots.length()
-    seen = set()
-    stack: List[Tuple[int, int]] = [(head & ~3, 0)]
-    while stack:
-        node, index = stack.pop()
-        if node in seen:
-            w.corruption = f"idr node {node:#x} reached twice"
-            return
-        seen.add(node)
-        w.nodes += 1
-        if w.nodes > node_limit:
-            w.corruption = f"more than {node_limit} idr nodes"
-            return
-        try:
-            shift = t.read_u32(node + shift_off) & 0xFF
-        except ReadError:
-            w.corruption = f"unreadable idr node {node:#x}"
-            continue
-        if shift > 64:
-            w.corruption = f"idr node {node:#x} has impossible shift {shift}"
-            continue
-        for i in range(nslots):
-            try:
-                entry = t.read_pointer(node + slots_off + i * _PTR)
-            except ReadError:
-                w.corruption = f"unreadable slot {i} of idr node {node:#x}"
-                break
-            if entry == 0:
-                continue
-            idx = index | (i << shift)
-            if is_node(entry):
-                if shift == 0:
-                    w.corruption = f"idr leaf {node:#x} points to a node"
-                    continue
-                stack.append((entry & ~3, idx))
-            elif entry & 3 == 0:  # other internal entries: retry, zero, sibling
-                w.entries[base + idx] = entry
-
-
-def _walk_layered(t: Target, w: IdrWalk, idr: KObj, node_limit: int) -> None:
-    top = int(idr.top)
-    if top == 0:
-        return
-    ary_off = t.member_offset("struct idr_layer", "ary")
-    layer_off = t.member_offset("struct idr_layer", "layer")
-    n = t.object("struct idr_layer", top).ary.length()
-    bits = n.bit_length() - 1
-    try:
-        layers = int(idr.layers)
-    except ReadError:
-        layers = 0
-    if not 0 < layers <= 8:
-        w.corruption = f"idr has impossible layer count {layers}"
-        return
-    seen = set()
-    stack: List[Tuple[int, int, int]] = [(top, layers - 1, 0)]
-    while stack:
-        node, layer, prefix = stack.pop()
-        if node in seen:
-            w.corruption = f"idr layer {node:#x} reached twice"
-            return
-        seen.add(node)
-        w.nodes += 1
-        if w.nodes > node_limit:
-            w.corruption = f"more than {node_limit} idr layers"
-            return
-        try:
-            recorded = _s32(t.read_u32(node + layer_off))
-        except ReadError:
-            w.corruption = f"unreadable idr layer {node:#x}"
-            continue
-        if recorded != layer:
-            w.corruption = f"idr layer {node:#x} says layer {recorded}, expected {layer}"
-            continue
-        for i in range(n):
-            try:
-                entry = t.read_pointer(node + ary_off + i * _PTR)
-            except ReadError:
-                w.corruption = f"unreadable slot {i} of idr layer {node:#x}"
-                break
-            if entry == 0:
-                continue
-            idx = (prefix << bits) | i
-            if layer == 0:
-                w.entries[idx] = entry
-            else:
-                stack.append((entry, layer - 1, idx))
 
 
 # -- kmem id arrays ---------------------------------------------------------------
@@ -418,258 +186,20 @@ def _largest_free_order(t: Target) -> Tuple[Optional[int], Optional[str]]:
         return None, exc.one_line()
 
 
-# -- the layout of this kernel -------------------------------------------------------
-
-class _Layout:
-    """What this kernel's memcg/cgroup structures look like, decided once."""
-
-    def __init__(self, t: Target) -> None:
-        self.t = t
-        self.css_tree = t.has_member("struct cgroup_subsys_state", "children")
-        self.kernfs = t.has_member("struct cgroup", "kn")
-        # the memory controller's index in cgroup->subsys[]
-        self.mem_subsys_id = _opt_constant(t, "memory_cgrp_id")
-        if self.mem_subsys_id is None:
-            self.mem_subsys_id = _opt_constant(t, "mem_cgroup_subsys_id")
-        if self.mem_subsys_id is None:
-            ss = _opt_symbol(t, "mem_cgroup_subsys")
-            if ss is not None and t.has_member("struct cgroup_subsys", "subsys_id"):
-                self.mem_subsys_id = int(ss.subsys_id)
-        # v3.10: css->id is a struct css_id * (removed in v3.15 for an int id)
-        self.css_id_is_ptr = t.has_type("struct css_id")
-        self.css_id_int = not self.css_id_is_ptr and \
-            t.has_member("struct cgroup_subsys_state", "id")
-        self.cgroup_dentry = t.has_member("struct cgroup", "dentry")
-        self.has_memcg_id = t.has_member("struct mem_cgroup", "id.id")
-        self.has_kmemcg_id = t.has_member("struct mem_cgroup", "kmemcg_id")
-        self.kmem_account_flags = t.has_member("struct mem_cgroup", "kmem_account_flags")
-        self.kmem_state = t.has_member("struct mem_cgroup", "kmem_state")
-        # usage counters: page_counter (v3.19+) or res_counter in bytes (3.10)
-        self.res_counter = t.has_member("struct mem_cgroup", "res.usage")
-        self.usage_member = None
-        if t.has_member("struct mem_cgroup", "memory.usage"):
-            self.usage_member = "usage"     # v4.16+ (commit bbec2e15170a renamed count)
-        elif t.has_member("struct mem_cgroup", "memory.count"):
-            self.usage_member = "count"
-        self.kmem_counter = t.has_member("struct mem_cgroup", "kmem")
-        # On the default (v2) hierarchy memcg->kmem is never charged: kmem is
-        # charged to it only "if (!cgroup_subsys_on_dfl(memory_cgrp_subsys))"
-        # (mm/memcontrol.c v5.10 __memcg_kmem_charge, v6.1 memcg_account_kmem).
-        self.on_dfl = False
-        dfl = _opt_symbol(t, "cgrp_dfl_root")
-        if dfl is not None and t.has_member("struct cgroup", "root"):
-            try:
-                root = t.symbol("root_mem_cgroup")
-                self.on_dfl = int(root.css.cgroup.root) == dfl.address
-            except (ReadError, MissingSymbolError):
-                pass
-        if self.on_dfl:
-            self.kmem_counter = False
-        # kernfs ino: u64 kn->id since v5.5 (commit 67c0496e87d1); union
-        # kernfs_node_id with .ino v4.14-v5.4; kn->ino v3.14-v4.13.
-        self.kn_id_mode = None
-        if self.kernfs:
-            if t.has_member("struct kernfs_node", "id.ino"):
-                self.kn_id_mode = "union"
-            elif t.has_member("struct kernfs_node", "id"):
-                self.kn_id_mode = "u64"
-            elif t.has_member("struct kernfs_node", "ino"):
-                self.kn_id_mode = "ino"
-        # css flag names, values from debug info (masks on every version we read)
-        self.css_flags: List[Tuple[str, int]] = []
-        for name in ("CSS_NO_REF", "CSS_ROOT", "CSS_ONLINE", "CSS_RELEASED",
-                     "CSS_VISIBLE", "CSS_DYING", "CSS_REMOVED"):
-            v = _opt_constant(t, name)
-            if v is not None:
-                self.css_flags.append((name, v))
-        self.css_online = _opt_constant(t, "CSS_ONLINE")
-        # percpu_ref: count moved into percpu_ref_data in v5.9 (commit 2b0d3d3e4fcf)
-        self.percpu_ref = t.has_type("struct percpu_ref") and \
-            t.has_member("struct cgroup_subsys_state", "refcnt.percpu_count_ptr")
-        self.ref_data = t.has_member("struct percpu_ref", "data")
-        ra = _opt_constant(t, "__PERCPU_REF_ATOMIC")
-        rd = _opt_constant(t, "__PERCPU_REF_DEAD")
-        self.ref_atomic = 1 if ra is None else ra   # include/linux/percpu-refcount.h v3.18+
-        self.ref_dead = 2 if rd is None else rd
-        self.kmem_bits: List[Tuple[str, int]] = []
-        if self.kmem_account_flags:
-            for name in ("KMEM_ACCOUNTED_ACTIVE", "KMEM_ACCOUNTED_ACTIVATED",
-                         "KMEM_ACCOUNTED_DEAD", "KMEM_MAY_SHRINK"):
-                v = _opt_constant(t, name)
-                if v is not None:
-                    self.kmem_bits.append((name, v))
-        self.kmem_state_names: Dict[int, str] = {}
-        if self.kmem_state:
-            try:
-                self.kmem_state_names = {v: k for k, v in
-                                         t.enum_constants("enum memcg_kmem_state").items()}
-            except MissingSymbolError:
-                pass
-
-
-# -- reading one memcg -----------------------------------------------------------------
-
-class _Reader:
-    def __init__(self, t: Target, lay: _Layout, root_addr: int) -> None:
-        self.t = t
-        self.lay = lay
-        self.root_addr = root_addr
-        self._kn_path: Dict[int, Tuple[str, int]] = {}
-        self._cg_path: Dict[int, Tuple[str, int]] = {}
-
-    def read(self, addr: int) -> Memcg:
-        m = Memcg(address=addr)
-        t, lay = self.t, self.lay
-        memcg = t.object("struct mem_cgroup", addr)
-        css = memcg.css
-
-        def attempt(what: str, fn: Callable[[], None]) -> None:
-            try:
-                fn()
-            except (ReadError, MissingSymbolError) as exc:
-                m.errors.append(f"{what}: {exc.one_line()}")
-
-        def flags() -> None:
-            v = int(css.flags)
-            m.css_flags = [n for n, bit in lay.css_flags if v & bit]
-            if lay.css_online is not None:
-                m.online = bool(v & lay.css_online)
-            m.state_known = True
-        attempt("css.flags", flags)
-
-        def path() -> None:
-            cg = int(css.cgroup)
-            m.path, m.depth = self.cgroup_path(cg)
-            m.cgroup_id = self.cgroup_ino(cg)
-        attempt("cgroup", path)
-
-        def css_id() -> None:
-            if lay.css_id_is_ptr:
-                p = int(css.id)
-                m.css_id = int(css.id.id) if p else None
-            elif lay.css_id_int:
-                m.css_id = _s32(int(css.id))
-        attempt("css.id", css_id)
-
-        if lay.has_memcg_id:
-            attempt("id", lambda: setattr(m, "memcg_id", _s32(int(memcg.id.id))))
-        if lay.has_kmemcg_id:
-            attempt("kmemcg_id", lambda: setattr(m, "kmemcg_id", _s32(int(memcg.kmemcg_id))))
-        attempt("css.refcnt", lambda: self._refcount(m, css))
-
-        def usage() -> None:
-            if lay.usage_member:
-                m.usage_pages = _s64(_counter(memcg.memory.member(lay.usage_member)))
-                if lay.kmem_counter:
-                    m.kmem_pages = _s64(_counter(memcg.kmem.member(lay.usage_member)))
-            elif lay.res_counter:
-                m.usage_pages = int(memcg.res.usage) // t.page_size
-                if lay.kmem_counter:
-                    m.kmem_pages = int(memcg.kmem.usage) // t.page_size
-        attempt("usage", usage)
-
-        def kmem() -> None:
-            if lay.kmem_account_flags:
-                v = int(memcg.kmem_account_flags)
-                m.kmem_flags = [n for n, bit in lay.kmem_bits if v & (1 << bit)]
-            if lay.kmem_state:
-                v = int(memcg.kmem_state)
-                m.kmem_state = lay.kmem_state_names.get(v, str(v))
-        attempt("kmem", kmem)
-        if m.errors:
-            m.anomalies.append("unreadable")
-        return m
-
-    def _refcount(self, m: Memcg, css: KObj) -> None:
-        lay = self.lay
-        ref = css.refcnt
-        if not lay.percpu_ref:
-            m.refcount = _counter(ref)
-            m.ref_mode = "atomic"
-            return
-        ptr = int(ref.percpu_count_ptr)
-        if ptr & lay.ref_dead:
-            m.ref_mode = "dead"
-        elif ptr & lay.ref_atomic:
-            m.ref_mode = "atomic"
-        else:
-            m.ref_mode = "percpu"
-            return
-        count = ref.data.count if lay.ref_data else ref.count
-        m.refcount = _s64(_counter(count))
-
-    # paths --------------------------------------------------------------------
-    def cgroup_path(self, cg: int) -> Tuple[str, int]:
-        if self.lay.kernfs:
-            kn = int(self.t.object("struct cgroup", cg).kn)
-            return self._kernfs_path(kn)
-        return self._cgroup_name_path(cg)
-
-    def _kernfs_path(self, kn: int) -> Tuple[str, int]:
-        chain = []
-        node = kn
-        while node and node not in self._kn_path:
-            chain.append(node)
-            if len(chain) > 4096:
-                raise ReadError(f"kernfs parent chain from {kn:#x} does not end")
-            node = int(self.t.object("struct kernfs_node", node).parent)
-        base = self._kn_path.get(node, ("", -1)) if node else ("", -1)
-        for n in reversed(chain):
-            obj = self.t.object("struct kernfs_node", n)
-            if base[1] < 0:  # the hierarchy's root directory
-                base = ("/", 0)
-            else:
-                name = obj.name.string(256)
-                base = ((base[0].rstrip("/") + "/" + name), base[1] + 1)
-            self._kn_path[n] = base
-        return self._kn_path[kn]
-
-    def _cgroup_name_path(self, cg: int) -> Tuple[str, int]:
-        # v3.10: cgroup->name is a struct cgroup_name (rcu string), the root's "/"
-        chain = []
-        node = cg
-        while node and node not in self._cg_path:
-            chain.append(node)
-            if len(chain) > 4096:
-                raise ReadError(f"cgroup parent chain from {cg:#x} does not end")
-            node = int(self.t.object("struct cgroup", node).parent)
-        base = self._cg_path.get(node, ("", -1)) if node else ("", -1)
-        for n in reversed(chain):
-            if base[1] < 0:
-                base = ("/", 0)
-            else:
-                obj = self.t.object("struct cgroup", n)
-                name = obj.name.name.string(256)
-                base = (base[0].rstrip("/") + "/" + name, base[1] + 1)
-            self._cg_path[n] = base
-        return self._cg_path[cg]
-
-    def cgroup_ino(self, cg: int) -> Optional[int]:
-        t, lay = self.t, self.lay
-        cgrp = t.object("struct cgroup", cg)
-        if lay.kernfs:
-            kn = cgrp.kn
-            if lay.kn_id_mode == "u64":
-                # fs/kernfs: on 64-bit ino_t the whole id is the inode number
-                return int(kn.id)
-            if lay.kn_id_mode == "union":
-                return int(kn.id.ino)
-            if lay.kn_id_mode == "ino":
-                return int(kn.ino)
-            return None
-        if lay.cgroup_dentry:
-            dentry = int(cgrp.dentry)
-            if dentry:
-                inode = int(cgrp.dentry.d_inode)
-                if inode:
-                    return int(cgrp.dentry.d_inode.i_ino)
-        return None
-
-
 # -- finding them ---------------------------------------------------------------------
 
-def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int], Optional[str]]:
-    """Pre-order memcg addresses of the cgroup tree; corruption reason or None."""
+def _tree(t: Target, lay: _Layout, root: int, progress=None,
+          visit: Optional[Callable[[int], None]] = None,
+          cache: Optional[BlockCache] = None,
+          childless: Optional[Callable[[int], bool]] = None) -> Tuple[List[int], Optional[str]]:
+    """Pre-order memcg addresses of the cgroup tree; corruption reason or None.
+
+    ``visit(address)`` is called for each memcg as soon as the walk reads it
+    (as a node of its parent's children list, whose block is then in
+    ``cache``, shared with the list walks): in list order, not pre-order,
+    and possibly for a node the result leaves out (seen twice).
+    ``childless(address)``: True if that memcg's children list is known to
+    be empty (its walk is skipped)."""
     out: List[int] = []
     problems: List[str] = []
     if lay.css_tree:
@@ -678,6 +208,8 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int],
         sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
         stack = [root + css_off]
         seen = set()
+        if visit is not None:
+            visit(root)
         while stack:
             css = stack.pop()
             if css in seen:
@@ -687,8 +219,16 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int],
             out.append(css - css_off)
             if progress is not None:
                 progress.step()
-            w = walk_list(t, css + children_off)
-            kids = [node - sib_off for node in w]
+            if childless is not None and childless(css - css_off):
+                continue
+            w = walk_list(t, css + children_off, cache=cache)
+            if visit is None:
+                kids = [node - sib_off for node in w]
+            else:
+                kids = []
+                for node in w:
+                    kids.append(node - sib_off)
+                    visit(node - sib_off - css_off)
             if w.corruption:
                 problems.append(f"children of css {css:#x}: {w.corruption}")
             stack.extend(reversed(kids))
@@ -716,9 +256,11 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None) -> Tuple[List[int],
             continue
         if css:
             out.append(css - css_off)
+            if visit is not None:
+                visit(css - css_off)
         if progress is not None:
             progress.step()
-        w = walk_list(t, cg + children_off)
+        w = walk_list(t, cg + children_off, cache=cache)
         kids = [node - sib_off for node in w]
         if w.corruption:
             problems.append(f"children of cgroup {cg:#x}: {w.corruption}")
@@ -785,16 +327,24 @@ def memcg_report(t: Target, progress=None) -> MemcgReport:
                             f"the memcg hierarchy is unknown: {exc.one_line()}") from exc
     lay = _Layout(t)
     reader = _Reader(t, lay, root)
-    tree, tree_problem = _tree(t, lay, root, progress)
+    read: Dict[int, Memcg] = {}
+
+    def visit(addr: int) -> None:
+        # read as the walk reaches it: its page is still in the shared cache
+        if addr not in read:
+            read[addr] = reader.read(addr)
+            if progress is not None:
+                progress.step()
+    tree, tree_problem = _tree(t, lay, root, progress, visit, reader.cache,
+                               reader.children_empty)
     sources_used = ["css tree (css.children/sibling)" if lay.css_tree
                     else "cgroup tree (cgroup.children/sibling)"]
     memcgs: Dict[int, Memcg] = {}
     for addr in tree:
-        m = reader.read(addr)
+        m = read[addr]
         m.sources.append("tree")
         memcgs[addr] = m
-        if progress is not None:
-            progress.step()
+    read.clear()
     idrs = []
     idr_problems = {}
     for name, entries, problem in _idr_sources(t, lay):

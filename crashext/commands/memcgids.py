@@ -161,7 +161,8 @@ def run(args, ctx) -> int:
     if args.json:
         render.write_json(ctx.out, {"summary": report.summary,
                                     "anomaly_codes": ANOMALIES,
-                                    "memcgs": [m.to_json() for m in rows]})
+                                    # Memcg.to_json per row as it is written
+                                    "memcgs": rows})
         return 0
     for line in _summary_lines(report.summary):
         ctx.out.write(line + "\n")

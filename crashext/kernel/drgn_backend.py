@@ -7,7 +7,7 @@ finders are switched off, so opening never reaches for the network.
 
 import logging
 import os
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import MissingSymbolError, ReadError, TargetError
 from . import dumpfile
@@ -178,6 +178,27 @@ class DrgnTarget(Target):
             return drgn.offsetof(t, member)
         except (LookupError, TypeError) as exc:  # TypeError: a dotted path through a non-struct
             raise MissingSymbolError(f"{type_name} has no member {member}") from exc
+
+    def member_int_layout(self, type_name: str, member: str) -> Tuple[int, int, bool]:
+        off = self.member_offset(type_name, member)
+        try:
+            # a reference at address 0 reads nothing until its value is asked for
+            o = drgn.Object(self.prog, self._type(type_name), address=0)
+            for part in member.split("."):
+                o = o.member_(part)
+        except (LookupError, drgn.FaultError) as exc:
+            raise MissingSymbolError(f"{type_name} has no member {member}") from exc
+        t = o.type_
+        while t.kind == drgn.TypeKind.TYPEDEF:
+            t = t.type
+        if o.bit_field_size_ is None:
+            if t.kind == drgn.TypeKind.POINTER:
+                return off, drgn.sizeof(t), False
+            if t.kind == drgn.TypeKind.ENUM and t.type is not None:
+                return off, drgn.sizeof(t), t.type.is_signed
+            if t.kind == drgn.TypeKind.INT:
+                return off, drgn.sizeof(t), t.is_signed
+        raise MissingSymbolError(f"{type_name}.{member} is not a whole integer or pointer")
 
     def enum_constants(self, enum_type: str) -> Dict[str, int]:
         cached = self._enum_cache.get(enum_type)

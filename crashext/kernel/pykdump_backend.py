@@ -19,7 +19,7 @@ A type description is the dict ``gdb_typeinfo`` returns: ``codetype``
 
 import os
 import re
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError, TargetError
 from . import dumpfile
@@ -362,6 +362,25 @@ class PykdumpTarget(Target):
             desc, moff = found
             off += moff
         return off
+
+    def member_int_layout(self, type_name: str, member: str) -> Tuple[int, int, bool]:
+        # the same decoding as PykdumpObj.__int__, for the members it reads whole
+        desc = self._t.need(type_name)
+        off = 0
+        for part in member.split("."):
+            found = self._t.find_member(desc, part)
+            if found is None:
+                raise MissingSymbolError(f"{type_name} has no member {member}")
+            desc, moff = found
+            off += moff
+        if not desc.get("dims") and not desc.get("bitsize"):
+            if desc.get("stars"):
+                return off, 8, False
+            size = desc.get("typelength", 8)
+            code = desc.get("codetype")
+            if code in (self._t.INT, self._t.ENUM, self._t.CHAR) and size in (1, 2, 4, 8):
+                return off, size, not desc.get("uint", 0)
+        raise MissingSymbolError(f"{type_name}.{member} is not a whole integer or pointer")
 
     def enum_constants(self, enum_type: str) -> Dict[str, int]:
         desc = self._t.need(enum_type)

@@ -137,6 +137,15 @@ class Target(abc.ABC):
     def member_offset(self, type_name: str, member: str) -> int:
         """``offsetof(type_name, member)``; MissingSymbolError if absent."""
 
+    def member_int_layout(self, type_name: str, member: str) -> Tuple[int, int, bool]:
+        """``(offset, size, signed)`` of an integer, enum or pointer member
+        (dotted paths through embedded structs), such that decoding those
+        bytes little-endian gives what ``int()`` of the member gives.  Lets a
+        caller read a struct once (:meth:`read_bytes`) and decode the members
+        it needs by offset.  MissingSymbolError for other members (bit fields,
+        bools, arrays, structs) or a backend that cannot tell."""
+        raise MissingSymbolError(f"{type(self).__name__} cannot describe {type_name}.{member}")
+
     @abc.abstractmethod
     def enum_constants(self, enum_type: str) -> Dict[str, int]:
         """All enumerators of ``enum_type`` (e.g. ``enum migratetype``)."""

@@ -35,7 +35,7 @@ from typing import Iterator, Optional
 from ..errors import ReadError
 from .target import KObj, Target
 
-__all__ = ["Walk", "walk_list", "walk_hlist", "list_entries", "DEFAULT_LIMIT"]
+__all__ = ["Walk", "walk_list", "walk_hlist", "list_entries", "DEFAULT_LIMIT", "BlockCache"]
 
 #: The most nodes one walk visits unless the caller says otherwise.
 DEFAULT_LIMIT = 1 << 24
@@ -52,23 +52,32 @@ _PAIR = struct.Struct("<QQ")
 _PROGRESS_STEP = 1024
 
 
-class _Blocks:
-    """Aligned blocks of kernel memory read once per walk (bounded cache).
+class BlockCache:
+    """Aligned 4 KiB blocks of kernel memory, each read once while cached
+    (at most ``max_blocks``; the cache is emptied when full).
 
     :meth:`block` gives None for a block the dump lacks (in whole or part);
     :meth:`word` then reads the 8 bytes alone, so an unreadable block never
-    hides a readable pointer."""
+    hides a readable pointer.  On a dump each read costs about the same
+    whatever its size (the reader's cost is per page), so code that reads
+    many small structs living side by side (a tree walk, then each node's
+    members) shares one cache.  For memory that does not change while it is
+    read: not for live kernels."""
 
-    __slots__ = ("target", "cache")
+    __slots__ = ("target", "cache", "max_blocks", "native")
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, max_blocks: int = _CACHE_BLOCKS) -> None:
         self.target = target
         self.cache: dict = {}
+        self.max_blocks = max_blocks
+        #: None until a walk has checked that the blocks decode as the
+        #: backend's own pointer reads (False on a big-endian kernel)
+        self.native: Optional[bool] = None
 
     def block(self, base: int) -> Optional[bytes]:
         buf = self.cache.get(base, False)
         if buf is False:
-            if len(self.cache) >= _CACHE_BLOCKS:
+            if len(self.cache) >= self.max_blocks:
                 self.cache.clear()
             try:
                 buf = self.target.read_bytes(base, _BLOCK)
@@ -88,13 +97,35 @@ class _Blocks:
         except ReadError:
             return None
 
+    def read(self, addr: int, size: int) -> bytes:
+        """``size`` bytes at ``addr`` from the cached blocks; ReadError if a
+        block they touch is not in the dump."""
+        base = addr & ~(_BLOCK - 1)
+        off = addr - base
+        if off + size <= _BLOCK:
+            buf = self.block(base)
+            if buf is None:
+                raise ReadError(f"cannot read {size} bytes at {addr:#x}", addr)
+            return buf[off:off + size]
+        parts = []
+        for b in range(base, addr + size, _BLOCK):
+            buf = self.block(b)
+            if buf is None:
+                raise ReadError(f"cannot read {size} bytes at {addr:#x}", addr)
+            parts.append(buf)
+        return b"".join(parts)[off:off + size]
+
+
+_Blocks = BlockCache
+
 
 class Walk:
     """An iterable walk; yields node addresses (of the embedded list member)."""
 
     def __init__(self, target: Target, head: int, kind: str, limit: int,
-                 check_prev: bool, progress=None) -> None:
+                 check_prev: bool, progress=None, cache: Optional[BlockCache] = None) -> None:
         self.target = target
+        self.cache = cache
         self.head = head
         self.kind = kind
         self.limit = limit
@@ -156,12 +187,20 @@ class Walk:
         """:meth:`_iter_list` for memory that does not change while read, with
         the prev check standing in for the set of visited nodes (module
         docstring).  Same nodes, same reasons, in the same order of checks."""
-        blocks = _Blocks(self.target)
+        blocks = self.cache if self.cache is not None else BlockCache(self.target)
         head = self.head
         node = blocks.word(head)
-        if node != self._read(head):
-            # the block bytes do not decode as the backend's own pointer read
-            # (a big-endian kernel): walk with the backend's reads instead
+        if blocks.native is None or node is None:
+            # the block bytes must decode as the backend's own pointer read;
+            # a shared cache checks that once (the byte order is the kernel's)
+            native = node == self._read(head)
+            if node is not None:
+                blocks.native = native
+        else:
+            native = blocks.native
+        if not native:
+            # not so (a big-endian kernel, or the head unreadable): walk with
+            # the backend's reads instead
             yield from self._iter_list()
             return
         if self._bad_pointer(head, node):
@@ -312,9 +351,13 @@ class Walk:
 
 
 def walk_list(target: Target, head: int, limit: int = DEFAULT_LIMIT,
-              check_prev: bool = True, progress=None) -> Walk:
-    """Walk the ``struct list_head`` at address ``head`` (the head is not yielded)."""
-    return Walk(target, head, "list", limit, check_prev, progress)
+              check_prev: bool = True, progress=None,
+              cache: Optional[BlockCache] = None) -> Walk:
+    """Walk the ``struct list_head`` at address ``head`` (the head is not yielded).
+
+    ``cache``: a :class:`BlockCache` shared with other walks and reads of
+    the same dump (ignored on a live kernel)."""
+    return Walk(target, head, "list", limit, check_prev, progress, cache)
 
 
 def walk_hlist(target: Target, head: int, limit: int = DEFAULT_LIMIT,

@@ -629,7 +629,7 @@ def build_helpers(scenario_opts, outdir):
         src = HERE / "guest" / (h + ".c")
         if not src.exists():
             raise FixtureError("helper source %s missing" % src)
-        exe = outdir / h
+        exe = outdir / Path(h).name
         run(["gcc", "-static", "-O2", "-Wall", "-o", str(exe), str(src)])
         built.append(exe)
     return built
@@ -975,6 +975,13 @@ def fixture_key(kernel, scenario, memory_mb, cpus, cmdline):
         h.update(sha256_file(inc).encode())
     for h_src in sorted((HERE / "guest").glob("*.c")):
         h.update(h_src.name.encode() + sha256_file(h_src).encode())
+    # Helpers in subdirectories of guest/ (e.g. scale/pagefrag) key only
+    # the scenarios that use them: adding one keeps every other fixture's
+    # key, so it is not rebuilt.
+    for name in scenario_options(scenario).get("helpers", "").split(","):
+        if "/" in name.strip():
+            src = HERE / "guest" / (name.strip() + ".c")
+            h.update(name.strip().encode() + sha256_file(src).encode())
     return h.hexdigest()[:24]
 
 
