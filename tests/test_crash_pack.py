@@ -144,3 +144,20 @@ def test_init_names_the_module_it_cannot_import(vmcore, tmp_path):
     assert any(re.search(r"^crashext: memcgids not registered: .*tabulate", ln) for ln in lines), out[-2000:]
     registered = [ln for ln in lines if ln.startswith("crashext: registered")]
     assert len(registered) == 1 and "memcgids" not in registered[0], lines
+
+
+@pytest.mark.vmcore
+def test_report_inside_crash_writes_the_page(vmcore, tmp_path):
+    """`report -o FILE` inside crash: PyKdump's Python imports matplotlib and
+    Jinja2 from PYKDUMPPATH and writes the page for the session's dump, with
+    what the guest recorded (its release and panic string) and its pictures."""
+    import html
+    fx = vmcore("bookworm", "memcg-churn")
+    page = tmp_path / "r.html"
+    rc, out = crash_run(fx, f"report -o {page}")
+    assert "Traceback" not in out
+    assert page.is_file(), out[-2000:]
+    text = html.unescape(page.read_text())
+    assert (fx.truth_dir / "uname_r").read_text().strip() in text
+    assert (fx.truth_dir / "panic_string").read_text().strip() in text
+    assert text.count("<svg") >= 3 and "http://" not in text.replace("http://www.w3.org", "")
