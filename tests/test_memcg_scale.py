@@ -52,12 +52,26 @@ def _cgroup_stat(fx) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.vmcore
+def _scale(vmcore):
+    """The benchmarks' fixture, when the benchmarks have built it.
+
+    It is the benchmarks' dump, not the test suite's (issue 17): an 8 GiB
+    guest that takes 20+ minutes under TCG, so the suite checks it where it
+    was built (by a benchmark run, or build-fixture as the skip says) and
+    skips, saying how, where it was not."""
+    from conftest import fixturelib
+    if not (fixturelib.default_fixture_dir("bookworm", "scale") / "vmcore").exists():
+        pytest.skip("the scale fixture is built by the benchmarks only "
+                    "(tests/vmcore/build-fixture --kernel bookworm --scenario scale)")
+    return vmcore("bookworm", "scale")
+
+
 def test_scale_fixture_counts_equal_cgroup_stat(vmcore):
     """The benchmarks' dump (scenario scale: 8 GiB, 15,000 dying memcgs and
     5,000 live ones, about half the RAM in isolated free pages): memcgids
     finds what the root's cgroup.stat counted just before the crash, and
     every live cgroup the guest listed, with its inode number."""
-    fx = vmcore("bookworm", "scale")
+    fx = _scale(vmcore)
     root = _cgroup_stat(fx)["/"]
     many = dict(line.split("=", 1) for line in
                 (fx.truth_dir / "many_summary").read_text().split() if "=" in line)
@@ -91,7 +105,7 @@ def test_scale_fixture_free_blocks_equal_buddyinfo(vmcore):
     from crashext.analysis import frag as fa
     from crashext.kernel import drgn_backend
     from crashext.sources import procfs
-    fx = vmcore("bookworm", "scale")
+    fx = _scale(vmcore)
     t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
     rep = fa.from_target(t, migratetypes=True, progress=False)
     truth = procfs.parse_buddyinfo((fx.truth_dir / "buddyinfo").read_text())
