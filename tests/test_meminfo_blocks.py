@@ -243,9 +243,14 @@ def test_vmstat_from_dump_equals_the_guest_vmstat(oomfx):
     t = drgn_backend.open_core(str(oomfx.vmcore), str(oomfx.vmlinux))
     dump = vmstat.from_target(t)
     truth = oomfx.truth()["vmstat"]
-    for name in ("compact_stall", "compact_fail", "compact_success", "compact_daemon_wake",
-                 "oom_kill", "pageoutrun", "allocstall_movable", "allocstall_normal"):
+    for name in ("compact_stall", "compact_fail", "compact_success",
+                 "oom_kill", "allocstall_movable", "allocstall_normal"):
         assert dump[name] == truth[name], name
+    # kcompactd and kswapd run on their own: between the guest's read of
+    # /proc/vmstat and the panic they may wake again (seen: compact_daemon_wake
+    # 1 read, 2 in the dump on one build), and event counters only grow
+    for name in ("compact_daemon_wake", "pageoutrun"):
+        assert dump[name] >= truth[name], name
     # the scenario killed twice
     assert dump["oom_kill"] == 2
     s = vmstat.summary(dump, "dump")
