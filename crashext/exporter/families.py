@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from .. import gfp as gfpmod
 from ..analysis import frag as fa
 from ..analysis.allocfail import _alloc_flags
+from ..analysis.vmstat import parse_vmstat  # noqa: F401  (one /proc/vmstat reader; collector uses it here)
 from ..analysis.memcg import ANOMALIES
 from ..sources.cgroupfs import MEM_CGROUP_ID_MAX, CgroupfsReport
 from .logwatch import OTHER
@@ -259,19 +260,6 @@ def _verdict_families(rep: "fa.FragReport", cz: int) -> List:
                 zok.add_metric([str(node), zone, cls, str(o)], 1 if v else 0)
             ok.add_metric([cls, str(o)], 1 if passing else 0)
     return [ok, zok]
-
-
-def parse_vmstat(text: str) -> Dict[str, int]:
-    """``/proc/vmstat``: ``name value`` per line; lines in another shape are skipped."""
-    out: Dict[str, int] = {}
-    for ln in text.splitlines():
-        parts = ln.split()
-        if len(parts) == 2:
-            try:
-                out[parts[0]] = int(parts[1])
-            except ValueError:
-                continue
-    return out
 
 
 def vmstat_families(vm: Dict[str, int]) -> List:
