@@ -218,10 +218,12 @@ def normalize(lines: Iterable[str]) -> Iterator[LogLine]:
 
 
 #: Raw-text triggers of every record kmsg.extract() starts; a line without one,
-#: read while no record is open, cannot matter and is not normalised.
-TRIGGER = re.compile(r"allocation failure|vmalloc error|invoked oom-killer|SLUB: Unable|"
-                     r"BUG|Oops|protection fault|invalid opcode|WARNING|Kernel panic|"
-                     r"Show Memory|Mem-[Ii]nfo:")
+#: read while no record is open, cannot matter and is not normalised.  Plain
+#: literals, so the byte scan (:func:`gated_bytes`) searches for the same set.
+TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "invoked oom-killer",
+                    "SLUB: Unable", "BUG", "Oops", "protection fault", "invalid opcode",
+                    "WARNING", "Kernel panic", "Show Memory", "Mem-Info:", "Mem-info:")
+TRIGGER = re.compile("|".join(re.escape(x) for x in TRIGGER_LITERALS))
 
 
 class Gate:
@@ -338,12 +340,7 @@ def gated_chunks(chunks: Iterable[str], gate: Gate) -> Iterator[LogLine]:
 
 # -- the fast scan: bytes, decoded only where a record can be ------------------
 
-#: The literals :data:`TRIGGER` is made of (kept equal by a test).
-#: TRIGGER as plain literals (the same set: tests/test_logs.py checks it)
-TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "invoked oom-killer",
-                    "SLUB: Unable", "BUG", "Oops", "protection fault", "invalid opcode",
-                    "WARNING", "Kernel panic", "Show Memory", "Mem-Info:", "Mem-info:")
-_TRIGGER_B = re.compile("|".join(re.escape(x) for x in TRIGGER_LITERALS).encode())
+_TRIGGER_B = re.compile(TRIGGER.pattern.encode())
 
 
 def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
