@@ -1,9 +1,10 @@
 """``crash``: start the real crash utility with the crashext pack loaded."""
 
+import contextlib
 import os
 import subprocess
 import tempfile
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from ..crashenv import CrashBuild, builds_dir, crash_builds, crash_env, init_lines
 from ..errors import TargetError
@@ -78,18 +79,25 @@ def _refusal(proc_out: str, returncode: int) -> str:
             else f"exit {returncode} without a message (too old for the dump's kernel?)")
 
 
-def _run_one(build: CrashBuild, args, script: str, timeout: int) -> Tuple[int, str]:
+@contextlib.contextmanager
+def _init_file(build: CrashBuild) -> Iterator[str]:
+    """crash's -i file loading the pack with this build's PyKdump."""
     with tempfile.NamedTemporaryFile("w", suffix=".crashinit", delete=False) as f:
         f.write("\n".join(init_lines(build.mpykdump)) + "\n")
-        init = f.name
     try:
-        proc = subprocess.run(build_argv(build, args, init), input=script,
-                              env=crash_env(mpykdump=build.mpykdump), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise TargetError(f"crash {build.version} did not finish within {timeout} s") from exc
+        yield f.name
     finally:
-        os.unlink(init)
+        os.unlink(f.name)
+
+
+def _run_one(build: CrashBuild, args, script: str, timeout: int) -> Tuple[int, str]:
+    with _init_file(build) as init:
+        try:
+            proc = subprocess.run(build_argv(build, args, init), input=script,
+                                  env=crash_env(mpykdump=build.mpykdump), text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise TargetError(f"crash {build.version} did not finish within {timeout} s") from exc
     return proc.returncode, proc.stdout
 
 
@@ -126,13 +134,8 @@ def run(args, ctx) -> int:
                   f"{chosen.mpykdump}" + (f"; passed over {'; '.join(tried)}" if tried else "") + "\n")
     ctx.err.flush()
     if not args.commands:
-        with tempfile.NamedTemporaryFile("w", suffix=".crashinit", delete=False) as f:
-            f.write("\n".join(init_lines(chosen.mpykdump)) + "\n")
-            init = f.name
-        try:
+        with _init_file(chosen) as init:
             return subprocess.call(build_argv(chosen, args, init), env=crash_env(mpykdump=chosen.mpykdump))
-        finally:
-            os.unlink(init)
     rc, out = result
     ctx.out.write(out)
     if rc != 0:
