@@ -14,7 +14,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 from .errors import TargetError
 
-__all__ = ["LEGACY_PYKDUMP", "CrashBuild", "builds_dir", "crash_builds", "crash_version",
+__all__ = ["LEGACY_PYKDUMP", "CrashBuild", "builds_dir", "crash_builds", "crash_version", "version_key",
            "pykdump_path", "epython_dir", "pykdumppath_dirs", "crash_env", "init_lines",
            "crash_binary"]
 
@@ -56,7 +56,8 @@ def crash_version(binary: str) -> Optional[str]:
     return _VERSIONS[binary]
 
 
-def _vkey(version: str):
+def version_key(version: str):
+    """"8.0.6" -> (8, 0, 6), for ordering and comparing crash versions."""
     return tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.-]", version))
 
 
@@ -110,7 +111,7 @@ def crash_builds(crash: Optional[str] = None, mpykdump: Optional[str] = None) ->
             out.append(CrashBuild(ver, system, so, "system"))
         elif os.path.isfile(os.path.join(d, "crash")):
             out.append(CrashBuild(ver, os.path.join(d, "crash"), so, "built"))
-    out.sort(key=lambda b: _vkey(b.version), reverse=True)
+    out.sort(key=lambda b: version_key(b.version), reverse=True)
     if not out and os.path.isfile(LEGACY_PYKDUMP):
         binary = crash or system
         if binary:
