@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from crashext.errors import InputError
-from crashext.sources import kmsg, logs
+from crashext.sources import kmsg, logs, logscan
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "logs")
 SEED = os.path.join(DATA, "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
@@ -240,9 +240,9 @@ def test_gated_continuation_trigger_gets_previous_stamp():
 # -- the byte-level scan (gated_bytes): same lines as the decoded one ----------
 
 def _finders():
-    out = [("re", logs.trigger_finder("re"))]
+    out = [("re", logscan.trigger_finder("re"))]
     try:
-        out.append(("hyperscan", logs.trigger_finder("hyperscan")))
+        out.append(("hyperscan", logscan.trigger_finder("hyperscan")))
     except ImportError:
         if os.environ.get("CI") == "true":
             raise
@@ -256,7 +256,7 @@ def test_gated_bytes_equals_gated_chunks_on_every_log(size):
         slow = [(l.ts, l.text, l.lineno, l.stamp, l.cont) for l in logs.log_lines(path)]
         for name, finder in _finders():
             gate = logs.Gate()
-            fast = _records(kmsg.extract(logs.gated_bytes(logs.byte_chunks(path, size), gate,
+            fast = _records(kmsg.extract(logscan.gated_bytes(logscan.byte_chunks(path, size), gate,
                                                           finder), gate))
             assert fast == _records(kmsg.extract(logs.log_lines(path))), (path, name)
             assert gate.lines == max([l[2] for l in slow], default=0), (path, name)
@@ -270,7 +270,7 @@ def test_gated_file_plain_and_compressed_equals_log_lines(tmp_path):
         gz.write_bytes(gzip.compress(open(path, "rb").read()))
         for p in (path, str(gz)):
             gate = logs.Gate()
-            assert _records(kmsg.extract(logs.gated_file(p, gate), gate)) == want, p
+            assert _records(kmsg.extract(logscan.gated_file(p, gate), gate)) == want, p
 
 
 @settings(max_examples=100, deadline=None)
@@ -296,7 +296,7 @@ def test_gated_bytes_equals_plain_on_interleavings(data):
     for name, finder in _finders():
         gate = logs.Gate()
         chunks = [raw[i:i + chunk] for i in range(0, len(raw), chunk)]
-        fast = _records(kmsg.extract(logs.gated_bytes(chunks, gate, finder), gate))
+        fast = _records(kmsg.extract(logscan.gated_bytes(chunks, gate, finder), gate))
         assert fast == slow, name
         assert gate.lines == g0.lines
 

@@ -25,7 +25,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from .. import gfp as gfpmod
 from ..sources.kmsg import (AllocFailure, record_when, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
                             ShowMem, SlubFailure, ZoneLine, extract)
-from ..sources.logs import Gate, LogLine, gated_file
+from ..sources.logs import Gate, LogLine
+from ..sources.logscan import gated_file
 from . import watermark as wm
 
 __all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
@@ -400,7 +401,7 @@ _OTHER_CAP = 10000
 def analyze_file(path: str, source: Optional[str] = None,
                  kernel_version: Optional[str] = None, keep: int = 100000) -> AllocReport:
     """:func:`analyze` of a log file (``-``: stdin), skipping the lines between
-    records without decoding them (:func:`crashext.sources.logs.gated_file`)."""
+    records without decoding them (:func:`crashext.sources.logscan.gated_file`)."""
     gate = Gate()
     return analyze(gated_file(path, gate), source or path, kernel_version,
                    None, keep, gate)
