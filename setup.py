@@ -28,8 +28,10 @@ setup(
         "exporter": ["prometheus-client>=0.17"],  # crashext exporter (start_http_server returns the server)
         "report": ["matplotlib>=3.5", "Jinja2>=3.0"],  # crashext report (HTML page)
         "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5", "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks
-        # one-pass multi-literal log scan (crashext.sources.logscan.trigger_finder); py-spy: benchmarks/
-        "fast": ["hyperscan>=0.7; platform_machine == 'x86_64'"], "bench": ["py-spy>=0.3"],
+        # the log scan (crashext.sources.logscan): one-pass multi-literal search (hyperscan),
+        # newline counting between records (numpy); py-spy: benchmarks/
+        "fast": ["hyperscan>=0.7; platform_machine == 'x86_64'", "numpy>=1.17"],
+        "bench": ["py-spy>=0.3"],
     },
     entry_points={"console_scripts": ["crashext = crashext.cli:main"],
                   # drgn >= 0.1.0 loads it: memcgids, frag, allocfail, triage as drgn commands

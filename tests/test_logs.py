@@ -301,6 +301,67 @@ def test_gated_bytes_equals_plain_on_interleavings(data):
         assert gate.lines == g0.lines
 
 
+def _counters():
+    out = [("bytes", logscan.newline_counter("bytes"))]
+    try:
+        out.append(("numpy", logscan.newline_counter("numpy")))
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300000), st.data())
+def test_newline_counters_agree_with_bytes_count(raw, data):
+    """Each counter gives bytes.count's number on any span, the numpy one
+    included on spans long enough for it to take over (>= 64 KiB)."""
+    buf = bytearray(raw + b"\n" * data.draw(st.integers(0, 100000)))
+    lo = data.draw(st.integers(0, len(buf)))
+    hi = data.draw(st.integers(lo, len(buf)))
+    for name, count in _counters():
+        assert count(buf, lo, hi) == bytes(buf[lo:hi]).count(b"\n"), name
+    buf += b"x"   # the numpy view on buf is gone: buf can still be resized
+
+
+def test_read_windows_cut_at_newlines_and_grow_for_long_lines():
+    """Every window of the chunked reader ends at a newline (or at the end of
+    the input), they join back to the input, and a line longer than the
+    read size (here 64 bytes) grows the buffer instead of being split."""
+    raw = b"".join(b"x" * n + b"\n" for n in (3, 200, 0, 64, 65, 1000, 7)) + b"tail"
+    got = []
+    for buf, lo, hi in logscan._read_windows(io.BytesIO(raw), "t", size=64):
+        part = bytes(buf[lo:hi])
+        assert part.endswith(b"\n") or len(b"".join(got)) + len(part) == len(raw)
+        got.append(part)
+    assert b"".join(got) == raw
+
+
+def test_gated_file_on_a_big_log_equals_log_lines(tmp_path):
+    """A 9 MB log (the seed's failure every 2,000 lines among noise, some
+    lines longer than a read, no newline at the end): the fast scan, with
+    each newline counter and each finder, gives the records, line numbers
+    and line count of the plain line-by-line reading."""
+    rnd = random.Random(7)
+    noise = ["[ 12.5] eth0: link up", "[ 12.6] " + "z" * 3000, "no stamp at all",
+             "[ 13.0] caf\u00e9 " + "y" * 80]
+    out = []
+    while sum(map(len, out)) < 9_000_000:
+        for _ in range(2000):
+            out.append(rnd.choice(noise))
+        out.extend(SEED_LINES)
+    p = tmp_path / "big.log"
+    p.write_text("\n".join(out), encoding="utf-8")
+    want = _records(kmsg.extract(logs.log_lines(str(p))))
+    assert len(want) >= 8
+    for cname, counter in _counters():
+        for fname, finder in _finders():
+            gate = logs.Gate()
+            got = _records(kmsg.extract(logscan.gated_file(str(p), gate, finder, counter), gate))
+            assert got == want, (cname, fname)
+            assert gate.lines == len(out), (cname, fname)
+
+
 def test_byte_scan_and_line_gate_pick_the_same_lines():
     """The byte scan's literals and the line gate's regex pick the same lines,
     on every line of every real log here (a literal missing from one side
