@@ -101,7 +101,14 @@ class ZoneVerdict:
 
 @dataclass
 class FailureView:
-    """One allocation failure with everything derived from it."""
+    """One allocation failure with everything derived from it.
+
+    The GFP names are decoded when the view is made (grouping and the
+    names check need them for every failure).  The caller and the
+    watermark verdicts are worked out the first time they are read: a
+    table of groups reads them for the last failure of each group only,
+    ``--json`` for every failure.  Same values either way.
+    """
 
     record: AllocFailure
     release: Optional[str]
@@ -111,12 +118,29 @@ class FailureView:
     printed_names: Optional[List[str]]
     names_agree: Optional[bool]
     names_source: str
-    caller: Optional[str]
-    caller_why: Optional[str]
-    known_frames: List[Dict[str, str]]
-    zone_verdicts: List[ZoneVerdict]
-    watermark_rule: Optional[str]
-    explanation: List[str]
+    table: gfpmod.GfpTable = field(repr=False, compare=False)
+    _caller: Optional[Tuple[Optional[str], Optional[str], List[Dict[str, str]]]] = field(
+        default=None, repr=False, compare=False)
+    _explained: Optional[Tuple[Optional[str], List[ZoneVerdict], List[str]]] = field(
+        default=None, repr=False, compare=False)
+
+    def _callers(self):
+        if self._caller is None:
+            caller, known = caller_of(self.record.trace)
+            self._caller = (caller, _caller_why(caller), known)
+        return self._caller
+
+    def _explain(self):
+        if self._explained is None:
+            self._explained = explain(self.record, self.table, self.release)
+        return self._explained
+
+    caller = property(lambda self: self._callers()[0])
+    caller_why = property(lambda self: self._callers()[1])
+    known_frames = property(lambda self: self._callers()[2])
+    watermark_rule = property(lambda self: self._explain()[0])
+    zone_verdicts = property(lambda self: self._explain()[1])
+    explanation = property(lambda self: self._explain()[2])
 
     def to_json(self) -> Dict[str, Any]:
         r = self.record
@@ -518,11 +542,14 @@ def _view(rec: AllocFailure, release: Optional[str],
     agree = None
     if rec.mode_names is not None and decoded is not None:
         agree = decoded == rec.mode_names
-    caller, known = caller_of(rec.trace)
-    caller_why = None
-    for pat, why in _KNOWN:
-        if caller and pat.match(caller):
-            caller_why = why
-    rule, verdicts, notes = explain(rec, table, release)
     return FailureView(rec, release, table.key, how, decoded, rec.mode_names, agree,
-                       names_source, caller, caller_why, known, verdicts, rule, notes)
+                       names_source, table)
+
+
+def _caller_why(caller: Optional[str]) -> Optional[str]:
+    """What the last known pattern matching ``caller`` says of it."""
+    why = None
+    for pat, w in _KNOWN:
+        if caller and pat.match(caller):
+            why = w
+    return why
