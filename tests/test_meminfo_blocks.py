@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from crashext.analysis import vmstat
 from crashext.sources import kmsg, logs
@@ -257,3 +258,44 @@ def test_vmstat_from_dump_equals_the_guest_vmstat(oomfx):
     assert s["counters"]["oom_kill"] == 2
     assert s["counters"]["allocstall"] == sum(v for k, v in truth.items()
                                               if k.startswith("allocstall_"))
+
+
+# -- the buddy line's split: the one-regex definition and the fast parts agree --
+
+_BUDDY_ONE_REGEX = re.compile(
+    r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device): "
+    r"(?P<body>(?:\d+\*\d+kB.*?)?)\s*(?:= (?P<total>\d+)kB)?\s*$")
+
+
+def _one_regex(text):
+    m = _BUDDY_ONE_REGEX.match(text)
+    return None if m is None else (m.group("node"), m.group("zone"), m.group("body"),
+                                   m.group("total"))
+
+
+_PIECES = ["Node 0 ", "DMA32", "DMA", "Normal", ": ", " ", "= ", "12", "*", "4kB", "kB",
+           "(UEM)", "=", "\t", "x", "0*8kB ", "= 5kB", "  ", "\u00a0", "\x1c", "\u0663",
+           "\r", "= 1kB\r", "= 1kB ", "1*4kB= 2kB"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(["", "Node 0 Normal: ", "DMA: ", "  Node 1 DMA32: ", "Normal: 3*4kB"]),
+       st.lists(st.sampled_from(_PIECES), max_size=14))
+def test_buddy_parts_equal_the_one_regex_on_any_text(head, pieces):
+    """meminfo splits a buddy line without the one regex's slow lazy body;
+    on any text (whitespace of every kind, truncated terms, stray '=') it
+    finds the same node, zone, body and total, or the same no-match."""
+    from crashext.sources.meminfo import _buddy_parts
+    text = head + "".join(pieces)
+    assert _buddy_parts(text) == _one_regex(text)
+
+
+def test_buddy_parts_equal_the_one_regex_on_every_real_line():
+    from crashext.sources.meminfo import _buddy_parts
+    logs_dir = Path(__file__).parent / "data" / "logs"
+    n = 0
+    for p in sorted(logs_dir.iterdir()):
+        for ln in logs.log_lines(str(p)):
+            assert _buddy_parts(ln.text) == _one_regex(ln.text), (p.name, ln.lineno)
+            n += _one_regex(ln.text) is not None
+    assert n >= 8   # the 8 real buddy lines of these logs were among them

@@ -35,7 +35,6 @@ lib/dump_stack.c of each version):
   %d: slabs: %ld, objs: %ld, free: %ld``.
 """
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -223,7 +222,11 @@ _OOPS = [
     (re.compile(r"^\s*(WARNING: (?:CPU: \d+ PID: \d+ )?at .*?)\s*$"), "warning"),
     (re.compile(r"^\s*(Kernel panic - not syncing: .*?)\s*$"), "panic"),
 ]
-_OOPS_HINT = re.compile(r"BUG|Oops|protection fault|invalid opcode|WARNING|Kernel panic").search
+def _oops_hint(text: str) -> bool:
+    """Whether ``text`` holds one of the words every oops header has (a
+    substring test each: several times a regex alternation's speed)."""
+    return "BUG" in text or "Oops" in text or "WARNING" in text or "protection fault" in text \
+        or "invalid opcode" in text or "Kernel panic" in text
 _RIP = re.compile(r"^\s*(?:RIP: [0-9a-f]{4}:(?:\[<(?P<pc>[0-9a-f]+)>\]\s*\[<[0-9a-f]+>\]\s*)?|"
                   r"pc : |PC is at |NIP \[[0-9a-f]+\] |EIP: [0-9a-f]{4}:\[<[0-9a-f]+>\] EFLAGS.*? )"
                   r"(?P<func>[A-Za-z_.][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)")
@@ -247,7 +250,7 @@ def parse_frame(text: str) -> Optional[Frame]:
 
 def _oops_of(ln: LogLine) -> Optional[OopsHeader]:
     text = ln.text
-    if not _OOPS_HINT(text):
+    if not _oops_hint(text):
         return None
     for pat, kind in _OOPS:
         m = pat.search(text)

@@ -35,10 +35,9 @@ mm/show_mem.c since v6.5, mm/oom_kill.c, mm/memcontrol.c of each version):
   ``Memory cgroup stats for %s:`` and its counters.
 """
 
-import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = ["ZoneLine", "BuddyLine", "MemInfo", "ShowMem", "Task", "parse_zone_line",
            "parse_buddy_line", "parse_constraint", "MIGRATE_LETTERS", "feed", "finish_showmem",
@@ -53,11 +52,46 @@ MIGRATE_LETTERS = {"U": "MIGRATE_UNMOVABLE", "M": "MIGRATE_MOVABLE",
 TASKS_KEPT = 10
 
 
+class Unparsed:
+    """The text a :class:`ParsedOnRead` field is parsed from, until read."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class ParsedOnRead:
+    """A dataclass field given either its value or :class:`Unparsed` text,
+    which ``parse`` turns into the value the first time the field is read.
+    Reads, ``==``, ``repr`` and ``asdict`` all see the parsed value; a log
+    scan that keeps a record but shows little of it never pays the parse."""
+
+    def __init__(self, parse) -> None:
+        self.parse = parse
+        self.slot = ""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.slot)   # the field has no default
+        v = obj.__dict__[self.slot]
+        if type(v) is Unparsed:
+            v = obj.__dict__[self.slot] = self.parse(v.text)
+        return v
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class ZoneLine:
     node: int
     zone: str
-    fields: Dict[str, Union[int, str]]  # kB values in kB, counts as counts
+    # kB values in kB, counts as counts; parsed from the line when first read
+    fields: Dict[str, Union[int, str]] = ParsedOnRead(lambda text: _kv(text))  # type: ignore[assignment]
     lowmem_reserve: Optional[List[int]] = None  # pages
     line: int = 0
 
@@ -124,9 +158,16 @@ _ZONE = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighM
                    r" free:(?P<free>\d+)kB")
 _NODE_STATS = re.compile(r"^\s*Node (?P<node>\d+) (?:active_anon|inactive_anon):")
 _RESERVE = re.compile(r"^\s*lowmem_reserve\[\]:((?:\s+\d+)*)\s*$")
-_BUDDY = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device): "
-                    r"(?P<body>(?:\d+\*\d+kB.*?)?)\s*(?:= (?P<total>\d+)kB)?\s*$")
+# A buddy line is ``^\s*(?:Node N )?ZONE: (?P<body>(?:\d+\*\d+kB.*?)?)\s*(?:= (?P<total>\d+)kB)?\s*$``;
+# as one regex its lazy body costs ~10 us a line, so :func:`_buddy_parts` finds
+# the same body and total from the head, the first term and the line's end
+# (tests/test_meminfo_blocks.py holds the one-regex form and checks they agree).
+_BUDDY_HEAD = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device): ")
+_BUDDY_FIRST = re.compile(r"\d+\*\d+kB")
+_BUDDY_END_TOTAL = re.compile(r".*= (\d+)kB\Z", re.S)
+_BUDDY_ONLY_TOTAL = re.compile(r"\s*(?:= (?P<total>\d+)kB)?\s*$")
 _BUDDY_TERM = re.compile(r"(\d+)\*(\d+)kB(?:\s+\(([A-Z]+)\))?")
+_UNRECLAIMABLE = re.compile(r"all_unreclaimable\? (yes|no)")
 _KV = re.compile(r"([A-Za-z_][\w()]*):(\d+)(kB)?")
 _EXTRA = re.compile(r"^\s*(\d+) (pages RAM|pages HighMem/MovableOnly|pages reserved|"
                     r"pages cma reserved|pages hwpoisoned|total pagecache pages|"
@@ -148,15 +189,15 @@ def parse_zone_line(text: str, lineno: int = 0) -> Optional[ZoneLine]:
     m = _ZONE.match(text)
     if not m:
         return None
-    return ZoneLine(int(m.group("node") or 0), m.group("zone"), _kv(text[m.start("zone"):]),
-                    None, lineno)
+    return ZoneLine(int(m.group("node") or 0), m.group("zone"),
+                    Unparsed(text[m.start("zone"):]), None, lineno)
 
 
 def _kv(text: str) -> Dict[str, Union[int, str]]:
     out: Dict[str, Union[int, str]] = {}
     for k, v, _unit in _KV.findall(text):
         out[k] = int(v)
-    m = re.search(r"all_unreclaimable\? (yes|no)", text)
+    m = _UNRECLAIMABLE.search(text) if "all_unreclaimable" in text else None
     if m:
         out["all_unreclaimable"] = m.group(1)
     return out
@@ -169,10 +210,11 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
     total that does not equal the sum of the terms is flagged, a missing one
     (a truncated line) leaves ``total_ok`` None.
     """
-    m = _BUDDY.match(text)
-    if not m or (not m.group("body") and m.group("total") is None):
+    parts = _buddy_parts(text)
+    if parts is None or (not parts[2] and parts[3] is None):
         return None
-    terms = _BUDDY_TERM.findall(m.group("body") or "")
+    node, zone, body, total_s = parts
+    terms = _BUDDY_TERM.findall(body)
     problems: List[str] = []
     counts: List[int] = []
     sizes: List[int] = []
@@ -184,7 +226,7 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
         if base <= 0 or ratio <= 0 or ratio * base != size_i or ratio & (ratio - 1):
             problems.append(f"block size {size_i}kB is not a power-of-two multiple of {base}kB")
             continue
-        order = int(math.log2(ratio))
+        order = ratio.bit_length() - 1   # log2 of a power of two
         if order > 64:
             problems.append(f"block size {size_i}kB: order {order} is not plausible")
             continue
@@ -195,7 +237,7 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
         counts[order] = int(cnt)
         types[order] = letters or ""
     computed = sum(c * s for c, s in zip(counts, sizes))
-    total = int(m.group("total")) if m.group("total") is not None else None
+    total = int(total_s) if total_s is not None else None
     if total is None:
         problems.append("no printed total (truncated line?)")
         ok = None
@@ -203,8 +245,30 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
         ok = total == computed
         if not ok:
             problems.append(f"printed total {total}kB != sum of blocks {computed}kB")
-    return BuddyLine(int(m.group("node") or 0), m.group("zone"), counts, sizes, types,
+    return BuddyLine(int(node or 0), zone, counts, sizes, types,
                      total, computed, ok, lineno, problems)
+
+
+def _buddy_parts(text: str) -> Optional[Tuple[Optional[str], str, str, Optional[str]]]:
+    """(node, zone, body, total) of a buddy line, as the one-regex form in the
+    comment above gives them, or None when it does not match: the lazy body
+    ends where only whitespace and an optional ``= NkB`` are left, and it is
+    empty when the line has no first term."""
+    m = _BUDDY_HEAD.match(text)
+    if not m:
+        return None
+    start = m.end()
+    first = _BUDDY_FIRST.match(text, start)
+    if first is None:
+        t = _BUDDY_ONLY_TOTAL.match(text, start)
+        return None if t is None else (m.group("node"), m.group("zone"), "", t.group("total"))
+    stripped = text.rstrip()
+    e = _BUDDY_END_TOTAL.match(stripped, first.end())
+    if e is None:
+        end, total = max(len(stripped), first.end()), None
+    else:
+        end, total = max(len(text[:e.start(1) - 2].rstrip()), first.end()), e.group(1)
+    return m.group("node"), m.group("zone"), text[start:end], total
 
 
 def largest_free_order(b: BuddyLine) -> Optional[int]:
