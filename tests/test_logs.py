@@ -324,6 +324,19 @@ def test_newline_counters_agree_with_bytes_count(raw, data):
     buf += b"x"   # the numpy view on buf is gone: buf can still be resized
 
 
+def test_growing_counter_counts_the_same_before_and_after_it_switches():
+    """The default counter counts with bytes.count, then (past its
+    threshold, here 100 KB) with numpy when installed: the same numbers."""
+    rnd = random.Random(5)
+    buf = bytearray(rnd.choice(b"ab\n") for _ in range(400000))
+    count = logscan._growing_counter(after=100000)
+    pos = 0
+    while pos < len(buf):
+        end = min(len(buf), pos + rnd.randint(1, 90000))
+        assert count(buf, pos, end) == buf.count(b"\n", pos, end)
+        pos = end
+
+
 def test_read_windows_cut_at_newlines_and_grow_for_long_lines():
     """Every window of the chunked reader ends at a newline (or at the end of
     the input), they join back to the input, and a line longer than the

@@ -438,8 +438,9 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
     rep = AllocReport(source=source)
     groups: Dict[Tuple[str, Optional[int], Optional[int]], Group] = {}
     last_release: Optional[str] = None
-    counted = _Counter(lines)
-    for rec in extract(counted, gate):
+    # a gated source counts its own lines (gate.lines); others are counted here
+    counted = _Counter(lines) if gate is None else None
+    for rec in extract(counted if counted is not None else lines, gate):
         if isinstance(rec, AllocFailure):
             if rec.release:
                 last_release = rec.release
@@ -484,7 +485,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             _note_release(rep, rec.release)
             if len(rep.oops) < _OTHER_CAP:
                 rep.oops.append(rec)
-    rep.lines = gate.lines if gate is not None else counted.n
+    rep.lines = gate.lines if counted is None else counted.n
     rep.groups = sorted(groups.values(), key=lambda g: (-g.count, g.comm))
     return rep
 

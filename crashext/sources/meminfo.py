@@ -175,6 +175,8 @@ _EXTRA = re.compile(r"^\s*(\d+) (pages RAM|pages HighMem/MovableOnly|pages reser
 _MISC = re.compile(r"^\s*(?:Node \d+ hugepages_|Swap cache stats:|Free swap|Total swap|"
                    r"Normal per-cpu:|DMA32? per-cpu:|CPU\s+\d+: hi:)")
 _SHOWMEM_START = re.compile(r"^\s*Mem-[Ii]nfo:")
+_ZONE_FIRST = frozenset("NDHM")   # Node, DMA(32), Normal, HighMem, Movable, Device
+_MISC_FIRST = frozenset("NSFTDC")  # the first letters of _MISC's alternatives
 _MEMCG_COUNTER = re.compile(r"^\s*(?P<what>memory|memory\+swap|swap|kmem): usage (?P<usage>\d+)kB, "
                             r"limit (?P<limit>\d+)kB, failcnt (?P<failcnt>\d+)")
 _MEMCG_STATS = re.compile(r"^\s*Memory cgroup stats for (?P<path>\S+?):?(?:\s+(?P<rest>.*))?$")
@@ -220,6 +222,13 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
     sizes: List[int] = []
     types: List[str] = []
     base = int(terms[0][1]) if terms else 4
+    block = [int(t[1]) for t in terms]
+    if 0 < base and len(terms) <= 65 and block == [base << o for o in range(len(terms))]:
+        # the usual line: one term per order from 0 up (what the loop below gives)
+        counts = [int(t[0]) for t in terms]
+        sizes = block
+        types = [t[2] for t in terms]
+        terms = []
     for cnt, size, letters in terms:
         size_i = int(size)
         ratio = size_i // base if base else 0
@@ -320,7 +329,10 @@ def feed(rec, section: str, text: str, lineno: int, cont: bool) -> Optional[str]
     (``pages reserved`` / ``pages cma reserved`` / ``pages hwpoisoned``).
     """
     stripped = text.strip()
-    if _SHOWMEM_START.match(text):
+    # each pattern below starts with ^\s* and a fixed letter (or a zone name):
+    # one that cannot match this line's first letter is not tried
+    c = stripped[:1]
+    if c == "M" and _SHOWMEM_START.match(text):
         rec.meminfo = MemInfo({}, lineno)
         return "meminfo"
     if section == "meminfo" and not stripped.startswith("Node ") and not _ZONE.match(text) \
@@ -328,17 +340,18 @@ def feed(rec, section: str, text: str, lineno: int, cont: bool) -> Optional[str]
         for k, v, _u in _KV.findall(stripped):
             rec.meminfo.counters[k] = int(v)
         return "meminfo"
-    m = _NODE_STATS.match(text)
+    m = _NODE_STATS.match(text) if c == "N" else None
     if m:
         d = _kv(text)
         d["node"] = int(m.group("node"))
         rec.node_lines.append(d)
         return "zones"
-    z = parse_zone_line(text, lineno)
+    zoneish = c in _ZONE_FIRST
+    z = parse_zone_line(text, lineno) if zoneish else None
     if z is not None:
         rec.zones.append(z)
         return "zones"
-    m = _RESERVE.match(text)
+    m = _RESERVE.match(text) if c == "l" else None
     if m:
         vals = [int(x) for x in m.group(1).split()]
         if rec.zones and rec.zones[-1].lowmem_reserve is None:
@@ -346,7 +359,7 @@ def feed(rec, section: str, text: str, lineno: int, cont: bool) -> Optional[str]
         else:
             rec.problems.append(f"line {lineno}: lowmem_reserve[] without its zone line")
         return section if section in ("zones", "buddy") else "zones"
-    if "kB" in text and ":" in text:
+    if zoneish and "kB" in text and ":" in text:
         b = parse_buddy_line(text, lineno)
         if b is not None:
             rec.buddy.append(b)
@@ -357,7 +370,7 @@ def feed(rec, section: str, text: str, lineno: int, cont: bool) -> Optional[str]
         if m.group(2) in ("pages reserved", "pages cma reserved", "pages hwpoisoned"):
             return "end"
         return section
-    if _MISC.match(text):
+    if c in _MISC_FIRST and _MISC.match(text):
         return section
     if cont and section == "meminfo":
         return section
