@@ -14,6 +14,13 @@ what triage printed:
 
 Logs that only show the start of an OOM report (the excerpt ends before the
 kill line) match no entry: triage gives the diagnosis class instead.
+
+The ``.text`` files are user-space text (kubelet events, runc errors, a shell
+session, /proc/cgroups), given to triage as ``texts`` (``--text FILE``): a
+memory cgroup mkdir refused with "cannot allocate memory" ->
+memcg-mkdir-enomem; refused with "no space left on device", or /proc/cgroups
+showing the memory hierarchy at 64734 or 65535 cgroups -> memcg-id-exhaustion;
+a /proc/cgroups with 1 memory cgroup -> nothing.
 """
 
 import os
@@ -54,6 +61,13 @@ EXPECTED = {
     "linuxmm-skbuff-slub-atomic.log": {"slab-growth-failure-atomic"},
     "bootc-arm-oldformat.log": {"vmalloc-zero-size"},
     "bugzilla-200651-xtables-vmalloc.log": {"xtables-vmalloc-noretry"},
+    # user-space text: the failures the kernel does not print
+    "k8s-96701-mkdir-enomem-rhel79.text": {"memcg-mkdir-enomem"},
+    "nomad-6538-docker-mkdir-enomem.text": {"memcg-mkdir-enomem"},
+    "k8s-61937-proc-cgroups-65535.text": {"memcg-id-exhaustion"},
+    "k8s-handbook-313-mkdir-enospc.text": {"memcg-id-exhaustion"},
+    "dailywork-58-proc-cgroups-64734.text": {"memcg-id-exhaustion"},
+    "leviathan-99-proc-cgroups.text": set(),
     # OOM reports cut before the kill line, and a Mem-Info dump without an event
     "db1000n-5.4-uek-oom.log": set(),
     "mounts3-5.15-oom-syslog.log": set(),
@@ -68,9 +82,6 @@ DUMP_ONLY = {
     "sysrq-triggered-crash": "tests/test_triage_vmcore.py",
     # the memcg-many fixture dump, 15,000 dying memcgs (slow)
     "dying-memcg-accumulation": "tests/test_kb_dump.py",
-    # no kernel log line exists for it (mkdir fails in user space); no fixture
-    # dump with ~65535 memcgs is built: it has no positive real-evidence test
-    "memcg-id-exhaustion": None,
 }
 
 
@@ -80,7 +91,11 @@ def _reports():
         path = os.path.join(_DATA, name)
         if not os.path.exists(path):
             path = os.path.join("/work/shared/corpus", name)
-        out[name] = triage(log_lines=load_log(path))
+        if name.endswith(".text"):
+            with open(path, encoding="utf-8") as f:
+                out[name] = triage(texts=f.read().splitlines())
+        else:
+            out[name] = triage(log_lines=load_log(path))
     return out
 
 
@@ -90,7 +105,7 @@ def reports():
 
 
 def test_every_log_file_is_in_the_matrix():
-    names = {n for n in os.listdir(_DATA) if n.endswith((".log", ".dmesg"))}
+    names = {n for n in os.listdir(_DATA) if n.endswith((".log", ".dmesg", ".text"))}
     assert names == set(EXPECTED)
 
 
