@@ -190,6 +190,13 @@ def test_cli_bad_text_file_is_one_line(tmp_path):
         assert why in p.stderr and "Traceback" not in p.stderr
 
 
+def test_cli_text_with_html_is_refused(tmp_path):
+    p = _cli("triage", "--text", str(DATA / "nomad-6538-docker-mkdir-enomem.text"),
+             "--html", str(tmp_path / "r.html"))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--html" in p.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_sosreport_proc_cgroups_is_text(tmp_path):
     """A sosreport's proc/cgroups (here the 64734 of dailywork#58) and the
     kubelet lines of its var/log/messages are user-space text."""

@@ -79,6 +79,9 @@ def run(args, ctx) -> int:
                              "or a dump")
         sos = sosreport.SosReport(sos_path)
     if args.html:
+        if getattr(args, "text", None):
+            # the HTML page (crashext report) has no place for user-space text yet
+            raise InputError("--text goes with the text, --json or --markdown report, not --html")
         if sos is not None:
             # the page is made from a dump, a log and /proc (crashext report);
             # a sosreport's parts are not wired into it yet
