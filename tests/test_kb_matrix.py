@@ -10,6 +10,8 @@ what triage printed:
 - "Out of memory: Kill..." with CONSTRAINT_NONE and an order-0 request -> oom-global;
 - CONSTRAINT_CPUSET / CONSTRAINT_MEMORY_POLICY -> the constrained OOM entries;
 - "invoked oom-killer: ... order=2" -> oom-high-order-fragmented;
+- SLUB "Objects remaining in kmalloc-256(0:<container>)" -> memcg-kmem-cache-leak,
+  "Objects remaining in tfw_cli_conn_cache" (a global cache) -> nothing;
 - and so on for each file.
 
 Logs that only show the start of an OOM report (the excerpt ends before the
@@ -59,6 +61,7 @@ EXPECTED = {
     "writeboost-3.18.log": {"costly-order-failure"},
     "lkp-6.7-noretry-order1.log": {"gfp-noretry-failure"},
     "linuxmm-skbuff-slub-atomic.log": {"slab-growth-failure-atomic"},
+    "moby-29879-memcg-cache-objects-remaining.log": {"memcg-kmem-cache-leak"},
     "bootc-arm-oldformat.log": {"vmalloc-zero-size"},
     "bugzilla-200651-xtables-vmalloc.log": {"xtables-vmalloc-noretry"},
     # user-space text: the failures the kernel does not print
@@ -74,6 +77,8 @@ EXPECTED = {
     "relate-6.16-oom-dmesg-T.log": set(),
     "shakenfist-4.15-oom.log": set(),
     "mounts3-meminfo-012.log": set(),
+    # SLUB "Objects remaining" in a global cache (a module's own leak on rmmod)
+    "tempesta-953-slub-objects-remaining.log": set(),
 }
 
 #: entries whose evidence only a dump gives, and where it is tested
@@ -159,3 +164,18 @@ def test_the_same_family_is_told_apart_by_what_the_log_says(reports):
     assert "not a high-order request" in why("linuxmm-4.5-order2-oom-fragmented.log", "oom-global")
     # MPTCP's underflow vs the others
     assert "not MPTCP" in why("netdev-5.16-mptcp-page-counter-underflow.log", "page-counter-underflow")
+
+
+def test_slub_objects_remaining_in_a_global_cache_is_no_memcg_leak(reports):
+    """The near miss of memcg-kmem-cache-leak: the same SLUB report for a
+    module's own cache (tempesta#953, no name(id:cgroup)) leaves the entry
+    unmatched; the per-memcg one (moby#29879) matches on that line."""
+    def element(log):
+        res = next(r for r in reports[log]["verdict"]["matches"] + reports[log]["verdict"]["not_matched"]
+                   if r["id"] == "memcg-kmem-cache-leak")
+        return next(e for e in res["elements"] if e["element"].startswith("log: SLUB found"))
+    with open(os.path.join(_DATA, "tempesta-953-slub-objects-remaining.log")) as f:
+        assert "Objects remaining in tfw_cli_conn_cache on __kmem_cache_shutdown()" in f.read()
+    assert element("tempesta-953-slub-objects-remaining.log")["status"] == "unmatched"
+    hit = element("moby-29879-memcg-cache-objects-remaining.log")
+    assert hit["status"] == "matched" and "Objects remaining in kmalloc-256(0:354604ddeb" in hit["detail"]
