@@ -138,7 +138,7 @@ def _texts(paths: List[str], sos) -> Optional[Iterator[str]]:
             text = sos.read(rel)
             if text:
                 parts.append(text.splitlines())
-        users = next((sos.log_files(f) for f in _SOS_USER_LOGS if sos.log_files(f)), None)
+        users = next((fs for fs in map(sos.log_files, _SOS_USER_LOGS) if fs), None)
         users = users or sos.journal_files()
         if users:
             # read a second time when it is also the kernel log (messages on RHEL)
