@@ -10,10 +10,19 @@ what triage printed:
 - "Out of memory: Kill..." with CONSTRAINT_NONE and an order-0 request -> oom-global;
 - CONSTRAINT_CPUSET / CONSTRAINT_MEMORY_POLICY -> the constrained OOM entries;
 - "invoked oom-killer: ... order=2" -> oom-high-order-fragmented;
+- SLUB "Objects remaining in kmalloc-256(0:<container>)" -> memcg-kmem-cache-leak,
+  "Objects remaining in tfw_cli_conn_cache" (a global cache) -> nothing;
 - and so on for each file.
 
 Logs that only show the start of an OOM report (the excerpt ends before the
 kill line) match no entry: triage gives the diagnosis class instead.
+
+The ``.text`` files are user-space text (kubelet events, runc errors, a shell
+session, /proc/cgroups), given to triage as ``texts`` (``--text FILE``): a
+memory cgroup mkdir refused with "cannot allocate memory" ->
+memcg-mkdir-enomem; refused with "no space left on device", or /proc/cgroups
+showing the memory hierarchy at 64734 or 65535 cgroups -> memcg-id-exhaustion;
+a /proc/cgroups with 1 memory cgroup -> nothing.
 """
 
 import os
@@ -52,14 +61,24 @@ EXPECTED = {
     "writeboost-3.18.log": {"costly-order-failure"},
     "lkp-6.7-noretry-order1.log": {"gfp-noretry-failure"},
     "linuxmm-skbuff-slub-atomic.log": {"slab-growth-failure-atomic"},
+    "moby-29879-memcg-cache-objects-remaining.log": {"memcg-kmem-cache-leak"},
     "bootc-arm-oldformat.log": {"vmalloc-zero-size"},
     "bugzilla-200651-xtables-vmalloc.log": {"xtables-vmalloc-noretry"},
+    # user-space text: the failures the kernel does not print
+    "k8s-96701-mkdir-enomem-rhel79.text": {"memcg-mkdir-enomem"},
+    "nomad-6538-docker-mkdir-enomem.text": {"memcg-mkdir-enomem"},
+    "k8s-61937-proc-cgroups-65535.text": {"memcg-id-exhaustion"},
+    "k8s-handbook-313-mkdir-enospc.text": {"memcg-id-exhaustion"},
+    "dailywork-58-proc-cgroups-64734.text": {"memcg-id-exhaustion"},
+    "leviathan-99-proc-cgroups.text": set(),
     # OOM reports cut before the kill line, and a Mem-Info dump without an event
     "db1000n-5.4-uek-oom.log": set(),
     "mounts3-5.15-oom-syslog.log": set(),
     "relate-6.16-oom-dmesg-T.log": set(),
     "shakenfist-4.15-oom.log": set(),
     "mounts3-meminfo-012.log": set(),
+    # SLUB "Objects remaining" in a global cache (a module's own leak on rmmod)
+    "tempesta-953-slub-objects-remaining.log": set(),
 }
 
 #: entries whose evidence only a dump gives, and where it is tested
@@ -68,9 +87,6 @@ DUMP_ONLY = {
     "sysrq-triggered-crash": "tests/test_triage_vmcore.py",
     # the memcg-many fixture dump, 15,000 dying memcgs (slow)
     "dying-memcg-accumulation": "tests/test_kb_dump.py",
-    # no kernel log line exists for it (mkdir fails in user space); no fixture
-    # dump with ~65535 memcgs is built: it has no positive real-evidence test
-    "memcg-id-exhaustion": None,
 }
 
 
@@ -80,7 +96,11 @@ def _reports():
         path = os.path.join(_DATA, name)
         if not os.path.exists(path):
             path = os.path.join("/work/shared/corpus", name)
-        out[name] = triage(log_lines=load_log(path))
+        if name.endswith(".text"):
+            with open(path, encoding="utf-8") as f:
+                out[name] = triage(texts=f.read().splitlines())
+        else:
+            out[name] = triage(log_lines=load_log(path))
     return out
 
 
@@ -90,7 +110,7 @@ def reports():
 
 
 def test_every_log_file_is_in_the_matrix():
-    names = {n for n in os.listdir(_DATA) if n.endswith((".log", ".dmesg"))}
+    names = {n for n in os.listdir(_DATA) if n.endswith((".log", ".dmesg", ".text"))}
     assert names == set(EXPECTED)
 
 
@@ -144,3 +164,18 @@ def test_the_same_family_is_told_apart_by_what_the_log_says(reports):
     assert "not a high-order request" in why("linuxmm-4.5-order2-oom-fragmented.log", "oom-global")
     # MPTCP's underflow vs the others
     assert "not MPTCP" in why("netdev-5.16-mptcp-page-counter-underflow.log", "page-counter-underflow")
+
+
+def test_slub_objects_remaining_in_a_global_cache_is_no_memcg_leak(reports):
+    """The near miss of memcg-kmem-cache-leak: the same SLUB report for a
+    module's own cache (tempesta#953, no name(id:cgroup)) leaves the entry
+    unmatched; the per-memcg one (moby#29879) matches on that line."""
+    def element(log):
+        res = next(r for r in reports[log]["verdict"]["matches"] + reports[log]["verdict"]["not_matched"]
+                   if r["id"] == "memcg-kmem-cache-leak")
+        return next(e for e in res["elements"] if e["element"].startswith("log: SLUB found"))
+    with open(os.path.join(_DATA, "tempesta-953-slub-objects-remaining.log")) as f:
+        assert "Objects remaining in tfw_cli_conn_cache on __kmem_cache_shutdown()" in f.read()
+    assert element("tempesta-953-slub-objects-remaining.log")["status"] == "unmatched"
+    hit = element("moby-29879-memcg-cache-objects-remaining.log")
+    assert hit["status"] == "matched" and "Objects remaining in kmalloc-256(0:354604ddeb" in hit["detail"]

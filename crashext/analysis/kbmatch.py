@@ -53,6 +53,9 @@ class Evidence:
         self.dump_codes: Optional[set] = None
         self.dump_why = "no dump given"
         self.log_why = "no kernel log"
+        # user-space text (kb.LOG_SOURCES "text"): regex -> first line
+        self.text_hits: Optional[Dict[str, Optional[str]]] = None
+        self.text_why = "no user-space text given (--text FILE, or a sosreport)"
 
 
 def _el(name: str, status: str, detail: str, weight: float, required: bool, group: str
@@ -105,21 +108,40 @@ def _allocfail_wanted(lp: "kbmod.LogPattern") -> str:
     return ", ".join(parts) or "any"
 
 
+_EXCERPT = 160
+
+
+def _excerpt(line: str, pattern: str) -> str:
+    """The matching line, or for a long one (a runtime's error chain) the
+    part around the match, marked with "..." where it is cut."""
+    text = line.strip()
+    if len(text) <= _EXCERPT:
+        return text
+    m = re.search(pattern, text, re.MULTILINE)
+    start = max(0, (m.start() if m else 0) - 40)
+    start = min(start, len(text) - _EXCERPT)
+    return (("..." if start else "") + text[start:start + _EXCERPT]
+            + ("..." if start + _EXCERPT < len(text) else ""))
+
+
 def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
     """One log element of a signature or precursor against ``ev``."""
-    label = f"log: {lp.name}"
     group = "log-absent" if lp.absent else "log"
-    if ev.log_hits is None or (lp.kind == "regex" and lp.pattern not in ev.log_hits):
-        why = ev.log_why if ev.log_hits is None else "the log was not searched for it"
+    if lp.source == "text":
+        label, hits, why_none, where = f"text: {lp.name}", ev.text_hits, ev.text_why, "the text"
+    else:
+        label, hits, why_none, where = f"log: {lp.name}", ev.log_hits, ev.log_why, "the log"
+    if hits is None or (lp.kind == "regex" and lp.pattern not in hits):
+        why = why_none if hits is None else f"{where} was not searched for it"
         return _el(label, STATUS_UNKNOWN, why, lp.weight, lp.required, group)
     if lp.kind == "regex":
-        hit = ev.log_hits.get(lp.pattern)
+        hit = hits.get(lp.pattern)
         if lp.absent:
             return _el(label, STATUS_UNMATCHED if hit else STATUS_MATCHED,
                        f"present: {hit.strip()[:160]}" if hit else
                        f"no line matches /{lp.pattern}/", lp.weight, lp.required, group)
         return _el(label, STATUS_MATCHED if hit else STATUS_UNMATCHED,
-                   hit.strip()[:160] if hit else f"no line matches /{lp.pattern}/",
+                   _excerpt(hit, lp.pattern) if hit else f"no line matches /{lp.pattern}/",
                    lp.weight, lp.required, group)
     # allocfail
     found = next((f for f in ev.allocfails or [] if _allocfail_ok(lp, f)), None)
@@ -242,7 +264,7 @@ def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str,
     if evidence:
         # the first matched element's detail, then what else was seen (by name)
         shows = evidence[0]["detail"] + "".join(
-            f"; {e['element'][len('log: '):]}" for e in evidence[1:])
+            f"; {e['element'].split(': ', 1)[1]}" for e in evidence[1:])
     return {"matched": matched, "evidence": pre.evidence, "elements": els, "shows": shows,
             "why_not": None if matched else (
                 "required element unmatched: " + ", ".join(e["element"] for e in blockers)

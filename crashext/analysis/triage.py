@@ -298,7 +298,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
            crash_text: Optional[str] = None, crash_name: str = "crash log",
            kb_dirs: Optional[Sequence[str]] = None,
            entries: Optional[List["kbmod.Entry"]] = None,
-           log_sink: Optional[List["allocmod.AllocReport"]] = None) -> Dict[str, Any]:
+           log_sink: Optional[List["allocmod.AllocReport"]] = None,
+           texts: Optional[Iterable[str]] = None) -> Dict[str, Any]:
     """The triage report of whatever is given (at least one source).
 
     ``log_lines``: the kernel log as text, normalised (``logs.kernel_log``,
@@ -306,10 +307,14 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     ``log_sink``: a list that receives the log's :class:`AllocReport` (OOM
     kills, oops headers, Mem-Info blocks) for a caller that shows more of
     the log than triage does (the HTML report), without a second pass.
+    ``texts``: user-space text as raw lines (kubelet, runc or docker logs,
+    ``kubectl describe``, a sosreport's proc/cgroups), read after the kernel
+    log, for the entries' ``source = "text"`` elements: failures the kernel
+    does not print (a cgroup mkdir refused with ENOMEM or ENOSPC).
     """
-    if target is None and log_lines is None and crash_text is None:
-        raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE "
-                         "or --crash-log FILE")
+    if target is None and log_lines is None and crash_text is None and texts is None:
+        raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE, "
+                         "--crash-log FILE or --text FILE")
     errors: Dict[str, str] = {}
     if entries is None:
         problems: List[str] = []
@@ -323,6 +328,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         sources.append("kernel log")
     if crash_text is not None:
         sources.append(crash_name)
+    if texts is not None:
+        sources.append("user-space text")
 
     # the kernel log: the given text, else the dump's own
     lines = log_lines
@@ -335,9 +342,10 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         release_hint = _section(lambda: target.release)[0]
         gfp_names = _section(gfpmod.names_from_target, target)[0]
     rep = None
-    scan = LogScan(sorted({lp.pattern for e in entries
-                           for lp in e.signature.log + (e.precursor.log if e.precursor else [])
-                           if lp.kind == "regex"} | set(diagmod.SCAN_PATTERNS)))
+    regexes = [lp for e in entries for lp in e.signature.log + (e.precursor.log if e.precursor
+                                                                  else []) if lp.kind == "regex"]
+    scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "kernel"}
+                          | set(diagmod.SCAN_PATTERNS)))
     if lines is not None:
         # not in _section: an unusable log file (InputError) stops triage
         rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES)
@@ -348,6 +356,14 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             raise InputError(f"the log is of kernel {', '.join(rep.releases)} but the dump runs "
                              f"{release_hint}: give the dump's own log (vmcore-dmesg.txt) or "
                              "leave --log out to read the log inside the dump")
+
+    text_scan = None
+    if texts is not None:
+        # not in _section: an unreadable text file (InputError) stops triage
+        text_scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "text"}))
+        for _ in text_scan.watch(LogLine(None, t, n, None, False)
+                                 for n, t in enumerate(texts, 1)):
+            pass
 
     session = None
     if crash_text is not None:
@@ -484,6 +500,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
                          zip(memory["allocation_failures"], memory["zone_verdicts"])] + extra
     elif target is not None or log_lines is not None:
         ev.log_why = errors.get("log", "the dump's log could not be read")
+    if text_scan is not None:
+        ev.text_hits = text_scan.hits
     if mev is not None:
         ev.dump_codes = set(mev["codes"])
     elif target is not None:

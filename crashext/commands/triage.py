@@ -1,8 +1,9 @@
 """``triage``: why did this kernel crash -- verdict first, then the evidence."""
 
 import argparse
+import itertools
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from .. import render
 from ..analysis.panic import format_location
@@ -24,6 +25,10 @@ of known kernel bugs.  Sources (any combination):
   SOSREPORT / --sos PATH a sosreport directory or .tar.xz/.tar.gz, read in
                          place: its kernel log, and the memory state in its
                          /proc and cgroups when it was taken
+  --text FILE            user-space text: kubelet, runc or docker logs,
+                         `kubectl describe` output, /proc/cgroups (repeatable);
+                         for failures the kernel does not print, such as a
+                         memory cgroup mkdir refused with ENOMEM or ENOSPC
 
 Sections: verdict (matches strongest first, each signature element marked
 matched / unmatched / unknown; the score counts only what could be checked),
@@ -42,6 +47,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--log", metavar="FILE", help="kernel log text (dmesg, vmcore-dmesg.txt)")
     parser.add_argument("--crash-log", metavar="FILE", dest="crash_log",
                         help="saved crash session transcript (sys, bt, dis -l)")
+    parser.add_argument("--text", metavar="FILE", action="append", default=[],
+                        help="user-space text: kubelet/runc/docker logs, kubectl describe, "
+                             "/proc/cgroups (repeatable)")
     parser.add_argument("--kb", metavar="DIR", action="append", default=[],
                         help="extra knowledge-base directory of .toml entries (repeatable)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown for a ticket")
@@ -71,6 +79,9 @@ def run(args, ctx) -> int:
                              "or a dump")
         sos = sosreport.SosReport(sos_path)
     if args.html:
+        if getattr(args, "text", None):
+            # the HTML page (crashext report) has no place for user-space text yet
+            raise InputError("--text goes with the text, --json or --markdown report, not --html")
         if sos is not None:
             # the page is made from a dump, a log and /proc (crashext report);
             # a sosreport's parts are not wired into it yet
@@ -87,16 +98,17 @@ def run(args, ctx) -> int:
     crash_text = ("\n".join(logs.checked_lines(args.crash_log, "crash session transcript"))
                   if args.crash_log else None)
     target = ctx.target() if ctx.has_target else None
-    if target is None and lines is None and crash_text is None and sos is None:
+    texts = _texts(getattr(args, "text", None) or [], sos)
+    if target is None and lines is None and crash_text is None and sos is None and texts is None:
         raise InputError("nothing to triage: give -c VMCORE -s VMLINUX, --log FILE, "
-                         "--crash-log FILE or a sosreport")
+                         "--crash-log FILE, --text FILE or a sosreport")
     if sos is not None and lines is None and crash_text is None:
-        report = triage(log_lines=iter(()), kb_dirs=args.kb)
+        report = triage(log_lines=iter(()), kb_dirs=args.kb, texts=texts)
         report["errors"]["log"] = "the sosreport has no kernel log (sos_commands/kernel/dmesg, " \
                                   "var/log/kern.log, var/log/messages)"
     else:
         report = triage(target=target, log_lines=lines, crash_text=crash_text,
-                        crash_name=args.crash_log or "crash log", kb_dirs=args.kb)
+                        crash_name=args.crash_log or "crash log", kb_dirs=args.kb, texts=texts)
     if sos is not None:
         add_sosreport(report, sos, sos_files, ctx)
     if args.json:
@@ -106,6 +118,32 @@ def run(args, ctx) -> int:
     else:
         ctx.out.write(human(report, show_all=args.all))
     return 0
+
+
+#: a sosreport's user-space text: the memory hierarchy's cgroup count, and the
+#: syslog family that also holds the programs' lines (kubelet, dockerd), else
+#: the journal sos saved
+_SOS_TEXT_FILES = ("proc/cgroups",)
+_SOS_USER_LOGS = ("var/log/messages", "var/log/syslog")
+
+
+def _texts(paths: List[str], sos) -> Optional[Iterator[str]]:
+    """The user-space text lines of ``--text`` files and of a sosreport, read
+    lazily (one pass, by triage, after the kernel log); None if there are none."""
+    # checked_lines checks each file now: a missing, empty or binary one is one
+    # clear line before any work is done
+    parts: List[Iterable[str]] = [logs.checked_lines(p, "text file") for p in paths]
+    if sos is not None:
+        for rel in _SOS_TEXT_FILES:
+            text = sos.read(rel)
+            if text:
+                parts.append(text.splitlines())
+        users = next((fs for fs in map(sos.log_files, _SOS_USER_LOGS) if fs), None)
+        users = users or sos.journal_files()
+        if users:
+            # read a second time when it is also the kernel log (messages on RHEL)
+            parts.append(sos.log_lines(users))
+    return itertools.chain.from_iterable(parts) if parts else None
 
 
 def _oom_and_showmem(mem: Dict[str, Any]) -> List[str]:

@@ -24,7 +24,7 @@ from ..errors import CrashextError
 __all__ = ["KbError", "Entry", "Signature", "LogPattern", "DumpPredicate", "Affected",
            "Reference", "Fix", "Precursor", "load_kb", "load_file", "default_dirs",
            "compare_releases", "split_release", "release_affected", "KINDS", "LOG_KINDS",
-           "DUMP_KINDS", "STATUSES", "ZONE_VERDICTS"]
+           "DUMP_KINDS", "STATUSES", "ZONE_VERDICTS", "LOG_SOURCES"]
 
 #: what an entry describes: a kernel bug, a crash done on purpose, or a known
 #: condition (OOM kills, fragmentation) that is the kernel working as designed
@@ -36,6 +36,10 @@ STATUSES = ("verified", "unconfirmed")
 ZONE_VERDICTS = ("fragmentation", "lowmem_reserve", "short", "transient")
 #: kinds of log evidence a signature may ask for
 LOG_KINDS = ("allocfail", "regex")
+#: where a regex log element looks: the kernel log, or user-space text given
+#: beside it (kubelet/runc/docker logs, `kubectl describe`, /proc/cgroups of a
+#: sosreport) -- for failures the kernel itself does not print
+LOG_SOURCES = ("kernel", "text")
 #: kinds of dump evidence a signature may ask for
 DUMP_KINDS = ("memcg-anomaly",)
 _FAMILIES = ("rhel", "upstream")
@@ -76,6 +80,7 @@ class LogPattern:
     frames_none: List[str] = field(default_factory=list)  # allocfail: none of these frames
     zones: Optional[str] = None                # allocfail: the zones' verdict (ZONE_VERDICTS)
     absent: bool = False                       # regex: matched when no line matches
+    source: str = "kernel"                     # regex: LOG_SOURCES, where to look
 
 
 @dataclass
@@ -277,7 +282,7 @@ _ENTRY_FIELDS = ("id", "title", "kind", "summary", "meaning", "signature", "affe
 _SIG_FIELDS = ("panic", "panic_required", "rip_function", "rip_required", "frames_required",
                "frames_optional", "log", "dump")
 _LOG_FIELDS = ("kind", "name", "weight", "required", "pattern", "min_order", "frames_any",
-               "max_order", "flags_all", "flags_none", "frames_none", "zones", "absent")
+               "max_order", "flags_all", "flags_none", "frames_none", "zones", "absent", "source")
 _ALLOC_ONLY = ("min_order", "frames_any", "max_order", "flags_all", "flags_none", "frames_none",
                "zones")
 _FIX_FIELDS = ("what", "first_release", "status", "checked", "url")
@@ -306,6 +311,12 @@ def _log_patterns(v: _V, parent: Dict[str, Any], where: str) -> List[LogPattern]
                 raise v.fail(f"{lw}.{bad[0]}", "only for kind = \"allocfail\"")
         elif "absent" in lp:
             raise v.fail(f"{lw}.absent", "only for kind = \"regex\"")
+        source = "kernel"
+        if "source" in lp:
+            if lk != "regex":
+                raise v.fail(f"{lw}.source", "only for kind = \"regex\" (allocation failures "
+                             "are read from the kernel log)")
+            source = v.choice(lp, "source", lw, LOG_SOURCES)
         zones = None
         if "zones" in lp:
             zones = v.choice(lp, "zones", lw, ZONE_VERDICTS)
@@ -320,7 +331,7 @@ def _log_patterns(v: _V, parent: Dict[str, Any], where: str) -> List[LogPattern]
                                flags_all=v.strs(lp, "flags_all", lw),
                                flags_none=v.strs(lp, "flags_none", lw),
                                frames_none=v.strs(lp, "frames_none", lw), zones=zones,
-                               absent=v.bool_(lp, "absent", lw)))
+                               absent=v.bool_(lp, "absent", lw), source=source))
     return logs
 
 

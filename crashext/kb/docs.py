@@ -36,10 +36,17 @@ def _signature(e: Entry) -> List[str]:
     if sig.frames_optional:
         out.append("frames " + ", ".join(f"`{f}`" for f in sig.frames_optional))
     for lp in sig.log:
-        out.append(("not: " if lp.absent else "log: ") + lp.name + (" (required)" if lp.required else ""))
+        out.append(_log_label(lp) + lp.name + (" (required)" if lp.required else ""))
     for dp in sig.dump:
         out.append(f"dump: {dp.name} (`{dp.code}`)" + (" (required)" if dp.required else ""))
     return out
+
+
+def _log_label(lp) -> str:
+    """``log:`` (kernel log), ``text:`` (user-space text), ``not:`` (must be absent)."""
+    if lp.absent:
+        return "not: " if lp.source == "kernel" else "not in the text: "
+    return "text: " if lp.source == "text" else "log: "
 
 
 def _affected(e: Entry) -> str:
@@ -67,7 +74,7 @@ def render(entries: Sequence[Entry], root: Optional[str] = None) -> str:
         lines += [f"- {s}" for s in _signature(e)]
         if e.precursor:
             lines += ["", f"AT RISK (precursor): {_cell(e.precursor.evidence)}; on:", ""]
-            lines += [("- not: " if lp.absent else "- log: ") + lp.name
+            lines += ["- " + _log_label(lp) + lp.name
                       + (" (required)" if lp.required else "") for lp in e.precursor.log]
         lines += ["", f"Kernels: {_affected(e)}.", ""]
         if e.fixes:
