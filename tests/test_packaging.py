@@ -158,14 +158,15 @@ def test_crash_init_finds_installed_scripts(venv, tmp_path):
     assert epy in data["pykdumppath"]
     site = subprocess.run([str(venv / "bin" / "python"), "-c",
                            "import crashext, os; print(os.path.dirname(os.path.dirname(crashext.__file__)))"],
-                          capture_output=True, text=True, cwd=tmp_path).stdout.strip()
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env=_pypi_only_env()).stdout.strip()
     assert site.startswith(str(venv)) and site in data["pykdumppath"]
 
 
 def test_knowledge_base_ships(venv, tmp_path):
     code = "import crashext.kb as kb; print(','.join(sorted(e.id for e in kb.load_kb())))"
     proc = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
-                          text=True, cwd=tmp_path)
+                          text=True, cwd=tmp_path, env=_pypi_only_env())
     assert proc.returncode == 0, proc.stderr
     ids = set()
     kb_dir = os.path.join(REPO, "crashext", "kb")
