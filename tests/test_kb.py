@@ -185,6 +185,41 @@ def test_precursor_and_fix_fields_are_checked(tmp_path, extra, where):
     assert where in ei.value.one_line()
 
 
+ALLOC_HELD = GOOD.replace("panic = ['kernel BUG at foo\\.c']", """
+[[entry.signature.log]]
+kind = "allocfail"
+name = "held back"
+zones_held_back = VALUE""")
+
+
+@pytest.mark.parametrize("value,why", [
+    ('"yes"', "entry[0].signature.log[0].zones_held_back: must be true or false"),
+    ("1", "entry[0].signature.log[0].zones_held_back: must be true or false"),
+])
+def test_zones_held_back_wrong_type_names_file_and_line(tmp_path, value, why):
+    text = ALLOC_HELD.replace("VALUE", value)
+    assert "zones_held_back" in text and "panic" not in text
+    path = write(tmp_path, text)
+    line = next(i for i, ln in enumerate(text.split("\n"), 1) if ln.startswith("zones_held_back"))
+    with pytest.raises(KbError) as ei:
+        load_file(path)
+    assert ei.value.one_line() == f"{path}:{line}: {why}"
+
+
+def test_zones_held_back_only_for_allocfail_and_read_as_a_bool(tmp_path):
+    regex = ALLOC_HELD.replace('kind = "allocfail"', "kind = 'regex'\npattern = 'x'").replace(
+        "VALUE", "true")
+    with pytest.raises(KbError, match=r"zones_held_back: only for kind = \"allocfail\""):
+        load_file(write(tmp_path, regex))
+    for value, want in (("true", True), ("false", False)):
+        (e,) = load_file(write(tmp_path, ALLOC_HELD.replace("VALUE", value), f"{value}.toml"))
+        assert e.signature.log[0].zones_held_back is want
+    # left out: no condition on held-back zones
+    (e,) = load_file(write(tmp_path, ALLOC_HELD.replace("zones_held_back = VALUE", ""),
+                           "none.toml"))
+    assert e.signature.log[0].zones_held_back is None
+
+
 def test_every_shipped_fact_carries_its_verification_status():
     entries = load_kb()
     assert len(entries) >= 20

@@ -10,6 +10,9 @@ what triage printed:
 - "Out of memory: Kill..." with CONSTRAINT_NONE and an order-0 request -> oom-global;
 - CONSTRAINT_CPUSET / CONSTRAINT_MEMORY_POLICY -> the constrained OOM entries;
 - "invoked oom-killer: ... order=2" -> oom-high-order-fragmented;
+- the seed's order-6 failure: every zone fails, DMA32 only because of
+  lowmem_reserve (recomputed below from its zone and buddy lines) ->
+  lowmem-reserve-held as well as the seed's bug (which stays first);
 - SLUB "Objects remaining in kmalloc-256(0:<container>)" -> memcg-kmem-cache-leak,
   "Objects remaining in tfw_cli_conn_cache" (a global cache) -> nothing;
 - and so on for each file.
@@ -26,11 +29,13 @@ a /proc/cgroups with 1 memory cgroup -> nothing.
 """
 
 import os
+import re
 
 import pytest
 
+from crashext.analysis.kbmatch import _allocfail_ok, held_back_zones
 from crashext.analysis.triage import triage
-from crashext.kb import load_kb
+from crashext.kb import LogPattern, load_kb
 from crashext.sources.logs import load_log
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,7 +44,8 @@ SEED_LOG = "rhel7-3.10.0-693.2.2-idr-bug.dmesg"
 
 #: log -> the entries its content shows (empty: no entry, a diagnosis)
 EXPECTED = {
-    SEED_LOG: {"rhel7-kmemcg-id-ida-bug"},
+    # the seed's bug, and its order-6 failure's DMA32 zone held back by lowmem_reserve
+    SEED_LOG: {"rhel7-kmemcg-id-ida-bug", "lowmem-reserve-held"},
     "runc-1725-slub-memcg.log": {"rhel7-kmem-accounting-slub"},
     "moby-27576-slub-el7-syslog.log": {"rhel7-kmem-accounting-slub"},
     "linuxmm-4.13-memcg-writeback-null.log": {"memcg-writeback-null-deref"},
@@ -179,3 +185,125 @@ def test_slub_objects_remaining_in_a_global_cache_is_no_memcg_leak(reports):
     assert element("tempesta-953-slub-objects-remaining.log")["status"] == "unmatched"
     hit = element("moby-29879-memcg-cache-objects-remaining.log")
     assert hit["status"] == "matched" and "Objects remaining in kmalloc-256(0:354604ddeb" in hit["detail"]
+
+
+# -- lowmem-reserve-held: recomputed from the logs' own zone and buddy lines ----
+
+_ZLINE = re.compile(r"(?:Node \d+ )?(\w+) free:(\d+)kB .*?min:(\d+)kB .*managed:(\d+)kB")
+_BLINE = re.compile(r"(?:Node \d+ )?(\w+): ((?:\d+\*\d+kB (?:\(\w+\) )?)+)= \d+kB")
+
+
+def _mem_info(name):
+    """zone -> free, min, managed (pages), lowmem_reserve[] and free blocks per
+    order, read with plain regexes from the log text (4 kB pages)."""
+    with open(os.path.join(_DATA, name)) as f:
+        lines = [re.sub(r"^\[[^\]]*\](?:\[[^\]]*\])? ?", "", ln.rstrip("\n")) for ln in f]
+    zones = {}
+    for i, ln in enumerate(lines):
+        m = _ZLINE.match(ln)
+        if m and lines[i + 1].startswith("lowmem_reserve[]:"):
+            zones[m.group(1)] = {"free": int(m.group(2)) // 4, "min": int(m.group(3)) // 4,
+                                 "managed": int(m.group(4)) // 4,
+                                 "reserve": [int(x) for x in lines[i + 1].split(":")[1].split()]}
+            continue
+        m = _BLINE.match(ln)
+        if m and m.group(1) in zones:
+            zones[m.group(1)]["blocks"] = [int(x) for x in re.findall(r"(\d+)\*\d+kB", m.group(2))]
+    return zones
+
+
+def _passes_310(free, mn, reserve, blocks, order):
+    """mm/page_alloc.c v3.10 __zone_watermark_ok() (ALLOC_WMARK_MIN, no other flags)."""
+    free -= (1 << order) - 1
+    if free <= mn + reserve:
+        return False
+    for o in range(order):
+        free -= blocks[o] << o
+        mn >>= 1
+        if free <= mn:
+            return False
+    return True
+
+
+def _passes_44(free, mn, reserve, blocks, order):
+    """v4.4+ (no flags, nothing high-atomic or CMA): the order-0 test, then a free block."""
+    free -= (1 << order) - 1
+    return free > mn + reserve and (order == 0 or any(blocks[order:]))
+
+
+def _entry(rep, eid="lowmem-reserve-held"):
+    v = rep["verdict"]
+    return next(r for r in v["matches"] + v["not_matched"] if r["id"] == eid)
+
+
+def test_seed_dma32_is_held_back_by_lowmem_reserve(reports):
+    """The seed: "order:6, mode:0x10c0d0" (GFP_KERNEL: class zone Normal,
+    index 2).  DMA32 free:64312kB min:11976kB, lowmem_reserve[]: 0 0 13054:
+    it fails with the reserve and passes without it; Normal fails at order 6
+    either way (its reserve is 0), so every zone failed."""
+    z = _mem_info(SEED_LOG)
+    assert z["Normal"]["reserve"] == [0, 0, 0, 0]      # Normal is index 2, its own entry 0
+    d32 = z["DMA32"]
+    assert not _passes_310(d32["free"], d32["min"], d32["reserve"][2], d32["blocks"], 6)
+    assert _passes_310(d32["free"], d32["min"], 0, d32["blocks"], 6)
+    n = z["Normal"]
+    assert not _passes_310(n["free"], n["min"], 0, n["blocks"], 6)
+    # the reserve is the default ratio's: Normal's managed pages / 256
+    # (sysctl_lowmem_reserve_ratio[ZONE_DMA32] = 256, Documentation/sysctl/vm.txt)
+    assert d32["reserve"][2] == n["managed"] // 256
+    rep = reports[SEED_LOG]
+    (zv,) = rep["memory"]["zone_verdicts"]
+    rows = {r["zone"]: r for r in zv["zones"]}
+    assert rows["DMA32"]["reserved"] and not rows["Normal"]["reserved"]
+    assert rows["Normal"]["failed_order_without_reserve"] == 6
+    res = _entry(rep)
+    assert res["matched"] and res["kind"] == "condition"
+    assert "DMA32" in res["elements"][0]["detail"]
+    # an additional match: the seed's own bug stays first and names the headline
+    ids = [m["id"] for m in rep["verdict"]["matches"]]
+    assert ids == ["rhel7-kmemcg-id-ida-bug", "lowmem-reserve-held"]
+    assert rep["verdict"]["headline"].startswith("known bug: RHEL 7 kmem cgroup id")
+
+
+def test_held_back_zone_beside_a_passing_zone_is_no_match(reports):
+    """lkp 6.7 "order:1, mode:0x10cc0(GFP_KERNEL|__GFP_NORETRY)": DMA32
+    (free:46624kB min:3064kB, lowmem_reserve[2] 10961) is held back by its
+    reserve, but Normal passes the min watermark as printed, so the reserve
+    did not decide the failure."""
+    z = _mem_info("lkp-6.7-noretry-order1.log")
+    d32, n = z["DMA32"], z["Normal"]
+    assert not _passes_44(d32["free"], d32["min"], d32["reserve"][2], d32["blocks"], 1)
+    assert _passes_44(d32["free"], d32["min"], 0, d32["blocks"], 1)
+    assert _passes_44(n["free"], n["min"], 0, n["blocks"], 1)
+    rep = reports["lkp-6.7-noretry-order1.log"]
+    (zv,) = rep["memory"]["zone_verdicts"]
+    assert "DMA32" in zv["held_back"] and zv["class"] == "transient"
+    res = _entry(rep)
+    assert not res["matched"] and "none with a zone other than DMA held back" in \
+        res["elements"][0]["detail"]
+
+
+def test_only_the_dma_zone_held_back_does_not_count(reports):
+    """linux-mm 4.5 order-2 OOM: its Mem-Info holds back only DMA (free:6884kB
+    min:44kB, lowmem_reserve[1] 1714 for the DMA32-class request: fails with
+    it, passes without), and DMA32 has no block of order >= 2 (4513*4kB
+    15*8kB 0*16kB ...): fragmentation.  The DMA zone alone is held back by
+    design, so the entry's rule gives no zone; and the log has no
+    allocation failure, so the entry stays unmatched."""
+    name = "linuxmm-4.5-order2-oom-fragmented.log"
+    z = _mem_info(name)
+    dma, d32 = z["DMA"], z["DMA32"]
+    assert not _passes_44(dma["free"], dma["min"], dma["reserve"][1], dma["blocks"], 2)
+    assert _passes_44(dma["free"], dma["min"], 0, dma["blocks"], 2)
+    assert not _passes_44(d32["free"], d32["min"], 0, d32["blocks"], 2)
+    rep = reports[name]
+    (oom,) = rep["memory"]["oom_reports"]
+    held = [v["zone"] for v in oom["verdicts"] if v["verdict"]["lowmem_reserve_held"]]
+    assert held == ["DMA"]
+    as_failure = {"order": 2, "frames": [], "flags": "", "held_back": held,
+                  "zones": "fragmentation"}
+    assert held_back_zones(as_failure) == []
+    lp = LogPattern(kind="allocfail", name="n", zones_held_back=True)
+    assert not _allocfail_ok(lp, as_failure)
+    assert _allocfail_ok(LogPattern(kind="allocfail", name="n", zones_held_back=False), as_failure)
+    assert not _entry(rep)["matched"]

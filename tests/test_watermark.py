@@ -13,8 +13,8 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from crashext.analysis.watermark import (RULES, ZoneState, mark_pages, rule_for_release,
-                                         watermark_ok)
+from crashext.analysis.watermark import (RULES, ZoneState, held_back_by_reserve, mark_pages,
+                                         rule_for_release, watermark_ok)
 
 CORPUS = "/work/shared/corpus/rhel7-3.10.0-693.2.2-idr-bug.dmesg"
 ORDERS_310 = 11  # MAX_ORDER 11 on x86_64 3.10: the buddy line lists 4kB .. 4096kB
@@ -110,6 +110,58 @@ def test_seed_dma32_fails_the_reserve():
     v = watermark_ok(z, 6, "min", 2, "3.10")
     assert (v.ok, v.check, v.failed_order) == (False, "watermark", 0)
     assert (v.numbers["free_after"], v.numbers["min"], v.numbers["reserve"]) == (16015, 2994, 13054)
+
+
+def test_seed_dma32_held_back_by_its_reserve_alone():
+    """The reserve alone failed DMA32: the same 3.10 check with a reserve of 0 passes.
+
+    Hand computation on the logged numbers: 16015 > 2994 + 0; then each lower
+    order's free pages from the DMA32 buddy line (1501*4kB 498*8kB 271*16kB
+    265*32kB 154*64kB 93*128kB -> 1501, 996, 1084, 2120, 2464, 2976 pages)
+    leave 16015 - 11141 = 4874 pages in blocks of order >= 6 > 2994 >> 6 = 46.
+    """
+    z, _ = _seed_zones()["DMA32"]
+    v = watermark_ok(z, 6, "min", 2, "3.10")
+    held, bare = held_back_by_reserve(z, v, 6, "min", 2, "3.10")
+    assert held and bare.ok and bare.numbers["reserve"] == 0
+    assert bare.numbers["steps"][-1] == {"order": 6, "free": 4874, "min": 46}
+    # the DMA zone too (3914 > 16 + 0; 3914 - 73 = 3841 pages in blocks of order >= 6)
+    z, _ = _seed_zones()["DMA"]
+    held, bare = held_back_by_reserve(z, watermark_ok(z, 6, "min", 2, "3.10"), 6, "min", 2, "3.10")
+    assert held and bare.numbers["steps"][-1] == {"order": 6, "free": 3841, "min": 0}
+
+
+def test_seed_normal_is_not_held_back():
+    """Normal failed at order 6 with a reserve of 0 already: not the reserve's doing."""
+    z, _ = _seed_zones()["Normal"]
+    v = watermark_ok(z, 6, "min", 2, "3.10")
+    assert held_back_by_reserve(z, v, 6, "min", 2, "3.10") == (False, None)
+
+
+def test_reserve_held_boundary_is_the_kernels_less_or_equal():
+    """__zone_watermark_ok fails on free <= min + reserve: DMA32's 16015 free
+    pages after the order's 63 fail with a reserve of 16015 - 2994 = 13021
+    and pass with 13020 (the logged 13054 is 33 pages past the edge)."""
+    from dataclasses import replace
+    z, _ = _seed_zones()["DMA32"]
+    for reserve, fails in ((13021, True), (13020, False)):
+        zr = replace(z, lowmem_reserve=[0, 0, reserve, reserve])
+        v = watermark_ok(zr, 6, "min", 2, "3.10")
+        assert (not v.ok) == fails
+        held, _ = held_back_by_reserve(zr, v, 6, "min", 2, "3.10")
+        assert held == fails
+
+
+@pytest.mark.parametrize("rule,check", [("3.10", "order"), ("4.4", "no_block"),
+                                        ("6.3", "no_block")])
+def test_reserve_and_fragmentation_is_not_held_back(rule, check):
+    """A zone over its reserve that also has no block of the order: without
+    the reserve it still fails at that order, so the reserve did not decide."""
+    z = _zone(1000, 100, [1000] + [0] * 10, reserve=950)
+    v = watermark_ok(z, 2, "min", 2, rule)
+    assert (v.ok, v.check) == (False, "watermark")
+    held, bare = held_back_by_reserve(z, v, 2, "min", 2, rule)
+    assert not held and bare.check == check and bare.failed_order in (1, 2)
 
 
 def test_seed_order6_would_pass_on_newer_kernels():

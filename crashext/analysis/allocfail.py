@@ -405,9 +405,18 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
                 continue
             v = wm.watermark_ok(st, order, "min", cz, rule, high=flags["high"],
                                 harder=flags["harder"], cma=flags["cma"])
+            vj = v.to_json()
+            # held back by lowmem_reserve: fails with the reserve, passes without
+            # it (the rule and its kernel source: wm.held_back_by_reserve)
+            held, bare = wm.held_back_by_reserve(st, v, order, "min", cz, rule,
+                                                 high=flags["high"], harder=flags["harder"],
+                                                 cma=flags["cma"])
+            vj["lowmem_reserve_held"] = held
+            vj["without_reserve"] = None if bare is None else {
+                "ok": bare.ok, "check": bare.check, "failed_order": bare.failed_order,
+                "reason": bare.reason}
             verdicts.append(ZoneVerdict(node, z.zone, idx[z.zone], cz, st.free_pages, st.min,
-                                        st.low, st.high, st.lowmem_reserve[cz], v.to_json(),
-                                        znotes))
+                                        st.low, st.high, st.lowmem_reserve[cz], vj, znotes))
     if verdicts:
         all_fail = all(not v.verdict["ok"] for v in verdicts)
         out.insert(0, ("every zone the request could use fails the MIN watermark check"

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import kb as kbmod
 
-__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func",
+__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func", "held_back_zones",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
 
 STATUS_MATCHED = "matched"
@@ -68,6 +68,34 @@ def _gfp_names(f: Dict[str, Any]) -> set:
     return set((f.get("flags") or "").split("|")) - {""}
 
 
+#: Zones whose being held back by lowmem_reserve says nothing: on x86-64
+#: ZONE_DMA is the first 16 MB (include/linux/mmzone.h, enum zone_type:
+#: "i386, x86_64 and multiple other arches <16M") and its reserve for a
+#: Normal-class request is the managed pages of DMA32 + Normal divided by
+#: sysctl_lowmem_reserve_ratio[ZONE_DMA] = 256 (mm/page_alloc.c,
+#: setup_per_zone_lowmem_reserve(), the default in every version from v2.6
+#: through v6.x) -- more than the whole zone on any host above ~4 GB (the
+#: seed: 15869 pages reserved of a 3977-page zone).  It is kept for
+#: __GFP_DMA requests by design.  (On arm64 and others ZONE_DMA can be
+#: larger; the entry is about x86-64 hosts.)
+_HELD_BY_DESIGN = frozenset({"DMA"})
+
+
+def held_back_zones(f: Dict[str, Any]) -> Optional[List[str]]:
+    """The usable zones of failure ``f`` held back by lowmem_reserve, those
+    held back by design (DMA) left out; None when no verdict could be made.
+
+    Only when every usable zone failed: if some zone passes the watermark as
+    printed (class "transient"), the reserve of another zone did not decide
+    the failure, so none counts."""
+    held = f.get("held_back")
+    if held is None:
+        return None
+    if f.get("zones") == "transient":
+        return []
+    return [z for z in held if z not in _HELD_BY_DESIGN]
+
+
 def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
     """Whether one allocation failure (triage's dict) meets an allocfail element."""
     if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
@@ -86,6 +114,10 @@ def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
         return False
     if lp.zones is not None and f.get("zones") != lp.zones:
         return False
+    if lp.zones_held_back is not None:
+        held = held_back_zones(f)
+        if held is None or bool(held) != lp.zones_held_back:
+            return False
     return True
 
 
@@ -105,6 +137,10 @@ def _allocfail_wanted(lp: "kbmod.LogPattern") -> str:
         parts.append(f"without {'|'.join(lp.flags_none)}")
     if lp.zones:
         parts.append(f"zone verdict {lp.zones}")
+    if lp.zones_held_back is True:
+        parts.append("with a zone other than DMA held back by lowmem_reserve")
+    elif lp.zones_held_back is False:
+        parts.append("without a zone other than DMA held back by lowmem_reserve")
     return ", ".join(parts) or "any"
 
 
@@ -152,7 +188,9 @@ def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
         detail = (f"{found['comm']}: {what}, mode {found['mode']}"
                   + (f" ({found['flags']})" if found.get("flags") else "")
                   + (f", via {', '.join(via)}" if via else "")
-                  + (f", zones: {found['zones']}" if lp.zones else ""))
+                  + (f", zones: {found['zones']}" if lp.zones else "")
+                  + (f", held back by lowmem_reserve: {', '.join(found['held_back'])}"
+                     if lp.zones_held_back and found.get("held_back") else ""))
     else:
         detail = (f"{len(ev.allocfails or [])} allocation failure(s) in the log, none "
                   f"{_allocfail_wanted(lp)}")

@@ -197,10 +197,13 @@ def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
 def zone_summary(view: "allocmod.FailureView") -> Dict[str, Any]:
     """The allocfail watermark verdicts of one failure, per zone, and what they add up to.
 
-    A zone that fails the order-0 test although its free memory is above
-    min is held back by lowmem_reserve[] for this request's class zone; one
-    that fails at a higher order has the memory but not in large enough
-    blocks (fragmentation); the rest are short of memory.
+    A zone is held back by lowmem_reserve[] for this request's class zone
+    when its check fails with the reserve and passes without it (the exact
+    rule: :func:`crashext.analysis.watermark.held_back_by_reserve`, the
+    verdict's ``lowmem_reserve_held``); one that fails at a higher order --
+    or, without the reserve, still fails at a higher order -- has the
+    memory but not in large enough blocks (fragmentation); the rest are
+    short of memory.  ``held_back`` names the zones held back.
     """
     r = view.record
     out: Dict[str, Any] = {"order": r.order, "rule": view.watermark_rule, "zones": [],
@@ -220,13 +223,18 @@ def zone_summary(view: "allocmod.FailureView") -> Dict[str, Any]:
                "largest_free_order": max((o for o, n in enumerate(b.counts) if n), default=None)
                if b else None}
         if not d["ok"]:
-            row["reserved"] = (d["check"] == "watermark" and row["free_kb"] is not None
-                               and row["min_kb"] is not None and row["free_kb"] > row["min_kb"])
+            bare = d.get("without_reserve") or {}
+            row["reserved"] = bool(d.get("lowmem_reserve_held"))
+            # the order the check fails at once the reserve is out of the way
+            row["failed_order_without_reserve"] = (
+                None if row["reserved"] else bare.get("failed_order", d["failed_order"]))
             failing.append(row)
         out["zones"].append(row)
     usable = len(out["zones"])
-    frag = [x["zone"] for x in failing if x["failed_order"] not in (0, None)]
+    frag = [x["zone"] for x in failing
+            if x["failed_order_without_reserve"] not in (0, None)]
     held = [x["zone"] for x in failing if x["reserved"]]
+    out["held_back"] = held
     short = [x["zone"] for x in failing if x["zone"] not in frag and x["zone"] not in held]
     if len(failing) == usable:
         parts = []
@@ -467,7 +475,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         for g in rep.groups:
             if g.last_view is not None and id(g.last_view) not in kept:
                 f = allocation_failure(g.last_view)
-                f["zones"] = (_section(zone_summary, g.last_view)[0] or {}).get("class")
+                zs = _section(zone_summary, g.last_view)[0] or {}
+                f["zones"], f["held_back"] = zs.get("class"), zs.get("held_back")
                 extra.append(f)
     else:
         extra = []
@@ -496,8 +505,9 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             ev.frames = [f["function"] for f in pan["frames"] if f.get("function")]
     if rep is not None:
         ev.log_hits = scan.hits
-        ev.allocfails = [dict(f, zones=zv.get("class")) for f, zv in
-                         zip(memory["allocation_failures"], memory["zone_verdicts"])] + extra
+        ev.allocfails = [dict(f, zones=zv.get("class"), held_back=zv.get("held_back"))
+                         for f, zv in zip(memory["allocation_failures"],
+                                          memory["zone_verdicts"])] + extra
     elif target is not None or log_lines is not None:
         ev.log_why = errors.get("log", "the dump's log could not be read")
     if text_scan is not None:
@@ -525,7 +535,11 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             at_risk.append(dict(r, precursor=pre))
     diag = diagmod.diagnose(pan, memory, rep, scan.hits if rep is not None else None,
                             _page_kb(rep))
-    if matches:
+    # a warning of a known bug outranks known conditions: the seed's order-6
+    # failure before its BUG is AT RISK for that bug even though the same
+    # failure also shows a condition (its DMA32 zone held back by lowmem_reserve)
+    conditions_only = bool(matches) and all(m["kind"] == "condition" for m in matches)
+    if matches and not (conditions_only and at_risk):
         top = matches[0]
         if top["kind"] == "deliberate":
             headline = f"deliberate panic: {top['title']}"

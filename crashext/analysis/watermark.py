@@ -100,11 +100,11 @@ usable and says so: ``Verdict.certain`` is then False.
 """
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = ["ZoneState", "Verdict", "RULES", "rule_for_release", "watermark_ok",
-           "mark_pages", "suitable_free_pages"]
+           "mark_pages", "suitable_free_pages", "held_back_by_reserve"]
 
 #: rule name -> the kernel versions it covers (mm/page_alloc.c of each)
 RULES = {
@@ -346,3 +346,37 @@ def _ok_310(zone: ZoneState, order: int, mn: int, free: int, reserve: int,
                    f"{free} pages in blocks of order >= {order} > min >> {order} = {mn}"
                    if order else f"free {free - free_cma} > min {mn} + reserve {reserve}",
                    nums, True, "3.10")
+
+
+def held_back_by_reserve(zone: ZoneState, verdict: Verdict, order: int, mark: Union[str, int],
+                         classzone_idx: int, rule: str, **flags: bool
+                         ) -> Tuple[bool, Optional[Verdict]]:
+    """Whether ``lowmem_reserve`` alone made ``verdict`` fail: (held, verdict without it).
+
+    ``verdict`` is :func:`watermark_ok` of ``zone`` with these same
+    arguments.  The zone is *held back by lowmem_reserve* for this request
+    when that check FAILS with the zone's real
+    ``lowmem_reserve[classzone_idx]`` and the same check -- same rule, same
+    flags, same free counts -- PASSES with a reserve of 0.  The reserve
+    enters ``__zone_watermark_ok()`` (mm/page_alloc.c) in one comparison
+    only, the order-0 one: ``if (free_pages - free_cma <= min +
+    lowmem_reserve)`` with ``lowmem_reserve = z->lowmem_reserve[classzone_idx]``
+    in v3.10 (and RHEL7's 3.10.0), ``if (free_pages <= min +
+    z->lowmem_reserve[classzone_idx])`` in v4.4 .. v5.7, and ``... +
+    z->lowmem_reserve[highest_zoneidx])`` since v5.8 (commit 97a225e69a1f,
+    the rename); so only a ``"watermark"`` failure with a non-zero reserve
+    can be the reserve's doing, and the check is re-run to see whether the
+    zone then also has the blocks (rule "3.10": every ``min >> k`` step;
+    "4.4"/"6.3": a usable free block of the order).  The verdict without
+    the reserve is returned when it was re-run (else None): a zone whose
+    re-run fails at an order > 0 has the memory above min but not the
+    blocks (fragmentation), one that fails at order 0 is short of memory.
+    """
+    reserve = int(zone.lowmem_reserve[classzone_idx])
+    if verdict.ok or verdict.check != "watermark" or reserve <= 0:
+        return False, None
+    free_of_reserve = list(zone.lowmem_reserve)
+    free_of_reserve[classzone_idx] = 0
+    bare = watermark_ok(replace(zone, lowmem_reserve=free_of_reserve), order, mark,
+                        classzone_idx, rule, **flags)
+    return bare.ok, bare

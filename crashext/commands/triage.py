@@ -456,6 +456,16 @@ def _at_risk_lines(a: Dict[str, Any], md: bool) -> List[str]:
 def human(report: Dict[str, Any], show_all: bool = False) -> str:
     v = report["verdict"]
     lines = [f"VERDICT: {v['headline']}"] + _event_line(v) + [""]
+    risk: List[str] = []
+    if v.get("at_risk"):
+        risk.append("AT RISK (the state that leads to a known bug; the bug itself is not in the evidence)")
+        for a in v["at_risk"]:
+            risk.append(f"- {a['title']}  [{a['id']}]")
+            risk += ["   " + ln for ln in _at_risk_lines(a, md=False)]
+        risk.append("")
+    risk_first = v["headline"].startswith("AT RISK")   # it outranks known conditions
+    if risk_first:
+        lines += risk
     if v["matches"]:
         for n, m in enumerate(v["matches"], 1):
             lines.append(f"{n}. {m['title']}  [{m['id']}]")
@@ -464,12 +474,8 @@ def human(report: Dict[str, Any], show_all: bool = False) -> str:
     else:
         lines.append(f"No entry of the knowledge base ({v['kb_entries']} entries) matched.")
         lines.append("")
-    if v.get("at_risk"):
-        lines.append("AT RISK (the state that leads to a known bug; the bug itself is not in the evidence)")
-        for a in v["at_risk"]:
-            lines.append(f"- {a['title']}  [{a['id']}]")
-            lines += ["   " + ln for ln in _at_risk_lines(a, md=False)]
-        lines.append("")
+    if not risk_first:
+        lines += risk
     if show_all and v["not_matched"]:
         lines.append("NOT MATCHED")
         for m in v["not_matched"]:
@@ -504,6 +510,12 @@ def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
     lines += [f"**Event:** {ln[len('EVENT: '):]}" for ln in _event_line(v)]
     if _event_line(v):
         lines.append("")
+    risk: List[str] = []
+    for a in v.get("at_risk", []):
+        risk += [f"### AT RISK: {a['title']} (`{a['id']}`)", ""] + _at_risk_lines(a, md=True) + [""]
+    risk_first = v["headline"].startswith("AT RISK")   # it outranks known conditions
+    if risk_first:
+        lines += risk
     for n, m in enumerate(v["matches"], 1):
         lines.append(f"### {n}. {m['title']} (`{m['id']}`)")
         lines.append("")
@@ -511,8 +523,8 @@ def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
         lines.append("")
     if not v["matches"]:
         lines += [f"No entry of the knowledge base ({v['kb_entries']} entries) matched.", ""]
-    for a in v.get("at_risk", []):
-        lines += [f"### AT RISK: {a['title']} (`{a['id']}`)", ""] + _at_risk_lines(a, md=True) + [""]
+    if not risk_first:
+        lines += risk
     if show_all and v["not_matched"]:
         lines += ["### Not matched", ""]
         lines += [f"- `{m['id']}`: score {m['score']:.2f}; {m['why_not']}" for m in v["not_matched"]]

@@ -79,6 +79,10 @@ class LogPattern:
     flags_none: List[str] = field(default_factory=list)   # allocfail: GFP names all absent
     frames_none: List[str] = field(default_factory=list)  # allocfail: none of these frames
     zones: Optional[str] = None                # allocfail: the zones' verdict (ZONE_VERDICTS)
+    # allocfail: true -- some usable zone other than DMA was held back by
+    # lowmem_reserve (failed the watermark with the reserve, passes without);
+    # false -- none was (crashext.analysis.kbmatch, zones_held_back)
+    zones_held_back: Optional[bool] = None
     absent: bool = False                       # regex: matched when no line matches
     source: str = "kernel"                     # regex: LOG_SOURCES, where to look
 
@@ -282,9 +286,10 @@ _ENTRY_FIELDS = ("id", "title", "kind", "summary", "meaning", "signature", "affe
 _SIG_FIELDS = ("panic", "panic_required", "rip_function", "rip_required", "frames_required",
                "frames_optional", "log", "dump")
 _LOG_FIELDS = ("kind", "name", "weight", "required", "pattern", "min_order", "frames_any",
-               "max_order", "flags_all", "flags_none", "frames_none", "zones", "absent", "source")
+               "max_order", "flags_all", "flags_none", "frames_none", "zones", "absent", "source",
+               "zones_held_back")
 _ALLOC_ONLY = ("min_order", "frames_any", "max_order", "flags_all", "flags_none", "frames_none",
-               "zones")
+               "zones", "zones_held_back")
 _FIX_FIELDS = ("what", "first_release", "status", "checked", "url")
 _PRE_FIELDS = ("evidence", "log")
 _DUMP_FIELDS = ("kind", "name", "code", "weight", "required")
@@ -320,6 +325,7 @@ def _log_patterns(v: _V, parent: Dict[str, Any], where: str) -> List[LogPattern]
         zones = None
         if "zones" in lp:
             zones = v.choice(lp, "zones", lw, ZONE_VERDICTS)
+        held = v.bool_(lp, "zones_held_back", lw) if "zones_held_back" in lp else None
         lo, hi = v.int_(lp, "min_order", lw, 0, 10), v.int_(lp, "max_order", lw, 0, 10)
         if lo is not None and hi is not None and lo > hi:
             raise v.fail(f"{lw}.max_order", f"below min_order {lo}")
@@ -331,7 +337,8 @@ def _log_patterns(v: _V, parent: Dict[str, Any], where: str) -> List[LogPattern]
                                flags_all=v.strs(lp, "flags_all", lw),
                                flags_none=v.strs(lp, "flags_none", lw),
                                frames_none=v.strs(lp, "frames_none", lw), zones=zones,
-                               absent=v.bool_(lp, "absent", lw), source=source))
+                               absent=v.bool_(lp, "absent", lw), source=source,
+                               zones_held_back=held))
     return logs
 
 
