@@ -17,7 +17,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import CrashextError
 
@@ -494,111 +494,5 @@ def load_kb(extra_dirs: Optional[Sequence[str]] = None, builtin: bool = True,
     return entries
 
 
-# -- kernel releases ------------------------------------------------------------
-
-_ARCH = re.compile(r"\.(x86_64|aarch64|ppc64le|ppc64|s390x|i686|noarch)$")
-_RHEL = re.compile(r"^(?P<ver>\d+(?:\.\d+)*)-(?P<rel>[0-9][0-9A-Za-z._~+]*?)$")
-
-
-def split_release(release: str) -> Optional[Tuple[str, str, Optional[str]]]:
-    """``(version, release, dist)`` of a kernel release string, or None.
-
-    ``3.10.0-693.2.2.el7.x86_64`` -> ``("3.10.0", "693.2.2.el7", "el7")``;
-    ``6.1.0-18-cloud-amd64`` -> ``("6.1.0", "18-cloud-amd64", None)``;
-    ``5.10`` -> ``("5.10", "", None)``.  A leading ``kernel-`` is dropped.
-    """
-    s = release.strip()
-    if s.startswith("kernel-"):
-        s = s[len("kernel-"):]
-    s = _ARCH.sub("", s)
-    m = re.match(r"^(\d+(?:\.\d+)*)(?:-(\S+))?$", s)
-    if not m:
-        return None
-    ver, rel = m.group(1), m.group(2) or ""
-    dist = None
-    d = re.search(r"\.(el\d+)(?:[._]|$)", rel)
-    if d:
-        dist = d.group(1)
-    return ver, rel, dist
-
-
-def _rpmvercmp(a: str, b: str) -> int:
-    """rpm's segment comparison: digits numerically, letters by code point,
-    a digit segment newer than a letter segment, more segments newer."""
-    sa = re.findall(r"\d+|[A-Za-z]+", a)
-    sb = re.findall(r"\d+|[A-Za-z]+", b)
-    for x, y in zip(sa, sb):
-        xd, yd = x.isdigit(), y.isdigit()
-        if xd and yd:
-            xi, yi = int(x), int(y)
-            if xi != yi:
-                return -1 if xi < yi else 1
-        elif xd != yd:
-            return 1 if xd else -1
-        elif x != y:
-            return -1 if x < y else 1
-    if len(sa) != len(sb):
-        return -1 if len(sa) < len(sb) else 1
-    return 0
-
-
-def compare_releases(a: str, b: str) -> int:
-    """-1, 0 or 1 as kernel release ``a`` is older than, equal to or newer than ``b``.
-
-    Version first (``3.10.0``), then the release part (``693.2.2.el7``)
-    segment by segment as rpm compares them; a missing release part sorts
-    first.  Raises ValueError for a string that is not a kernel release.
-    """
-    pa, pb = split_release(a), split_release(b)
-    if pa is None or pb is None:
-        raise ValueError(f"not a kernel release: {a if pa is None else b!r}")
-    c = _rpmvercmp(pa[0], pb[0])
-    if c:
-        return c
-    if not pa[1] or not pb[1]:
-        return (pa[1] > "") - (pb[1] > "")
-    return _rpmvercmp(pa[1], pb[1])
-
-
-def release_affected(release: Optional[str], ranges: Sequence[Affected]) -> Tuple[str, str]:
-    """Whether ``release`` falls in one of ``ranges``: (status, why).
-
-    status is ``"matched"`` (in a range), ``"unmatched"`` (in none) or
-    ``"unknown"`` (no release known, or no ranges to check).  RHEL ranges
-    apply only to releases with the same dist tag; upstream ranges compare
-    the base version only, so a distribution kernel that backported the fix
-    still "matches" (the why says so).
-    """
-    if not ranges:
-        return "unknown", "the entry names no affected kernels"
-    if not release:
-        return "unknown", "kernel release not known"
-    parts = split_release(release)
-    if parts is None:
-        return "unknown", f"cannot read kernel release {release!r}"
-    version, _rel, dist = parts
-    reasons = []
-    for r in ranges:
-        lo, hi = r.since, r.before
-        span = (f"from {lo} " if lo else "") + (f"before {hi}" if hi else "(no fixed release known)")
-        if r.family == "rhel":
-            if dist != r.dist:
-                reasons.append(f"not a {r.dist} kernel")
-                continue
-            if lo and compare_releases(release, lo) < 0:
-                reasons.append(f"older than {lo}")
-                continue
-            if hi and compare_releases(release, hi) >= 0:
-                reasons.append(f"{hi} or newer (fixed)")
-                continue
-            return "matched", f"{release} is in {r.dist} range {span}"
-        # upstream: compare base versions only
-        if lo and _rpmvercmp(version, split_release(lo)[0]) < 0:
-            reasons.append(f"base version older than {lo}")
-            continue
-        if hi and _rpmvercmp(version, split_release(hi)[0]) >= 0:
-            reasons.append(f"base version {hi} or newer (fixed upstream)")
-            continue
-        note = "; distribution kernels may carry the fix as a backport" if parts[1] else ""
-        return "matched", f"base version {version} is in upstream range {span}{note}"
-    return "unmatched", f"{release}: " + "; ".join(reasons)
+# kernel release parsing and comparison live in releases.py (re-exported here)
+from .releases import compare_releases, release_affected, split_release  # noqa: E402,F401
