@@ -28,7 +28,7 @@ from .. import gfp as gfpmod
 from .. import kb as kbmod
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target
-from ..sources import kmsg, logs
+from ..sources import kmsg, logs, logscan
 from ..sources.logs import LogLine
 from . import allocfail as allocmod
 from . import diagnosis as diagmod
@@ -72,6 +72,7 @@ class LogScan:
     BLOCK = 512
 
     def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self.patterns = list(patterns)
         self._pending = {p: re.compile(p, re.MULTILINE) for p in patterns}
         self.hits: Dict[str, Optional[str]] = {p: None for p in patterns}
         self.last_ts: Optional[float] = None
@@ -120,9 +121,11 @@ KEEP_FAILURES = 1000
 def log_evidence(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
                  gfp_names: Optional[List[Tuple[str, int]]] = None,
                  source: str = "kernel log",
-                 keep: int = KEEP_FAILURES) -> "allocmod.AllocReport":
-    """The shared log analysis of ``lines``, watched by ``scan``."""
-    return allocmod.analyze(scan.watch(lines), source, release, gfp_names, keep)
+                 keep: int = KEEP_FAILURES, gate: Optional[logs.Gate] = None
+                 ) -> "allocmod.AllocReport":
+    """The shared log analysis of ``lines``, watched by ``scan`` (``gate``:
+    that of a gated line source, see :func:`allocfail.analyze`)."""
+    return allocmod.analyze(scan.watch(lines), source, release, gfp_names, keep, gate)
 
 
 # The architecture a release string names: RHEL/Fedora end in ".<arch>"
@@ -307,11 +310,16 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
            kb_dirs: Optional[Sequence[str]] = None,
            entries: Optional[List["kbmod.Entry"]] = None,
            log_sink: Optional[List["allocmod.AllocReport"]] = None,
-           texts: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+           texts: Optional[Iterable[str]] = None,
+           log_path: Optional[str] = None) -> Dict[str, Any]:
     """The triage report of whatever is given (at least one source).
 
     ``log_lines``: the kernel log as text, normalised (``logs.kernel_log``,
     read once, streaming); without it a dump's own log is read.
+    ``log_path``: a kernel log file instead of ``log_lines``, read the fast
+    way (:func:`~crashext.sources.logscan.gated_kernel_log`: only the lines
+    that can hold a record or match a knowledge-base regex are decoded; the
+    same report as ``log_lines=logs.kernel_log(log_path)``).
     ``log_sink``: a list that receives the log's :class:`AllocReport` (OOM
     kills, oops headers, Mem-Info blocks) for a caller that shows more of
     the log than triage does (the HTML report), without a second pass.
@@ -320,7 +328,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     log, for the entries' ``source = "text"`` elements: failures the kernel
     does not print (a cgroup mkdir refused with ENOMEM or ENOSPC).
     """
-    if target is None and log_lines is None and crash_text is None and texts is None:
+    log_given = log_lines is not None or log_path is not None
+    if target is None and not log_given and crash_text is None and texts is None:
         raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE, "
                          "--crash-log FILE or --text FILE")
     errors: Dict[str, str] = {}
@@ -332,7 +341,7 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     sources = []
     if target is not None:
         sources.append(target.source)
-    if log_lines is not None:
+    if log_given:
         sources.append("kernel log")
     if crash_text is not None:
         sources.append(crash_name)
@@ -354,12 +363,23 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
                                                                   else []) if lp.kind == "regex"]
     scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "kernel"}
                           | set(diagmod.SCAN_PATTERNS)))
+    gate = facts = None
+    if lines is None and log_path is not None:
+        # not in _section: an unusable log file (InputError) stops triage
+        gate, facts = logs.Gate(), logscan.ScanFacts()
+        lines = logscan.gated_kernel_log(log_path, gate, scan.patterns + [_BANNER.pattern],
+                                         facts)
+        if lines is None:   # a regex without a literal to search for: every line
+            gate = facts = None
+            lines = logs.kernel_log(log_path)
     if lines is not None:
         # not in _section: an unusable log file (InputError) stops triage
-        rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES)
+        rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES, gate=gate)
+        if facts is not None:
+            scan.last_ts = facts.last_ts   # the skipped lines' too
         if log_sink is not None:
             log_sink.append(rep)
-        if log_lines is not None and release_hint and rep.releases \
+        if log_given and release_hint and rep.releases \
                 and release_hint not in rep.releases:
             raise InputError(f"the log is of kernel {', '.join(rep.releases)} but the dump runs "
                              f"{release_hint}: give the dump's own log (vmcore-dmesg.txt) or "
@@ -508,7 +528,7 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         ev.allocfails = [dict(f, zones=zv.get("class"), held_back=zv.get("held_back"))
                          for f, zv in zip(memory["allocation_failures"],
                                           memory["zone_verdicts"])] + extra
-    elif target is not None or log_lines is not None:
+    elif target is not None or log_given:
         ev.log_why = errors.get("log", "the dump's log could not be read")
     if text_scan is not None:
         ev.text_hits = text_scan.hits

@@ -89,7 +89,16 @@ def run(args, ctx) -> int:
                              "with --log (and its proc/ with `crashext report --proc`)")
         from .report import write_report
         return write_report(ctx, args.html, log=args.log, kb=args.kb, crash_log=args.crash_log)
-    lines = logs.kernel_log(args.log) if args.log else None
+    lines = None
+    log_path = None
+    if args.log:
+        if args.log == "-":
+            lines = logs.kernel_log(args.log)
+        else:
+            # a bad file is refused before anything else is opened; triage
+            # then reads it the fast way (only the lines that can matter)
+            logs.checked_stream(args.log, "kernel log", logs.KERNEL_LOG_HINT).close()
+            log_path = args.log
     sos_files: List[str] = []
     if sos is not None:
         sos_files, _notes = sos.kernel_log_sources()
@@ -99,16 +108,18 @@ def run(args, ctx) -> int:
                   if args.crash_log else None)
     target = ctx.target() if ctx.has_target else None
     texts = _texts(getattr(args, "text", None) or [], sos)
-    if target is None and lines is None and crash_text is None and sos is None and texts is None:
+    if target is None and lines is None and log_path is None and crash_text is None \
+            and sos is None and texts is None:
         raise InputError("nothing to triage: give -c VMCORE -s VMLINUX, --log FILE, "
                          "--crash-log FILE, --text FILE or a sosreport")
-    if sos is not None and lines is None and crash_text is None:
+    if sos is not None and lines is None and log_path is None and crash_text is None:
         report = triage(log_lines=iter(()), kb_dirs=args.kb, texts=texts)
         report["errors"]["log"] = "the sosreport has no kernel log (sos_commands/kernel/dmesg, " \
                                   "var/log/kern.log, var/log/messages)"
     else:
         report = triage(target=target, log_lines=lines, crash_text=crash_text,
-                        crash_name=args.crash_log or "crash log", kb_dirs=args.kb, texts=texts)
+                        crash_name=args.crash_log or "crash log", kb_dirs=args.kb, texts=texts,
+                        log_path=log_path)
     if sos is not None:
         add_sosreport(report, sos, sos_files, ctx)
     if args.json:

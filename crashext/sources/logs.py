@@ -34,8 +34,8 @@ from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
            "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
-           "text_chunks", "TRIGGER", "checked_lines", "kernel_log", "load_log",
-           "TRIGGER_LITERALS"]
+           "text_chunks", "TRIGGER", "checked_lines", "checked_stream", "kernel_log",
+           "load_log", "TRIGGER_LITERALS", "is_kernel_line", "no_kernel_lines"]
 
 
 @dataclass
@@ -341,6 +341,11 @@ def checked_lines(path: str, what: str = "kernel log", hint: str = "") -> Iterat
     """:func:`raw_lines` of a file that must be text: a missing, empty or
     binary file is an :class:`InputError` naming ``what`` was expected
     (checked on the first 4 KiB, before anything is yielded)."""
+    return _lines_closing(checked_stream(path, what, hint), path)
+
+
+def checked_stream(path: str, what: str = "kernel log", hint: str = "") -> IO[bytes]:
+    """:func:`open_log` of a file that must be text (see :func:`checked_lines`)."""
     if path != "-" and not os.path.lexists(path):
         raise InputError(f"{path}: no such file")
     stream = open_log(path)
@@ -357,7 +362,7 @@ def checked_lines(path: str, what: str = "kernel log", hint: str = "") -> Iterat
     if problem:
         _close(stream)
         raise InputError(f"{path}: {problem}")
-    return _lines_closing(stream, path)
+    return stream
 
 
 def _close(stream: IO[bytes]) -> None:
@@ -381,19 +386,33 @@ def kernel_log(path: str) -> Iterator[LogLine]:
     that starts a record (:data:`TRIGGER`; logs pasted without prefixes
     still count).
     """
-    raw = checked_lines(path, "kernel log", " (a vmcore? use -c VMCORE -s VMLINUX)")
+    raw = checked_lines(path, "kernel log", KERNEL_LOG_HINT)
     return _kernel_lines(raw, path)
+
+
+#: What :func:`kernel_log` adds when a file is binary.
+KERNEL_LOG_HINT = " (a vmcore? use -c VMCORE -s VMLINUX)"
+
+
+def is_kernel_line(ln: LogLine) -> bool:
+    """Whether ``ln`` shows the input is a kernel log: a line with a printk,
+    ``dmesg -T`` or syslog prefix, or one that starts a record."""
+    return not ln.cont or bool(TRIGGER.search(ln.text))
+
+
+def no_kernel_lines(path: str) -> InputError:
+    return InputError(f"{path}: no kernel log lines ('[seconds] text', 'dmesg -T' or "
+                      "syslog '... kernel: text') found")
 
 
 def _kernel_lines(raw: Iterator[str], path: str) -> Iterator[LogLine]:
     seen = False
     for ln in normalize(raw):
-        if not seen and (not ln.cont or TRIGGER.search(ln.text)):
+        if not seen and is_kernel_line(ln):
             seen = True
         yield ln
     if not seen:
-        raise InputError(f"{path}: no kernel log lines ('[seconds] text', 'dmesg -T' or "
-                         "syslog '... kernel: text') found")
+        raise no_kernel_lines(path)
 
 
 def load_log(path: str) -> List[LogLine]:

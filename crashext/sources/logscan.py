@@ -7,15 +7,15 @@ lines a record can hold are decoded and normalised.  Same
 import lzma
 import re
 import sys
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import InputError
-from .logs import TRIGGER, TRIGGER_LITERALS, Gate, LogLine, Normalizer, open_log
+from .literals import required_literals
+from .logs import (KERNEL_LOG_HINT, TRIGGER_LITERALS, Gate, LogLine, Normalizer, checked_stream,
+                   is_kernel_line, kernel_log, open_log)
 
-__all__ = ["byte_chunks", "gated_bytes", "gated_file", "trigger_finder", "newline_counter"]
-
-_TRIGGER_B = re.compile(TRIGGER.pattern.encode())
-
+__all__ = ["byte_chunks", "gated_bytes", "gated_file", "trigger_finder", "newline_counter",
+           "literal_finder", "gated_kernel_log", "ScanFacts"]
 
 def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
     """Raw (decompressed, not decoded) bytes of ``path`` in chunks of ``size``."""
@@ -34,18 +34,20 @@ def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
             stream.close()
 
 
-def _hyperscan_finder():
-    """Start offsets of every trigger literal in ``buf[lo:hi]``, with
-    Hyperscan (one pass for all literals); None when it is not installed."""
+def _hyperscan_finder(literals: Tuple[Tuple[str, bool], ...]):
+    """Start offsets of every literal of ``literals`` ((text, caseless)
+    pairs) in ``buf[lo:hi]``, with Hyperscan (one pass for all of them);
+    None when it is not installed."""
     try:
         import hyperscan  # optional: pip install crashext[fast]
     except ImportError:
         return None
-    lits = [x.encode() for x in TRIGGER_LITERALS]
+    lits = [x.encode() for x, _ in literals]
     try:
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        db.compile(expressions=lits, ids=list(range(len(lits))), elements=len(lits),
-                   flags=[0] * len(lits))
+        db.compile(expressions=[re.escape(x) for x in lits], ids=list(range(len(lits))),
+                   elements=len(lits),
+                   flags=[hyperscan.HS_FLAG_CASELESS if c else 0 for _, c in literals])
     except Exception:  # hyperscan.error: e.g. a CPU without SSSE3
         return None
     lens = [len(x) for x in lits]
@@ -64,27 +66,44 @@ def _hyperscan_finder():
     return starts
 
 
-def _regex_finder(buf, lo: int, hi: int) -> List[int]:
-    return [m.start() for m in _TRIGGER_B.finditer(buf, lo, hi)]
+def _regex_finder(literals: Tuple[Tuple[str, bool], ...]):
+    """As :func:`_hyperscan_finder`, with one ``re`` search over the bytes
+    (``(?i:...)`` around the caseless literals: ASCII-caseless in bytes)."""
+    rx = re.compile(b"|".join((b"(?i:%s)" if c else b"%s") % re.escape(x.encode())
+                              for x, c in literals))
+
+    def starts(buf, lo: int, hi: int) -> List[int]:
+        return [m.start() for m in rx.finditer(buf, lo, hi)]
+    return starts
 
 
-_FINDER: list = []
+_FINDERS: dict = {}
+_TRIGGERS = tuple((x, False) for x in TRIGGER_LITERALS)
+
+
+def literal_finder(literals: Tuple[Tuple[str, bool], ...], engine: Optional[str] = None):
+    """A function ``(buf, lo, hi)`` giving the sorted start offsets of all
+    occurrences of ``literals`` ((text, caseless) pairs) in ``buf[lo:hi]``
+    (bytes-like): Hyperscan's when it is installed (``engine`` "hyperscan"
+    insists on it), else ``re`` ("re")."""
+    if engine != "re":
+        hs = _cached(("hyperscan", literals), _hyperscan_finder, literals)
+        if hs is not None:
+            return hs
+        if engine == "hyperscan":
+            raise ImportError("hyperscan is not installed")
+    return _cached(("re", literals), _regex_finder, literals)
+
+
+def _cached(key, make, literals):
+    if key not in _FINDERS:
+        _FINDERS[key] = make(literals)
+    return _FINDERS[key]
 
 
 def trigger_finder(engine: Optional[str] = None):
-    """A function ``(buf, lo, hi)`` giving the sorted start offsets of all
-    :data:`TRIGGER` matches in ``buf[lo:hi]`` (bytes-like): Hyperscan's when
-    it is installed (``engine`` "hyperscan" insists on it), else ``re``
-    ("re")."""
-    if engine == "re":
-        return _regex_finder
-    if not _FINDER:
-        _FINDER.append(_hyperscan_finder())
-    if _FINDER[0] is None:
-        if engine == "hyperscan":
-            raise ImportError("hyperscan is not installed")
-        return _regex_finder
-    return _FINDER[0]
+    """:func:`literal_finder` of the record triggers (:data:`TRIGGER_LITERALS`)."""
+    return literal_finder(_TRIGGERS, engine)
 
 
 def _prime_bytes(n: "Normalizer", block, end: int, lower: int, limit: int = 64) -> None:
@@ -203,14 +222,16 @@ def gated_bytes(chunks: Iterable[bytes], gate: Gate, finder=None,
     return _gated_windows(_stream_windows(chunks), gate, finder, counter)
 
 
-def _gated_windows(windows, gate: Gate, finder=None, counter=None) -> Iterator[LogLine]:
+def _gated_windows(windows, gate: Gate, finder=None, counter=None,
+                   facts: Optional["ScanFacts"] = None) -> Iterator[LogLine]:
     """:func:`gated_chunks` over raw bytes: the text between records is found
     with one multi-literal search per window (:func:`trigger_finder`) and
     never decoded, its newlines only counted (:func:`newline_counter`); only
     lines a record can hold (and the lines whose stamp a continuation
     inherits) are decoded.  Same :class:`LogLine` s as :func:`gated_chunks`
     of the decoded text, line numbers included.  A window may reuse the
-    buffer of the one before it."""
+    buffer of the one before it.  ``facts``, when given, is kept up to date
+    for the skipped lines too (:class:`ScanFacts`)."""
     import bisect
     find = finder or trigger_finder()
     count = counter or _growing_counter()
@@ -229,12 +250,16 @@ def _gated_windows(windows, gate: Gate, finder=None, counter=None) -> Iterator[L
                     if buf[hi - 1:hi] != b"\n":
                         lineno += 1        # the last line of the input, unterminated
                     _prime_bytes(n, buf, hi, pos)
+                    if facts is not None:
+                        facts.skipped(buf, pos, hi)
                     break
                 start = buf.rfind(b"\n", pos, hits[i])
                 start = pos if start < 0 else start + 1
                 if start > pos:
                     lineno += count(buf, pos, start)
                     _prime_bytes(n, buf, start, pos)
+                    if facts is not None:
+                        facts.skipped(buf, pos, start)
                 pos = start
             nl = buf.find(b"\n", pos, hi)
             if nl < 0:
@@ -244,6 +269,8 @@ def _gated_windows(windows, gate: Gate, finder=None, counter=None) -> Iterator[L
             text = buf[pos:end].decode("utf-8", "replace")
             pos = nl + 1
             for ln in n.lines(text, lineno):
+                if facts is not None:
+                    facts.read(ln)
                 yield ln
     gate.lines = lineno
 
@@ -260,3 +287,89 @@ def gated_file(path: str, gate: Gate, finder=None, counter=None) -> Iterator[Log
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+# -- a whole kernel log for triage: records, and the lines its regexes need ----
+
+class ScanFacts:
+    """What a reader of every line would know that the skipped lines
+    hold: the timestamp of the last line that has its own ``[seconds]``
+    stamp (continuation lines inherit it, so it is the last timestamp any
+    line has), and whether any line shows the input is a kernel log
+    (:func:`~crashext.sources.logs.is_kernel_line`)."""
+
+    __slots__ = ("last_ts", "seen")
+
+    def __init__(self) -> None:
+        self.last_ts: Optional[float] = None
+        self.seen = False
+
+    def read(self, ln: LogLine) -> None:
+        if not ln.cont and ln.ts is not None:
+            self.last_ts = ln.ts
+        if not self.seen and is_kernel_line(ln):
+            self.seen = True
+
+    def skipped(self, buf, lower: int, end: int) -> None:
+        """Take the skipped lines ``buf[lower:end]``: the last of them with
+        its own stamp, found backwards through the ``]`` its stamp ends
+        with (lines without one are passed over at the speed of rfind)."""
+        e = end
+        while e > lower:
+            j = buf.rfind(b"]", lower, e)
+            if j < 0:
+                return
+            b = buf.rfind(b"\n", lower, j)
+            b = lower if b < 0 else b + 1
+            nl = buf.find(b"\n", j, end)
+            stop = end if nl < 0 else nl
+            if stop > b and buf[stop - 1] == 13:
+                stop -= 1
+            got = Normalizer().lines(buf[b:stop].decode("utf-8", "replace"), 0)
+            if got and not got[0].cont and got[0].ts is not None:
+                self.last_ts = got[0].ts
+                self.seen = True
+                return
+            e = b
+
+
+def gated_kernel_log(path: str, gate: Gate, patterns: Sequence[str],
+                     facts: ScanFacts, engine: Optional[str] = None) -> Optional[Iterator[LogLine]]:
+    """:func:`~crashext.sources.logs.kernel_log` for a reader that needs
+    the records (``gate``) and the lines matching ``patterns`` (regexes run
+    on each normalised line): the lines that can hold neither are skipped
+    undecoded, ``facts`` tells what they held.  A line that matches a
+    pattern holds one of its required literals
+    (:func:`~crashext.sources.literals.required_literals`), so the search
+    for the records' triggers and those literals finds every such line.
+    None when a pattern has no required literal: then every line must be
+    read.  Same errors as ``kernel_log`` (missing, empty, binary, no
+    kernel log line at all); ``-`` (stdin) is refused with None too, as
+    the last check may need a second read.  ``engine``: as for
+    :func:`literal_finder`."""
+    if path == "-":
+        return None
+    extra: List[Tuple[str, bool]] = []
+    for p in patterns:
+        got = required_literals(p)
+        if got is None:
+            return None
+        extra.extend((x, got[1]) for x in got[0])
+    find = literal_finder(tuple(dict.fromkeys(_TRIGGERS + tuple(extra))), engine)
+    stream = checked_stream(path, "kernel log", KERNEL_LOG_HINT)
+    return _gated_kernel_lines(stream, path, gate, find, facts)
+
+
+def _gated_kernel_lines(stream, path: str, gate: Gate, find, facts: ScanFacts
+                        ) -> Iterator[LogLine]:
+    try:
+        yield from _gated_windows(_read_windows(stream, path), gate, find, None, facts)
+    finally:
+        stream.close()
+    if not facts.seen:
+        # no line read or passed over shows a kernel log yet: look at every
+        # line until one does (a garbage file is read to its end, then refused)
+        for ln in kernel_log(path):
+            if is_kernel_line(ln):
+                facts.seen = True
+                break
