@@ -89,6 +89,7 @@ class FragReport:
     zones: List[ZoneInfo]
     zone_types: List[str]
     errors: List[str] = field(default_factory=list)
+    uts_version: Optional[str] = None   # `uname -v`: Debian's names the stable sublevel
 
 
 # ---------------------------------------------------------------- indices
@@ -238,9 +239,14 @@ def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
     rd = _ZoneReader(t)
     zone_types = [n for n, _ in sorted(t.enum_constants("enum zone_type").items(),
                                        key=lambda kv: kv[1]) if n != "MAX_NR_ZONES"]
-    report = FragReport(source=t.source, release=t.release, rule=rule_for_release(t.release),
+    try:
+        uts_version: Optional[str] = t.uts()["version"]
+    except CrashextError:
+        uts_version = None
+    report = FragReport(source=t.source, release=t.release,
+                        rule=rule_for_release(t.release, uts_version),
                         orders=0, page_size=t.page_size, migratetypes=[], zones=[],
-                        zone_types=zone_types)
+                        zone_types=zone_types, uts_version=uts_version)
     pgdats = _online_pgdats(t)
     for nid, pgdat in pgdats:
         nzones = pgdat.node_zones.length()
@@ -354,10 +360,11 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     unusable = procfs.parse_frag_index(un, "unusable_index") if un else {}
     errors: List[str] = []
     rel = release or pdir.release()
+    uts_version = None if release else pdir.version()
     rule = None
     if rel:
         try:
-            rule = rule_for_release(rel)
+            rule = rule_for_release(rel, uts_version)
         except ValueError:
             if release:
                 raise InputError(f"--release {release!r}: not a kernel release")
@@ -415,7 +422,7 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
         errors.append("no zoneinfo: watermarks unknown, verdicts skipped")
     return FragReport(source=f"text {pdir.path}", release=rel, rule=rule, orders=orders,
                       page_size=4096, migratetypes=list(ptinfo["types"]) if ptinfo else [],
-                      zones=zones, zone_types=[], errors=errors)
+                      zones=zones, zone_types=[], errors=errors, uts_version=uts_version)
 
 
 # ---------------------------------------------------------------- verdicts

@@ -73,7 +73,8 @@ The three rules (see :data:`RULES`):
 ``"6.3"`` -- v6.3 and later (Mel Gorman's "Discard __GFP_ATOMIC" series,
     v6.3: ALLOC_HIGH renamed ALLOC_MIN_RESERVE, ALLOC_HARDER split into
     ALLOC_NON_BLOCK and ALLOC_HIGHATOMIC, ALLOC_RESERVES their union with
-    ALLOC_OOM), as read in v6.12::
+    ALLOC_OOM; backported to stable 6.1.116 and 5.15.171, see
+    :mod:`crashext.analysis.allocflags`), as read in v6.12::
 
         free -= (1 << order) - 1
         if not ALLOC_RESERVES: free -= highatomic   (see below)
@@ -99,9 +100,10 @@ the "4.4"/"6.3" search assumes any free block of a high enough order is
 usable and says so: ``Verdict.certain`` is then False.
 """
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
+
+from . import allocflags
 
 __all__ = ["ZoneState", "Verdict", "RULES", "rule_for_release", "watermark_ok",
            "mark_pages", "suitable_free_pages"]
@@ -112,8 +114,8 @@ RULES = {
             "discounted and the remainder must exceed min >> k",
     "4.4": "v4.4 .. v6.2 (read in v5.10 and v6.1): order-0 watermark, then any free "
            "block of the order or above on a usable migrate-type list",
-    "6.3": "v6.3 and later (read in v6.12): as 4.4 with ALLOC_RESERVES / "
-           "ALLOC_MIN_RESERVE / ALLOC_NON_BLOCK / ALLOC_HIGHATOMIC",
+    "6.3": "v6.3 and later, stable 6.1.116+ and 5.15.171+ (read in v6.12): as 4.4 with "
+           "ALLOC_RESERVES / ALLOC_MIN_RESERVE / ALLOC_NON_BLOCK / ALLOC_HIGHATOMIC",
 }
 
 # The free lists any request may take from: the MIGRATE_PCPTYPES
@@ -176,25 +178,18 @@ class Verdict:
                 "rule": self.rule}
 
 
-_REL = re.compile(r"^(\d+)\.(\d+)")
-
-
-def rule_for_release(release: str) -> str:
+def rule_for_release(release: str, uts_version: Optional[str] = None) -> str:
     """Which generation of ``__zone_watermark_ok`` a kernel release runs.
 
     ``"3.10.0-693.2.2.el7.x86_64"`` -> ``"3.10"``; ``"5.10.0-30-amd64"`` ->
     ``"4.4"``; ``"6.12.9-amd64"`` -> ``"6.3"``.  Distribution kernels are
-    taken at their base version (RHEL8's 4.18 and RHEL9's 5.14 -> ``"4.4"``).
+    taken at their base version (RHEL8's 4.18 and RHEL9's 5.14 -> ``"4.4"``),
+    stable ones at their sublevel: the "6.3" rule came to 6.1.116 and
+    5.15.171 by backport, so ``"6.1.192"`` or ``"6.1.0-57-cloud-amd64"``
+    with ``uts_version`` ``"#1 SMP Debian 6.1.192-3"`` -> ``"6.3"``
+    (:mod:`crashext.analysis.allocflags` keeps those versions).
     """
-    m = _REL.match(release.strip())
-    if not m:
-        raise ValueError(f"cannot read a kernel version from {release!r}")
-    ver = (int(m.group(1)), int(m.group(2)))
-    if ver < (4, 4):
-        return "3.10"
-    if ver < (6, 3):
-        return "4.4"
-    return "6.3"
+    return allocflags.watermark_rule(release, uts_version)
 
 
 def mark_pages(zone: ZoneState, mark: Union[str, int]) -> int:

@@ -80,6 +80,7 @@ class AllocFailure:
     pid: Optional[int] = None
     task_comm: Optional[str] = None
     release: Optional[str] = None
+    uts_version: Optional[str] = None  # after the release on the CPU: line ("#1 Debian 6.1.192-3")
     tainted: Optional[str] = None
     hardware: Optional[str] = None
     trace: List[Frame] = field(default_factory=list)
@@ -105,6 +106,7 @@ class OomReport:
     ts: Optional[float] = None
     stamp: Optional[str] = None
     release: Optional[str] = None
+    uts_version: Optional[str] = None
     pid: Optional[int] = None
     memcg: bool = False
     killed_pid: Optional[int] = None
@@ -502,6 +504,7 @@ def _body(o: _Open, ln: LogLine) -> bool:
                 r = _RELEASE.search(text)
                 rel = r.group(1) if r else None
             rec.release = rel
+            rec.uts_version = text[m.end() - 1:].strip() or None
             return True
     if text.lstrip().startswith("Hardware name:"):
         rec.hardware = text.split("Hardware name:", 1)[1].strip()
