@@ -239,10 +239,13 @@ def watermark_ok(zone: ZoneState, order: int, mark: Union[str, int],
     reserve = int(zone.lowmem_reserve[classzone_idx])
     mn = mark_v
     free = int(zone.free_pages)
-    nums: Dict[str, Any] = {"free_pages": free, "mark": mark_v, "reserve": reserve,
-                            "order": order, "classzone_idx": classzone_idx}
+    # the reason names the mark compared: the kernel's `min` is whichever mark the
+    # caller passed (wmark_pages(zone, alloc_flags & ALLOC_WMARK_MASK))
+    label = mark.lower() if isinstance(mark, str) else "mark"
+    nums: Dict[str, Any] = {"free_pages": free, "mark": mark_v, "mark_name": label,
+                            "reserve": reserve, "order": order, "classzone_idx": classzone_idx}
     if rule == "3.10":
-        return _ok_310(zone, order, mn, free, reserve, nums, high, harder, cma)
+        return _ok_310(zone, order, mn, free, reserve, nums, high, harder, cma, label)
 
     free -= (1 << order) - 1
     unusable = (1 << order) - 1
@@ -273,10 +276,10 @@ def watermark_ok(zone: ZoneState, order: int, mark: Union[str, int],
                  "highatomic": zone.highatomic, "free_cma": zone.free_cma})
     if free <= mn + reserve:
         return Verdict(False, 0, "watermark",
-                       f"free {free} (after {unusable} unusable) <= min {mn} + "
+                       f"free {free} (after {unusable} unusable) <= {label} {mn} + "
                        f"lowmem_reserve[{classzone_idx}] {reserve}", nums, True, rule)
     if order == 0:
-        return Verdict(True, None, "ok", f"free {free} > min {mn} + reserve {reserve}",
+        return Verdict(True, None, "ok", f"free {free} > {label} {mn} + reserve {reserve}",
                        nums, True, rule)
     lists = _usable_lists(rule, cma, harder, oom, highatomic)
     nums["lists"] = lists
@@ -314,7 +317,8 @@ def _div(a: int, b: int) -> int:
 
 
 def _ok_310(zone: ZoneState, order: int, mn: int, free: int, reserve: int,
-            nums: Dict[str, Any], high: bool, harder: bool, cma: bool) -> Verdict:
+            nums: Dict[str, Any], high: bool, harder: bool, cma: bool,
+            label: str = "min") -> Verdict:
     # mm/page_alloc.c v3.10, __zone_watermark_ok(); the same text in RHEL7 3.10.0.
     free -= (1 << order) - 1
     if high:
@@ -325,7 +329,7 @@ def _ok_310(zone: ZoneState, order: int, mn: int, free: int, reserve: int,
     nums.update({"free_after": free, "min": mn, "free_cma": free_cma})
     if free - free_cma <= mn + reserve:
         return Verdict(False, 0, "watermark",
-                       f"free {free - free_cma} <= min {mn} + "
+                       f"free {free - free_cma} <= {label} {mn} + "
                        f"lowmem_reserve[{nums['classzone_idx']}] {reserve}", nums, True, "3.10")
     steps = []
     nums["steps"] = steps
@@ -336,8 +340,8 @@ def _ok_310(zone: ZoneState, order: int, mn: int, free: int, reserve: int,
         if free <= mn:
             return Verdict(False, o + 1, "order",
                            f"{free} pages left in blocks of order >= {o + 1} <= "
-                           f"min >> {o + 1} = {mn}", nums, True, "3.10")
+                           f"{label} >> {o + 1} = {mn}", nums, True, "3.10")
     return Verdict(True, None, "ok",
-                   f"{free} pages in blocks of order >= {order} > min >> {order} = {mn}"
-                   if order else f"free {free - free_cma} > min {mn} + reserve {reserve}",
+                   f"{free} pages in blocks of order >= {order} > {label} >> {order} = {mn}"
+                   if order else f"free {free - free_cma} > {label} {mn} + reserve {reserve}",
                    nums, True, "3.10")
