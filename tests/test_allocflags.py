@@ -185,3 +185,40 @@ def test_fixture_kernels(vmcore, suite, gen):
     p = _cli("frag", "--json", "-c", str(fx.vmcore), "-s", str(fx.vmlinux))
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["rule"] == afl.WATERMARK_RULE[gen]
+
+
+def test_verdict_changes_with_the_generation_on_real_zones():
+    """The zones the 6.3.9 kernel printed with its order-9 failure
+    (lkml-6.3-vmalloc-order9-highatomic.log): Normal's only free order-9 block
+    is the "1*2048kB (H)" one.  A high-order non-blocking request without
+    __GFP_HIGH (GFP_NOWAIT) gets ALLOC_HIGHATOMIC from v6.3 (and 6.1.116,
+    5.15.171) and may take that block; since 6a204d4b14c9 (6.12.54, 6.1.157,
+    5.15.195, v6.18) it does not, and fails in every zone.  GFP_ATOMIC, with
+    __GFP_HIGH, keeps the right in both."""
+    text = (LOGS / "lkml-6.3-vmalloc-order9-highatomic.log").read_text()
+    rec = next(r for r in extract(logs.normalize(text.splitlines()))
+               if isinstance(r, AllocFailure))
+    assert rec.release == "6.3.9-gentoo-e350" and rec.order == 9
+    table = gfpmod.table_by_key("6.12")
+
+    def normal(mode, release):
+        rule, verdicts, _n, flags = af.explain_request(
+            mode, 9, rec.zones, rec.buddy, table, release, with_flags=True)
+        return rule, {v.zone: v.verdict for v in verdicts}["Normal"], flags
+
+    nowait = dict(table.names)["GFP_NOWAIT"]
+    assert not nowait & table.bit("__GFP_HIGH") and not nowait & table.bit("__GFP_DIRECT_RECLAIM")
+    rule, v, flags = normal(nowait, rec.release)            # the kernel of the log
+    assert (rule, flags["generation"]) == ("6.3", "6.3") and "ALLOC_HIGHATOMIC" in flags["names"]
+    assert v["ok"] and v["numbers"]["found"] == {"order": 9, "migratetype": "MIGRATE_HIGHATOMIC"}
+    for later in ("6.12.54", "6.1.157", "6.18.0"):
+        rule, v, flags = normal(nowait, later)
+        assert (rule, flags["generation"]) == ("6.3", "6.18")
+        assert flags["names"] == ["ALLOC_NON_BLOCK"] and not v["ok"]
+        assert "only on MIGRATE_HIGHATOMIC" in v["reason"]
+    atomic = dict(table.names)["GFP_ATOMIC"]
+    for release in (rec.release, "6.12.54"):
+        assert normal(atomic, release)[1]["ok"]
+    # the logged request itself (GFP_KERNEL|__GFP_HIGHMEM|__GFP_ZERO) fails in both
+    for release in (rec.release, "6.12.54"):
+        assert not normal(rec.mode, release)[1]["ok"]

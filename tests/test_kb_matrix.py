@@ -53,7 +53,14 @@ EXPECTED = {
     "lkp-6.7-noretry-order1.log": {"gfp-noretry-failure"},
     "linuxmm-skbuff-slub-atomic.log": {"slab-growth-failure-atomic"},
     "bootc-arm-oldformat.log": {"vmalloc-zero-size"},
-    "bugzilla-200651-xtables-vmalloc.log": {"xtables-vmalloc-noretry"},
+    # the area's order-0 page allocation failed with the caller's __GFP_NORETRY: both
+    # the specific bug and the general condition (the specific one ranks first)
+    "bugzilla-200651-xtables-vmalloc.log": {"xtables-vmalloc-noretry", "gfp-noretry-failure"},
+    # huge vmalloc (page order 9) of a 6.3 kernel: costly order, not atomic nor NORETRY
+    "lkml-6.3-vmalloc-order9-highatomic.log": {"costly-order-failure"},
+    # vmalloc areas that failed part-way at order 0, no entry for them: a diagnosis
+    "linuxmm-4.10-vmalloc-xfs-greedy.log": set(),
+    "lkml-4.19-vmalloc-fork-stack.log": set(),
     # OOM reports cut before the kill line, and a Mem-Info dump without an event
     "db1000n-5.4-uek-oom.log": set(),
     "mounts3-5.15-oom-syslog.log": set(),

@@ -43,7 +43,7 @@ ALLOCATOR_FRAMES = re.compile(
     r"|slab_alloc\w*|__slab_alloc\w*|___slab_alloc\w*|new_slab|allocate_slab|alloc_slab_page"
     r"|cache_grow\w*|cache_alloc_refill|fallback_alloc|____cache_alloc\w*|kmem_getpages"
     r"|get_page_from_freelist|__alloc_pages_slowpath\w*|__alloc_pages_direct_\w+"
-    r"|__vmalloc\w*|vmalloc\w*|__vmalloc_node\w*|__vmalloc_area_node|vm_area_alloc_pages"
+    r"|__vmalloc\w*|vmalloc\w*|vzalloc\w*|__vmalloc_node\w*|__vmalloc_area_node|vm_area_alloc_pages"
     r"|kvmalloc\w*|__kvmalloc\w*|alloc_pages_current|alloc_pages_vma|alloc_pages_mpol\w*"
     r"|alloc_pages_node|__alloc_pages_node|_alloc_pages)(?:\.\w+.*)?$")
 
@@ -124,7 +124,7 @@ class FailureView:
         return {
             "comm": r.comm, "kind": r.kind, "pid": r.pid, "cpu": r.cpu,
             "order": r.order, "mode": None if r.mode is None else f"{r.mode:#x}",
-            "size": r.size, "time": r.ts, "stamp": r.stamp,
+            "size": r.size, "allocated": r.allocated, "time": r.ts, "stamp": r.stamp,
             "lines": list(r.lines), "partial": r.partial, "problems": r.problems,
             "release": self.release, "tainted": r.tainted, "hardware": r.hardware,
             "nodemask": r.nodemask, "cpuset": r.cpuset, "mems_allowed": r.mems_allowed,

@@ -227,10 +227,16 @@ def _write_failure(out, f: FailureView) -> None:
         ("TASK", f"{r.task_comm or r.comm} pid {r.pid if r.pid is not None else '-'} "
                  f"cpu {r.cpu if r.cpu is not None else '-'}"),
         ("RELEASE", f.release or "-"),
-        ("ORDER", "-" if r.order is None else f"{r.order} ({4 << r.order} kB with 4 kB pages)"),
+        ("ORDER", "-" if r.order is None else f"{r.order} ({4 << r.order} kB with 4 kB pages)"
+         + (", the vmalloc area's pages are allocated one such block at a time"
+            if r.kind == "vmalloc" else "")),
         ("MODE", "-" if r.mode is None else f"{r.mode:#x} = {'|'.join(f.decoded or [])}"),
         ("GFP TABLE", f.gfp_table_how),
     ]
+    if r.kind == "vmalloc":
+        pairs.insert(5, ("SIZE", None if r.size is None else f"{r.size} bytes"
+                         + ("" if r.allocated is None else
+                            f", {r.allocated} allocated before a page allocation failed")))
     if f.alloc_flags is not None:
         pairs.append(("ALLOC FLAGS", ("|".join(f.alloc_flags["names"]) or "none")
                       + f" (gfp_to_alloc_flags of generation {f.alloc_flags['generation']})"))

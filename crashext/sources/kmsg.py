@@ -73,6 +73,7 @@ class AllocFailure:
     cpuset: Optional[str] = None
     mems_allowed: Optional[str] = None
     size: Optional[int] = None     # vmalloc bytes
+    allocated: Optional[int] = None  # vmalloc bytes the area got before a page failed
     header: str = ""
     ts: Optional[float] = None
     stamp: Optional[str] = None
@@ -178,6 +179,19 @@ _ALLOC = re.compile(
     r"|vmalloc: allocation failure: (?P<vsize>\d+) bytes"
     r"|vmalloc error: size (?P<vsize2>\d+)[^,]*(?:, page order (?P<vorder>\d+))?[^,]*(?:,[^,]*)*?)"
     r"(?:, mode:?0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?"
+    r"(?:, nodemask=(?P<nodemask>\([^)]*\)|[^,\s]*))?"
+    r"(?:,\s*cpuset=(?P<cpuset>[^,]*))?(?:,\s*mems_allowed=(?P<mems>\S*))?\s*$")
+# mm/vmalloc.c __vmalloc_area_node(): the area's pages could not all be
+# allocated.  warn_alloc() (v4.10+) prints it on one line after the task name;
+# the area was being filled one order-0 page at a time (alloc_page() /
+# alloc_pages_node(node, mask, 0)), and "of %ld" is area->size, which counts
+# the guard page (one page, unless VM_NO_GUARD).  Before v4.10
+# warn_alloc_failed() printed it alone, then "page allocation failure:
+# order:0" (that line is the record there).  Later kernels print "vmalloc
+# error: size ..." instead (_ALLOC above).
+_VMALLOC_PARTIAL = re.compile(
+    r"^\s*(?P<comm>.{1,40}?): vmalloc: allocation failure, allocated (?P<got>\d+) of "
+    r"(?P<size>\d+) bytes(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?"
     r"(?:, nodemask=(?P<nodemask>\([^)]*\)|[^,\s]*))?"
     r"(?:,\s*cpuset=(?P<cpuset>[^,]*))?(?:,\s*mems_allowed=(?P<mems>\S*))?\s*$")
 _OOM = re.compile(
@@ -441,6 +455,9 @@ def _header(ln: LogLine):
                 mems_allowed=m.group("mems"),
                 size=int(vsize) if vsize is not None else None,
                 header=text.strip(), ts=ln.ts, stamp=ln.stamp)
+        v = _vmalloc_partial(ln)
+        if v is not None:
+            return v
     if "invoked oom-killer" in text:
         m = _OOM.match(text)
         if m:
@@ -461,6 +478,22 @@ def _header(ln: LogLine):
                                (names.split("|") if names else []) if names is not None else None,
                                ts=ln.ts, stamp=ln.stamp)
     return None
+
+
+def _vmalloc_partial(ln: LogLine) -> Optional[AllocFailure]:
+    """``comm: vmalloc: allocation failure, allocated X of Y bytes, mode:...``
+    as a vmalloc failure of order 0 (see _VMALLOC_PARTIAL)."""
+    m = _VMALLOC_PARTIAL.match(ln.text)
+    if not m:
+        return None
+    names = m.group("names")
+    return AllocFailure(
+        kind="vmalloc", comm=m.group("comm").strip(), order=0,
+        mode=int(m.group("mode"), 16) if m.group("mode") else None,
+        mode_names=(names.split("|") if names else []) if names is not None else None,
+        nodemask=m.group("nodemask"), cpuset=m.group("cpuset"), mems_allowed=m.group("mems"),
+        size=int(m.group("size")), allocated=int(m.group("got")),
+        header=ln.text.strip(), ts=ln.ts, stamp=ln.stamp)
 
 
 def _body(o: _Open, ln: LogLine) -> bool:
