@@ -90,6 +90,7 @@ class FragReport:
     zone_types: List[str]
     errors: List[str] = field(default_factory=list)
     uts_version: Optional[str] = None   # `uname -v`: Debian's names the stable sublevel
+    page_size_source: str = "the kernel (PAGE_SIZE)"   # where page_size came from
 
 
 # ---------------------------------------------------------------- indices
@@ -342,9 +343,50 @@ def _walk_free_lists(t: Target, zone: KObj, info: ZoneInfo, report: FragReport,
 
 # ---------------------------------------------------------------- text
 
+#: the page size text input is taken to have when it does not say (x86_64's)
+DEFAULT_PAGE_SIZE = 4096
+
+
+def text_page_size(pdir: "procfs.ProcDir", zinfo: Dict[Tuple[int, str], Dict[str, Any]],
+                   given: Optional[int] = None) -> Tuple[int, str]:
+    """The page size of /proc text and where it came from.
+
+    ``given`` (a power of two, 4 KiB .. 256 KiB) wins; a live /proc is this
+    system's (``sysconf(_SC_PAGESIZE)``); saved text says it when it has
+    meminfo and zoneinfo: MemTotal is ``totalram_pages()`` in kB and every
+    page of it is counted in one zone's ``managed`` (mm/page_alloc.c
+    ``__free_pages_core()`` adds to both), so MemTotal * 1024 / the sum of
+    ``managed`` is the page size -- taken only when that division is exact and
+    a power of two.  Else 4 KiB, said to be an assumption."""
+    if given is not None:
+        if given < 4096 or given > 1 << 18 or given & (given - 1):
+            raise InputError(f"--page-size {given}: not a page size (a power of two, "
+                             "4096 .. 262144 bytes)")
+        return given, "given (--page-size)"
+    if getattr(pdir, "live", False):
+        import os
+        return os.sysconf("SC_PAGE_SIZE"), "this system (sysconf PAGE_SIZE)"
+    managed = sum(int(z.get("managed") or 0) for z in zinfo.values())
+    text = pdir.read("meminfo")
+    if text and managed:
+        try:
+            total_kb = procfs.parse_meminfo(text, "meminfo").get("MemTotal")
+        except InputError:
+            total_kb = None
+        if total_kb and (total_kb * 1024) % managed == 0:
+            ps = total_kb * 1024 // managed
+            if 4096 <= ps <= 1 << 18 and not ps & (ps - 1):
+                return ps, "meminfo MemTotal / zoneinfo managed pages"
+    return DEFAULT_PAGE_SIZE, ("assumed 4 KiB: the text does not say (no meminfo with "
+                               "zoneinfo to tell it); give --page-size")
+
+
 def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
-              all_zones: bool = False) -> FragReport:
-    """Read a /proc-like directory (see :class:`crashext.sources.procfs.ProcDir`)."""
+              all_zones: bool = False, page_size: Optional[int] = None) -> FragReport:
+    """Read a /proc-like directory (see :class:`crashext.sources.procfs.ProcDir`).
+
+    Counts there are in pages; ``page_size`` (bytes) is taken as
+    :func:`text_page_size` finds it."""
     text = pdir.read("buddyinfo")
     if text is None:
         raise InputError(f"{pdir.path}: no buddyinfo in it (is this a /proc, an sosreport "
@@ -420,9 +462,11 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
         zones.append(info)
     if not zinfo:
         errors.append("no zoneinfo: watermarks unknown, verdicts skipped")
+    ps, ps_source = text_page_size(pdir, zinfo, page_size)
     return FragReport(source=f"text {pdir.path}", release=rel, rule=rule, orders=orders,
-                      page_size=4096, migratetypes=list(ptinfo["types"]) if ptinfo else [],
-                      zones=zones, zone_types=[], errors=errors, uts_version=uts_version)
+                      page_size=ps, migratetypes=list(ptinfo["types"]) if ptinfo else [],
+                      zones=zones, zone_types=[], errors=errors, uts_version=uts_version,
+                      page_size_source=ps_source)
 
 
 # ---------------------------------------------------------------- verdicts
