@@ -15,7 +15,8 @@ lib/dump_stack.c of each version):
   mode:0x%x`` (3.10), ``mode:%#x(%pGg)`` (v4.5+);
   ``warn_alloc()`` (v4.10+): ``%s: %pV, mode:%#x(%pGg), nodemask=%*pbl``
   with ``%pV`` "page allocation failure: order:%u" or "vmalloc:
-  allocation failure: %lu bytes" / "vmalloc error: size %lu, ..." (v5.x+),
+  allocation failure: %lu bytes" / "vmalloc: allocation failure, allocated
+  %ld of %ld bytes" / "vmalloc error: size %lu, ..." (v5.x+),
   and since v4.16 ``,cpuset=%s,mems_allowed=%*pbl`` on the same line.
 - ``dump_stack()``: ``CPU: %d PID: %d Comm: %.20s %s %s %.*s`` (taint,
   release, version), ``Hardware name:``, ``Call Trace:`` then one frame per
