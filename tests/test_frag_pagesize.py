@@ -77,3 +77,22 @@ def test_live_proc_is_this_systems():
     rep = fa.from_proc(procfs.ProcDir("/proc"))
     assert rep.page_size == os.sysconf("SC_PAGE_SIZE")
     assert rep.page_size_source == "this system (sysconf PAGE_SIZE)"
+
+
+@pytest.mark.vmcore
+def test_rule_note_when_the_sublevel_is_unknown(vmcore, tmp_path):
+    """bookworm's /proc text with its uname_r only ("6.1.0-57-cloud-amd64"):
+    the 6.1 branch got the v6.3 rules at 6.1.116, so without the sublevel the
+    rule is a guess and says so; with uname_a ("Debian 6.1.192-3") it is not."""
+    fx = vmcore("bookworm", "fragmented")
+    d = tmp_path / "proc"
+    d.mkdir()
+    for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "meminfo", "uname_r"):
+        shutil.copy(fx.truth_dir / name, d / name)
+    data = json.loads(_cli("--proc", str(d), "--json").stdout)
+    assert data["rule"] == "4.4" and "6.1.116+" in data["rule_note"]
+    p = _cli("--proc", str(d), "--alloc-flags", "high,harder", "--order", "3")
+    assert p.returncode == 0 and "RULE: stable sublevel of 6.1.0-57-cloud-amd64 unknown" in p.stdout
+    shutil.copy(fx.truth_dir / "uname_a", d / "uname_a")
+    data = json.loads(_cli("--proc", str(d), "--json").stdout)
+    assert data["rule"] == "6.3" and data["rule_note"] is None

@@ -45,6 +45,7 @@ from ..kernel.target import KObj, Target
 from ..kernel.walk import walk_list
 from ..progress import Progress
 from ..sources import procfs
+from . import allocflags
 from .watermark import ZoneState, Verdict, rule_for_release, watermark_ok
 
 __all__ = ["ZoneInfo", "FragReport", "from_target", "from_proc", "unusable_index", "largest_free_order",
@@ -91,6 +92,7 @@ class FragReport:
     errors: List[str] = field(default_factory=list)
     uts_version: Optional[str] = None   # `uname -v`: Debian's names the stable sublevel
     page_size_source: str = "the kernel (PAGE_SIZE)"   # where page_size came from
+    rule_note: Optional[str] = None   # why the rule is a guess (stable sublevel unknown)
 
 
 # ---------------------------------------------------------------- indices
@@ -246,6 +248,7 @@ def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
         uts_version = None
     report = FragReport(source=t.source, release=t.release,
                         rule=rule_for_release(t.release, uts_version),
+                        rule_note=allocflags.generation(t.release, uts_version).assumed,
                         orders=0, page_size=t.page_size, migratetypes=[], zones=[],
                         zone_types=zone_types, uts_version=uts_version)
     pgdats = _online_pgdats(t)
@@ -463,10 +466,11 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     if not zinfo:
         errors.append("no zoneinfo: watermarks unknown, verdicts skipped")
     ps, ps_source = text_page_size(pdir, zinfo, page_size)
+    note = allocflags.generation(rel, uts_version).assumed if rel else None
     return FragReport(source=f"text {pdir.path}", release=rel, rule=rule, orders=orders,
                       page_size=ps, migratetypes=list(ptinfo["types"]) if ptinfo else [],
                       zones=zones, zone_types=[], errors=errors, uts_version=uts_version,
-                      page_size_source=ps_source)
+                      page_size_source=ps_source, rule_note=note)
 
 
 # ---------------------------------------------------------------- verdicts

@@ -152,7 +152,8 @@ def build(args, ctx) -> Dict[str, Any]:
     return {
         "live": live, "snapshot": snapshot,
         "source": report.source, "release": report.release, "rule": report.rule,
-        "rule_covers": RULES[report.rule], "orders": report.orders,
+        "rule_covers": RULES[report.rule], "rule_note": report.rule_note,
+        "orders": report.orders,
         "page_size": report.page_size, "page_size_source": report.page_size_source,
         "migratetypes": report.migratetypes,
         "classzone": {"index": cz, "name": _zone_name(report, cz)},
@@ -293,6 +294,9 @@ def run(args, ctx) -> int:
     out = ctx.out
     ps = res["page_size"]
     out.write(_verdict_line(res, ps) + "\n")
+    if res["rule_note"] and res["alloc_flags"]:
+        # without ALLOC_* rights the candidate rules agree; with them, say it is a guess
+        out.write(f"RULE: {res['rule_note']}\n")
     if res["page_size_source"].startswith("assumed"):
         out.write(f"PAGE SIZE: {render.human_bytes(ps)}, {res['page_size_source']}\n")
     if res["live"]:
