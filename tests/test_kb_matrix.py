@@ -61,6 +61,8 @@ EXPECTED = {
     # vmalloc areas that failed part-way at order 0, no entry for them: a diagnosis
     "linuxmm-4.10-vmalloc-xfs-greedy.log": set(),
     "lkml-4.19-vmalloc-fork-stack.log": set(),
+    # no vmalloc address space for a BPF JIT image (no page allocation failed)
+    "syzbot-5.19-vmalloc-vm-struct.log": set(),
     # OOM reports cut before the kill line, and a Mem-Info dump without an event
     "db1000n-5.4-uek-oom.log": set(),
     "mounts3-5.15-oom-syslog.log": set(),

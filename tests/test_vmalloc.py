@@ -110,3 +110,19 @@ def test_huge_vmalloc_error_6_3():
     normal_free_kb = 4608608   # "Normal free:4608608kB" of the first record
     n = {x["zone"]: x["verdict"] for x in data["failures"][0]["verdicts"]}["Normal"]
     assert n["numbers"]["free_after"] == normal_free_kb // 4 - 511 - 512
+
+
+def test_vm_struct_allocation_failed_5_19():
+    """"dhcpcd: vmalloc error: size 4096, vm_struct allocation failed,
+    mode:0xcc0(GFP_KERNEL)": __vmalloc_node_range() found no vmalloc address
+    range (__get_vm_area_node() failed), so no page allocation failed: no
+    order, the size is the request, and no watermark check applies although
+    the Mem-Info block (one DMA32 zone on riscv64) is read."""
+    (r,) = _records("syzbot-5.19-vmalloc-vm-struct.log")
+    assert (r.kind, r.comm, r.size, r.order, r.allocated) == ("vmalloc", "dhcpcd", 4096, None, None)
+    assert (r.pid, r.release) == (1949, "5.19.0-rc1-syzkaller-00004-gc1f6eff304e4")
+    assert [z.zone for z in r.zones] == ["DMA32"] and r.buddy[0].total_kb == 1153504
+    data = _json(str(LOGS / "syzbot-5.19-vmalloc-vm-struct.log"))
+    (f,) = data["failures"]
+    assert f["caller"] == "bpf_jit_alloc_exec" and f["verdicts"] == []
+    assert f["explanation"][0].startswith("no allocation order printed")

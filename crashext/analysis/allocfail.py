@@ -363,7 +363,10 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
         return (rule, verdicts, notes, flags_js) if with_flags else (rule, verdicts, notes)
     out: List[str] = []
     if mode is None or order is None:
-        return ret(None, [], ["no mode/order: cannot re-run the watermark check"])
+        what = ("no mode printed" if mode is None and order is not None else
+                "no allocation order printed (a vmalloc failure before any page allocation, "
+                "or a cut header)" if mode is not None else "no mode/order")
+        return ret(None, [], [f"{what}: cannot re-run the watermark check"])
     rule, flags, flags_js, fnotes = request_flags(mode, order, table, release, uts_version)
     if not all_zones:
         return ret(None, [], ["no zone lines printed with this failure (rate-limited show_mem, "
