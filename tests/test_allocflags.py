@@ -66,6 +66,9 @@ def test_unknown_sublevel_is_said():
     g = afl.generation("5.15.0-124-generic", "#134-Ubuntu SMP Fri Sep 27 20:20:17 UTC 2024")
     assert g.name == "4.4" and g.assumed
     assert afl.generation("5.10.0-32-cloud-amd64").assumed is None  # no backport on 5.10
+    g = afl.generation("5.14.0-427.el9.x86_64")     # RHEL 9: backports not checked
+    assert g.name == "4.4" and "unconfirmed" in g.assumed
+    assert afl.generation("3.10.0-693.2.2.el7.x86_64").assumed is None
     with pytest.raises(ValueError):
         afl.generation("garbage")
 

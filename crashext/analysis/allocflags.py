@@ -58,7 +58,9 @@ Which generation a kernel runs needs its stable sublevel where a branch got
 a backport: ``6.1.192`` says it, Debian's ``6.1.0-57-cloud-amd64`` does not,
 but Debian's version string (``#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3``,
 printed after the release on dump_stack()'s ``CPU:`` line) does.  Without
-it the branch's own mainline generation is assumed and the answer says so.
+it the branch's own mainline generation is assumed and the answer says so;
+so it is for RHEL 8/9 kernels (4.18, 5.14), whose backports of the v6.3
+series were not checked.
 """
 
 import re
@@ -94,6 +96,8 @@ _BACKPORTS: Dict[Tuple[int, int], Tuple[Tuple[int, str], ...]] = {
 WATERMARK_RULE = {"3.10": "3.10", "4.4": "4.4", "6.3": "6.3", "6.18": "6.3"}
 
 _REL = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?(\S*)")
+# RHEL-family releases ("4.18.0-553.el8_10.x86_64", "5.14.0-427.el9.x86_64")
+_ENTERPRISE = re.compile(r"\.el\d+")
 # Debian's (and Ubuntu mainline builds') version string names the upstream sublevel
 _DEBIAN = re.compile(r"\bDebian (\d+)\.(\d+)\.(\d+)")
 
@@ -143,6 +147,12 @@ def generation(release: Optional[str], uts_version: Optional[str] = None) -> Ker
     major, minor, sub = ver
     base = next(g for v, g in _MAINLINE if (major, minor) >= v)
     ports = _BACKPORTS.get((major, minor), ())
+    if not ports and _ENTERPRISE.search(release or "") and (4, 4) <= (major, minor) < (6, 3):
+        # RHEL 8/9 (4.18, 5.14) carry many mm backports; whether the v6.3 series is
+        # among them was not checked
+        return KernelGen(base, WATERMARK_RULE[base],
+                         f"{release}: whether this enterprise kernel carries the v6.3 "
+                         f"gfp_to_alloc_flags() series is unconfirmed: generation {base} assumed")
     if not ports:
         return KernelGen(base, WATERMARK_RULE[base])
     if sub is None:
