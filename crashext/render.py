@@ -10,7 +10,13 @@ from typing import Any, Iterable, List, Optional, Sequence, TextIO
 
 from tabulate import tabulate
 
-__all__ = ["table", "write_table", "write_json", "human_bytes", "bar", "kv_block"]
+__all__ = ["table", "write_table", "write_json", "human_bytes", "bar", "kv_block", "dash"]
+
+
+def dash(v: Any) -> str:
+    """A value in text: ``-`` for a missing one (None), as tables and
+    ``KEY: value`` blocks show it, never ``None``."""
+    return "-" if v is None else str(v)
 
 
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str],
@@ -189,7 +195,7 @@ def bar(value: float, maximum: float, width: int = 20) -> str:
 
 def kv_block(pairs: Iterable[Sequence[Any]]) -> str:
     """``KEY: value`` lines aligned like the crash banner."""
-    pairs = [(str(k), "-" if v is None or v == "" else str(v)) for k, v in pairs]
+    pairs = [(str(k), "-" if v == "" else dash(v)) for k, v in pairs]
     if not pairs:
         return ""
     w = max(len(k) for k, _ in pairs)

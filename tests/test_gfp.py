@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -36,13 +37,28 @@ def test_seed_mode_decoded_with_310_table():
     assert gfp.decode(0x10c0d0, t) == ["GFP_KERNEL", "__GFP_COMP", "__GFP_ZERO", "__GFP_KMEMCG"]
 
 
+def _source_releases():
+    """file -> the kernel release SOURCES.md gives for it (its third column),
+    for excerpts whose quoted lines do not name it."""
+    out = {}
+    with open(os.path.join(DATA, "SOURCES.md")) as f:
+        for ln in f:
+            cells = [c.strip() for c in ln.split("|")]
+            if len(cells) > 3 and re.match(r"^\d+\.\d+", cells[3]):
+                out[cells[1]] = cells[3].split()[0]
+    return out
+
+
 def _printed_cases():
     """(file, release, mask, names printed by the kernel) from every test log."""
     cases = []
+    known = _source_releases()
     for path in sorted(glob.glob(os.path.join(DATA, "*"))):
         for rec in kmsg.extract(logs.log_lines(path)):
             if isinstance(rec, kmsg.AllocFailure) and rec.mode_names is not None:
-                cases.append((os.path.basename(path), rec.release, rec.mode, rec.mode_names))
+                cases.append((os.path.basename(path),
+                              rec.release or known.get(os.path.basename(path)),
+                              rec.mode, rec.mode_names))
             if isinstance(rec, kmsg.OomReport) and rec.gfp_names is not None:
                 cases.append((os.path.basename(path), rec.release, rec.gfp, rec.gfp_names))
     return cases

@@ -149,11 +149,17 @@ def test_oom_reports_header_memcg_kill_and_tasks(oomfx):
 
 @pytest.mark.vmcore
 def test_dump_log_gives_the_same_blocks(oomfx):
-    """The dump's own kernel log (read by drgn) carries the same OOM and SysRq-m blocks."""
+    """The dump's own kernel log (read by drgn) carries the same OOM and SysRq-m blocks.
+
+    The dump knows its kernel (release and ``uname -v``) before the first
+    block; the text's first SysRq-m block comes before any line naming the
+    release, so the text is given the kernel the guest's ``uname -a`` names."""
     p = _cli("allocfail", "--json", "-c", str(oomfx.vmcore), "-s", str(oomfx.vmlinux))
     assert p.returncode == 0, p.stderr
     dump = json.loads(p.stdout)
-    text = json.loads(_cli("allocfail", "--json", str(oomfx.truth_dir / "dmesg")).stdout)
+    uname = (oomfx.truth_dir / "uname_a").read_text().split()
+    text = json.loads(_cli("allocfail", "--json", "--kernel-version", " ".join(uname[2:-2]),
+                           str(oomfx.truth_dir / "dmesg")).stdout)
     strip = ("lines", "problems", "partial", "header", "when", "stamp", "time", "release")
 
     def norm(views):

@@ -190,11 +190,12 @@ def test_every_real_log_gives_a_report(name):
     assert SEED not in [m["id"] for m in rep["verdict"]["matches"]]
     raw = "".join(ln for ln in open(os.path.join(_DATA, name), errors="replace")
                   if not ln.startswith("# source:"))
-    # records of the shared log analysis: page allocation failures and the
-    # whole-request vmalloc failures ("allocation failure: N bytes"); the
-    # part-way form ("allocated X of Y bytes") is read by triage's diagnosis
+    # records of the shared log analysis: page allocation failures, the
+    # whole-request vmalloc failures ("allocation failure: N bytes") and, with
+    # the task name first (v4.10+), the part-way ones ("allocated X of Y bytes")
     n_fail = raw.count("page allocation failure") + raw.count("vmalloc error") + \
-        len(re.findall(r"\S: vmalloc: allocation failure: \d+ bytes", raw))
+        len(re.findall(r"\S: vmalloc: allocation failure: \d+ bytes", raw)) + \
+        len(re.findall(r"\S: vmalloc: allocation failure, allocated \d+ of \d+ bytes", raw))
     assert len(rep["memory"]["allocation_failures"]) == n_fail
 
 

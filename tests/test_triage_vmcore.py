@@ -72,3 +72,37 @@ def test_log_of_another_kernel_is_refused(vmcore):
                         "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
     with pytest.raises(InputError, match="3.10.0-693.2.2.el7.x86_64 but the dump runs 5.10"):
         triage(target=t, log_lines=load_log(seed))
+
+
+@pytest.mark.parametrize("suite", ["bookworm", "bullseye"])
+def test_missing_values_render_as_memcgids_does(vmcore, suite):
+    """6.1 has no per-kmemcg-id arrays (memcg_nr_cache_ids went in v5.18), so
+    the capacity is unknown: triage prints it as memcgids does ("-", never
+    "None"), through the same phrase; on 5.10 both print the kernel's number."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    fx = vmcore(suite, "memcg-churn")
+
+    def cli(*args):
+        p = subprocess.run([sys.executable, "-m", "crashext", *args, "-c", str(fx.vmcore),
+                            "-s", str(fx.vmlinux)], capture_output=True, text=True,
+                           timeout=600, cwd=root, env={"PYTHONPATH": str(root),
+                                                       "PATH": "/usr/bin:/bin"})
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    tri = cli("triage")
+    ids = cli("memcgids")
+    kmem = re.search(r"^\s*KMEM IDS: (.*)$", ids, re.M).group(1)
+    line = next(ln.strip() for ln in tri.splitlines() if ln.strip().startswith("memcgs:"))
+    assert line.endswith(f"kmem ids {kmem}")
+    # no value printed as Python's None (the knowledge base's "None needed." is prose)
+    assert [ln for ln in tri.splitlines()
+            if re.search(r"\bNone\b", ln) and "None needed" not in ln] == []
+    import json
+    cap = json.loads(cli("memcgids", "--json"))["summary"]["kmem_id_capacity"]
+    if suite == "bookworm":
+        assert cap is None and "capacity -" in line
+    else:
+        assert isinstance(cap, int) and f"capacity {cap} (memcg_nr_cache_ids)" in line

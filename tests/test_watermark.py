@@ -164,6 +164,30 @@ def test_reserve_and_fragmentation_is_not_held_back(rule, check):
     assert not held and bare.check == check and bare.failed_order in (1, 2)
 
 
+@pytest.mark.parametrize("mark", ["min", "low", "high"])
+def test_reason_names_the_mark_compared(mark):
+    """The seed's logged zones checked at each watermark: the reason names
+    that mark and the value the log printed for it (kB / 4), not "min"."""
+    zones = _seed_zones()
+    z, _ = zones["Normal"]
+    logged = {"min": 55540, "low": 69424, "high": 83308}[mark] // 4  # Normal's zone line
+    assert getattr(z, mark) == logged
+    v = watermark_ok(z, 6, mark, 2, "3.10")
+    assert not v.ok and v.numbers["mark_name"] == mark
+    assert v.reason.endswith(f"<= {mark} >> 6 = {logged >> 6}")
+    others = {"min", "low", "high"} - {mark}
+    assert not any(f"{o} " in v.reason for o in others)
+    dma32, _ = zones["DMA32"]
+    for rule in ("3.10", "4.4", "6.3"):
+        v = watermark_ok(dma32, 6, mark, 2, rule)
+        assert v.check == "watermark"
+        assert f"<= {mark} {getattr(dma32, mark)} + lowmem_reserve[2] 13054" in v.reason
+    v = watermark_ok(z, 0, mark, 2, "4.4")
+    assert v.ok and f"> {mark} {getattr(z, mark)} + reserve 0" in v.reason
+    v = watermark_ok(z, 0, 5000, 2, "4.4")   # a number of pages: "mark"
+    assert v.ok and "> mark 5000 + reserve 0" in v.reason
+
+
 def test_seed_order6_would_pass_on_newer_kernels():
     """Three order-6 blocks (3*256kB, all (M)) were free: v4.4+ would not have failed.
 

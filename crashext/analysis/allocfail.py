@@ -27,6 +27,7 @@ from ..sources.kmsg import (AllocFailure, record_when, BuddyLine, MIGRATE_LETTER
                             ShowMem, SlubFailure, ZoneLine, extract)
 from ..sources.logs import Gate, LogLine
 from ..sources.logscan import gated_file
+from . import allocflags as afl
 from . import watermark as wm
 
 __all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
@@ -43,7 +44,7 @@ ALLOCATOR_FRAMES = re.compile(
     r"|slab_alloc\w*|__slab_alloc\w*|___slab_alloc\w*|new_slab|allocate_slab|alloc_slab_page"
     r"|cache_grow\w*|cache_alloc_refill|fallback_alloc|____cache_alloc\w*|kmem_getpages"
     r"|get_page_from_freelist|__alloc_pages_slowpath\w*|__alloc_pages_direct_\w+"
-    r"|__vmalloc\w*|vmalloc\w*|__vmalloc_node\w*|__vmalloc_area_node|vm_area_alloc_pages"
+    r"|__vmalloc\w*|vmalloc\w*|vzalloc\w*|__vmalloc_node\w*|__vmalloc_area_node|vm_area_alloc_pages"
     r"|kvmalloc\w*|__kvmalloc\w*|alloc_pages_current|alloc_pages_vma|alloc_pages_mpol\w*"
     r"|alloc_pages_node|__alloc_pages_node|_alloc_pages)(?:\.\w+.*)?$")
 
@@ -121,7 +122,9 @@ class FailureView:
     table: gfpmod.GfpTable = field(repr=False, compare=False)
     _caller: Optional[Tuple[Optional[str], Optional[str], List[Dict[str, str]]]] = field(
         default=None, repr=False, compare=False)
-    _explained: Optional[Tuple[Optional[str], List[ZoneVerdict], List[str]]] = field(
+    uts_version: Optional[str] = field(default=None, repr=False, compare=False)
+    _explained: Optional[Tuple[Optional[str], List[ZoneVerdict], List[str],
+                               Optional[Dict[str, Any]]]] = field(
         default=None, repr=False, compare=False)
 
     def _callers(self):
@@ -132,7 +135,7 @@ class FailureView:
 
     def _explain(self):
         if self._explained is None:
-            self._explained = explain(self.record, self.table, self.release)
+            self._explained = explain(self.record, self.table, self.release, self.uts_version)
         return self._explained
 
     caller = property(lambda self: self._callers()[0])
@@ -141,13 +144,15 @@ class FailureView:
     watermark_rule = property(lambda self: self._explain()[0])
     zone_verdicts = property(lambda self: self._explain()[1])
     explanation = property(lambda self: self._explain()[2])
+    #: allocflags' generation and ALLOC_* names (None if not derived)
+    alloc_flags = property(lambda self: self._explain()[3])
 
     def to_json(self) -> Dict[str, Any]:
         r = self.record
         return {
             "comm": r.comm, "kind": r.kind, "pid": r.pid, "cpu": r.cpu,
             "order": r.order, "mode": None if r.mode is None else f"{r.mode:#x}",
-            "size": r.size, "time": r.ts, "stamp": r.stamp,
+            "size": r.size, "allocated": r.allocated, "time": r.ts, "stamp": r.stamp,
             "lines": list(r.lines), "partial": r.partial, "problems": r.problems,
             "release": self.release, "tainted": r.tainted, "hardware": r.hardware,
             "nodemask": r.nodemask, "cpuset": r.cpuset, "mems_allowed": r.mems_allowed,
@@ -165,6 +170,7 @@ class FailureView:
                        "types": b.types, "total_kb": b.total_kb, "computed_kb": b.computed_kb,
                        "total_ok": b.total_ok, "line": b.line} for b in r.buddy],
             "watermark_rule": self.watermark_rule,
+            "alloc_flags": self.alloc_flags,
             "verdicts": [{"node": v.node, "zone": v.zone, "index": v.index,
                           "classzone_idx": v.classzone_idx, "free_pages": v.free_pages,
                           "min": v.min, "low": v.low, "high": v.high, "reserve": v.reserve,
@@ -280,28 +286,6 @@ def _highest_zone(mask: int, table: gfpmod.GfpTable, idx: Dict[str, int]) -> Opt
     return "Normal"
 
 
-def _alloc_flags(mask: int, table: gfpmod.GfpTable, rule: str) -> Dict[str, bool]:
-    """The ALLOC_* bits gfp_to_alloc_flags() derives that watermark_ok() takes.
-
-    3.10: ALLOC_HIGH for __GFP_HIGH, ALLOC_HARDER for atomic callers (no
-    __GFP_WAIT and no __GFP_NO_KSWAPD) unless __GFP_NOMEMALLOC; v4.4 .. 6.2:
-    ALLOC_HARDER for __GFP_ATOMIC unless __GFP_NOMEMALLOC; v6.3+: the
-    non-blocking (no __GFP_DIRECT_RECLAIM) ALLOC_NON_BLOCK.  ALLOC_CMA for
-    movable requests.  Not modelled: OOM victims, PF_MEMALLOC, RT tasks.
-    """
-    b = table.bit
-    high = bool(mask & b("__GFP_HIGH"))
-    nomem = bool(mask & b("__GFP_NOMEMALLOC"))
-    if rule == "3.10":
-        harder = not (mask & (b("__GFP_WAIT") | b("__GFP_NO_KSWAPD"))) and not nomem
-    elif rule == "4.4":
-        harder = bool(mask & b("__GFP_ATOMIC")) and not nomem
-    else:
-        harder = not (mask & b("__GFP_DIRECT_RECLAIM"))
-    cma = bool(mask & b("__GFP_MOVABLE"))
-    return {"high": high, "harder": harder, "cma": cma}
-
-
 def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, List[str]]:
     page_kb = b.block_kb[0] if b.block_kb else 4
     notes = []
@@ -324,12 +308,24 @@ def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, Li
     if len(nr_free) < 11:
         notes.append(f"buddy line has {len(nr_free)} orders; higher orders taken as empty")
         nr_free += [0] * (11 - len(nr_free))
+    # The high-atomic pages __zone_watermark_ok() subtracts for requests without
+    # reserve rights: zone->nr_reserved_highatomic, or from v6.12 (commit
+    # c928807f6f6b, "keep track of free highatomic") zone->nr_free_highatomic.
+    # show_free_areas() prints the first as "reserved_highatomic:" and, on kernels
+    # that have the second, "free_highatomic:" too; with only the reserve printed
+    # on a v6.12+ kernel it is an upper bound of what the kernel subtracted.
+    highatomic = pages("free_highatomic")
+    if highatomic is None:
+        highatomic = pages("reserved_highatomic")
+        if highatomic:
+            notes.append("high-atomic pages: the reserve (reserved_highatomic); kernels from "
+                         "v6.12 subtract only its free part, which this log does not print")
     st = wm.ZoneState(node=z.node, name=z.zone, free_pages=pages("free") or 0,
                       min=pages("min") or 0, low=pages("low") or 0, high=pages("high") or 0,
                       lowmem_reserve=list(z.lowmem_reserve or []), nr_free=nr_free,
                       free_by_mt=free_by_mt or None, managed=pages("managed"),
                       present=pages("present"), index=index,
-                      free_cma=pages("free_cma") or 0)
+                      free_cma=pages("free_cma") or 0, highatomic=highatomic or 0)
     return st, notes
 
 
@@ -351,38 +347,65 @@ def mem_info_zones(rec: AllocFailure) -> Tuple[List[wm.ZoneState], List[str]]:
     return out, notes
 
 
-def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str]
-            ) -> Tuple[Optional[str], List[ZoneVerdict], List[str]]:
-    """Watermark verdicts for every zone the request could use."""
-    return explain_request(rec.mode, rec.order, rec.zones, rec.buddy, table, release)
+def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str],
+            uts_version: Optional[str] = None):
+    """Watermark verdicts for every zone the request could use:
+    ``(rule, verdicts, notes, alloc flags as JSON or None)``."""
+    return explain_request(rec.mode, rec.order, rec.zones, rec.buddy, table, release,
+                           uts_version=uts_version, with_flags=True)
+
+
+def request_flags(mode: int, order: int, table: gfpmod.GfpTable, release: Optional[str],
+                  uts_version: Optional[str] = None
+                  ) -> Tuple[str, afl.AllocFlags, Dict[str, Any], List[str]]:
+    """The watermark rule and ALLOC_* flags of a request, as
+    :mod:`crashext.analysis.allocflags` derives them for ``release``; the
+    flags as JSON and notes on what was assumed."""
+    notes: List[str] = []
+    gen = None
+    if release:
+        try:
+            gen = afl.generation(release, uts_version)
+        except ValueError:
+            gen = None
+    if gen is None:
+        name = "3.10" if table.since < (4, 4) else ("4.4" if table.since < (6, 3) else "6.3")
+        gen = afl.KernelGen(name, afl.WATERMARK_RULE[name],
+                            f"kernel release unknown: generation {name} assumed from the "
+                            "GFP table")
+    if gen.assumed:
+        notes.append(gen.assumed)
+    flags = afl.alloc_flags(mode, order, table, gen.name)
+    js = {"generation": gen.name, "names": flags.names(gen.name), "assumed": gen.assumed}
+    return gen.rule, flags, js, notes
 
 
 def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[ZoneLine],
-                    buddy: List[BuddyLine], table: gfpmod.GfpTable, release: Optional[str]
-                    ) -> Tuple[Optional[str], List[ZoneVerdict], List[str]]:
+                    buddy: List[BuddyLine], table: gfpmod.GfpTable, release: Optional[str],
+                    uts_version: Optional[str] = None, with_flags: bool = False):
     """:func:`explain` for a request given by its GFP ``mode`` and ``order``
     and the zone and buddy lines of any show_mem() block (an allocation
-    failure, an OOM report, a SysRq-m dump)."""
+    failure, an OOM report, a SysRq-m dump): ``(rule, verdicts, notes)``,
+    and the ALLOC_* flags as JSON (None if not derived) with ``with_flags``."""
+    def ret(rule, verdicts, notes, flags_js=None):
+        return (rule, verdicts, notes, flags_js) if with_flags else (rule, verdicts, notes)
     out: List[str] = []
     if mode is None or order is None:
-        return None, [], ["no mode/order: cannot re-run the watermark check"]
+        what = ("no mode printed" if mode is None and order is not None else
+                "no allocation order printed (a vmalloc failure before any page allocation, "
+                "or a cut header)" if mode is not None else "no mode/order")
+        return ret(None, [], [f"{what}: cannot re-run the watermark check"])
+    rule, flags, flags_js, fnotes = request_flags(mode, order, table, release, uts_version)
     if not all_zones:
-        return None, [], ["no zone lines printed with this failure (rate-limited show_mem, "
-                          "or a filtered report): cannot re-run the watermark check"]
-    try:
-        rule = wm.rule_for_release(release) if release else None
-    except ValueError:
-        rule = None
-    if rule is None:
-        rule = "4.4" if table.since >= (4, 4) and table.since < (6, 3) else (
-            "3.10" if table.since < (4, 4) else "6.3")
-        out.append(f"kernel release unknown: watermark rule {rule} assumed from the GFP table")
+        return ret(None, [], ["no zone lines printed with this failure (rate-limited show_mem, "
+                              "or a filtered report): cannot re-run the watermark check"],
+                   flags_js)
+    out.extend(fnotes)
     idx, notes = _zone_indices(all_zones)
     out.extend(notes)
     top = _highest_zone(mode, table, idx)
     top_i = idx.get(top, idx.get("Normal", 0))
     buddies = {(b.node, b.zone): b for b in buddy}
-    flags = _alloc_flags(mode, table, rule)
     verdicts: List[ZoneVerdict] = []
     ver = gfpmod.parse_version(release or "") or table.since
     for node in sorted({z.node for z in all_zones}):
@@ -403,14 +426,12 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
             if order >= len(st.nr_free):
                 out.append(f"order {order} beyond the buddy line's orders")
                 continue
-            v = wm.watermark_ok(st, order, "min", cz, rule, high=flags["high"],
-                                harder=flags["harder"], cma=flags["cma"])
+            v = wm.watermark_ok(st, order, "min", cz, rule, **flags.kwargs())
             vj = v.to_json()
             # held back by lowmem_reserve: fails with the reserve, passes without
             # it (the rule and its kernel source: wm.held_back_by_reserve)
             held, bare = wm.held_back_by_reserve(st, v, order, "min", cz, rule,
-                                                 high=flags["high"], harder=flags["harder"],
-                                                 cma=flags["cma"])
+                                                 **flags.kwargs())
             vj["lowmem_reserve_held"] = held
             vj["without_reserve"] = None if bare is None else {
                 "ok": bare.ok, "check": bare.check, "failed_order": bare.failed_order,
@@ -424,7 +445,7 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
                        "some zone passes the MIN watermark as printed: the failure came from "
                        "elsewhere (cpuset/mempolicy, numbers changed between check and report, "
                        "or a flag not modelled)"))
-    return rule, verdicts, out
+    return ret(rule, verdicts, out, flags_js)
 
 
 #: OOM, SLUB and oops records kept per report (``keep`` limits failures only).
@@ -442,19 +463,25 @@ def analyze_file(path: str, source: Optional[str] = None,
 
 def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str] = None,
             gfp_names: Optional[List[Tuple[str, int]]] = None,
-            keep: int = 100000, gate: Optional[Gate] = None) -> AllocReport:
-    """Everything :mod:`allocfail` reports about a log, in one streaming pass."""
+            keep: int = 100000, gate: Optional[Gate] = None,
+            uts_version: Optional[str] = None) -> AllocReport:
+    """Everything :mod:`allocfail` reports about a log, in one streaming pass.
+
+    ``uts_version`` goes with ``kernel_version`` (a dump's ``uname -v``): it
+    can name the stable sublevel a distribution release hides
+    (:func:`crashext.analysis.allocflags.kernel_version`)."""
     rep = AllocReport(source=source)
     groups: Dict[Tuple[str, Optional[int], Optional[int]], Group] = {}
     last_release: Optional[str] = None
+    last_uts: Optional[str] = None
     # a gated source counts its own lines (gate.lines); others are counted here
     counted = _Counter(lines) if gate is None else None
     for rec in extract(counted if counted is not None else lines, gate):
         if isinstance(rec, AllocFailure):
             if rec.release:
-                last_release = rec.release
+                last_release, last_uts = rec.release, rec.uts_version
             release = kernel_version or rec.release or last_release
-            view = _view(rec, release, gfp_names)
+            view = _view(rec, release, gfp_names, uts_version if kernel_version else last_uts)
             if view.names_agree is False and len(rep.warnings) < 20:
                 rep.warnings.append(
                     f"line {rec.lines[0]}: the kernel printed {'|'.join(rec.mode_names or [])} "
@@ -477,7 +504,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             _note_release(rep, rec.release)
         elif isinstance(rec, OomReport):
             if rec.release:
-                last_release = rec.release
+                last_release, last_uts = rec.release, rec.uts_version
             _note_release(rep, rec.release)
             if len(rep.ooms) < _OTHER_CAP:
                 rep.ooms.append(rec)
@@ -486,7 +513,9 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
         elif isinstance(rec, ShowMem):
             if len(rep.showmem) < _OTHER_CAP:
                 rep.showmem.append(rec)
-                rep.showmem_views.append(mimod.showmem_view(rec, kernel_version or last_release))
+                rep.showmem_views.append(mimod.showmem_view(
+                    rec, kernel_version or last_release,
+                    uts_version if kernel_version else last_uts))
         elif isinstance(rec, SlubFailure):
             if len(rep.slub) < _OTHER_CAP:
                 rep.slub.append(rec)
@@ -539,7 +568,8 @@ def _choose_table(rec: AllocFailure, release: Optional[str]):
 
 
 def _view(rec: AllocFailure, release: Optional[str],
-          gfp_names: Optional[List[Tuple[str, int]]]) -> FailureView:
+          gfp_names: Optional[List[Tuple[str, int]]],
+          uts_version: Optional[str] = None) -> FailureView:
     table, how = _choose_table(rec, release)
     decoded = None
     names_source = "table"
@@ -553,7 +583,7 @@ def _view(rec: AllocFailure, release: Optional[str],
     if rec.mode_names is not None and decoded is not None:
         agree = decoded == rec.mode_names
     return FailureView(rec, release, table.key, how, decoded, rec.mode_names, agree,
-                       names_source, table)
+                       names_source, table, uts_version=uts_version)
 
 
 def _caller_why(caller: Optional[str]) -> Optional[str]:

@@ -42,8 +42,9 @@ OOM_TASK_IN = r"Task in (?P<task_memcg>\S+) killed as a result of limit of (?P<o
 #: mm/oom_kill.c out_of_memory(): nothing could be killed; the kernel panics next
 OOM_NOTHING = r"Out of memory and no killable processes"
 #: mm/vmalloc.c __vmalloc_area_node(): pages for a vmalloc area could not all be
-#: allocated (the whole-request form, "allocation failure: %lu bytes", is
-#: parsed by crashext.sources.kmsg)
+#: allocated.  crashext.sources.kmsg parses the v4.10+ line (task name first) as
+#: an allocation failure; this scan is the fallback for the line alone (before
+#: v4.10, and lines without the task name)
 VMALLOC_PARTIAL = (r"vmalloc: allocation failure, allocated (?P<got>\d+) of (?P<want>\d+) bytes"
                    r"(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?")
 # (it starts with the literal message, so the scan is linear; the task name is
@@ -235,14 +236,20 @@ def _alloc_diag(memory: Dict[str, Any], page_kb: int) -> Optional[Dict[str, Any]
     pairs = list(zip(fails, zvs + [{}] * (len(fails) - len(zvs))))
     # the highest order is the most telling (order-0 failures are often only atomic noise)
     f, zv = max(pairs, key=lambda p: (p[0].get("order") or 0))
-    if f.get("kind") == "vmalloc":
+    partial = f.get("kind") == "vmalloc" and f.get("allocated") is not None
+    if partial:
+        cls = "vmalloc failure"
+        what = (f"got {_kib(f['allocated'] // 1024)} of {_kib(f['size'] // 1024)} before a "
+                "page allocation failed")
+    elif f.get("kind") == "vmalloc":
         cls = "vmalloc failure"
         what = f"{f.get('size')} bytes" if f.get("size") is not None else "size not printed"
     else:
         order = f.get("order")
         cls = "high-order allocation failure" if order else "allocation failure"
         what = f"order {order}{_order_size(order, page_kb)}"
-    head = f"{cls}: {what} for {f.get('comm') or '?'}"
+    head = (f"{cls}: {f.get('comm') or '?'} {what}" if partial
+            else f"{cls}: {what} for {f.get('comm') or '?'}")
     if f.get("caller"):
         head += f" in {f['caller']}"
     if f.get("flags"):
@@ -261,6 +268,7 @@ def _alloc_diag(memory: Dict[str, Any], page_kb: int) -> Optional[Dict[str, Any]
         head += f"; zone verdict unavailable ({zv['error']})"
     return {"class": cls, "headline": head,
             "facts": {"comm": f.get("comm"), "order": f.get("order"), "size": f.get("size"),
+                      "allocated": f.get("allocated"),
                       "caller": f.get("caller"), "flags": f.get("flags"), "zones": zclass,
                       "count": len(fails)}}
 
@@ -324,10 +332,14 @@ def diagnose(pan: Optional[Dict[str, Any]], memory: Dict[str, Any], rep,
     ``page_kb``: the page size for sizes of orders (the buddy lines' order-0
     block when the log printed one)."""
     found: List[Dict[str, Any]] = []
+    alloc = _alloc_diag(memory, page_kb)
     for d in (_panic_diag(pan) if pan else None,
               _oom_diag(rep, hits or {}, page_kb) if rep is not None else None,
-              _alloc_diag(memory, page_kb),
-              _vmalloc_diag(hits or {}),
+              alloc,
+              # the kernel log's own "allocated X of Y" line when the parser kept no
+              # record of it (before v4.10 it is not the record's header line)
+              None if alloc and alloc["facts"].get("allocated") is not None
+              else _vmalloc_diag(hits or {}),
               _slub_diag(rep) if rep is not None else None,
               _warning_diag(rep) if rep is not None else None):
         if d:

@@ -45,6 +45,7 @@ from ..kernel.target import KObj, Target
 from ..kernel.walk import walk_list
 from ..progress import Progress
 from ..sources import procfs
+from . import allocflags
 from .watermark import ZoneState, Verdict, rule_for_release, watermark_ok
 
 __all__ = ["ZoneInfo", "FragReport", "from_target", "from_proc", "unusable_index", "largest_free_order",
@@ -89,6 +90,9 @@ class FragReport:
     zones: List[ZoneInfo]
     zone_types: List[str]
     errors: List[str] = field(default_factory=list)
+    uts_version: Optional[str] = None   # `uname -v`: Debian's names the stable sublevel
+    page_size_source: str = "the kernel (PAGE_SIZE)"   # where page_size came from
+    rule_note: Optional[str] = None   # why the rule is a guess (stable sublevel unknown)
 
 
 # ---------------------------------------------------------------- indices
@@ -238,9 +242,15 @@ def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
     rd = _ZoneReader(t)
     zone_types = [n for n, _ in sorted(t.enum_constants("enum zone_type").items(),
                                        key=lambda kv: kv[1]) if n != "MAX_NR_ZONES"]
-    report = FragReport(source=t.source, release=t.release, rule=rule_for_release(t.release),
+    try:
+        uts_version: Optional[str] = t.uts()["version"]
+    except CrashextError:
+        uts_version = None
+    report = FragReport(source=t.source, release=t.release,
+                        rule=rule_for_release(t.release, uts_version),
+                        rule_note=allocflags.generation(t.release, uts_version).assumed,
                         orders=0, page_size=t.page_size, migratetypes=[], zones=[],
-                        zone_types=zone_types)
+                        zone_types=zone_types, uts_version=uts_version)
     pgdats = _online_pgdats(t)
     for nid, pgdat in pgdats:
         nzones = pgdat.node_zones.length()
@@ -336,9 +346,50 @@ def _walk_free_lists(t: Target, zone: KObj, info: ZoneInfo, report: FragReport,
 
 # ---------------------------------------------------------------- text
 
+#: the page size text input is taken to have when it does not say (x86_64's)
+DEFAULT_PAGE_SIZE = 4096
+
+
+def text_page_size(pdir: "procfs.ProcDir", zinfo: Dict[Tuple[int, str], Dict[str, Any]],
+                   given: Optional[int] = None) -> Tuple[int, str]:
+    """The page size of /proc text and where it came from.
+
+    ``given`` (a power of two, 4 KiB .. 256 KiB) wins; a live /proc is this
+    system's (``sysconf(_SC_PAGESIZE)``); saved text says it when it has
+    meminfo and zoneinfo: MemTotal is ``totalram_pages()`` in kB and every
+    page of it is counted in one zone's ``managed`` (mm/page_alloc.c
+    ``__free_pages_core()`` adds to both), so MemTotal * 1024 / the sum of
+    ``managed`` is the page size -- taken only when that division is exact and
+    a power of two.  Else 4 KiB, said to be an assumption."""
+    if given is not None:
+        if given < 4096 or given > 1 << 18 or given & (given - 1):
+            raise InputError(f"--page-size {given}: not a page size (a power of two, "
+                             "4096 .. 262144 bytes)")
+        return given, "given (--page-size)"
+    if getattr(pdir, "live", False):
+        import os
+        return os.sysconf("SC_PAGE_SIZE"), "this system (sysconf PAGE_SIZE)"
+    managed = sum(int(z.get("managed") or 0) for z in zinfo.values())
+    text = pdir.read("meminfo")
+    if text and managed:
+        try:
+            total_kb = procfs.parse_meminfo(text, "meminfo").get("MemTotal")
+        except InputError:
+            total_kb = None
+        if total_kb and (total_kb * 1024) % managed == 0:
+            ps = total_kb * 1024 // managed
+            if 4096 <= ps <= 1 << 18 and not ps & (ps - 1):
+                return ps, "meminfo MemTotal / zoneinfo managed pages"
+    return DEFAULT_PAGE_SIZE, ("assumed 4 KiB: the text does not say (no meminfo with "
+                               "zoneinfo to tell it); give --page-size")
+
+
 def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
-              all_zones: bool = False) -> FragReport:
-    """Read a /proc-like directory (see :class:`crashext.sources.procfs.ProcDir`)."""
+              all_zones: bool = False, page_size: Optional[int] = None) -> FragReport:
+    """Read a /proc-like directory (see :class:`crashext.sources.procfs.ProcDir`).
+
+    Counts there are in pages; ``page_size`` (bytes) is taken as
+    :func:`text_page_size` finds it."""
     text = pdir.read("buddyinfo")
     if text is None:
         raise InputError(f"{pdir.path}: no buddyinfo in it (is this a /proc, an sosreport "
@@ -354,10 +405,11 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     unusable = procfs.parse_frag_index(un, "unusable_index") if un else {}
     errors: List[str] = []
     rel = release or pdir.release()
+    uts_version = None if release else pdir.version()
     rule = None
     if rel:
         try:
-            rule = rule_for_release(rel)
+            rule = rule_for_release(rel, uts_version)
         except ValueError:
             if release:
                 raise InputError(f"--release {release!r}: not a kernel release")
@@ -413,9 +465,12 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
         zones.append(info)
     if not zinfo:
         errors.append("no zoneinfo: watermarks unknown, verdicts skipped")
+    ps, ps_source = text_page_size(pdir, zinfo, page_size)
+    note = allocflags.generation(rel, uts_version).assumed if rel else None
     return FragReport(source=f"text {pdir.path}", release=rel, rule=rule, orders=orders,
-                      page_size=4096, migratetypes=list(ptinfo["types"]) if ptinfo else [],
-                      zones=zones, zone_types=[], errors=errors)
+                      page_size=ps, migratetypes=list(ptinfo["types"]) if ptinfo else [],
+                      zones=zones, zone_types=[], errors=errors, uts_version=uts_version,
+                      page_size_source=ps_source, rule_note=note)
 
 
 # ---------------------------------------------------------------- verdicts

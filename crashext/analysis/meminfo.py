@@ -126,7 +126,8 @@ def _verdicts_json(rule, verdicts) -> List[Dict[str, Any]]:
              "notes": v.notes} for v in verdicts]
 
 
-def showmem_view(rec, release: Optional[str]) -> Dict[str, Any]:
+def showmem_view(rec, release: Optional[str], uts_version: Optional[str] = None
+                 ) -> Dict[str, Any]:
     """A SysRq-m / show_mem dump: zones, and for a GFP_KERNEL request of each
     order whether some zone passes the MIN watermark."""
     table = _table(release)
@@ -140,7 +141,7 @@ def showmem_view(rec, release: Optional[str]) -> Dict[str, Any]:
     for o in range(orders):
         try:
             rule, verdicts, out = af.explain_request(gk, o, rec.zones, rec.buddy, table,
-                                                     release)
+                                                     release, uts_version)
         except ValueError as exc:   # numbers a mangled log cannot give the check
             rule, verdicts, out = None, [], [f"watermark check not possible: {exc}"]
         if not verdicts:
@@ -176,8 +177,9 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
     rule, verdicts, notes = (None, [], [])
     if rec.zones:
         try:
-            rule, verdicts, notes = af.explain_request(rec.gfp, rec.order, rec.zones,
-                                                       rec.buddy, table, release)
+            rule, verdicts, notes = af.explain_request(
+                rec.gfp, rec.order, rec.zones, rec.buddy, table, release,
+                rec.uts_version if release == rec.release else None)
         except ValueError as exc:   # numbers a mangled log cannot give the check
             notes = [f"watermark check not possible: {exc}"]
     elif scope_is_memcg(rec):

@@ -190,7 +190,7 @@ def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
     """One failure of the shared analysis as triage shows and matches it."""
     r = view.record
     return {"time": r.ts, "comm": r.comm, "pid": r.pid, "cpu": r.cpu, "kind": r.kind,
-            "order": r.order, "size": r.size,
+            "order": r.order, "size": r.size, "allocated": r.allocated,
             "mode": None if r.mode is None else f"{r.mode:#x}",
             "flags": "|".join(view.decoded) if view.decoded else None,
             "gfp_table": view.gfp_table, "caller": view.caller, "caller_why": view.caller_why,

@@ -73,7 +73,8 @@ The three rules (see :data:`RULES`):
 ``"6.3"`` -- v6.3 and later (Mel Gorman's "Discard __GFP_ATOMIC" series,
     v6.3: ALLOC_HIGH renamed ALLOC_MIN_RESERVE, ALLOC_HARDER split into
     ALLOC_NON_BLOCK and ALLOC_HIGHATOMIC, ALLOC_RESERVES their union with
-    ALLOC_OOM), as read in v6.12::
+    ALLOC_OOM; backported to stable 6.1.116 and 5.15.171, see
+    :mod:`crashext.analysis.allocflags`), as read in v6.12::
 
         free -= (1 << order) - 1
         if not ALLOC_RESERVES: free -= highatomic   (see below)
@@ -99,9 +100,10 @@ the "4.4"/"6.3" search assumes any free block of a high enough order is
 usable and says so: ``Verdict.certain`` is then False.
 """
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Tuple, Union
+
+from . import allocflags
 
 __all__ = ["ZoneState", "Verdict", "RULES", "rule_for_release", "watermark_ok",
            "mark_pages", "suitable_free_pages", "held_back_by_reserve"]
@@ -112,8 +114,8 @@ RULES = {
             "discounted and the remainder must exceed min >> k",
     "4.4": "v4.4 .. v6.2 (read in v5.10 and v6.1): order-0 watermark, then any free "
            "block of the order or above on a usable migrate-type list",
-    "6.3": "v6.3 and later (read in v6.12): as 4.4 with ALLOC_RESERVES / "
-           "ALLOC_MIN_RESERVE / ALLOC_NON_BLOCK / ALLOC_HIGHATOMIC",
+    "6.3": "v6.3 and later, stable 6.1.116+ and 5.15.171+ (read in v6.12): as 4.4 with "
+           "ALLOC_RESERVES / ALLOC_MIN_RESERVE / ALLOC_NON_BLOCK / ALLOC_HIGHATOMIC",
 }
 
 # The free lists any request may take from: the MIGRATE_PCPTYPES
@@ -176,25 +178,18 @@ class Verdict:
                 "rule": self.rule}
 
 
-_REL = re.compile(r"^(\d+)\.(\d+)")
-
-
-def rule_for_release(release: str) -> str:
+def rule_for_release(release: str, uts_version: Optional[str] = None) -> str:
     """Which generation of ``__zone_watermark_ok`` a kernel release runs.
 
     ``"3.10.0-693.2.2.el7.x86_64"`` -> ``"3.10"``; ``"5.10.0-30-amd64"`` ->
     ``"4.4"``; ``"6.12.9-amd64"`` -> ``"6.3"``.  Distribution kernels are
-    taken at their base version (RHEL8's 4.18 and RHEL9's 5.14 -> ``"4.4"``).
+    taken at their base version (RHEL8's 4.18 and RHEL9's 5.14 -> ``"4.4"``),
+    stable ones at their sublevel: the "6.3" rule came to 6.1.116 and
+    5.15.171 by backport, so ``"6.1.192"`` or ``"6.1.0-57-cloud-amd64"``
+    with ``uts_version`` ``"#1 SMP Debian 6.1.192-3"`` -> ``"6.3"``
+    (:mod:`crashext.analysis.allocflags` keeps those versions).
     """
-    m = _REL.match(release.strip())
-    if not m:
-        raise ValueError(f"cannot read a kernel version from {release!r}")
-    ver = (int(m.group(1)), int(m.group(2)))
-    if ver < (4, 4):
-        return "3.10"
-    if ver < (6, 3):
-        return "4.4"
-    return "6.3"
+    return allocflags.watermark_rule(release, uts_version)
 
 
 def mark_pages(zone: ZoneState, mark: Union[str, int]) -> int:
@@ -244,10 +239,13 @@ def watermark_ok(zone: ZoneState, order: int, mark: Union[str, int],
     reserve = int(zone.lowmem_reserve[classzone_idx])
     mn = mark_v
     free = int(zone.free_pages)
-    nums: Dict[str, Any] = {"free_pages": free, "mark": mark_v, "reserve": reserve,
-                            "order": order, "classzone_idx": classzone_idx}
+    # the reason names the mark compared: the kernel's `min` is whichever mark the
+    # caller passed (wmark_pages(zone, alloc_flags & ALLOC_WMARK_MASK))
+    label = mark.lower() if isinstance(mark, str) else "mark"
+    nums: Dict[str, Any] = {"free_pages": free, "mark": mark_v, "mark_name": label,
+                            "reserve": reserve, "order": order, "classzone_idx": classzone_idx}
     if rule == "3.10":
-        return _ok_310(zone, order, mn, free, reserve, nums, high, harder, cma)
+        return _ok_310(zone, order, mn, free, reserve, nums, high, harder, cma, label)
 
     free -= (1 << order) - 1
     unusable = (1 << order) - 1
@@ -278,10 +276,10 @@ def watermark_ok(zone: ZoneState, order: int, mark: Union[str, int],
                  "highatomic": zone.highatomic, "free_cma": zone.free_cma})
     if free <= mn + reserve:
         return Verdict(False, 0, "watermark",
-                       f"free {free} (after {unusable} unusable) <= min {mn} + "
+                       f"free {free} (after {unusable} unusable) <= {label} {mn} + "
                        f"lowmem_reserve[{classzone_idx}] {reserve}", nums, True, rule)
     if order == 0:
-        return Verdict(True, None, "ok", f"free {free} > min {mn} + reserve {reserve}",
+        return Verdict(True, None, "ok", f"free {free} > {label} {mn} + reserve {reserve}",
                        nums, True, rule)
     lists = _usable_lists(rule, cma, harder, oom, highatomic)
     nums["lists"] = lists
@@ -319,7 +317,8 @@ def _div(a: int, b: int) -> int:
 
 
 def _ok_310(zone: ZoneState, order: int, mn: int, free: int, reserve: int,
-            nums: Dict[str, Any], high: bool, harder: bool, cma: bool) -> Verdict:
+            nums: Dict[str, Any], high: bool, harder: bool, cma: bool,
+            label: str = "min") -> Verdict:
     # mm/page_alloc.c v3.10, __zone_watermark_ok(); the same text in RHEL7 3.10.0.
     free -= (1 << order) - 1
     if high:
@@ -330,7 +329,7 @@ def _ok_310(zone: ZoneState, order: int, mn: int, free: int, reserve: int,
     nums.update({"free_after": free, "min": mn, "free_cma": free_cma})
     if free - free_cma <= mn + reserve:
         return Verdict(False, 0, "watermark",
-                       f"free {free - free_cma} <= min {mn} + "
+                       f"free {free - free_cma} <= {label} {mn} + "
                        f"lowmem_reserve[{nums['classzone_idx']}] {reserve}", nums, True, "3.10")
     steps = []
     nums["steps"] = steps
@@ -341,10 +340,10 @@ def _ok_310(zone: ZoneState, order: int, mn: int, free: int, reserve: int,
         if free <= mn:
             return Verdict(False, o + 1, "order",
                            f"{free} pages left in blocks of order >= {o + 1} <= "
-                           f"min >> {o + 1} = {mn}", nums, True, "3.10")
+                           f"{label} >> {o + 1} = {mn}", nums, True, "3.10")
     return Verdict(True, None, "ok",
-                   f"{free} pages in blocks of order >= {order} > min >> {order} = {mn}"
-                   if order else f"free {free - free_cma} > min {mn} + reserve {reserve}",
+                   f"{free} pages in blocks of order >= {order} > {label} >> {order} = {mn}"
+                   if order else f"free {free - free_cma} > {label} {mn} + reserve {reserve}",
                    nums, True, "3.10")
 
 

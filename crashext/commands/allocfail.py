@@ -5,7 +5,7 @@ from typing import List, Optional
 from .. import gfp as gfpmod
 from .. import render
 from ..analysis.allocfail import AllocReport, FailureView, analyze, analyze_file
-from ..errors import InputError
+from ..errors import CrashextError, InputError
 from ..sources import logs
 from ..sources.kmsg import record_when
 
@@ -46,7 +46,9 @@ def add_arguments(parser) -> None:
                         help="each failure with its call trace, zones and verdict")
     parser.add_argument("--kernel-version", metavar="RELEASE",
                         help="decode GFP masks for this kernel release (e.g. 3.10.0-693.el7, "
-                             "5.10) instead of the release in the log")
+                             "5.10, 6.1.116) instead of the release in the log; a stable "
+                             "sublevel picks the allocator rules backported to it (a release "
+                             "followed by its `uname -v`, 'Debian 6.1.192-3', says it too)")
 
 
 def _reports(args, ctx) -> List[AllocReport]:
@@ -78,8 +80,12 @@ def _reports(args, ctx) -> List[AllocReport]:
         raise InputError("give a log FILE ('-' for stdin) or a dump with -c VMCORE -s VMLINUX")
     t = ctx.target()
     names = gfpmod.names_from_target(t)
+    try:
+        uts = None if args.kernel_version else t.uts()["version"]
+    except CrashextError:
+        uts = None
     rep = analyze(logs.from_records(t.log_records()), f"kernel log of {t.source}",
-                  args.kernel_version or t.release, names)
+                  args.kernel_version or t.release, names, uts_version=uts)
     if names is None:
         rep.warnings.append("the dump has no gfpflag_names[] (before v4.6): GFP names from "
                             "the built-in tables")
@@ -221,10 +227,19 @@ def _write_failure(out, f: FailureView) -> None:
         ("TASK", f"{r.task_comm or r.comm} pid {r.pid if r.pid is not None else '-'} "
                  f"cpu {r.cpu if r.cpu is not None else '-'}"),
         ("RELEASE", f.release or "-"),
-        ("ORDER", "-" if r.order is None else f"{r.order} ({4 << r.order} kB with 4 kB pages)"),
+        ("ORDER", "-" if r.order is None else f"{r.order} ({4 << r.order} kB with 4 kB pages)"
+         + (", the vmalloc area's pages are allocated one such block at a time"
+            if r.kind == "vmalloc" else "")),
         ("MODE", "-" if r.mode is None else f"{r.mode:#x} = {'|'.join(f.decoded or [])}"),
         ("GFP TABLE", f.gfp_table_how),
     ]
+    if r.kind == "vmalloc":
+        pairs.insert(5, ("SIZE", None if r.size is None else f"{r.size} bytes"
+                         + ("" if r.allocated is None else
+                            f", {r.allocated} allocated before a page allocation failed")))
+    if f.alloc_flags is not None:
+        pairs.append(("ALLOC FLAGS", ("|".join(f.alloc_flags["names"]) or "none")
+                      + f" (gfp_to_alloc_flags of generation {f.alloc_flags['generation']})"))
     if f.printed_names is not None:
         pairs.append(("PRINTED", "|".join(f.printed_names) +
                       ("" if f.names_agree else "  (differs from the table!)")))

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", metavar="FILE",
                         help="fragmentation over time: every Mem-Info block of a kernel log "
                              "(allocation failures, OOM reports, SysRq-m), per zone")
+    parser.add_argument("--page-size", type=int, metavar="BYTES",
+                        help="page size of --proc/--sos text (default: from its meminfo and "
+                             "zoneinfo, else 4096, said to be assumed)")
     parser.add_argument("--release", metavar="RELEASE",
                         help="kernel release of --proc text (picks the watermark rule)")
     parser.add_argument("--classzone", metavar="ZONE",
@@ -102,14 +105,16 @@ def build(args, ctx) -> Dict[str, Any]:
         pdir = sosreport.SosProcDir(sos)
         missing = [m for m in sos.missing() if m.split(" ")[0] in
                    ("proc/buddyinfo", "proc/zoneinfo", "proc/pagetypeinfo", "proc/vmstat")]
-        report = fa.from_proc(pdir, release=args.release, all_zones=args.all)
+        report = fa.from_proc(pdir, release=args.release, all_zones=args.all,
+                              page_size=getattr(args, "page_size", None))
         report.errors[:0] = sos.problems + [f"{m}: missing from the sosreport" for m in missing]
         snapshot = dict(sos.taken)
     elif args.proc:
         if ctx.has_target:
             raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
         pdir = ProcDir(args.proc)
-        report = fa.from_proc(pdir, release=args.release, all_zones=args.all)
+        report = fa.from_proc(pdir, release=args.release, all_zones=args.all,
+                              page_size=getattr(args, "page_size", None))
         if not pdir.live:
             snapshot = pdir.snapshot()
     else:
@@ -147,8 +152,10 @@ def build(args, ctx) -> Dict[str, Any]:
     return {
         "live": live, "snapshot": snapshot,
         "source": report.source, "release": report.release, "rule": report.rule,
-        "rule_covers": RULES[report.rule], "orders": report.orders,
-        "page_size": report.page_size, "migratetypes": report.migratetypes,
+        "rule_covers": RULES[report.rule], "rule_note": report.rule_note,
+        "orders": report.orders,
+        "page_size": report.page_size, "page_size_source": report.page_size_source,
+        "migratetypes": report.migratetypes,
         "classzone": {"index": cz, "name": _zone_name(report, cz)},
         "alloc_flags": sorted(flags), "order": args.order,
         "verdict": summary, "zones": zones, "errors": report.errors,
@@ -287,6 +294,11 @@ def run(args, ctx) -> int:
     out = ctx.out
     ps = res["page_size"]
     out.write(_verdict_line(res, ps) + "\n")
+    if res["rule_note"] and res["alloc_flags"]:
+        # without ALLOC_* rights the candidate rules agree; with them, say it is a guess
+        out.write(f"RULE: {res['rule_note']}\n")
+    if res["page_size_source"].startswith("assumed"):
+        out.write(f"PAGE SIZE: {render.human_bytes(ps)}, {res['page_size_source']}\n")
     if res["live"]:
         out.write("LIVE: " + watch_mod.stamp_line(res["live"]) + "\n")
     if res.get("snapshot"):

@@ -1,5 +1,7 @@
 """``memcgids``: every memory cgroup, online and dying, with its ids and kmem id anomalies."""
 
+from typing import Any, Dict
+
 from .. import render
 from .. import watch as watch_mod
 from ..analysis.memcg import ANOMALIES, memcg_report
@@ -58,8 +60,15 @@ def add_arguments(parser) -> None:
                         help="with --watch: stop after N samples")
 
 
-def _dash(v) -> str:
-    return "-" if v is None else str(v)
+_dash = render.dash
+
+
+def kmem_ids_text(s: Dict[str, Any]) -> str:
+    """``16 in use, capacity 22 (memcg_nr_cache_ids)`` from a memcg summary;
+    ``-`` where the kernel has no such number (no per-id arrays since v5.18)."""
+    return (f"{_dash(s.get('kmem_ids_in_use'))} in use, capacity "
+            f"{_dash(s.get('kmem_id_capacity'))}"
+            + (f" ({s['kmem_id_capacity_symbol']})" if s.get("kmem_id_capacity_symbol") else ""))
 
 
 def _refs(m) -> str:
@@ -78,9 +87,7 @@ def _summary_lines(s) -> list:
         ("RELEASE", s["release"]),
         ("FOUND VIA", ", ".join(s["sources"])),
         ("KMEM", s["kmem_mode"]),
-        ("KMEM IDS", f"{_dash(s['kmem_ids_in_use'])} in use, capacity "
-                     f"{_dash(s['kmem_id_capacity'])}"
-                     + (f" ({s['kmem_id_capacity_symbol']})" if s["kmem_id_capacity_symbol"] else "")),
+        ("KMEM IDS", kmem_ids_text(s)),
     ]
     r = s["next_resize"]
     if r is None:

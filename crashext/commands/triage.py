@@ -6,6 +6,8 @@ import os
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from .. import render
+from ..render import dash
+from .memcgids import kmem_ids_text
 from ..analysis.panic import format_location
 from ..analysis.triage import triage
 from ..errors import InputError
@@ -165,8 +167,9 @@ def _oom_and_showmem(mem: Dict[str, Any]) -> List[str]:
         g = v["gfp"]
         names = "|".join(g["names"] or g["printed"] or [])
         out.append(f"[{v['when']}] {v['comm']} invoked the OOM killer ({v['scope']}): order "
-                   f"{v['order']}, gfp_mask {g['mask']}" + (f" ({names})" if names else "")
-                   + f", oom_score_adj {v['oom_score_adj']}")
+                   f"{dash(v['order'])}, gfp_mask {dash(g['mask'])}"
+                   + (f" ({names})" if names else "")
+                   + f", oom_score_adj {dash(v['oom_score_adj'])}")
         if v["killed"]:
             k = v["killed"]
             rss = sum(k["kb"].get(x, 0) for x in ("anon-rss", "file-rss", "shmem-rss"))
@@ -174,8 +177,8 @@ def _oom_and_showmem(mem: Dict[str, Any]) -> List[str]:
                        + (f", rss {render.human_bytes(rss * 1024)}" if k["kb"] else ""))
         m = (v["memcg"] or {}).get("counters", {}).get("memory")
         if m:
-            out.append(f"  memcg {v['memcg']['path'] or '?'}: usage {m['usage_kb']} kB, limit "
-                       f"{m['limit_kb']} kB, failcnt {m['failcnt']}")
+            out.append(f"  memcg {v['memcg']['path'] or '?'}: usage {dash(m['usage_kb'])} kB, "
+                       f"limit {dash(m['limit_kb'])} kB, failcnt {dash(m['failcnt'])}")
         if v["conclusion"]:
             out.append(f"  verdict: {v['conclusion']}")
         for z in v["verdicts"]:
@@ -185,8 +188,8 @@ def _oom_and_showmem(mem: Dict[str, Any]) -> List[str]:
     if len(ooms) > _SHOW_FAILURES:
         out.append(f"... and {len(ooms) - _SHOW_FAILURES} more OOM report(s) (allocfail -v)")
     for v in (mem.get("show_mem") or [])[:_SHOW_FAILURES]:
-        zones = "; ".join(f"{z['zone']} free {z['free_kb']} kB, largest order "
-                          f"{z['largest_free_order']}" for z in v["zones"])
+        zones = "; ".join(f"{z['zone']} free {dash(z['free_kb'])} kB, largest order "
+                          f"{dash(z['largest_free_order'])}" for z in v["zones"])
         out.append(f"[{v['when']}] {v['kind']} Mem-Info: {zones or 'no zone lines'}")
     tl = mem.get("mem_info_timeline") or []
     if len(tl) > 1:
@@ -290,8 +293,9 @@ def _sos_lines(sec: Dict[str, Any]) -> List[str]:
     if f:
         out.append(f"free lists at collection: {f['verdict']}")
         for z in f["zones"]:
-            out.append(f"  Node {z['node']} {z['zone']:<7} free {z['free_pages']} pages, min "
-                       f"{z['min']}, largest free order {z['largest_free_order']}")
+            out.append(f"  Node {z['node']} {z['zone']:<7} free {dash(z['free_pages'])} pages, "
+                       f"min {dash(z['min'])}, largest free order "
+                       f"{dash(z['largest_free_order'])}")
         out += [f"  ({e})" for e in f["errors"] if e not in sec.get("problems", [])]
     mi = sec.get("meminfo")
     if mi:
@@ -422,8 +426,9 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
         if zv.get("conclusion"):
             out["memory"].append(f"  verdict: {zv['conclusion']}")
         for z in zv.get("zones", []):
-            out["memory"].append(f"    Node {z['node']} {z['zone']:<8} {'ok  ' if z['ok'] else 'FAIL'} "
-                                 f"largest free order {z['largest_free_order']}: {z['reason']}")
+            out["memory"].append(f"    Node {z['node']} {z['zone']:<8} "
+                                 f"{'ok  ' if z['ok'] else 'FAIL'} largest free order "
+                                 f"{dash(z['largest_free_order'])}: {z['reason']}")
         if zv.get("error"):
             out["memory"].append(f"  verdict: unavailable ({zv['error']})")
     if more > 0:
@@ -432,9 +437,8 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
     mc = mem.get("memcg")
     if mc:
         s = mc["summary"]
-        out["memory"].append(f"memcgs: {s.get('total')} ({s.get('online')} online, "
-                             f"{s.get('dying')} dying), kmem ids in use {s.get('kmem_ids_in_use')}, "
-                             f"capacity {s.get('kmem_id_capacity')}")
+        out["memory"].append(f"memcgs: {dash(s.get('total'))} ({dash(s.get('online'))} online, "
+                             f"{dash(s.get('dying'))} dying), kmem ids {kmem_ids_text(s)}")
         for c in mc["codes"]:
             out["memory"].append(f"  anomaly {c}: {mc['explanations'].get(c) or ''}".rstrip(": "))
     for k, v in mem["errors"].items():

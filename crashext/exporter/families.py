@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 
 from .. import gfp as gfpmod
 from ..analysis import frag as fa
-from ..analysis.allocfail import _alloc_flags
+from ..analysis import allocflags as afl
 from ..analysis.vmstat import parse_vmstat  # noqa: F401  (one /proc/vmstat reader; collector uses it here)
 from ..analysis.memcg import ANOMALIES
 from ..sources.cgroupfs import MEM_CGROUP_ID_MAX, CgroupfsReport
@@ -152,21 +152,22 @@ def _mt_label(name: str) -> str:
     return name[8:].lower() if name.startswith("MIGRATE_") else name.lower()
 
 
-def gfp_flags(release: Optional[str], rule: str, cls: str, order: int) -> Dict[str, bool]:
-    """The ALLOC_* rights of an order-``order`` ``cls`` request, as allocfail
-    derives them from the mask of this kernel generation's GFP table, plus
-    ALLOC_HIGHATOMIC: from v6.3, gfp_to_alloc_flags() (mm/page_alloc.c) gives
-    it to non-blocking, not __GFP_NOMEMALLOC requests of order > 0 (a later
-    fix, backported to 6.x stable, also requires ALLOC_MIN_RESERVE, i.e.
-    __GFP_HIGH: GFP_ATOMIC has both).  Before v6.3 ALLOC_HARDER carries that
-    right (crashext.analysis.watermark, rule "4.4")."""
+def gfp_flags(release: Optional[str], rule: str, cls: str, order: int,
+              uts_version: Optional[str] = None) -> Dict[str, bool]:
+    """The ALLOC_* rights of an order-``order`` ``cls`` request (GFP_KERNEL,
+    GFP_ATOMIC) on this kernel: the mask from its generation's GFP table,
+    the rights from :func:`crashext.analysis.allocflags.alloc_flags` (the
+    one place that follows gfp_to_alloc_flags() across versions).  Without
+    a release the generation of the watermark ``rule`` is taken."""
     table, _how = gfpmod.table_for_release(release)
     mask = dict(table.names)[cls]
-    flags = dict(_alloc_flags(mask, table, rule))
-    if rule == "6.3" and order > 0 and flags.get("harder") and flags.get("high") \
-            and not mask & table.bit("__GFP_NOMEMALLOC"):
-        flags["highatomic"] = True
-    return flags
+    gen = None
+    if release:
+        try:
+            gen = afl.generation(release, uts_version).name
+        except ValueError:
+            gen = None
+    return afl.alloc_flags(mask, order, table, gen or rule).kwargs()
 
 
 def frag_families(rep: "fa.FragReport") -> List:
@@ -248,7 +249,7 @@ def _verdict_families(rep: "fa.FragReport", cz: int) -> List:
     for cls in GFP_CLASSES:
         for o in orders:
             ver = fa.verdicts(rep, [o], cz, marks=("min",), **gfp_flags(rep.release, rep.rule,
-                                                                         cls, o))
+                                                                         cls, o, rep.uts_version))
             if not ver:
                 continue
             passing = False

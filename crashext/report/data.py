@@ -120,7 +120,9 @@ def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Opt
             source=f"kernel log: Mem-Info of {rec.comm}'s order-{rec.order} failure{when}",
             release=view.release, rule=rule, orders=max(len(s.nr_free) for s in states),
             page_size=page_kb * 1024, migratetypes=[],
-            zones=[fa.ZoneInfo(state=s) for s in states], zone_types=[], errors=list(notes))
+            zones=[fa.ZoneInfo(state=s) for s in states], zone_types=[], errors=list(notes),
+            page_size_source=("the buddy line's order-0 block size" if rec.buddy[0].block_kb
+                              else "assumed 4 KiB: the buddy line gives no block size"))
         cz = view.zone_verdicts[0].classzone_idx if view.zone_verdicts else None
         return report, cz, ""
     if rep.failures:
@@ -175,6 +177,7 @@ def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Opt
         zones.append(d)
     return {"source": report.source, "release": report.release, "rule": report.rule,
             "orders": report.orders, "page_size": report.page_size,
+            "page_size_source": report.page_size_source,
             "migratetypes": report.migratetypes, "classzone": cz,
             "classzone_name": next((z.state.name for z in report.zones
                                     if z.state.index == cz), None),

@@ -15,7 +15,8 @@ lib/dump_stack.c of each version):
   mode:0x%x`` (3.10), ``mode:%#x(%pGg)`` (v4.5+);
   ``warn_alloc()`` (v4.10+): ``%s: %pV, mode:%#x(%pGg), nodemask=%*pbl``
   with ``%pV`` "page allocation failure: order:%u" or "vmalloc:
-  allocation failure: %lu bytes" / "vmalloc error: size %lu, ..." (v5.x+),
+  allocation failure: %lu bytes" / "vmalloc: allocation failure, allocated
+  %ld of %ld bytes" / "vmalloc error: size %lu, ..." (v5.x+),
   and since v4.16 ``,cpuset=%s,mems_allowed=%*pbl`` on the same line.
 - ``dump_stack()``: ``CPU: %d PID: %d Comm: %.20s %s %s %.*s`` (taint,
   release, version), ``Hardware name:``, ``Call Trace:`` then one frame per
@@ -72,6 +73,7 @@ class AllocFailure:
     cpuset: Optional[str] = None
     mems_allowed: Optional[str] = None
     size: Optional[int] = None     # vmalloc bytes
+    allocated: Optional[int] = None  # vmalloc bytes the area got before a page failed
     header: str = ""
     ts: Optional[float] = None
     stamp: Optional[str] = None
@@ -79,6 +81,7 @@ class AllocFailure:
     pid: Optional[int] = None
     task_comm: Optional[str] = None
     release: Optional[str] = None
+    uts_version: Optional[str] = None  # after the release on the CPU: line ("#1 Debian 6.1.192-3")
     tainted: Optional[str] = None
     hardware: Optional[str] = None
     trace: List[Frame] = field(default_factory=list)
@@ -104,6 +107,7 @@ class OomReport:
     ts: Optional[float] = None
     stamp: Optional[str] = None
     release: Optional[str] = None
+    uts_version: Optional[str] = None
     pid: Optional[int] = None
     memcg: bool = False
     killed_pid: Optional[int] = None
@@ -175,6 +179,19 @@ _ALLOC = re.compile(
     r"|vmalloc: allocation failure: (?P<vsize>\d+) bytes"
     r"|vmalloc error: size (?P<vsize2>\d+)[^,]*(?:, page order (?P<vorder>\d+))?[^,]*(?:,[^,]*)*?)"
     r"(?:, mode:?0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?"
+    r"(?:, nodemask=(?P<nodemask>\([^)]*\)|[^,\s]*))?"
+    r"(?:,\s*cpuset=(?P<cpuset>[^,]*))?(?:,\s*mems_allowed=(?P<mems>\S*))?\s*$")
+# mm/vmalloc.c __vmalloc_area_node(): the area's pages could not all be
+# allocated.  warn_alloc() (v4.10+) prints it on one line after the task name;
+# the area was being filled one order-0 page at a time (alloc_page() /
+# alloc_pages_node(node, mask, 0)), and "of %ld" is area->size, which counts
+# the guard page (one page, unless VM_NO_GUARD).  Before v4.10
+# warn_alloc_failed() printed it alone, then "page allocation failure:
+# order:0" (that line is the record there).  Later kernels print "vmalloc
+# error: size ..." instead (_ALLOC above).
+_VMALLOC_PARTIAL = re.compile(
+    r"^\s*(?P<comm>.{1,40}?): vmalloc: allocation failure, allocated (?P<got>\d+) of "
+    r"(?P<size>\d+) bytes(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?"
     r"(?:, nodemask=(?P<nodemask>\([^)]*\)|[^,\s]*))?"
     r"(?:,\s*cpuset=(?P<cpuset>[^,]*))?(?:,\s*mems_allowed=(?P<mems>\S*))?\s*$")
 _OOM = re.compile(
@@ -442,6 +459,9 @@ def _header(ln: LogLine):
                 mems_allowed=m.group("mems"),
                 size=int(vsize) if vsize is not None else None,
                 header=text.strip(), ts=ln.ts, stamp=ln.stamp)
+        v = _vmalloc_partial(ln)
+        if v is not None:
+            return v
     if "invoked oom-killer" in text:
         m = _OOM.match(text)
         if m:
@@ -462,6 +482,22 @@ def _header(ln: LogLine):
                                (names.split("|") if names else []) if names is not None else None,
                                ts=ln.ts, stamp=ln.stamp)
     return None
+
+
+def _vmalloc_partial(ln: LogLine) -> Optional[AllocFailure]:
+    """``comm: vmalloc: allocation failure, allocated X of Y bytes, mode:...``
+    as a vmalloc failure of order 0 (see _VMALLOC_PARTIAL)."""
+    m = _VMALLOC_PARTIAL.match(ln.text)
+    if not m:
+        return None
+    names = m.group("names")
+    return AllocFailure(
+        kind="vmalloc", comm=m.group("comm").strip(), order=0,
+        mode=int(m.group("mode"), 16) if m.group("mode") else None,
+        mode_names=(names.split("|") if names else []) if names is not None else None,
+        nodemask=m.group("nodemask"), cpuset=m.group("cpuset"), mems_allowed=m.group("mems"),
+        size=int(m.group("size")), allocated=int(m.group("got")),
+        header=ln.text.strip(), ts=ln.ts, stamp=ln.stamp)
 
 
 def _body(o: _Open, ln: LogLine) -> bool:
@@ -505,6 +541,7 @@ def _body(o: _Open, ln: LogLine) -> bool:
                 r = _RELEASE.search(text)
                 rel = r.group(1) if r else None
             rec.release = rel
+            rec.uts_version = text[m.end() - 1:].strip() or None
             return True
     if text.lstrip().startswith("Hardware name:"):
         rec.hardware = text.split("Hardware name:", 1)[1].strip()

@@ -324,3 +324,16 @@ class ProcDir:
                 # sosreport's "uname" is `uname -a`: the release is the 3rd word
                 return words[2] if len(words) > 2 and words[0] == "Linux" else words[0]
         return None
+
+    def version(self) -> Optional[str]:
+        """The kernel's version string (``uname -v``), where the directory says it."""
+        if self.live:
+            return os.uname().version
+        text = self.read(os.path.join("sys", "kernel", "version"))
+        if text and text.strip():
+            return text.strip()
+        for name in ("uname_a", os.path.join(os.pardir, "uname")):
+            words = (self.read(name) or "").split()
+            if len(words) > 3 and words[0] == "Linux":   # `uname -a`: after the release
+                return " ".join(words[3:])
+        return None

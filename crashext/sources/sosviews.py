@@ -20,7 +20,7 @@ __all__ = ["SosProcDir", "SosCgroupFs", "read_cgroups"]
 
 class SosProcDir:
     """A sosreport's ``proc/`` as :class:`crashext.sources.procfs.ProcDir`
-    presents it (``path``, ``live``, ``read``, ``release``)."""
+    presents it (``path``, ``live``, ``read``, ``release``, ``version``)."""
 
     def __init__(self, sos: "SosReport") -> None:
         self.sos = sos
@@ -33,6 +33,15 @@ class SosProcDir:
 
     def release(self) -> Optional[str]:
         return self.sos.release()
+
+    def version(self) -> Optional[str]:
+        """``uname -v``: what ``uname -a`` prints after the release."""
+        for rel in ("sos_commands/kernel/uname_-a", "uname"):
+            words = (self.sos.read(rel) or "").split()
+            if len(words) > 3 and words[0] == "Linux":
+                return " ".join(words[3:])
+        text = self.sos.read("proc/sys/kernel/version")
+        return text.strip() or None if text else None
 
 
 class SosCgroupFs:
