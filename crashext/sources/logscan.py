@@ -182,8 +182,9 @@ def _stream_windows(chunks: Iterable[bytes]) -> Iterator[Tuple[bytearray, int, i
     from ``chunks`` (the last line may lack its newline); ``buf`` is reused."""
     buf = bytearray()
     for chunk in chunks:
+        old = len(buf)   # holds no newline (see below)
         buf += chunk
-        hi = buf.rfind(b"\n") + 1
+        hi = buf.rfind(b"\n", old) + 1
         if hi:
             yield buf, 0, hi
             del buf[:hi]
@@ -208,8 +209,9 @@ def _read_windows(stream, name: str, size: int = 1 << 18) -> Iterator[Tuple[byte
             if have:
                 yield buf, 0, have
             return
+        # what was kept from the last read holds no newline: look in the new bytes only
+        hi = buf.rfind(b"\n", have, have + n) + 1
         have += n
-        hi = buf.rfind(b"\n", 0, have) + 1
         if hi:
             yield buf, 0, hi
             buf[:have - hi] = buf[hi:have]
@@ -312,25 +314,47 @@ class ScanFacts:
 
     def skipped(self, buf, lower: int, end: int) -> None:
         """Take the skipped lines ``buf[lower:end]``: the last of them with
-        its own stamp, found backwards through the ``]`` its stamp ends
-        with (lines without one are passed over at the speed of rfind)."""
+        its own stamp.  A stamp is ``[seconds]``, so only lines holding
+        :data:`_STAMP_B` (a byte pattern that takes every stamp the
+        normaliser takes, Unicode digits and spaces included) are decoded,
+        last first: the line before ``end`` in a dmesg log, after a search
+        in C in a syslog whose lines have no stamp."""
         e = end
-        while e > lower:
+        for _ in range(8):   # a dmesg log: the stamp is on the last line or near it
             j = buf.rfind(b"]", lower, e)
             if j < 0:
                 return
             b = buf.rfind(b"\n", lower, j)
             b = lower if b < 0 else b + 1
-            nl = buf.find(b"\n", j, end)
-            stop = end if nl < 0 else nl
-            if stop > b and buf[stop - 1] == 13:
-                stop -= 1
-            got = Normalizer().lines(buf[b:stop].decode("utf-8", "replace"), 0)
-            if got and not got[0].cont and got[0].ts is not None:
-                self.last_ts = got[0].ts
-                self.seen = True
+            if _STAMP_END_B.search(buf, b, j + 1) is None:
+                e = j        # an earlier ']' of the same line may still be one
+                continue
+            if self._own_stamp(buf, b, end):
                 return
             e = b
+        for m in reversed([m.start() for m in _STAMP_B.finditer(buf, lower, e)]):
+            b = buf.rfind(b"\n", lower, m)
+            if self._own_stamp(buf, lower if b < 0 else b + 1, end):
+                return
+
+    def _own_stamp(self, buf, b: int, end: int) -> bool:
+        nl = buf.find(b"\n", b, end)
+        stop = end if nl < 0 else nl
+        if stop > b and buf[stop - 1] == 13:
+            stop -= 1
+        got = Normalizer().lines(buf[b:stop].decode("utf-8", "replace"), 0)
+        if got and not got[0].cont and got[0].ts is not None:
+            self.last_ts = got[0].ts
+            self.seen = True
+            return True
+        return False
+
+
+# Every "[seconds]" stamp the normaliser reads (logs._DMESG: \[\s*\d+\.\d+\]) as
+# bytes: its Unicode spaces and digits other than ASCII are UTF-8 bytes >= 0x80.
+_STAMP = rb"\[[\t\n\x0b\x0c\r \x1c-\x1f\x80-\xff]*[0-9\x80-\xff]+\.[0-9\x80-\xff]+\]"
+_STAMP_B = re.compile(_STAMP)
+_STAMP_END_B = re.compile(_STAMP + rb"\Z")
 
 
 def gated_kernel_log(path: str, gate: Gate, patterns: Sequence[str],
