@@ -17,6 +17,7 @@ from .logs import (KERNEL_LOG_HINT, TRIGGER_LITERALS, Gate, LogLine, Normalizer,
 __all__ = ["byte_chunks", "gated_bytes", "gated_file", "trigger_finder", "newline_counter",
            "literal_finder", "gated_kernel_log", "ScanFacts"]
 
+
 def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
     """Raw (decompressed, not decoded) bytes of ``path`` in chunks of ``size``."""
     stream = open_log(path)
