@@ -34,7 +34,7 @@ from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
            "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
-           "text_chunks", "TRIGGER", "checked_lines", "checked_stream", "kernel_log",
+           "text_chunks", "byte_chunks", "TRIGGER", "checked_lines", "checked_stream", "kernel_log",
            "load_log", "TRIGGER_LITERALS", "is_kernel_line", "no_kernel_lines"]
 
 
@@ -268,11 +268,9 @@ def log_lines(path: str) -> Iterator[LogLine]:
     return normalize(raw_lines(path))
 
 
-def text_chunks(path: str, size: int = 1 << 20) -> Iterator[str]:
-    """Decoded text of ``path`` in chunks of about ``size`` bytes."""
-    import codecs
+def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
+    """Raw (decompressed, not decoded) bytes of ``path`` in chunks of ``size``."""
     stream = open_log(path)
-    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
     try:
         while True:
             try:
@@ -280,14 +278,22 @@ def text_chunks(path: str, size: int = 1 << 20) -> Iterator[str]:
             except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
                 raise InputError(f"{path}: stopped reading: {exc}") from exc
             if not data:
-                tail = dec.decode(b"", final=True)
-                if tail:
-                    yield tail
                 return
-            yield dec.decode(data)
+            yield data
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def text_chunks(path: str, size: int = 1 << 20) -> Iterator[str]:
+    """Decoded text of ``path`` in chunks of about ``size`` bytes."""
+    import codecs
+    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for data in byte_chunks(path, size):
+        yield dec.decode(data)
+    tail = dec.decode(b"", final=True)
+    if tail:
+        yield tail
 
 
 def gated_chunks(chunks: Iterable[str], gate: Gate) -> Iterator[LogLine]:

@@ -11,28 +11,11 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import InputError
 from .literals import required_literals
-from .logs import (KERNEL_LOG_HINT, TRIGGER_LITERALS, Gate, LogLine, Normalizer, checked_stream,
-                   is_kernel_line, kernel_log, open_log)
+from .logs import (KERNEL_LOG_HINT, TRIGGER_LITERALS, Gate, LogLine, Normalizer, byte_chunks,  # noqa: F401
+                   checked_stream, is_kernel_line, kernel_log, open_log)
 
 __all__ = ["byte_chunks", "gated_bytes", "gated_file", "trigger_finder", "newline_counter",
            "literal_finder", "gated_kernel_log", "ScanFacts"]
-
-
-def byte_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
-    """Raw (decompressed, not decoded) bytes of ``path`` in chunks of ``size``."""
-    stream = open_log(path)
-    try:
-        while True:
-            try:
-                data = stream.read(size)
-            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-                raise InputError(f"{path}: stopped reading: {exc}") from exc
-            if not data:
-                return
-            yield data
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
 
 
 def _hyperscan_finder(literals: Tuple[Tuple[str, bool], ...]):
