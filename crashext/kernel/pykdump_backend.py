@@ -18,7 +18,6 @@ A type description is the dict ``gdb_typeinfo`` returns: ``codetype``
 """
 
 import os
-import re
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError, TargetError
@@ -352,7 +351,8 @@ class PykdumpTarget(Target):
     def type_size(self, type_name: str) -> int:
         return int(self._t.need(type_name).get("typelength", 0))
 
-    def member_offset(self, type_name: str, member: str) -> int:
+    def _member(self, type_name: str, member: str) -> Tuple[Dict[str, Any], int]:
+        """The description and offset of ``member`` ("a.b.c") of ``type_name``."""
         desc = self._t.need(type_name)
         off = 0
         for part in member.split("."):
@@ -361,18 +361,14 @@ class PykdumpTarget(Target):
                 raise MissingSymbolError(f"{type_name} has no member {member}")
             desc, moff = found
             off += moff
-        return off
+        return desc, off
+
+    def member_offset(self, type_name: str, member: str) -> int:
+        return self._member(type_name, member)[1]
 
     def member_int_layout(self, type_name: str, member: str) -> Tuple[int, int, bool]:
         # the same decoding as PykdumpObj.__int__, for the members it reads whole
-        desc = self._t.need(type_name)
-        off = 0
-        for part in member.split("."):
-            found = self._t.find_member(desc, part)
-            if found is None:
-                raise MissingSymbolError(f"{type_name} has no member {member}")
-            desc, moff = found
-            off += moff
+        desc, off = self._member(type_name, member)
         if not desc.get("dims") and not desc.get("bitsize"):
             if desc.get("stars"):
                 return off, 8, False
