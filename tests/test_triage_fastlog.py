@@ -174,7 +174,7 @@ def test_bad_files_give_the_same_one_line_errors(tmp_path):
 
 _PIECES = ["abc", "Kill", "sysrq", "(?:x|yz)", "\\d+", "[a-z]*", "(?i:kIlL)", "Out of",
            "(?P<n>memory)", ".*?", "\\s*", "?", "+", "(?:Oops|BUG)", "\u00e9t\u00e9", "^", "\\b",
-           "(?:foo)?", "x{2,3}", "[^)]*", " process "]
+           "(?:foo)?", "x{2,3}", "[^)]*", " process ", "(?>(?i:oUt of))"]
 
 
 @settings(max_examples=600, deadline=None)

@@ -47,23 +47,26 @@ def _allowed(ch: str, caseless: bool) -> bool:
     return True
 
 
-def _best(cands: List[List[str]]) -> Optional[List[str]]:
+Lit = Tuple[str, bool]   # a literal, and whether it came from a caseless part
+
+
+def _best(cands: List[List[Lit]]) -> Optional[List[Lit]]:
     """The requirement whose shortest literal is longest (None if none qualifies)."""
-    good = [c for c in cands if c and min(len(x) for x in c) >= MIN_LEN]
+    good = [c for c in cands if c and min(len(x) for x, _ in c) >= MIN_LEN]
     if not good:
         return None
-    return max(good, key=lambda c: (min(len(x) for x in c), -len(c)))
+    return max(good, key=lambda c: (min(len(x) for x, _ in c), -len(c)))
 
 
-def _seq(items, caseless: bool) -> Optional[List[str]]:
-    cands: List[List[str]] = []
+def _seq(items, caseless: bool) -> Optional[List[Lit]]:
+    cands: List[List[Lit]] = []
     run = ""
     for op, av in items:
         if op is _c.LITERAL and _allowed(chr(av), caseless):
             run += chr(av)
             continue
         if run:
-            cands.append([run])
+            cands.append([(run, caseless)])
             run = ""
         if op is _c.SUBPATTERN:
             add_flags = av[1] if len(av) > 3 else 0
@@ -85,7 +88,7 @@ def _seq(items, caseless: bool) -> Optional[List[str]]:
         # anything else (classes, any, anchors, lookarounds, references)
         # requires no fixed text
     if run:
-        cands.append([run])
+        cands.append([(run, caseless)])
     return _best(cands)
 
 
@@ -103,22 +106,6 @@ def required_literals(pattern: str) -> Optional[Tuple[Tuple[str, ...], bool]]:
     got = _seq(list(tree), caseless)
     if got is None:
         return None
-    # with a local (?i:...) somewhere, the literals are searched caselessly:
-    # for the others that finds more lines, never fewer
-    return tuple(dict.fromkeys(got)), caseless or _has_local_ignorecase(list(tree))
-
-
-def _has_local_ignorecase(items) -> bool:
-    for op, av in items:
-        if op is _c.SUBPATTERN:
-            if len(av) > 3 and av[1] & _c.SRE_FLAG_IGNORECASE:
-                return True
-            if _has_local_ignorecase(av[-1]):
-                return True
-        elif op is _c.BRANCH:
-            if any(_has_local_ignorecase(b) for b in av[1]):
-                return True
-        elif op in _REPEATS:
-            if _has_local_ignorecase(av[2]):
-                return True
-    return False
+    # one literal from a caseless part (a local (?i:...)) makes the search
+    # caseless for all of them: for the others that finds more lines, never fewer
+    return tuple(dict.fromkeys(x for x, _ in got)), any(c for _, c in got)
