@@ -267,9 +267,14 @@ def gated_file(path: str, gate: Gate, finder=None, counter=None) -> Iterator[Log
     faults cost what the copy of read() does, and a log truncated while
     mapped -- logrotate's copytruncate -- would kill the process with
     SIGBUS.)"""
-    stream = open_log(path)
+    yield from _gated_stream(open_log(path), path, gate, finder, counter)
+
+
+def _gated_stream(stream, name: str, gate: Gate, finder, counter,
+                  facts: Optional["ScanFacts"] = None) -> Iterator[LogLine]:
+    """:func:`_gated_windows` of an open stream, closed at the end (stdin is left open)."""
     try:
-        yield from _gated_windows(_read_windows(stream, path), gate, finder, counter)
+        yield from _gated_windows(_read_windows(stream, name), gate, finder, counter, facts)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -370,10 +375,7 @@ def gated_kernel_log(path: str, gate: Gate, patterns: Sequence[str],
 
 def _gated_kernel_lines(stream, path: str, gate: Gate, find, facts: ScanFacts
                         ) -> Iterator[LogLine]:
-    try:
-        yield from _gated_windows(_read_windows(stream, path), gate, find, None, facts)
-    finally:
-        stream.close()
+    yield from _gated_stream(stream, path, gate, find, None, facts)
     if not facts.seen:
         # no line read or passed over shows a kernel log yet: look at every
         # line until one does (a garbage file is read to its end, then refused)
