@@ -20,7 +20,7 @@ no log) is reported as unknown and does not count either way.
 Everything returned is plain data; the ``triage`` command renders it.
 """
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import gfp as gfpmod
 from .. import kb as kbmod
@@ -41,9 +41,22 @@ from .triage_log import (KEEP_FAILURES, LogScan, _BANNER, allocation_failure,  #
                          cause_header, log_evidence, log_system, machine_of_release,
                          zone_summary)
 
-__all__ = ["triage", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
+__all__ = ["triage", "log_source", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
            "zone_summary", "memcg_evidence", "evaluate", "Evidence",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
+
+
+def log_source(path: Optional[str]) -> Tuple[Optional[Iterable[LogLine]], Optional[str]]:
+    """(``log_lines``, ``log_path``) for :func:`triage` from a ``--log PATH``:
+    a file goes by path (read the fast way), checked now so that a bad one
+    is refused before a dump is opened; stdin (``-``), which can be read
+    only once, as its lines."""
+    if not path:
+        return None, None
+    if path == "-":
+        return logs.kernel_log(path), None
+    logs.checked_stream(path, "kernel log", logs.KERNEL_LOG_HINT).close()
+    return None, path
 
 
 # ---------------------------------------------------------------------------

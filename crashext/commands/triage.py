@@ -9,7 +9,7 @@ from .. import render
 from ..render import dash
 from .memcgids import kmem_ids_text
 from ..analysis.panic import format_location
-from ..analysis.triage import triage
+from ..analysis.triage import log_source, triage
 from ..errors import InputError
 from ..sources import logs
 
@@ -91,16 +91,7 @@ def run(args, ctx) -> int:
                              "with --log (and its proc/ with `crashext report --proc`)")
         from .report import write_report
         return write_report(ctx, args.html, log=args.log, kb=args.kb, crash_log=args.crash_log)
-    lines = None
-    log_path = None
-    if args.log:
-        if args.log == "-":
-            lines = logs.kernel_log(args.log)
-        else:
-            # a bad file is refused before anything else is opened; triage
-            # then reads it the fast way (only the lines that can matter)
-            logs.checked_stream(args.log, "kernel log", logs.KERNEL_LOG_HINT).close()
-            log_path = args.log
+    lines, log_path = log_source(args.log)
     sos_files: List[str] = []
     if sos is not None:
         sos_files, _notes = sos.kernel_log_sources()

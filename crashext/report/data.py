@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..analysis import allocfail as allocmod
 from ..analysis import frag as fa
-from ..analysis.triage import triage
+from ..analysis.triage import log_source, triage
 from ..analysis.watermark import rule_for_release
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target
@@ -55,14 +55,12 @@ def assemble(target: Optional[Target] = None, log_path: Optional[str] = None,
     tri_why = None
     sink: List[allocmod.AllocReport] = []
     if target is not None or log_path is not None or crash_log is not None:
-        lines = logs.kernel_log(log_path) if log_path == "-" else None
-        if log_path and lines is None:
-            logs.checked_stream(log_path, "kernel log", logs.KERNEL_LOG_HINT).close()
+        lines, path = log_source(log_path)
         crash_text = ("\n".join(logs.checked_lines(crash_log, "crash session transcript"))
                       if crash_log else None)
         tri = triage(target=target, log_lines=lines, crash_text=crash_text,
                      crash_name=crash_log or "crash log", kb_dirs=kb_dirs, log_sink=sink,
-                     log_path=log_path if lines is None else None)
+                     log_path=path)
     else:
         tri_why = "the verdict needs a dump or a kernel log (--proc gives only fragmentation)"
     rep = sink[0] if sink else None
