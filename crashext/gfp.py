@@ -24,7 +24,7 @@ table and :func:`table_for_release` says it was assumed.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import CrashextError, InputError

@@ -1,6 +1,6 @@
 """``allocfail``: page allocation failures in a kernel log, and why each failed."""
 
-from typing import List, Optional
+from typing import List
 
 from .. import gfp as gfpmod
 from .. import render

@@ -9,7 +9,7 @@ SVG text (``svg.fonttype = none``): smaller pages, searchable numbers.
 
 import io
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import matplotlib
 
