@@ -6,11 +6,12 @@ into text, so every number is testable without parsing output.
 
 import json
 import math
-from typing import Any, Iterable, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, TextIO
 
 from tabulate import tabulate
 
-__all__ = ["table", "write_table", "write_json", "human_bytes", "bar", "kv_block", "dash"]
+__all__ = ["table", "write_table", "write_json", "Rows", "human_bytes", "bar", "kv_block",
+           "dash"]
 
 
 def dash(v: Any) -> str:
@@ -126,7 +127,7 @@ def _encode(o: Any, level: int, parts: List[str], out: TextIO) -> None:
         add(int.__repr__(o))
     elif isinstance(o, float):
         add(_float(o))
-    elif isinstance(o, (list, tuple)):
+    elif isinstance(o, (list, tuple, Rows)):
         if not o:
             add("[]")
             return
@@ -155,6 +156,26 @@ def _encode(o: Any, level: int, parts: List[str], out: TextIO) -> None:
         add("\n" + "  " * level + "}")
     else:
         _encode(_json_default(o), level, parts, out)
+
+
+class Rows:
+    """A JSON array whose items are made while it is written:
+    ``make()`` gives a new iterator over them each time it is called (the
+    array is iterated once to write it, and once more up to its first item
+    to tell whether it is empty)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self.make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.make()
+
+    def __bool__(self) -> bool:
+        for _ in self.make():
+            return True
+        return False
 
 
 def _json_default(obj: Any) -> Any:

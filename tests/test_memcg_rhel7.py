@@ -307,3 +307,37 @@ def test_command_output_and_json(capsys):
     assert [m["path"] for m in data["memcgs"]] == ["/docker/bad"]
     assert data["memcgs"][0]["kmemcg_id"] == -1
     assert data["summary"]["kmem_id_capacity"] == 4
+
+
+def test_rows_kept_in_a_temporary_file_equal_rows_kept_in_memory():
+    """memcgids writes each memcg to a temporary file as it is read and
+    flags what a later one decides (a duplicate id) only when it reads the
+    rows back: the same rows, anomalies, order and summary as the report
+    kept in memory, however often the rows are read back."""
+    from crashext.analysis.memcg import memcg_scan
+    h = Rhel7(array_size=4)
+    on = 1 << ACTIVE
+    a = h.add(h.root, "a", kmemcg_id=2, flags=on)
+    h.add(a, "a1", kmemcg_id=-1, flags=on)                 # the seed state
+    h.add(h.root, "b", kmemcg_id=2, flags=on)              # duplicate of /a's id
+    h.add(h.root, "c", kmemcg_id=7, flags=on)              # over capacity
+    h.add(h.root, "zgone", kmemcg_id=3, flags=on | (1 << DEAD), css_flags=0,
+          linked=False, refcnt=3)                          # only in the css id idr
+    h.add(h.root, "lost", kmemcg_id=2, flags=on, linked=False)   # online, unlinked
+    t = h.finish()
+    want = memcg_report(t)
+    with memcg_scan(t, spool=True) as scan:
+        for _ in range(2):
+            got = [m.to_json() for m in scan.rows()]
+            assert got == [m.to_json() for m in want.memcgs]
+        assert scan.summary == want.summary
+    p = by_path(want)
+    assert p["/a"].anomalies == p["/b"].anomalies == ["kmemcg-id-duplicate"]
+    assert p["/lost"].anomalies == ["not-in-tree", "kmemcg-id-duplicate"]
+    assert p["/a/a1"].anomalies == ["kmemcg-id-unassigned"]
+    assert p["/c"].anomalies == ["kmemcg-id-over-capacity"]
+    assert p["/zgone"].anomalies == [] and p["/zgone"].sources == ["css_id_idr"]
+    assert [m.path for m in want.memcgs] == ["/", "/a", "/a/a1", "/b", "/c", "/lost", "/zgone"]
+    assert want.summary["anomalies"] == {"kmemcg-id-duplicate": 3, "kmemcg-id-unassigned": 1,
+                                         "kmemcg-id-over-capacity": 1, "not-in-tree": 1}
+    assert want.summary["flagged"] == 5 and want.summary["only_in_idr"] == 2

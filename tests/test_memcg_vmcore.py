@@ -139,3 +139,40 @@ def test_cgroup_v1_tree(vmcore, suite):
             # memory.usage_in_bytes on v1
             assert by_path[row["path"]].usage_pages * 4096 == row["memory_current"], row["path"]
     assert r.summary["flagged"] == 0, [(m.path, m.anomalies) for m in r.memcgs if m.anomalies]
+
+
+def _memcgids_json(fx, *extra):
+    import io
+    import json
+    from crashext import cli
+    out = io.StringIO()
+    import contextlib
+    with contextlib.redirect_stdout(out):
+        rc = cli.main(["memcgids", "-c", str(fx.vmcore), "-s", str(fx.vmlinux), "--json", *extra])
+    assert rc == 0
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("suite,scenario", CHURN + [("bookworm", "nokmem")])
+def test_memcgids_streamed_from_a_temporary_file_equals_the_report(vmcore, suite, scenario):
+    """The command keeps its rows in a temporary file, not in memory, and
+    reads them back to write them: every row, its order and the summary
+    equal the report kept in memory (itself checked against the guest
+    above), with --dying and --flagged too; after the walk no row is left
+    in memory."""
+    import gc
+    from crashext.analysis.memcg import Memcg, memcg_scan
+    fx = vmcore(suite, scenario)
+    want = memcg_report(_open(fx)).to_json()
+    got = _memcgids_json(fx)
+    assert got["summary"] == want["summary"]
+    assert got["memcgs"] == want["memcgs"]
+    dying = _memcgids_json(fx, "--dying")["memcgs"]
+    assert dying == [m for m in want["memcgs"] if m["state"] == "dying"] and dying
+    flagged = _memcgids_json(fx, "--flagged")["memcgs"]
+    assert flagged == [m for m in want["memcgs"] if m["anomalies"]]
+    with memcg_scan(_open(fx), spool=True) as scan:
+        gc.collect()
+        assert sum(1 for o in gc.get_objects() if isinstance(o, Memcg)) == 0
+        assert len(scan) == len(want["memcgs"])

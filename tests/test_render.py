@@ -66,3 +66,19 @@ def test_objects_through_the_default_hook_and_long_lists_stream():
     data = {"rows": [_Row(i) for i in range(3000)], "summary": {"total": 3000}}
     assert _ours(data) == _reference(data)
     assert json.loads(_ours(data))["summary"]["total"] == 3000
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_values, max_size=6), _values)
+def test_rows_made_while_written_give_the_list_text(items, other):
+    # a render.Rows array writes as the list of what it yields, empty or not,
+    # and is made anew each time it is iterated (written once, asked once
+    # whether it is empty)
+    made = []
+
+    def make():
+        made.append(1)
+        return iter(items)
+    got = _ours({"rows": render.Rows(make), "other": other})
+    assert got == _reference({"rows": items, "other": other})
+    assert len(made) == 2 if items else len(made) == 1

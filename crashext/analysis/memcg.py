@@ -29,19 +29,22 @@ Everything is read through :class:`~crashext.kernel.target.Target`; kernel
 names (members, enumerators) come from debug info.
 """
 
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from array import array
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError
 from ..kernel.idr import IdrWalk, idr_entries  # noqa: F401  (IdrWalk: re-exported)
 from ..kernel.target import Target
 from ..kernel.walk import BlockCache, walk_list
+from ..spool import FileStore, ListStore
 # the reading of one memcg lives in memcg_read; _Fast is named here for tests
 from .memcg_read import Memcg, _Fast, _Layout, _Reader, _opt_symbol  # noqa: F401
 # the kmem id arrays' growth rules live in memcg_kmem; named here as before
 from .memcg_kmem import kmalloc_order, largest_free_order, next_array_resize  # noqa: F401
 
-__all__ = ["Memcg", "MemcgReport", "memcg_report", "idr_entries", "ANOMALIES",
+__all__ = ["Memcg", "MemcgReport", "MemcgScan", "memcg_report", "memcg_scan", "idr_entries", "ANOMALIES",
            "next_array_resize", "kmalloc_order", "dying_by_parent"]
 
 _PTR = 8
@@ -81,46 +84,48 @@ class MemcgReport:
 # -- finding them ---------------------------------------------------------------------
 
 def _tree(t: Target, lay: _Layout, root: int, progress=None,
-          visit: Optional[Callable[[int], None]] = None,
+          visit: Optional[Callable[[int], int]] = None,
           cache: Optional[BlockCache] = None,
-          childless: Optional[Callable[[int], bool]] = None) -> Tuple[List[int], Optional[str]]:
-    """Pre-order memcg addresses of the cgroup tree; corruption reason or None.
+          childless: Optional[Callable[[int], bool]] = None,
+          members: Optional[set] = None) -> Tuple["array[int]", Optional[str]]:
+    """The cgroup tree's memcgs in pre-order, and the corruption reason or None.
 
-    ``visit(address)`` is called for each memcg as soon as the walk reads it
-    (as a node of its parent's children list, whose block is then in
-    ``cache``, shared with the list walks): in list order, not pre-order,
-    and possibly for a node the result leaves out (seen twice).
+    ``visit(address)`` reads a memcg and returns the handle it is kept
+    under; the result holds those handles (the addresses themselves without
+    ``visit``).  It is called as soon as the walk reaches the memcg (as a
+    node of its parent's children list, whose block is then in ``cache``,
+    shared with the list walks): in list order, not pre-order, and possibly
+    twice for a node reached twice (the result has it once).
     ``childless(address)``: True if that memcg's children list is known to
-    be empty (its walk is skipped)."""
-    out: List[int] = []
+    be empty (its walk is skipped).  ``members``, if given, is filled with
+    the addresses of the memcgs in the result."""
+    if visit is None:
+        visit = int
+    out = array("Q")
     problems: List[str] = []
     if lay.css_tree:
         css_off = t.member_offset("struct mem_cgroup", "css")
         children_off = t.member_offset("struct cgroup_subsys_state", "children")
         sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
-        stack = [root + css_off]
-        seen = set()
-        if visit is not None:
-            visit(root)
+        # (css, handle) of the memcgs read and not yet walked
+        stack = [(root + css_off, visit(root))]
+        seen = set() if members is None else members   # memcg addresses
         while stack:
-            css = stack.pop()
-            if css in seen:
+            css, handle = stack.pop()
+            addr = css - css_off
+            if addr in seen:
                 problems.append(f"css {css:#x} reached twice")
                 continue
-            seen.add(css)
-            out.append(css - css_off)
+            seen.add(addr)
+            out.append(handle)
             if progress is not None:
                 progress.step()
-            if childless is not None and childless(css - css_off):
+            if childless is not None and childless(addr):
                 continue
             w = walk_list(t, css + children_off, cache=cache)
-            if visit is None:
-                kids = [node - sib_off for node in w]
-            else:
-                kids = []
-                for node in w:
-                    kids.append(node - sib_off)
-                    visit(node - sib_off - css_off)
+            kids = []
+            for node in w:
+                kids.append((node - sib_off, visit(node - sib_off - css_off)))
             if w.corruption:
                 problems.append(f"children of css {css:#x}: {w.corruption}")
             stack.extend(reversed(kids))
@@ -134,22 +139,22 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
     subsys_off = t.member_offset("struct cgroup", "subsys") + lay.mem_subsys_id * _PTR
     css_off = t.member_offset("struct mem_cgroup", "css")
     stack = [root_cg]
-    seen = set()
+    cgroups_seen = set()
     while stack:
         cg = stack.pop()
-        if cg in seen:
+        if cg in cgroups_seen:
             problems.append(f"cgroup {cg:#x} reached twice")
             continue
-        seen.add(cg)
+        cgroups_seen.add(cg)
         try:
             css = t.read_pointer(cg + subsys_off)
         except ReadError as exc:
             problems.append(exc.one_line())
             continue
         if css:
-            out.append(css - css_off)
-            if visit is not None:
-                visit(css - css_off)
+            out.append(visit(css - css_off))
+            if members is not None:
+                members.add(css - css_off)
         if progress is not None:
             progress.step()
         w = walk_list(t, cg + children_off, cache=cache)
@@ -198,6 +203,21 @@ def _idr_sources(t: Target, lay: _Layout) -> List[Tuple[str, Dict[int, int], Opt
 
 def memcg_report(t: Target, progress=None) -> MemcgReport:
     """Every memcg of ``t`` with its ids, state and anomalies, and a summary."""
+    with memcg_scan(t, progress) as scan:
+        return MemcgReport(summary=scan.summary, memcgs=list(scan.rows()))
+
+
+def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
+    """Walk every memcg of ``t``; the rows are read back from the result.
+
+    With ``spool`` each memcg goes to a temporary file as it is read
+    (:class:`crashext.spool.FileStore`), so memory does not grow with the
+    number of memcgs beyond a few small maps (the anomaly checks need,
+    besides the row itself, the id trees and the kmemcg_id holders); the
+    rows are made again from the file each time :meth:`MemcgScan.rows` is
+    iterated.  Without it they are kept in a list.  The summary is counted
+    from the finished rows, so it says what the rows say.
+    """
     root_obj = _opt_symbol(t, "root_mem_cgroup")
     if root_obj is None or not t.has_type("struct mem_cgroup"):
         raise MissingSymbolError("this kernel has no memory cgroup controller "
@@ -219,53 +239,101 @@ def memcg_report(t: Target, progress=None) -> MemcgReport:
                             f"the memcg hierarchy is unknown: {exc.one_line()}") from exc
     lay = _Layout(t)
     reader = _Reader(t, lay, root)
-    read: Dict[int, Memcg] = {}
+    store = FileStore(_pack, _unpack) if spool else ListStore()
+    try:
+        return _scan(t, lay, root, reader, store, progress)
+    except BaseException:
+        store.close()
+        raise
 
-    def visit(addr: int) -> None:
+
+def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) -> "MemcgScan":
+    facts = _Facts(lay, root)
+
+    def visit(addr: int) -> int:
         # read as the walk reaches it: its page is still in the shared cache
-        if addr not in read:
-            read[addr] = reader.read(addr)
-            if progress is not None:
-                progress.step()
-    tree, tree_problem = _tree(t, lay, root, progress, visit, reader.cache,
-                               reader.children_empty)
+        m = reader.read(addr)
+        facts.note_holder(m)
+        if progress is not None:
+            progress.step()
+        return store.put(m)
+
+    in_tree: set = set()
+    order, tree_problem = _tree(t, lay, root, progress, visit, reader.cache,
+                                reader.children_empty, members=in_tree)
+    n_tree = len(order)
     sources_used = ["css tree (css.children/sibling)" if lay.css_tree
                     else "cgroup tree (cgroup.children/sibling)"]
-    memcgs: Dict[int, Memcg] = {}
-    for addr in tree:
-        m = read[addr]
-        m.sources.append("tree")
-        memcgs[addr] = m
-    read.clear()
-    idrs = []
     idr_problems = {}
-    for name, entries, problem in _idr_sources(t, lay):
+    for i, (name, entries, problem) in enumerate(_idr_sources(t, lay)):
         sources_used.append(name)
-        idrs.append((name, entries))
+        facts.idr_names.append(name)
         if problem:
             idr_problems[name] = problem
-        for _id, addr in entries.items():
-            m = memcgs.get(addr)
-            if m is None:
-                m = reader.read(addr)
-                memcgs[addr] = m
-                # on 3.10 the css id idr is where removed memcgs live by design
-                if not (name == "css_id_idr" and not m.online):
-                    m.anomalies.append("not-in-tree")
-            if name not in m.sources:
-                m.sources.append(name)
-    # tree order first, then what only an id tree knows, by path
-    in_tree = set(tree)
-    rows = [memcgs[a] for a in tree if a in memcgs]
-    rows += sorted((m for a, m in memcgs.items() if a not in in_tree), key=lambda m: m.path)
+        if name == "mem_cgroup_idr":
+            facts.memcg_ids = entries
+        bit = 1 << i
+        for addr in entries.values():
+            facts.idr_mask[addr] = facts.idr_mask.get(addr, 0) | bit
+    # what only an id tree knows, in the order the trees gave it, then by path
+    only_idr = []
+    for addr in facts.idr_mask:
+        if addr not in in_tree:
+            m = reader.read(addr)
+            facts.note_holder(m)
+            only_idr.append((m.path, store.put(m)))
+    in_tree.clear()
+    only_idr.sort(key=lambda pair: pair[0])
+    order.extend(h for _path, h in only_idr)
+    facts.kmem = _kmem_facts(t, lay, facts)
+    scan = MemcgScan(store, order, n_tree, facts)
+    scan.summary = _summary(t, lay, scan, sources_used, tree_problem, idr_problems)
+    return scan
 
-    kmem = _kmem_facts(t, lay, rows)
-    _flag(t, lay, rows, root, kmem, dict(idrs))
-    summary = _summary(t, lay, rows, sources_used, tree_problem, idr_problems, kmem)
-    return MemcgReport(summary=summary, memcgs=rows)
+
+class MemcgScan:
+    """The memcgs a walk found: :attr:`summary` and :meth:`rows`, in the
+    report's order (the tree in pre-order, then what only an id tree knows,
+    by path).  Close it (or use it in a ``with``) to drop the rows."""
+
+    def __init__(self, store, order: "array[int]", n_tree: int, facts: "_Facts") -> None:
+        self._store = store
+        self._order = order
+        self._n_tree = n_tree
+        self._facts = facts
+        self.summary: Dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def rows(self) -> Iterator[Memcg]:
+        """Each memcg with its sources and anomalies (made anew from a
+        spool, the kept object from a list)."""
+        get, finish = self._store.get, self._facts.finish
+        for i, handle in enumerate(self._order):
+            m = get(handle)
+            finish(m, i < self._n_tree)
+            yield m
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> "MemcgScan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def dying_by_parent(memcgs: List[Memcg], top: int = 10) -> List[Dict[str, Any]]:
+_FIELDS = tuple(f.name for f in fields(Memcg))
+_pack = attrgetter(*_FIELDS)
+
+
+def _unpack(values: Tuple[Any, ...]) -> Memcg:
+    return Memcg(*values)
+
+
+def dying_by_parent(memcgs: Iterable[Memcg], top: int = 10) -> List[Dict[str, Any]]:
     """The parents holding the most dying memcgs: ``[{"parent", "dying"}]``,
     most first (a parent is the path up to the last "/"; "/" for the root's
     children).  What a memcg leak looks like: one service's slice with
@@ -280,35 +348,107 @@ def dying_by_parent(memcgs: List[Memcg], top: int = 10) -> List[Dict[str, Any]]:
     return [{"parent": p, "dying": n} for p, n in ranked[:top]]
 
 
-def _kmem_facts(t: Target, lay: _Layout, rows: List[Memcg]) -> Dict[str, Any]:
-    facts: Dict[str, Any] = {"kmemcg_id": lay.has_kmemcg_id}
+class _Facts:
+    """What a row's sources and anomalies depend on besides the row: the id
+    trees, who holds which kmemcg_id, kmem accounting.  :meth:`finish`
+    gives a row those from scratch, so finishing a row twice changes
+    nothing."""
+
+    def __init__(self, lay: _Layout, root: int) -> None:
+        self.lay = lay
+        self.root = root
+        #: names of the id trees read, in order; bit i of idr_mask is tree i
+        self.idr_names: List[str] = []
+        #: memcg address -> the id trees it is in
+        self.idr_mask: Dict[int, int] = {}
+        #: mem_cgroup_idr's id -> memcg, where the kernel has it
+        self.memcg_ids: Optional[Dict[int, int]] = None
+        #: memcg address -> the kmemcg_id it must own (see _holds_own_id);
+        #: by address, so a memcg read twice (a list reached twice) counts once
+        self.holder_ids: Dict[int, int] = {}
+        self._holders: Optional[Dict[int, int]] = None
+        self.kmem: Dict[str, Any] = {}
+
+    def note_holder(self, m: Memcg) -> None:
+        if _holds_own_id(self.lay, m):
+            self.holder_ids[m.address] = m.kmemcg_id
+
+    def holders(self) -> Dict[int, int]:
+        """kmemcg_id -> how many memcgs hold it as their own."""
+        if self._holders is None:
+            self._holders = {}
+            for kid in self.holder_ids.values():
+                self._holders[kid] = self._holders.get(kid, 0) + 1
+        return self._holders
+
+    def finish(self, m: Memcg, in_tree: bool) -> None:
+        lay = self.lay
+        mask = self.idr_mask.get(m.address, 0)
+        m.sources = ["tree"] if in_tree else []
+        m.sources += [name for i, name in enumerate(self.idr_names) if mask >> i & 1]
+        # the read's own finding: read_slow marks any member it could not read
+        a = ["unreadable"] if m.errors else []
+        if not in_tree:
+            first = self.idr_names[(mask & -mask).bit_length() - 1]
+            # on 3.10 the css id idr is where removed memcgs live by design
+            if not (first == "css_id_idr" and not m.online):
+                a.append("not-in-tree")
+        kid = m.kmemcg_id
+        if kid is not None:
+            if lay.kmem_account_flags:
+                # mm/memcontrol.c v3.10 memcg_propagate_kmem copies the parent's
+                # flags, and memcg_update_cache_sizes leaves kmemcg_id at -1 when
+                # growing the caches fails; ACTIVE then makes disarm_kmem_keys
+                # call ida_simple_remove(-1).
+                if kid < 0 and m.kmem_flags and (
+                        "KMEM_ACCOUNTED_ACTIVE" in m.kmem_flags
+                        or "KMEM_ACCOUNTED_ACTIVATED" in m.kmem_flags):
+                    a.append("kmemcg-id-unassigned")
+            elif kid < 0 and m.kmem_state is not None and m.kmem_state.endswith("ONLINE"):
+                a.append("kmemcg-id-unassigned")
+            elif kid < 0 and self.kmem["enabled"] and m.online and m.address != self.root:
+                a.append("kmemcg-id-missing")
+            if _holds_own_id(lay, m):
+                if self.holders().get(kid, 0) > 1:
+                    a.append("kmemcg-id-duplicate")
+                cap = self.kmem.get("capacity")
+                if cap is not None and kid >= cap:
+                    a.append("kmemcg-id-over-capacity")
+        ids = self.memcg_ids
+        if ids is not None and m.online and m.memcg_id is not None and m.memcg_id > 0 \
+                and ids.get(m.memcg_id) != m.address:
+            a.append("memcg-idr-mismatch")
+        m.anomalies = a
+
+
+def _kmem_facts(t: Target, lay: _Layout, facts: _Facts) -> Dict[str, Any]:
+    kmem: Dict[str, Any] = {"kmemcg_id": lay.has_kmemcg_id}
     nokmem = _opt_symbol(t, "cgroup_memory_nokmem")
     if not lay.has_kmemcg_id:
-        facts["mode"] = "no kmemcg_id in this kernel"
-        facts["enabled"] = False
+        kmem["mode"] = "no kmemcg_id in this kernel"
+        kmem["enabled"] = False
     elif nokmem is not None and int(nokmem):
-        facts["mode"] = "kmem accounting disabled (cgroup.memory=nokmem)"
-        facts["enabled"] = False
+        kmem["mode"] = "kmem accounting disabled (cgroup.memory=nokmem)"
+        kmem["enabled"] = False
     elif lay.kmem_account_flags:
-        facts["mode"] = "per-memcg kmem accounting (activated by a kmem limit)"
-        facts["enabled"] = True
+        kmem["mode"] = "per-memcg kmem accounting (activated by a kmem limit)"
+        kmem["enabled"] = True
     else:
-        facts["mode"] = "kmem accounting enabled"
-        facts["enabled"] = True
+        kmem["mode"] = "kmem accounting enabled"
+        kmem["enabled"] = True
     cap_sym = None
     for name in ("memcg_limited_groups_array_size", "memcg_nr_cache_ids"):
         if t.has_symbol(name):
             cap_sym = name
             break
-    facts["capacity_symbol"] = cap_sym
-    facts["capacity"] = int(t.symbol(cap_sym)) if cap_sym else None
-    holders = _id_holders(lay, rows)
-    facts["ids_in_use"] = len({m.kmemcg_id for m in holders})
-    return facts
+    kmem["capacity_symbol"] = cap_sym
+    kmem["capacity"] = int(t.symbol(cap_sym)) if cap_sym else None
+    kmem["ids_in_use"] = len(facts.holders())
+    return kmem
 
 
-def _id_holders(lay: _Layout, rows: List[Memcg]) -> List[Memcg]:
-    """Memcgs whose kmemcg_id must be their own, unique one.
+def _holds_own_id(lay: _Layout, m: Memcg) -> bool:
+    """Whether ``m``'s kmemcg_id must be its own, unique one.
 
     3.10 (``kmem_account_flags``): a memcg keeps its id until
     ``__mem_cgroup_free`` (disarm_kmem_keys), dying or not.  v4.5+
@@ -316,61 +456,31 @@ def _id_holders(lay: _Layout, rows: List[Memcg]) -> List[Memcg]:
     css offline"): offline memcgs hand their id back and carry the parent's,
     so only online ones own one.
     """
-    out = []
-    for m in rows:
-        if m.kmemcg_id is None or m.kmemcg_id < 0:
-            continue
-        if lay.kmem_account_flags or m.online:
-            out.append(m)
-    return out
+    if m.kmemcg_id is None or m.kmemcg_id < 0:
+        return False
+    return bool(lay.kmem_account_flags or m.online)
 
 
-def _flag(t: Target, lay: _Layout, rows: List[Memcg], root: int,
-          kmem: Dict[str, Any], idrs: Dict[str, Dict[int, int]]) -> None:
-    for m in rows:
-        if m.kmemcg_id is None:
-            continue
-        if lay.kmem_account_flags:
-            # mm/memcontrol.c v3.10 memcg_propagate_kmem copies the parent's
-            # flags, and memcg_update_cache_sizes leaves kmemcg_id at -1 when
-            # growing the caches fails; ACTIVE then makes disarm_kmem_keys
-            # call ida_simple_remove(-1).
-            if m.kmemcg_id < 0 and m.kmem_flags and (
-                    "KMEM_ACCOUNTED_ACTIVE" in m.kmem_flags or "KMEM_ACCOUNTED_ACTIVATED" in m.kmem_flags):
-                m.anomalies.append("kmemcg-id-unassigned")
-            continue
-        if m.kmemcg_id < 0 and m.kmem_state is not None and m.kmem_state.endswith("ONLINE"):
-            m.anomalies.append("kmemcg-id-unassigned")
-        elif m.kmemcg_id < 0 and kmem["enabled"] and m.online and m.address != root:
-            m.anomalies.append("kmemcg-id-missing")
-    holders = _id_holders(lay, rows)
-    by_id: Dict[int, List[Memcg]] = {}
-    for m in holders:
-        by_id.setdefault(m.kmemcg_id, []).append(m)
-    for ms in by_id.values():
-        if len(ms) > 1:
-            for m in ms:
-                m.anomalies.append("kmemcg-id-duplicate")
-    cap = kmem.get("capacity")
-    if cap is not None:
-        for m in holders:
-            if m.kmemcg_id >= cap:
-                m.anomalies.append("kmemcg-id-over-capacity")
-    ids = idrs.get("mem_cgroup_idr")
-    if ids is not None:
-        for m in rows:
-            if m.online and m.memcg_id is not None and m.memcg_id > 0 and ids.get(m.memcg_id) != m.address:
-                m.anomalies.append("memcg-idr-mismatch")
-
-
-def _summary(t: Target, lay: _Layout, rows: List[Memcg], sources: List[str],
-             tree_problem: Optional[str], idr_problems: Dict[str, str],
-             kmem: Dict[str, Any]) -> Dict[str, Any]:
-    online = sum(1 for m in rows if m.online)
+def _summary(t: Target, lay: _Layout, scan: MemcgScan, sources: List[str],
+             tree_problem: Optional[str], idr_problems: Dict[str, str]) -> Dict[str, Any]:
+    total = online = dying = unknown = flagged = in_tree = 0
     counts: Dict[str, int] = {}
-    for m in rows:
-        for a in m.anomalies:
-            counts[a] = counts.get(a, 0) + 1
+    for m in scan.rows():
+        total += 1
+        if m.online:
+            online += 1
+        state = m.state
+        if state == "dying":
+            dying += 1
+        elif state == "unknown":
+            unknown += 1
+        if m.anomalies:
+            flagged += 1
+            for a in m.anomalies:
+                counts[a] = counts.get(a, 0) + 1
+        if "tree" in m.sources:
+            in_tree += 1
+    kmem = scan._facts.kmem
     resize = None
     if kmem.get("capacity") is not None:
         resize = next_array_resize(t, kmem["capacity"])
@@ -382,12 +492,12 @@ def _summary(t: Target, lay: _Layout, rows: List[Memcg], sources: List[str],
         "layout": "css tree (v3.15+)" if lay.css_tree else "cgroup tree (v3.10)",
         "hierarchy": "v2" if lay.on_dfl else "v1",
         "sources": sources,
-        "total": len(rows),
+        "total": total,
         "online": online,
         # a memcg whose css.flags are unreadable is neither (not counted as dying)
-        "dying": sum(1 for m in rows if m.state == "dying"),
-        "state_unknown": sum(1 for m in rows if m.state == "unknown"),
-        "flagged": sum(1 for m in rows if m.anomalies),
+        "dying": dying,
+        "state_unknown": unknown,
+        "flagged": flagged,
         "anomalies": counts,
         "kmem_mode": kmem.get("mode"),
         "kmem_enabled": kmem.get("enabled"),
@@ -399,6 +509,6 @@ def _summary(t: Target, lay: _Layout, rows: List[Memcg], sources: List[str],
         "largest_free_order_note": lfo_why,
         "walk_problem": tree_problem,
         "idr_problems": idr_problems,
-        "in_tree": sum(1 for m in rows if "tree" in m.sources),
-        "only_in_idr": sum(1 for m in rows if "tree" not in m.sources),
+        "in_tree": in_tree,
+        "only_in_idr": total - in_tree,
     }

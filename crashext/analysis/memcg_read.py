@@ -251,8 +251,12 @@ class _Reader:
     def children_empty(self, addr: int) -> bool:
         """Whether the read of ``addr`` found ``css.children`` pointing to
         itself both ways: an empty list, which a walk would end at once
-        without a word."""
-        return addr in self.no_children
+        without a word.  Asked once per memcg by the walk, so the answer is
+        forgotten as it is given."""
+        if addr in self.no_children:
+            self.no_children.discard(addr)
+            return True
+        return False
 
     def read(self, addr: int) -> Memcg:
         """One memcg: from one read of its struct where the layout allows
@@ -305,6 +309,10 @@ class _Reader:
         head = addr + f.children_off
         if v["kids_next"] == head and v["kids_prev"] == head:
             self.no_children.add(addr)
+            # no memcg below this one, so no path is built on its node's:
+            # only the parents' paths stay cached (memory flat in the leaves)
+            self._kn_path.pop(kn, None)
+            self._kn_id.pop(kn, None)
         if "memcg_id" in v:
             m.memcg_id = _s32(v["memcg_id"])
         if "kmemcg_id" in v:

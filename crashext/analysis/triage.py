@@ -20,6 +20,7 @@ no log) is reported as unknown and does not count either way.
 Everything returned is plain data; the ``triage`` command renders it.
 """
 
+from itertools import islice
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import gfp as gfpmod
@@ -73,17 +74,19 @@ _NEAR_LIMIT = 0.9
 def memcg_evidence(t: Target) -> Dict[str, Any]:
     """The memcg summary of ``t`` and the set of anomaly codes it shows."""
     from . import memcg as memcgmod
-    report = memcgmod.memcg_report(t)
-    summary = dict(report.summary)
+    # the rows in a temporary file, read back twice: memory stays flat
+    with memcgmod.memcg_scan(t, spool=True) as scan:
+        summary = dict(scan.summary)
+        flagged = [m.to_json() for m in islice((m for m in scan.rows() if m.anomalies), 20)]
+        dying_parents = memcgmod.dying_by_parent(scan.rows())
     codes = set(summary.get("anomalies", {}).keys())
     total = summary.get("total") or 0
     if total >= _NEAR_LIMIT * _MEMCG_ID_MAX:
         codes.add("memcg-ids-near-limit")
     if summary.get("dying", 0) > max(summary.get("online", 0), 100):
         codes.add("many-dying-memcgs")
-    flagged = [m.to_json() for m in report.memcgs if m.anomalies][:20]
     return {"summary": summary, "codes": sorted(codes), "flagged": flagged,
-            "dying_parents": memcgmod.dying_by_parent(report.memcgs),
+            "dying_parents": dying_parents,
             "explanations": {c: memcgmod.ANOMALIES.get(c, "") for c in codes}}
 
 

@@ -4,7 +4,7 @@ from typing import Any, Dict
 
 from .. import render
 from .. import watch as watch_mod
-from ..analysis.memcg import ANOMALIES, memcg_report
+from ..analysis.memcg import ANOMALIES, memcg_scan
 from ..errors import InputError
 from ..progress import Progress
 from ..sources import cgroupfs
@@ -112,15 +112,18 @@ def _summary_lines(s) -> list:
     return [render.kv_block(pairs)]
 
 
-def _live_report(t, ctx, progress=None):
-    """memcg_report; on a live kernel a walk broken by a memcg freed
-    mid-walk is retried once, and the time of reading recorded."""
-    report = memcg_report(t, progress=progress)
-    if t.is_live and report.summary["walk_problem"]:
-        report = memcg_report(t)
+def _live_scan(t, ctx, progress=None):
+    """:func:`memcg_scan` with its rows in a temporary file (what the
+    command prints is streamed, so its memory does not grow with the number
+    of memcgs); on a live kernel a walk broken by a memcg freed mid-walk is
+    retried once, and the time of reading recorded."""
+    scan = memcg_scan(t, progress=progress, spool=True)
+    if t.is_live and scan.summary["walk_problem"]:
+        scan.close()
+        scan = memcg_scan(t, spool=True)
     if t.is_live:
-        report.summary["live"] = watch_mod.live_stamp(t)
-    return report
+        scan.summary["live"] = watch_mod.live_stamp(t)
+    return scan
 
 
 def run(args, ctx) -> int:
@@ -149,7 +152,8 @@ def run(args, ctx) -> int:
                              "a dump does not change")
 
         def sample():
-            s = _live_report(t, ctx).summary
+            with _live_scan(t, ctx) as scan:
+                s = scan.summary
             return {"memcgs": s["total"], "online": s["online"], "dying": s["dying"],
                     "flagged": s["flagged"], "walk": "incomplete" if s["walk_problem"] else "ok"}
 
@@ -157,38 +161,47 @@ def run(args, ctx) -> int:
                                header=f"memcgs of the {t.source}", json_lines=args.json,
                                err=ctx.err)
     prog = Progress("memcgids: memcgs read", stream=ctx.err)
-    report = _live_report(t, ctx, progress=prog)
-    prog.done()
-    rows = report.memcgs
-    if args.dying:
-        # not "not online": a memcg whose flags could not be read is "unknown"
-        rows = [m for m in rows if m.state == "dying"]
-    if args.flagged:
-        rows = [m for m in rows if m.anomalies]
+    with _live_scan(t, ctx, progress=prog) as scan:
+        prog.done()
+        return _write(args, ctx, scan)
+
+
+def _write(args, ctx, scan) -> int:
+    """The summary, then the rows as they are read back from the scan."""
+    def rows():
+        for m in scan.rows():
+            # not "not online": a memcg whose flags could not be read is "unknown"
+            if args.dying and m.state != "dying":
+                continue
+            if args.flagged and not m.anomalies:
+                continue
+            yield m
+
     if args.json:
-        render.write_json(ctx.out, {"summary": report.summary,
+        render.write_json(ctx.out, {"summary": scan.summary,
                                     "anomaly_codes": ANOMALIES,
                                     # Memcg.to_json per row as it is written
-                                    "memcgs": rows})
+                                    "memcgs": render.Rows(rows)})
         return 0
-    for line in _summary_lines(report.summary):
+    for line in _summary_lines(scan.summary):
         ctx.out.write(line + "\n")
     ctx.out.write("\n")
+    errors = []
 
     def table_rows():
-        for m in rows:
+        for m in rows():
             path = m.path
             if args.tree:
                 leaf = path.rstrip("/").rsplit("/", 1)[-1] or "/"
                 path = "  " * m.depth + leaf
+            errors.extend((m.address, e) for e in m.errors)
             yield (f"{m.address:x}", m.state, _dash(m.cgroup_id), _dash(m.css_id),
                    _dash(m.memcg_id), _dash(m.kmemcg_id), _refs(m), _dash(m.usage_pages),
                    _dash(m.kmem_pages), path, ",".join(m.anomalies) or "-")
 
     render.write_table(ctx.out, table_rows(), _HEADERS, _ALIGN)
-    for m in rows:
-        for e in m.errors:
-            ctx.warn(f"memcg {m.address:#x}: {e}")
+    for address, e in errors:
+        ctx.warn(f"memcg {address:#x}: {e}")
     return 0
 
 
