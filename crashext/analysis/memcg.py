@@ -30,6 +30,7 @@ names (members, enumerators) come from debug info.
 """
 
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -87,7 +88,7 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
           visit: Optional[Callable[[int], int]] = None,
           cache: Optional[BlockCache] = None,
           childless: Optional[Callable[[int], bool]] = None,
-          members: Optional[set] = None) -> Tuple["array[int]", Optional[str]]:
+          members: Optional[Dict[int, None]] = None) -> Tuple["array[int]", Optional[str]]:
     """The cgroup tree's memcgs in pre-order, and the corruption reason or None.
 
     ``visit(address)`` reads a memcg and returns the handle it is kept
@@ -97,8 +98,9 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
     shared with the list walks): in list order, not pre-order, and possibly
     twice for a node reached twice (the result has it once).
     ``childless(address)``: True if that memcg's children list is known to
-    be empty (its walk is skipped).  ``members``, if given, is filled with
-    the addresses of the memcgs in the result."""
+    be empty (its walk is skipped); asked once per read, right after
+    ``visit``.  ``members``, if given, is a dict filled with the addresses
+    of the memcgs in the result (as keys)."""
     if visit is None:
         visit = int
     out = array("Q")
@@ -107,28 +109,43 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
         css_off = t.member_offset("struct mem_cgroup", "css")
         children_off = t.member_offset("struct cgroup_subsys_state", "children")
         sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
-        # (css, handle) of the memcgs read and not yet walked
-        stack = [(root + css_off, visit(root))]
-        seen = set() if members is None else members   # memcg addresses
+        # css and handle of the memcgs read and not yet walked, as two arrays:
+        # a parent's children are all read when its list is walked, so
+        # 15,000 siblings wait here at once (16 bytes each)
+        # and whether each is known to have no children (asked right after
+        # its read, so the reader need not remember it)
+        stack, handles = array("Q", [root + css_off]), array("Q", [visit(root)])
+        leaves = bytearray([childless is not None and childless(root)])
+        # memcg addresses; a dict, not a set: a third of the memory for
+        # 20,000 addresses
+        seen: Dict[int, None] = {} if members is None else members
         while stack:
-            css, handle = stack.pop()
+            css, handle, leaf = stack.pop(), handles.pop(), leaves.pop()
             addr = css - css_off
             if addr in seen:
                 problems.append(f"css {css:#x} reached twice")
                 continue
-            seen.add(addr)
+            seen[addr] = None
             out.append(handle)
             if progress is not None:
                 progress.step()
-            if childless is not None and childless(addr):
+            if leaf:
                 continue
             w = walk_list(t, css + children_off, cache=cache)
-            kids = []
+            kids, kid_handles, kid_leaves = array("Q"), array("Q"), bytearray()
             for node in w:
-                kids.append((node - sib_off, visit(node - sib_off - css_off)))
+                kid = node - sib_off - css_off
+                kids.append(node - sib_off)
+                kid_handles.append(visit(kid))
+                kid_leaves.append(childless is not None and childless(kid))
             if w.corruption:
                 problems.append(f"children of css {css:#x}: {w.corruption}")
-            stack.extend(reversed(kids))
+            kids.reverse()
+            kid_handles.reverse()
+            kid_leaves.reverse()
+            stack.extend(kids)
+            handles.extend(kid_handles)
+            leaves.extend(kid_leaves)
         return out, "; ".join(problems[:3]) or None
     # v3.10: cgroup->children / ->sibling, css in cgroup->subsys[id]
     if lay.mem_subsys_id is None:
@@ -154,7 +171,7 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
         if css:
             out.append(visit(css - css_off))
             if members is not None:
-                members.add(css - css_off)
+                members[css - css_off] = None
         if progress is not None:
             progress.step()
         w = walk_list(t, cg + children_off, cache=cache)
@@ -165,38 +182,75 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
     return out, "; ".join(problems[:3]) or None
 
 
-def _idr_sources(t: Target, lay: _Layout) -> List[Tuple[str, Dict[int, int], Optional[str]]]:
-    """(source name, {id: memcg address}, corruption) for each id tree this kernel has."""
+def _idr_sources(t: Target, lay: _Layout) -> List[Tuple[str, "array[int]", "array[int]",
+                                                      Optional[str]]]:
+    """(source name, ids, memcg addresses, corruption) for each id tree this
+    kernel has; ids and addresses are parallel arrays in the order found."""
     out = []
     css_off = t.member_offset("struct mem_cgroup", "css")
     idr = _opt_symbol(t, "mem_cgroup_idr")
     if idr is not None:
         w = idr_entries(t, idr)
-        out.append(("mem_cgroup_idr", dict(w.entries), w.corruption))
+        out.append(("mem_cgroup_idr", w.ids, w.ptrs, w.corruption))
     if lay.css_id_is_ptr:
         ss = _opt_symbol(t, "mem_cgroup_subsys")
         if ss is not None and t.has_member("struct cgroup_subsys", "idr"):
             w = idr_entries(t, ss.idr)
             css_ptr_off = t.member_offset("struct css_id", "css")
-            found: Dict[int, int] = {}
-            for i, cid in w.entries.items():
+            ids, addrs = array("Q"), array("Q")
+            for i, cid in zip(w.ids, w.ptrs):
                 try:
                     css = t.read_pointer(cid + css_ptr_off)
                 except ReadError:
                     w.corruption = w.corruption or f"unreadable css_id {cid:#x}"
                     continue
                 if css:
-                    found[i] = css - css_off
-            out.append(("css_id_idr", found, w.corruption))
+                    ids.append(i)
+                    addrs.append(css - css_off)
+            out.append(("css_id_idr", ids, addrs, w.corruption))
     elif t.has_member("struct cgroup_subsys", "css_idr") and lay.mem_subsys_id is not None:
         subsys = _opt_symbol(t, "cgroup_subsys")
         if subsys is not None:
             ss = subsys[lay.mem_subsys_id]
             if int(ss):
                 w = idr_entries(t, ss.css_idr)
-                found = {i: p - css_off for i, p in w.entries.items()}
-                out.append(("css_idr", found, w.corruption))
+                addrs = w.ptrs if css_off == 0 else array("Q", (p - css_off for p in w.ptrs))
+                out.append(("css_idr", w.ids, addrs, w.corruption))
     return out
+
+
+class _Sorted:
+    """A set of integers as one sorted array (8 bytes each, against about
+    65 for a Python set of addresses): membership by bisection."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Iterable[int]) -> None:
+        self.values = array("Q", sorted(values))
+
+    def __contains__(self, v: int) -> bool:
+        vals = self.values
+        i = bisect_left(vals, v)
+        return i < len(vals) and vals[i] == v
+
+
+class _IdMap:
+    """id -> address of an id tree, as two arrays sorted by id."""
+
+    __slots__ = ("ids", "addrs")
+
+    def __init__(self, ids: "array[int]", addrs: "array[int]") -> None:
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        self.ids = array("Q", (ids[i] for i in order))
+        self.addrs = array("Q", (addrs[i] for i in order))
+
+    def get(self, i: int) -> Optional[int]:
+        if i < 0:
+            return None
+        j = bisect_left(self.ids, i)
+        if j < len(self.ids) and self.ids[j] == i:
+            return self.addrs[j]
+        return None
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -258,31 +312,36 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
             progress.step()
         return store.put(m)
 
-    in_tree: set = set()
+    in_tree: Dict[int, None] = {}
     order, tree_problem = _tree(t, lay, root, progress, visit, reader.cache,
                                 reader.children_empty, members=in_tree)
     n_tree = len(order)
+    # the tree's addresses as one sorted array: the set goes before the id
+    # trees are read
+    tree_addrs = _Sorted(in_tree)
+    del in_tree
     sources_used = ["css tree (css.children/sibling)" if lay.css_tree
                     else "cgroup tree (cgroup.children/sibling)"]
     idr_problems = {}
-    for i, (name, entries, problem) in enumerate(_idr_sources(t, lay)):
+    only_idr = []
+    found_only: set = set()
+    for name, ids, addrs, problem in _idr_sources(t, lay):
         sources_used.append(name)
         facts.idr_names.append(name)
+        facts.idr_addrs.append(_Sorted(addrs))
         if problem:
             idr_problems[name] = problem
         if name == "mem_cgroup_idr":
-            facts.memcg_ids = entries
-        bit = 1 << i
-        for addr in entries.values():
-            facts.idr_mask[addr] = facts.idr_mask.get(addr, 0) | bit
-    # what only an id tree knows, in the order the trees gave it, then by path
-    only_idr = []
-    for addr in facts.idr_mask:
-        if addr not in in_tree:
+            facts.memcg_ids = _IdMap(ids, addrs)
+        # what only an id tree knows, in the order the trees gave it
+        for addr in addrs:
+            if addr in tree_addrs or addr in found_only:
+                continue
+            found_only.add(addr)
             m = reader.read(addr)
             facts.note_holder(m)
             only_idr.append((m.path, store.put(m)))
-    in_tree.clear()
+    # ... then by path
     only_idr.sort(key=lambda pair: pair[0])
     order.extend(h for _path, h in only_idr)
     facts.kmem = _kmem_facts(t, lay, facts)
@@ -301,6 +360,7 @@ class MemcgScan:
         self._order = order
         self._n_tree = n_tree
         self._facts = facts
+        self._finished = False
         self.summary: Dict[str, Any] = {}
 
     def __len__(self) -> int:
@@ -309,11 +369,18 @@ class MemcgScan:
     def rows(self) -> Iterator[Memcg]:
         """Each memcg with its sources and anomalies (made anew from a
         spool, the kept object from a list)."""
-        get, finish = self._store.get, self._facts.finish
+        get = self._store.get
+        if self._finished:
+            # kept in a list and all finished by an earlier pass
+            for handle in self._order:
+                yield get(handle)
+            return
+        finish = self._facts.finish
         for i, handle in enumerate(self._order):
             m = get(handle)
             finish(m, i < self._n_tree)
             yield m
+        self._finished = isinstance(self._store, ListStore)
 
     def close(self) -> None:
         self._store.close()
@@ -357,12 +424,11 @@ class _Facts:
     def __init__(self, lay: _Layout, root: int) -> None:
         self.lay = lay
         self.root = root
-        #: names of the id trees read, in order; bit i of idr_mask is tree i
+        #: names of the id trees read, in order, and the memcgs each holds
         self.idr_names: List[str] = []
-        #: memcg address -> the id trees it is in
-        self.idr_mask: Dict[int, int] = {}
+        self.idr_addrs: List[_Sorted] = []
         #: mem_cgroup_idr's id -> memcg, where the kernel has it
-        self.memcg_ids: Optional[Dict[int, int]] = None
+        self.memcg_ids: Optional[_IdMap] = None
         #: memcg address -> the kmemcg_id it must own (see _holds_own_id);
         #: by address, so a memcg read twice (a list reached twice) counts once
         self.holder_ids: Dict[int, int] = {}
@@ -383,16 +449,14 @@ class _Facts:
 
     def finish(self, m: Memcg, in_tree: bool) -> None:
         lay = self.lay
-        mask = self.idr_mask.get(m.address, 0)
-        m.sources = ["tree"] if in_tree else []
-        m.sources += [name for i, name in enumerate(self.idr_names) if mask >> i & 1]
+        idrs = [name for name, addrs in zip(self.idr_names, self.idr_addrs)
+                if m.address in addrs]
+        m.sources = ["tree"] + idrs if in_tree else idrs
         # the read's own finding: read_slow marks any member it could not read
         a = ["unreadable"] if m.errors else []
-        if not in_tree:
-            first = self.idr_names[(mask & -mask).bit_length() - 1]
-            # on 3.10 the css id idr is where removed memcgs live by design
-            if not (first == "css_id_idr" and not m.online):
-                a.append("not-in-tree")
+        # on 3.10 the css id idr is where removed memcgs live by design
+        if not in_tree and not (idrs[0] == "css_id_idr" and not m.online):
+            a.append("not-in-tree")
         kid = m.kmemcg_id
         if kid is not None:
             if lay.kmem_account_flags:

@@ -7,6 +7,7 @@ raises for a broken tree: it stops and says why in
 """
 
 import struct
+from array import array
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import ReadError
@@ -23,12 +24,48 @@ def _s32(v: int) -> int:
 
 
 class IdrWalk:
-    """Result of :func:`idr_entries`: ``entries`` maps id to pointer."""
+    """Result of :func:`idr_entries`: ``ids`` and ``ptrs``, the entries in
+    the order the walk found them, kept as two arrays (16 bytes an entry:
+    an id tree of a host with tens of thousands of cgroups stays small);
+    ``entries`` maps id to pointer."""
 
     def __init__(self) -> None:
-        self.entries: Dict[int, int] = {}
+        self.ids = array("Q")
+        self.ptrs = array("Q")
         self.corruption: Optional[str] = None
         self.nodes = 0
+
+    def _add(self, idx: int, ptr: int) -> None:
+        if idx >= 1 << 64:
+            self.corruption = self.corruption or f"idr index {idx:#x} beyond 64 bits"
+            return
+        self.ids.append(idx)
+        self.ptrs.append(ptr)
+
+    def _check_unique(self) -> None:
+        """An index found twice (nodes whose shifts overlap) is corruption;
+        only its first entry is kept."""
+        ids = sorted(self.ids)
+        if all(a != b for a, b in zip(ids, ids[1:])):
+            return
+        seen = set()
+        keep_ids, keep_ptrs = array("Q"), array("Q")
+        for i, p in zip(self.ids, self.ptrs):
+            if i in seen:
+                self.corruption = self.corruption or f"idr index {i} found twice"
+                continue
+            seen.add(i)
+            keep_ids.append(i)
+            keep_ptrs.append(p)
+        self.ids, self.ptrs = keep_ids, keep_ptrs
+
+    @property
+    def entries(self) -> Dict[int, int]:
+        """id -> pointer, in the order found."""
+        return dict(zip(self.ids, self.ptrs))
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def idr_entries(t: Target, idr: KObj, node_limit: int = 1 << 20) -> IdrWalk:
@@ -61,6 +98,7 @@ def idr_entries(t: Target, idr: KObj, node_limit: int = 1 << 20) -> IdrWalk:
         _walk_radix(t, w, head, node_type, tag, base, node_limit)
     else:
         _walk_layered(t, w, idr, node_limit)
+    w._check_unique()
     return w
 
 
@@ -91,7 +129,7 @@ def _walk_radix(t: Target, w: IdrWalk, head: int, node_type: str, tag: int,
         return
     if not is_node(head):
         if head & 3 == 0:
-            w.entries[base] = head
+            w._add(base, head)
         return
     slots_off = t.member_offset(node_type, "slots")
     shift_off = t.member_offset(node_type, "shift")
@@ -129,7 +167,7 @@ def _walk_radix(t: Target, w: IdrWalk, head: int, node_type: str, tag: int,
                     continue
                 stack.append((entry & ~3, idx))
             elif entry & 3 == 0:  # other internal entries: retry, zero, sibling
-                w.entries[base + idx] = entry
+                w._add(base + idx, entry)
 
 
 def _walk_layered(t: Target, w: IdrWalk, idr: KObj, node_limit: int) -> None:
@@ -175,6 +213,6 @@ def _walk_layered(t: Target, w: IdrWalk, idr: KObj, node_limit: int) -> None:
                 continue
             idx = (prefix << bits) | i
             if layer == 0:
-                w.entries[idx] = entry
+                w._add(idx, entry)
             else:
                 stack.append((entry, layer - 1, idx))
