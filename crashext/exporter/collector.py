@@ -26,12 +26,12 @@ distinct problem is written once to ``warn``.
 
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..analysis import frag as fa
-from ..analysis.memcg import memcg_report
+from ..analysis.memcg import memcg_scan
 from ..errors import CrashextError
 from ..sources import cgroupfs
 from ..sources.procfs import ProcDir
@@ -59,6 +59,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _memcg_counts(t) -> Tuple[Dict[str, Any], Any]:
+    """The summary of a memcg walk and the families' counts of its rows,
+    the rows kept in a temporary file while counted: an exporter on a host
+    with tens of thousands of memcgs keeps counts between scrapes, not rows."""
+    with memcg_scan(t, spool=True) as scan:
+        return scan.summary, fam.kernel_memcg_counts(scan.rows())
+
+
 class KernelCache:
     """What drgn reads, kept between scrapes and refreshed every ``interval`` s."""
 
@@ -81,15 +89,15 @@ class KernelCache:
             if self._target is None:
                 self._target = self.factory()
             t = self._target
-            rep = memcg_report(t)
-            if t.is_live and rep.summary["walk_problem"]:
-                rep = memcg_report(t)  # a memcg freed mid-walk: once more
+            memcg = _memcg_counts(t)
+            if t.is_live and memcg[0]["walk_problem"]:
+                memcg = _memcg_counts(t)  # a memcg freed mid-walk: once more
             fr = None
             if self.frag:
                 fr = fa.from_target(t, progress=False)
                 if t.is_live and any(z.walk_errors for z in fr.zones):
                     fr = fa.from_target(t, progress=False)
-            data = {"memcg": rep, "frag": fr, "release": t.release, "source": t.source}
+            data = {"memcg": memcg, "frag": fr, "release": t.release, "source": t.source}
             with self._lock:
                 self.data, self.error = data, None
                 self.read_at, self.read_seconds = time.time(), time.monotonic() - t0
@@ -247,16 +255,16 @@ class Collector:
         out += [age, dur]
         if data is None:
             raise _Partial(out, [error or "kernel not read yet"])
-        rep = data["memcg"]
-        out += fam.kernel_memcg_families(rep.summary, rep.memcgs, self.top)
+        summary, counts = data["memcg"]
+        out += fam.kernel_memcg_families(summary, counts, self.top)
         if data["frag"] is not None:
             out += fam.frag_families(data["frag"])
             self._info = (data["release"], data["frag"].rule, data["source"])
         elif self._info is None:
             self._info = (data["release"], None, data["source"])
         problems = []
-        if rep.summary["walk_problem"]:
-            problems.append("memcg walk: " + rep.summary["walk_problem"])
+        if summary["walk_problem"]:
+            problems.append("memcg walk: " + summary["walk_problem"])
         if problems:
             raise _Partial(out, problems)
         return out

@@ -25,7 +25,7 @@ from ..analysis.memcg import ANOMALIES
 from ..sources.cgroupfs import MEM_CGROUP_ID_MAX, CgroupfsReport
 from .logwatch import OTHER
 
-__all__ = ["cgroupfs_families", "kernel_memcg_families", "frag_families", "vmstat_families",
+__all__ = ["cgroupfs_families", "kernel_memcg_counts", "kernel_memcg_families", "frag_families", "vmstat_families",
            "log_families", "parse_vmstat", "GFP_CLASSES", "top_parents"]
 
 #: the request classes whose watermark verdict is exported
@@ -105,8 +105,11 @@ def cgroupfs_families(rep: CgroupfsReport, top: int) -> List:
                          "it counts dying cgroups until they are freed", top)
 
 
-def kernel_memcg_families(summary: Dict[str, Any], memcgs: Iterable, top: int) -> List:
-    """From :func:`crashext.analysis.memcg.memcg_report` (drgn)."""
+def kernel_memcg_counts(memcgs: Iterable) -> Tuple[Dict[str, Dict[str, int]], int]:
+    """What the memcg families need of the rows of a memcg walk: online and
+    dying memcgs per parent path, and how many hold a memcg id.  Counted
+    once as the rows go by, so a cache of them between scrapes holds a
+    count per parent, not a row per memcg."""
     per: Dict[str, Dict[str, int]] = {}
     ids = 0
     for m in memcgs:
@@ -117,6 +120,14 @@ def kernel_memcg_families(summary: Dict[str, Any], memcgs: Iterable, top: int) -
             continue
         d = per.setdefault(_parent(m.path), {})
         d[m.state] = d.get(m.state, 0) + 1
+    return per, ids
+
+
+def kernel_memcg_families(summary: Dict[str, Any],
+                          counts: Tuple[Dict[str, Dict[str, int]], int], top: int) -> List:
+    """From a memcg walk (:func:`crashext.analysis.memcg.memcg_scan`, drgn):
+    its summary and :func:`kernel_memcg_counts` of its rows."""
+    per, ids = counts
     fams = _memcg_common(summary["online"], summary["dying"], per, ids,
                          "memcgs holding a memcg id, read from kernel memory", top)
     a = GaugeMetricFamily("crashext_memcg_anomalies",
