@@ -16,6 +16,8 @@ import os
 import tempfile
 from typing import Any, Callable, List, Optional
 
+from .errors import CrashextError
+
 __all__ = ["ListStore", "FileStore"]
 
 #: a FileStore handle is ``offset << _LEN_BITS | length``: one pread per get
@@ -49,8 +51,11 @@ class FileStore:
     ``pack(item)`` turns an item into something :mod:`marshal` writes
     (tuples, lists, str, int, None, bool); ``unpack`` makes a new item from
     it on every ``get``, so what a reader changes is never written back.
-    The file has no name (``tempfile.TemporaryFile``): it is gone when the
-    store is closed or the process ends, however it ends.
+    The file has no name (``tempfile.TemporaryFile``, in ``TMPDIR``): it is
+    gone when the store is closed or the process ends, however it ends.
+    Creating it raises OSError (the caller may keep rows in memory
+    instead); a write that fails later (a full disk) raises CrashextError,
+    one line saying where and what to do.
     """
 
     def __init__(self, pack: Callable[[Any], Any], unpack: Callable[[Any], Any],
@@ -80,8 +85,14 @@ class FileStore:
     def _flush(self) -> None:
         if self._pending:
             view = memoryview(b"".join(self._pending))
-            while view:
-                view = view[os.write(self._fd, view):]
+            try:
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except OSError as exc:
+                raise CrashextError(
+                    f"cannot write the temporary file that holds the rows "
+                    f"({tempfile.gettempdir()}): {exc.strerror}; set TMPDIR to a "
+                    f"directory with room") from exc
             self._pending.clear()
             self._pending_bytes = 0
 

@@ -341,3 +341,16 @@ def test_rows_kept_in_a_temporary_file_equal_rows_kept_in_memory():
     assert want.summary["anomalies"] == {"kmemcg-id-duplicate": 3, "kmemcg-id-unassigned": 1,
                                          "kmemcg-id-over-capacity": 1, "not-in-tree": 1}
     assert want.summary["flagged"] == 5 and want.summary["only_in_idr"] == 2
+
+
+def test_without_a_writable_temporary_directory_the_rows_stay_in_memory(tmp_path, monkeypatch):
+    import tempfile
+    from crashext.analysis.memcg import memcg_scan
+    h = Rhel7()
+    h.add(h.root, "a", kmemcg_id=0, flags=1 << ACTIVE)
+    t = h.finish()
+    want = [m.to_json() for m in memcg_report(t).memcgs]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with memcg_scan(t, spool=True) as scan:
+        assert type(scan._store).__name__ == "ListStore"
+        assert [m.to_json() for m in scan.rows()] == want

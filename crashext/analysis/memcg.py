@@ -269,7 +269,8 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
     number of memcgs beyond a few small maps (the anomaly checks need,
     besides the row itself, the id trees and the kmemcg_id holders); the
     rows are made again from the file each time :meth:`MemcgScan.rows` is
-    iterated.  Without it they are kept in a list.  The summary is counted
+    iterated.  Without it, or where no temporary file can be made (no
+    writable ``TMPDIR``), they are kept in a list.  The summary is counted
     from the finished rows, so it says what the rows say.
     """
     root_obj = _opt_symbol(t, "root_mem_cgroup")
@@ -293,7 +294,13 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
                             f"the memcg hierarchy is unknown: {exc.one_line()}") from exc
     lay = _Layout(t)
     reader = _Reader(t, lay, root)
-    store = FileStore(_pack, _unpack) if spool else ListStore()
+    store = ListStore()
+    if spool:
+        try:
+            store = FileStore(_pack, _unpack)
+        except OSError:
+            pass  # no writable temporary directory: the rows stay in memory
+
     try:
         return _scan(t, lay, root, reader, store, progress)
     except BaseException:
