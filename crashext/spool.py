@@ -63,6 +63,7 @@ class FileStore:
         self._pack = pack
         self._unpack = unpack
         self._file = tempfile.TemporaryFile(prefix="crashext-", dir=dir)
+        self._dir = dir or tempfile.gettempdir()
         self._fd = self._file.fileno()
         self._end = 0
         self._pending: List[bytes] = []
@@ -91,7 +92,7 @@ class FileStore:
             except OSError as exc:
                 raise CrashextError(
                     f"cannot write the temporary file that holds the rows "
-                    f"({tempfile.gettempdir()}): {exc.strerror}; set TMPDIR to a "
+                    f"({self._dir}): {exc.strerror}; set TMPDIR to a "
                     f"directory with room") from exc
             self._pending.clear()
             self._pending_bytes = 0
@@ -102,7 +103,8 @@ class FileStore:
         offset = handle >> _LEN_BITS
         raw = os.pread(self._fd, length, offset)
         if len(raw) != length:
-            raise OSError(f"temporary store: {length} bytes at {offset} read back as {len(raw)}")
+            raise CrashextError(f"the temporary file that holds the rows ({self._dir}) gave "
+                                f"{len(raw)} of the {length} bytes written at {offset}")
         return self._unpack(marshal.loads(raw))
 
     def __len__(self) -> int:

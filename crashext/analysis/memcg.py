@@ -109,11 +109,11 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
         css_off = t.member_offset("struct mem_cgroup", "css")
         children_off = t.member_offset("struct cgroup_subsys_state", "children")
         sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
-        # css and handle of the memcgs read and not yet walked, as two arrays:
-        # a parent's children are all read when its list is walked, so
-        # 15,000 siblings wait here at once (16 bytes each)
-        # and whether each is known to have no children (asked right after
-        # its read, so the reader need not remember it)
+        # The memcgs read and not yet walked: css address, handle, and
+        # whether the read found no children (asked right after the read,
+        # so the reader need not remember it), as arrays.  A parent's
+        # children are all read when its list is walked, so the 15,000
+        # children of one parent wait here at once, 17 bytes each.
         stack, handles = array("Q", [root + css_off]), array("Q", [visit(root)])
         leaves = bytearray([childless is not None and childless(root)])
         # memcg addresses; a dict, not a set: a third of the memory for
