@@ -1,6 +1,6 @@
 """``allocfail``: page allocation failures in a kernel log, and why each failed."""
 
-from typing import List
+from typing import Any, Dict, List
 
 from .. import gfp as gfpmod
 from .. import render
@@ -125,20 +125,25 @@ def _verdict_line(rep: AllocReport) -> str:
     return head + ("; " + ", ".join(extra) if extra else "") + f" in {rep.source} ({rep.lines} lines)"
 
 
+def _zone_why(zone: str, d: Dict[str, Any], short_of: str = "room") -> str:
+    """One zone's watermark verdict in a few words.  A zone that fails only
+    because of lowmem_reserve (it would pass with a reserve of 0: the
+    verdict's ``lowmem_reserve_held``) says so: its memory is kept for
+    lower-zone requests, not missing."""
+    if d["ok"]:
+        return f"{zone}: ok"
+    if d.get("lowmem_reserve_held"):
+        return f"{zone}: held back by lowmem_reserve"
+    if d["check"] == "watermark":
+        return f"{zone}: below min+reserve"
+    return f"{zone}: no order-{d['failed_order']} {short_of}"
+
+
 def _short_why(f: FailureView) -> str:
     if not f.zone_verdicts:
         notes = [e for e in f.explanation if "assumed" not in e]
         return (notes or f.explanation or ["-"])[0]
-    parts = []
-    for v in f.zone_verdicts:
-        d = v.verdict
-        if d["ok"]:
-            parts.append(f"{v.zone}: ok")
-        elif d["check"] == "watermark":
-            parts.append(f"{v.zone}: below min+reserve")
-        else:
-            parts.append(f"{v.zone}: no order-{d['failed_order']} room")
-    return "; ".join(parts)
+    return "; ".join(_zone_why(v.zone, v.verdict) for v in f.zone_verdicts)
 
 
 def _write(ctx, rep: AllocReport, verbose: bool) -> None:
@@ -298,13 +303,7 @@ def _oom_why(v) -> str:
         return (f"memcg {v['memcg']['path'] or '?'} at {render.human_bytes(m['usage_kb'] * 1024)}"
                 f" of limit {render.human_bytes(m['limit_kb'] * 1024)}, failcnt {m['failcnt']}")
     if v["verdicts"]:
-        parts = []
-        for z in v["verdicts"]:
-            d = z["verdict"]
-            parts.append(f"{z['zone']}: " + ("ok" if d["ok"] else "below min+reserve"
-                                             if d["check"] == "watermark"
-                                             else f"no order-{d['failed_order']} block"))
-        return "; ".join(parts)
+        return "; ".join(_zone_why(z["zone"], z["verdict"], "block") for z in v["verdicts"])
     return (v["notes"] or ["-"])[0]
 
 
