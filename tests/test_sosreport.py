@@ -158,6 +158,26 @@ def test_memcgids_and_frag_sos_real(real_sos):
     assert res["snapshot"]["how"].startswith("sos_reports/manifest.json")
     p = _cli("allocfail", "--sos", str(archive))
     assert p.returncode == 0 and "sos_commands/kernel/dmesg" in p.stdout
+    # the lines counted are the lines of the report's kernel log, as for a
+    # log file given by path (not the kernel lines left after normalising)
+    dmesg = (real_sos["dir"] / "sos_commands" / "kernel" / "dmesg").read_text()
+    assert f"({len(dmesg.splitlines())} lines)" in p.stdout.splitlines()[0], p.stdout
+
+
+def test_allocfail_sos_counts_the_log_lines_read(real_sos, tmp_path):
+    """A report whose kernel log is a syslog whose rsyslog wrote a Mem-Info
+    block as one line with #012 separators (a real excerpt in place of its
+    dmesg): the count is of the lines read, the same as for the file given
+    by path, not of the lines normalising splits them into."""
+    import shutil
+    copy = tmp_path / "sos"
+    shutil.copytree(real_sos["dir"], copy, symlinks=True)
+    log = Path(__file__).parent / "data" / "logs" / "mounts3-meminfo-012.log"
+    (copy / "sos_commands" / "kernel" / "dmesg").write_bytes(log.read_bytes())
+    n = len(log.read_text(errors="replace").splitlines())
+    by_sos = _cli("allocfail", "--sos", str(copy)).stdout.splitlines()[0]
+    by_path = _cli("allocfail", str(log)).stdout.splitlines()[0]
+    assert by_sos.endswith(f"({n} lines)") and by_path.endswith(f"({n} lines)"), (by_sos, by_path)
 
 
 def test_saved_sys_copy_is_a_snapshot(real_sos):

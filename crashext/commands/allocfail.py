@@ -63,8 +63,17 @@ def _reports(args, ctx) -> List[AllocReport]:
         if not files:
             raise InputError(f"{args.sos}: the sosreport has no kernel log "
                              "(sos_commands/kernel/dmesg, var/log/kern.log, var/log/messages)")
-        rep = analyze(logs.normalize(sos.log_lines(files)),
+        raw = [0]
+
+        def counted():
+            for line in sos.log_lines(files):
+                raw[0] += 1
+                yield line
+        rep = analyze(logs.normalize(counted()),
                       f"{args.sos} ({', '.join(files)})", args.kernel_version)
+        # the lines read, as for a log file, not the kernel lines kept after
+        # normalising (other programs' lines dropped, #012 splits counted apart)
+        rep.lines = raw[0]
         rep.warnings += notes + sos.problems
         return [rep]
     if args.files:
