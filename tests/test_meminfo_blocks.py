@@ -244,6 +244,38 @@ def test_sysrq_block_cut_short_is_partial():
     assert recs[0].partial and any("no buddy line" in p for p in recs[0].problems)
 
 
+def test_show_mem_printed_one_piece_a_line_is_joined():
+    """A 4.19 kernel logged each pr_cont piece of show_mem as a line of its
+    own (lowmem_reserve[]: then one value a line; "DMA:" then "1*4kB",
+    "(U)", ... "= 15900kB").  The pieces make the lines the kernel meant:
+    the values and totals below are the ones printed in the log."""
+    text = (DATA / "lkml-4.19-vmalloc-fork-stack.log").read_text()
+    rec, = [r for r in kmsg.extract(logs.normalize(text.splitlines()))
+            if isinstance(r, kmsg.AllocFailure)]
+    assert [(z.zone, z.lowmem_reserve) for z in rec.zones] == [
+        ("DMA", [0, 3030, 15777, 15777]), ("DMA32", [0, 0, 12746, 12746]),
+        ("Normal", [0, 0, 0, 0])]
+    assert [(b.zone, b.total_kb, b.total_ok) for b in rec.buddy] == [
+        ("DMA", 15900, True), ("DMA32", 1115072, True), ("Normal", 111980, True)]
+    # DMA: 1*4kB (U) 1*8kB (U) 1*16kB (U) 0*32kB 2*64kB (U) 1*128kB (U) 1*256kB (U)
+    #      0*512kB 1*1024kB (U) 1*2048kB (M) 3*4096kB (M) = 15900kB
+    assert rec.buddy[0].counts == [1, 1, 1, 0, 2, 1, 1, 0, 1, 1, 3]
+    assert rec.buddy[0].line == 53 and not rec.problems   # the "DMA:" head
+
+
+def test_a_buddy_line_in_pieces_cut_short_is_a_problem_not_a_guess():
+    lines = ["[ 1.0] swapper/0: page allocation failure: order:2, mode:0x20",
+             "[ 1.0] Mem-Info:",
+             "[ 1.0] Normal free:100kB min:10kB low:12kB high:14kB present:400kB managed:400kB",
+             "[ 1.0] lowmem_reserve[]:", "[ 1.0]  0", "[ 1.0]  0",
+             "[ 1.0] Normal:", "[ 1.0] 1*4kB", "[ 1.0] (U)", "[ 1.0] 2*8kB",
+             "[ 1.0] 5 total pagecache pages"]
+    rec, = [r for r in kmsg.extract(logs.normalize(lines)) if isinstance(r, kmsg.AllocFailure)]
+    assert rec.zones[0].lowmem_reserve == [0, 0]
+    assert [(b.zone, b.counts, b.total_kb, b.total_ok) for b in rec.buddy] == [
+        ("Normal", [1, 2], None, None)]
+
+
 @pytest.mark.vmcore
 def test_vmstat_from_dump_equals_the_guest_vmstat(oomfx):
     from crashext.kernel import drgn_backend

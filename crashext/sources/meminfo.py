@@ -167,6 +167,11 @@ _BUDDY_FIRST = re.compile(r"\d+\*\d+kB")
 _BUDDY_END_TOTAL = re.compile(r".*= (\d+)kB\Z", re.S)
 _BUDDY_ONLY_TOTAL = re.compile(r"\s*(?:= (?P<total>\d+)kB)?\s*$")
 _BUDDY_TERM = re.compile(r"(\d+)\*(\d+)kB(?:\s+\(([A-Z]+)\))?")
+# show_mem prints lowmem_reserve[] and the buddy lines piece by piece
+# (pr_cont); a kernel whose continuations were not joined (seen on 4.19 with
+# a timestamp on each piece) logs the head alone, then one piece a line
+_BUDDY_HEAD_ALONE = re.compile(r"^\s*(?:Node \d+ )?(?:DMA32|DMA|Normal|HighMem|Movable|Device):\s*$")
+_BUDDY_PIECE = re.compile(r"^(?:\d+\*\d+kB|\([A-Z]+\)|= \d+kB)$")
 _UNRECLAIMABLE = re.compile(r"all_unreclaimable\? (yes|no)")
 _KV = re.compile(r"([A-Za-z_][\w()]*):(\d+)(kB)?")
 _EXTRA = re.compile(r"^\s*(\d+) (pages RAM|pages HighMem/MovableOnly|pages reserved|"
@@ -329,6 +334,28 @@ def feed(rec, section: str, text: str, lineno: int, cont: bool) -> Optional[str]
     (``pages reserved`` / ``pages cma reserved`` / ``pages hwpoisoned``).
     """
     stripped = text.strip()
+    # a show_mem line split into one piece a line (see _BUDDY_PIECE)
+    if section == "reserve-split":
+        if stripped.isdigit():
+            rec.zones[-1].lowmem_reserve.append(int(stripped))
+            return section
+        section = "zones"
+    elif isinstance(section, tuple):    # ("buddy-split", head line number, pieces)
+        _, head_no, pieces = section
+        if _BUDDY_PIECE.match(stripped):
+            pieces.append(stripped)
+            if not stripped.startswith("="):
+                return section
+        # the total ends the line; anything else ends it too, unfinished
+        b = parse_buddy_line(" ".join(pieces), head_no)
+        if b is not None:
+            rec.buddy.append(b)
+        else:
+            rec.problems.append(f"line {head_no}: buddy line in pieces: "
+                                f"{' '.join(pieces)[:80]!r} not read")
+        if stripped.startswith("=") and _BUDDY_PIECE.match(stripped):
+            return "buddy"
+        section = "buddy"
     # each pattern below starts with ^\s* and a fixed letter (or a zone name):
     # one that cannot match this line's first letter is not tried
     c = stripped[:1]
@@ -356,9 +383,13 @@ def feed(rec, section: str, text: str, lineno: int, cont: bool) -> Optional[str]
         vals = [int(x) for x in m.group(1).split()]
         if rec.zones and rec.zones[-1].lowmem_reserve is None:
             rec.zones[-1].lowmem_reserve = vals
+            if not vals:    # the values follow, one a line
+                return "reserve-split"
         else:
             rec.problems.append(f"line {lineno}: lowmem_reserve[] without its zone line")
         return section if section in ("zones", "buddy") else "zones"
+    if zoneish and section in ("zones", "buddy") and _BUDDY_HEAD_ALONE.match(text):
+        return ("buddy-split", lineno, [stripped])
     if zoneish and "kB" in text and ":" in text:
         b = parse_buddy_line(text, lineno)
         if b is not None:
