@@ -239,8 +239,8 @@ def _alloc_diag(memory: Dict[str, Any], page_kb: int) -> Optional[Dict[str, Any]
     partial = f.get("kind") == "vmalloc" and f.get("allocated") is not None
     if partial:
         cls = "vmalloc failure"
-        what = (f"got {_kib(f['allocated'] // 1024)} of {_kib(f['size'] // 1024)} before a "
-                "page allocation failed")
+        of = "" if f.get("size") is None else f" of {_kib(f['size'] // 1024)}"
+        what = f"got {_kib(f['allocated'] // 1024)}{of} before a page allocation failed"
     elif f.get("kind") == "vmalloc":
         cls = "vmalloc failure"
         what = f"{f.get('size')} bytes" if f.get("size") is not None else "size not printed"

@@ -9,6 +9,7 @@ scores it.
 import re
 from typing import Any, Dict, List, Optional
 
+from ..sources.kmsg import vmalloc_size_text
 from .. import kb as kbmod
 
 __all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func", "held_back_zones",
@@ -183,7 +184,9 @@ def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
     found = next((f for f in ev.allocfails or [] if _allocfail_ok(lp, f)), None)
     if found:
         via = sorted(set(norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
-        what = (f"vmalloc failure of {found['size']} bytes" if found.get("kind") == "vmalloc"
+        what = ("vmalloc failure of "
+                + vmalloc_size_text(found.get("size"), found.get("allocated"))
+                if found.get("kind") == "vmalloc"
                 else f"order-{found['order']} allocation failure")
         detail = (f"{found['comm']}: {what}, mode {found['mode']}"
                   + (f" ({found['flags']})" if found.get("flags") else "")

@@ -248,9 +248,10 @@ def _write_failure(out, f: FailureView) -> None:
         ("GFP TABLE", f.gfp_table_how),
     ]
     if r.kind == "vmalloc":
-        pairs.insert(5, ("SIZE", None if r.size is None else f"{r.size} bytes"
-                         + ("" if r.allocated is None else
-                            f", {r.allocated} allocated before a page allocation failed")))
+        asked = "not printed" if r.size is None else f"{r.size} bytes"
+        pairs.insert(5, ("SIZE", asked + ("" if r.allocated is None else
+                                          f", {r.allocated} allocated before a page "
+                                          "allocation failed")))
     if f.alloc_flags is not None:
         pairs.append(("ALLOC FLAGS", ("|".join(f.alloc_flags["names"]) or "none")
                       + f" (gfp_to_alloc_flags of generation {f.alloc_flags['generation']})"))

@@ -11,7 +11,7 @@ from .memcgids import kmem_ids_text
 from ..analysis.panic import format_location
 from ..analysis.triage import log_source, triage
 from ..errors import InputError
-from ..sources import logs
+from ..sources import kmsg, logs
 
 NAME = "triage"
 SUMMARY = "why the kernel crashed (or is about to): known-bug verdict, panic, allocation failures, memcgs"
@@ -404,7 +404,8 @@ def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
     for f, zv in shown[:_SHOW_FAILURES]:
         when = f"[{f['time']:.6f}] " if f.get("time") is not None else ""
         who = f"{f['comm']}" + (f" (PID {f['pid']}, CPU {f['cpu']})" if f.get("pid") is not None else "")
-        what = (f"vmalloc failure, {f['size']} bytes" if f.get("kind") == "vmalloc"
+        what = ("vmalloc failure, " + kmsg.vmalloc_size_text(f.get("size"), f.get("allocated"))
+                if f.get("kind") == "vmalloc"
                 else f"page allocation failure, order {f['order']}")
         out["memory"].append(f"{when}{who}: {what}, mode {f['mode'] or '?'}"
                              + (f" ({f['flags']})" if f.get("flags") else ""))

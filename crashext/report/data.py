@@ -29,7 +29,7 @@ from ..analysis.triage import log_source, triage
 from ..analysis.watermark import rule_for_release
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target
-from ..sources import logs
+from ..sources import kmsg, logs
 from ..sources.procfs import ProcDir
 
 __all__ = ["assemble", "frag_section", "timeline_section", "memcg_section", "printk_time",
@@ -234,7 +234,8 @@ def timeline_section(rep: Optional["allocmod.AllocReport"], tri: Optional[Dict[s
         events.append({"time": r.ts, "kind": "allocfail", "order": r.order,
                        "label": f"{r.comm}: " + (f"order-{r.order} page allocation failure"
                                                  if r.kind == "page"
-                                                 else f"vmalloc failure, {r.size} bytes")})
+                                                 else "vmalloc failure, "
+                                                 + kmsg.vmalloc_size_text(r.size, r.allocated))})
         for b in r.buddy:
             lfo = max((o for o, n in enumerate(b.counts) if n), default=-1)
             free_orders.setdefault(f"Node {b.node} {b.zone}", []).append((r.ts, lfo))

@@ -52,7 +52,20 @@ from .meminfo import (MIGRATE_LETTERS, BuddyLine, MemInfo, ShowMem, Task, ZoneLi
 
 __all__ = ["Frame", "ZoneLine", "BuddyLine", "MemInfo", "AllocFailure", "OomReport",
            "ShowMem", "Task", "SlubFailure", "OopsHeader", "extract", "iter_oops", "parse_frame",
-           "parse_zone_line", "parse_buddy_line", "record_when", "MIGRATE_LETTERS"]
+           "parse_zone_line", "parse_buddy_line", "record_when", "MIGRATE_LETTERS",
+           "vmalloc_size_text"]
+
+
+def vmalloc_size_text(size: Optional[int], allocated: Optional[int]) -> str:
+    """What a vmalloc failure's header says of its size, in words: ``20480
+    bytes``, ``8192 of 20480 bytes``, or, where the kernel printed only what
+    it had allocated (``vmalloc error: size N, ... failed to allocate
+    pages``), ``0 bytes allocated, size not printed``."""
+    if allocated is None:
+        return "size not printed" if size is None else f"{size} bytes"
+    if size is None:
+        return f"{allocated} bytes allocated, size not printed"
+    return f"{allocated} of {size} bytes"
 
 @dataclass
 class AllocFailure:
@@ -297,15 +310,26 @@ def _header(ln: LogLine):
             names = m.group("names")
             vsize = m.group("vsize") or m.group("vsize2")
             order = m.group("order") or m.group("vorder")
+            allocated = None
+            if m.group("vsize2") is not None and "failed to allocate pages" in text:
+                # mm/vmalloc.c __vmalloc_area_node ("vmalloc error: size %lu,
+                # page order %u, failed to allocate pages", the page order
+                # later dropped by "mm/vmalloc: do not output a spurious
+                # warning when huge vmalloc() fails"): the size printed is
+                # area->nr_pages * PAGE_SIZE, what was allocated before the
+                # failure; the size asked for is not printed.  The other
+                # "vmalloc error: size" forms (vm_struct allocation, page
+                # array, map pages) print the area's size.
+                allocated, vsize = int(vsize), None
             return AllocFailure(
-                kind="vmalloc" if vsize is not None else "page",
+                kind="vmalloc" if vsize is not None or allocated is not None else "page",
                 comm=m.group("comm").strip(),
                 order=int(order) if order is not None else None,
                 mode=int(m.group("mode"), 16) if m.group("mode") else None,
                 mode_names=(names.split("|") if names else []) if names is not None else None,
                 nodemask=m.group("nodemask"), cpuset=m.group("cpuset"),
                 mems_allowed=m.group("mems"),
-                size=int(vsize) if vsize is not None else None,
+                size=int(vsize) if vsize is not None else None, allocated=allocated,
                 header=text.strip(), ts=ln.ts, stamp=ln.stamp)
         v = _vmalloc_partial(ln)
         if v is not None:
