@@ -67,6 +67,7 @@ def vmalloc_size_text(size: Optional[int], allocated: Optional[int]) -> str:
         return f"{allocated} bytes allocated, size not printed"
     return f"{allocated} of {size} bytes"
 
+
 @dataclass
 class AllocFailure:
     kind: str                      # "page" | "vmalloc"

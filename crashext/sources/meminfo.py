@@ -325,13 +325,16 @@ class _TaskTable:
         self.cols = cols
 
 
-def feed(rec, section: str, text: str, lineno: int, cont: bool) -> Optional[str]:
+def feed(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     """Take ``text`` into ``rec``'s show_mem fields if it belongs there.
 
     ``section`` is where the record is ("meminfo", "zones", "buddy" or
     anything else); returns the new section, or None if the line is not
     part of a show_mem block.  ``"end"`` after the block's last line
     (``pages reserved`` / ``pages cma reserved`` / ``pages hwpoisoned``).
+    Inside a show_mem line logged one piece a line the section is
+    ``"reserve-split"``, or the tuple ``("buddy-split", head line number,
+    pieces so far)``: the caller keeps it and passes it back unchanged.
     """
     stripped = text.strip()
     # a show_mem line split into one piece a line (see _BUDDY_PIECE)
