@@ -172,7 +172,12 @@ def test_memcgids_streamed_from_a_temporary_file_equals_the_report(vmcore, suite
     assert dying == [m for m in want["memcgs"] if m["state"] == "dying"] and dying
     flagged = _memcgids_json(fx, "--flagged")["memcgs"]
     assert flagged == [m for m in want["memcgs"] if m["anomalies"]]
-    with memcg_scan(_open(fx), spool=True) as scan:
+    import io
+    from crashext.progress import Progress
+    prog = Progress("memcgids: memcgs read", stream=io.StringIO(), delay=0, interval=0)
+    with memcg_scan(_open(fx), progress=prog, spool=True) as scan:
         gc.collect()
         assert sum(1 for o in gc.get_objects() if isinstance(o, Memcg)) == 0
         assert len(scan) == len(want["memcgs"])
+        # "memcgs read" counts each memcg once (it counted them twice before)
+        assert prog.count == len(want["memcgs"])

@@ -320,7 +320,9 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
         return store.put(m)
 
     in_tree: Dict[int, None] = {}
-    order, tree_problem = _tree(t, lay, root, progress, visit, reader.cache,
+    # progress is stepped per read (in visit), not again per node walked:
+    # "memcgs read" counts each memcg once
+    order, tree_problem = _tree(t, lay, root, None, visit, reader.cache,
                                 reader.children_empty, members=in_tree)
     n_tree = len(order)
     # the tree's addresses as one sorted array: the set goes before the id
@@ -347,6 +349,8 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
             found_only.add(addr)
             m = reader.read(addr)
             facts.note_holder(m)
+            if progress is not None:
+                progress.step()
             only_idr.append((m.path, store.put(m)))
     # ... then by path
     only_idr.sort(key=lambda pair: pair[0])
