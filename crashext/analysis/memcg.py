@@ -45,8 +45,8 @@ from .memcg_read import Memcg, _Fast, _Layout, _Reader, _opt_symbol  # noqa: F40
 # the kmem id arrays' growth rules live in memcg_kmem; named here as before
 from .memcg_kmem import kmalloc_order, largest_free_order, next_array_resize  # noqa: F401
 
-__all__ = ["Memcg", "MemcgReport", "MemcgScan", "memcg_report", "memcg_scan", "idr_entries", "ANOMALIES",
-           "next_array_resize", "kmalloc_order", "dying_by_parent"]
+__all__ = ["Memcg", "MemcgReport", "MemcgScan", "memcg_report", "memcg_scan", "idr_entries",
+           "ANOMALIES", "next_array_resize", "kmalloc_order", "dying_by_parent"]
 
 _PTR = 8
 

@@ -25,8 +25,8 @@ from ..analysis.memcg import ANOMALIES
 from ..sources.cgroupfs import MEM_CGROUP_ID_MAX, CgroupfsReport
 from .logwatch import OTHER
 
-__all__ = ["cgroupfs_families", "kernel_memcg_counts", "kernel_memcg_families", "frag_families", "vmstat_families",
-           "log_families", "parse_vmstat", "GFP_CLASSES", "top_parents"]
+__all__ = ["cgroupfs_families", "kernel_memcg_counts", "kernel_memcg_families", "frag_families",
+           "vmstat_families", "log_families", "parse_vmstat", "GFP_CLASSES", "top_parents"]
 
 #: the request classes whose watermark verdict is exported
 GFP_CLASSES = ("GFP_KERNEL", "GFP_ATOMIC")

@@ -170,7 +170,8 @@ _BUDDY_TERM = re.compile(r"(\d+)\*(\d+)kB(?:\s+\(([A-Z]+)\))?")
 # show_mem prints lowmem_reserve[] and the buddy lines piece by piece
 # (pr_cont); a kernel whose continuations were not joined (seen on 4.19 with
 # a timestamp on each piece) logs the head alone, then one piece a line
-_BUDDY_HEAD_ALONE = re.compile(r"^\s*(?:Node \d+ )?(?:DMA32|DMA|Normal|HighMem|Movable|Device):\s*$")
+_BUDDY_HEAD_ALONE = re.compile(r"^\s*(?:Node \d+ )?"
+                               r"(?:DMA32|DMA|Normal|HighMem|Movable|Device):\s*$")
 _BUDDY_PIECE = re.compile(r"^(?:\d+\*\d+kB|\([A-Z]+\)|= \d+kB)$")
 _UNRECLAIMABLE = re.compile(r"all_unreclaimable\? (yes|no)")
 _KV = re.compile(r"([A-Za-z_][\w()]*):(\d+)(kB)?")
