@@ -20,7 +20,6 @@ no log) is reported as unknown and does not count either way.
 Everything returned is plain data; the ``triage`` command renders it.
 """
 
-from itertools import islice
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import gfp as gfpmod
@@ -74,11 +73,18 @@ _NEAR_LIMIT = 0.9
 def memcg_evidence(t: Target) -> Dict[str, Any]:
     """The memcg summary of ``t`` and the set of anomaly codes it shows."""
     from . import memcg as memcgmod
-    # the rows in a temporary file, read back twice: memory stays flat
+    # the rows in a temporary file, read back once for both lists: memory
+    # stays flat
+    flagged: List[Dict[str, Any]] = []
+
+    def rows():
+        for m in scan.rows():
+            if m.anomalies and len(flagged) < 20:
+                flagged.append(m.to_json())
+            yield m
     with memcgmod.memcg_scan(t, spool=True) as scan:
         summary = dict(scan.summary)
-        flagged = [m.to_json() for m in islice((m for m in scan.rows() if m.anomalies), 20)]
-        dying_parents = memcgmod.dying_by_parent(scan.rows())
+        dying_parents = memcgmod.dying_by_parent(rows())
     codes = set(summary.get("anomalies", {}).keys())
     total = summary.get("total") or 0
     if total >= _NEAR_LIMIT * _MEMCG_ID_MAX:
