@@ -31,7 +31,7 @@ from . import allocflags as afl
 from . import watermark as wm
 
 __all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
-           "explain_request",
+           "explain_request", "Counted",
            "KNOWN_FRAMES", "ALLOCATOR_FRAMES", "mem_info_zones"]
 
 #: Frames of the allocator itself and of the report: skipped when naming the caller.
@@ -475,7 +475,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
     last_release: Optional[str] = None
     last_uts: Optional[str] = None
     # a gated source counts its own lines (gate.lines); others are counted here
-    counted = _Counter(lines) if gate is None else None
+    counted = Counted(lines) if gate is None else None
     for rec in extract(counted if counted is not None else lines, gate):
         if isinstance(rec, AllocFailure):
             if rec.release:
@@ -536,8 +536,11 @@ def _note_release(rep: AllocReport, rel: Optional[str]) -> None:
         rep.releases.append(rel)
 
 
-class _Counter:
-    def __init__(self, it: Iterable[LogLine]) -> None:
+class Counted:
+    """Iterates ``it`` and counts what went by (``n``): log lines, raw or
+    normalised."""
+
+    def __init__(self, it: Iterable) -> None:
         self.it = it
         self.n = 0
 
