@@ -311,13 +311,17 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
 def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) -> "MemcgScan":
     facts = _Facts(lay, root)
 
-    def visit(addr: int) -> int:
-        # read as the walk reaches it: its page is still in the shared cache
+    def keep(addr: int) -> Tuple[Memcg, int]:
+        """Read a memcg, note its kmemcg_id, store it: (row, handle)."""
         m = reader.read(addr)
         facts.note_holder(m)
         if progress is not None:
             progress.step()
-        return store.put(m)
+        return m, store.put(m)
+
+    def visit(addr: int) -> int:
+        # read as the walk reaches it: its page is still in the shared cache
+        return keep(addr)[1]
 
     in_tree: Dict[int, None] = {}
     # progress is stepped per read (in visit), not again per node walked:
@@ -347,11 +351,8 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
             if addr in tree_addrs or addr in found_only:
                 continue
             found_only.add(addr)
-            m = reader.read(addr)
-            facts.note_holder(m)
-            if progress is not None:
-                progress.step()
-            only_idr.append((m.path, store.put(m)))
+            m, handle = keep(addr)
+            only_idr.append((m.path, handle))
     # ... then by path
     only_idr.sort(key=lambda pair: pair[0])
     order.extend(h for _path, h in only_idr)

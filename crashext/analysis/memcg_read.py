@@ -247,23 +247,20 @@ class _Reader:
         #: 256 blocks (1 MiB): on the scale dump 4.5% more reads than 1,024
         #: (4 MiB), no slower (docs/performance.md)
         self.cache: Optional[BlockCache] = None if t.is_live else BlockCache(t, 256)
-        #: memcgs whose css.children list the fast read saw empty
-        self.no_children: set = set()
+        #: the memcg whose css.children the last read saw empty, if it did
+        self._childless: Optional[int] = None
 
     def children_empty(self, addr: int) -> bool:
-        """Whether the read of ``addr`` found ``css.children`` pointing to
-        itself both ways: an empty list, which a walk would end at once
-        without a word.  Asked once per read by the walk, right after the
-        read, so the answer is forgotten as it is given."""
-        if addr in self.no_children:
-            self.no_children.discard(addr)
-            return True
-        return False
+        """Whether the last read, that of ``addr``, found ``css.children``
+        pointing to itself both ways: an empty list, which a walk would end
+        at once without a word.  The walk asks right after each read."""
+        return addr == self._childless
 
     def read(self, addr: int) -> Memcg:
         """One memcg: from one read of its struct where the layout allows
         (:class:`_Fast`), member by member otherwise or if any of that read
         fails (the slow path then says which member could not be read)."""
+        self._childless = None
         if self.fast is not None:
             try:
                 m = self._read_fast(addr)
@@ -310,7 +307,7 @@ class _Reader:
                   refcount=refcount, ref_mode=ref_mode, usage_pages=_s64(v["usage"]))
         head = addr + f.children_off
         if v["kids_next"] == head and v["kids_prev"] == head:
-            self.no_children.add(addr)
+            self._childless = addr
             # no memcg below this one, so no path is built on its node's:
             # only the parents' paths stay cached (memory flat in the leaves)
             self._kn_path.pop(kn, None)
