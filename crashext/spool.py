@@ -65,9 +65,9 @@ class FileStore:
         self._file = tempfile.TemporaryFile(prefix="crashext-", dir=dir)
         self._dir = dir or tempfile.gettempdir()
         self._fd = self._file.fileno()
-        self._end = 0
+        self._end = 0          # bytes put, written or not
+        self._written = 0      # bytes on disk; the rest is in _pending
         self._pending: List[bytes] = []
-        self._pending_bytes = 0
         self._count = 0
 
     def put(self, item: Any) -> int:
@@ -77,8 +77,7 @@ class FileStore:
         handle = (self._end << _LEN_BITS) | len(raw)
         self._end += len(raw)
         self._pending.append(raw)
-        self._pending_bytes += len(raw)
-        if self._pending_bytes >= 1 << 18:
+        if self._end - self._written >= 1 << 18:
             self._flush()
         self._count += 1
         return handle
@@ -95,7 +94,7 @@ class FileStore:
                     f"({self._dir}): {exc.strerror}; set TMPDIR to a "
                     f"directory with room") from exc
             self._pending.clear()
-            self._pending_bytes = 0
+            self._written = self._end
 
     def get(self, handle: int) -> Any:
         self._flush()

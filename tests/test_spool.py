@@ -84,10 +84,10 @@ def test_a_failed_write_is_one_line_saying_where_and_what_to_do(monkeypatch):
 
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
-    store.put((1, 2))
+    handle = store.put((1, 2))
     monkeypatch.setattr(os, "write", full)
     with pytest.raises(CrashextError) as e:
-        store.get(0 << 24 | 3)   # a read flushes what is buffered first
+        store.get(handle)        # a read flushes what is buffered first
     assert "No space left on device" in e.value.one_line() and "TMPDIR" in e.value.one_line()
     monkeypatch.undo()
     store.close()
