@@ -142,11 +142,11 @@ def test_cgroup_v1_tree(vmcore, suite):
 
 
 def _memcgids_json(fx, *extra):
+    import contextlib
     import io
     import json
     from crashext import cli
     out = io.StringIO()
-    import contextlib
     with contextlib.redirect_stdout(out):
         rc = cli.main(["memcgids", "-c", str(fx.vmcore), "-s", str(fx.vmlinux), "--json", *extra])
     assert rc == 0
