@@ -65,7 +65,8 @@ def pytest_collection_modifyitems(config, items):
 def vmcore():
     """Factory: vmcore(suite, scenario, **build_options) -> Fixture.
 
-    suite: bookworm (6.1), trixie (6.12) or bullseye (5.10);
+    suite: bookworm (6.1), trixie (6.12), trixie-backports (7.x) or
+    bullseye (5.10);
     scenario: a name in tests/vmcore/scenarios/ (e.g. "memcg-churn");
     build_options: memory="1G", cpus=2, cmdline="..." (change the cache
     key, so they get their own directory)."""

@@ -19,3 +19,63 @@ def test_gone_pin_falls_back_to_newest_with_one_line(monkeypatch, capsys):
 
 def test_every_ci_suite_is_pinned():
     assert {s for s, _ in fixturelib.CI_SET} <= set(fixturelib.PINNED_KERNELS)
+
+
+class _FakeApt:
+    """apt-cache's answers for the packages of one kernel: ``{pkg: depends}``
+    (every package at version ``ver``)."""
+
+    suite = "fake"
+
+    def __init__(self, ver, packages):
+        self.ver, self.packages = ver, packages
+
+    def versions(self, pkg):
+        return [self.ver] if pkg in self.packages else []
+
+    def depends(self, pkg, version):
+        return self.packages[pkg]
+
+
+def test_split_image_packages_of_7x_are_resolved():
+    # trixie-backports 7.3.4-1~bpo13+1 as `apt-cache show` gave it: the
+    # concrete image package is empty and depends on the binary, modules
+    # and base packages; there is no ...-unsigned image package
+    abi = "7.3.4+deb13-cloud-amd64"
+    apt = _FakeApt("7.3.4-1~bpo13+1", {
+        "linux-image-cloud-amd64": ["linux-base-cloud-amd64", "linux-image-" + abi,
+                                    "linux-modules-cloud-amd64"],
+        "linux-image-cloud-amd64-dbg": ["linux-base-cloud-amd64", "linux-image-%s-dbg" % abi],
+        "linux-image-" + abi: ["dracut", "linux-base-" + abi, "linux-binary-" + abi,
+                               "linux-modules-" + abi],
+        "linux-image-%s-dbg" % abi: ["linux-base-" + abi],
+        "linux-binary-" + abi: ["linux-base-" + abi],
+        "linux-modules-" + abi: ["kmod", "linux-base-" + abi],
+        "linux-base-" + abi: [],
+    })
+    assert fixturelib.kernel_candidates(apt) == [(
+        "7.3.4-1~bpo13+1", "linux-binary-" + abi, "linux-image-%s-dbg" % abi,
+        ["linux-base-" + abi, "linux-modules-" + abi])]
+
+
+def test_unsigned_image_package_is_still_one_package():
+    abi = "6.1.0-57-cloud-amd64"
+    apt = _FakeApt("6.1.192-3", {
+        "linux-image-cloud-amd64": ["linux-image-" + abi],
+        "linux-image-cloud-amd64-dbg": ["linux-image-%s-dbg" % abi],
+        "linux-image-" + abi: ["kmod"],
+        "linux-image-%s-unsigned" % abi: ["kmod"],
+        "linux-image-%s-dbg" % abi: [],
+    })
+    assert fixturelib.kernel_candidates(apt) == [
+        ("6.1.192-3", "linux-image-%s-unsigned" % abi, "linux-image-%s-dbg" % abi)]
+
+
+def test_backports_has_no_security_suite(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(fixturelib, "machine_mirrors",
+                        lambda: ("http://mirror/debian", "http://mirror/debian-security"))
+    lines = fixturelib.Apt("trixie-backports").sources.read_text().splitlines()
+    assert [ln.split()[-2:] for ln in lines] == [["trixie-backports", "main"]]
+    lines = fixturelib.Apt("trixie").sources.read_text().splitlines()
+    assert [ln.split()[-2] for ln in lines] == ["trixie", "trixie-security"]

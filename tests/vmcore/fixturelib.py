@@ -52,6 +52,7 @@ SUITES = {
     "bullseye": "5.10",
     "bookworm": "6.1",
     "trixie": "6.12",
+    "trixie-backports": "7.3",
 }
 #: The Debian kernel (package version) each suite's fixtures are built with,
 #: so docs regenerated from real runs do not change with every kernel Debian
@@ -62,6 +63,8 @@ PINNED_KERNELS = {
     "bullseye": "5.10.223-1",     # bullseye's main suite (the -security builds 404 here)
     "bookworm": "6.1.192-3",
     "trixie": "6.12.118-1",
+    # the backports pool keeps only the current upload: expect the fallback
+    "trixie-backports": "7.3.4-1~bpo13+1",
 }
 META_IMAGE = "linux-image-cloud-amd64"
 META_DBG = "linux-image-cloud-amd64-dbg"
@@ -71,7 +74,8 @@ UNAVAILABLE_RETRY = 24 * 3600
 
 CI_SET = [(s, sc) for s in ("bookworm", "bullseye")
           for sc in ("memcg-churn", "nokmem", "fragmented", "cgroup-v1")] \
-    + [("trixie", "memcg-churn")]
+    + [("trixie", "memcg-churn")] \
+    + [("trixie-backports", sc) for sc in ("memcg-churn", "fragmented")]
 
 # Kernel config symbol -> module file basename providing it when "=m".
 # pvpanic: drivers/misc/pvpanic.c was a single module up to 5.11; since 5.12
@@ -206,8 +210,9 @@ class Apt:
             d.mkdir(parents=True, exist_ok=True)
         debian, security = machine_mirrors()
         kr = "[signed-by=%s]" % KEYRING if os.path.exists(KEYRING) else ""
-        text = ("deb %s %s %s main\n" % (kr, debian, suite)
-                + "deb %s %s %s-security main\n" % (kr, security, suite))
+        text = "deb %s %s %s main\n" % (kr, debian, suite)
+        if not suite.endswith("-backports"):   # backports has no -security suite
+            text += "deb %s %s %s-security main\n" % (kr, security, suite)
         if not self.sources.exists() or self.sources.read_text() != text:
             self.sources.write_text(text)
             for p in self.lists.glob("*_Packages*"):
@@ -297,11 +302,15 @@ class Apt:
 # --------------------------------------------------------------------------
 
 class Kernel:
-    def __init__(self, suite, version, image_pkg, dbg_pkg, cache_dir):
+    def __init__(self, suite, version, image_pkg, dbg_pkg, cache_dir,
+                 more_pkgs=()):
         self.suite = suite
         self.version = version          # Debian package version
-        self.image_pkg = image_pkg      # ...-unsigned
+        self.image_pkg = image_pkg      # ...-unsigned, or linux-binary-ABI
         self.dbg_pkg = dbg_pkg
+        #: the split layout's other image parts (linux-modules-ABI,
+        #: linux-base-ABI), read with image_pkg
+        self.more_pkgs = list(more_pkgs)
         self.dir = Path(cache_dir)
 
     @property
@@ -338,7 +347,16 @@ def parse_config(path):
 
 
 def kernel_candidates(apt):
-    """[(version, image_pkg, dbg_pkg)] newest first, from the metapackages."""
+    """[(version, image_pkg, dbg_pkg[, more_pkgs])] newest first, from the
+    metapackages.
+
+    Up to 6.12 (and 6.19 in trixie-backports) the image is one package,
+    ``linux-image-ABI-unsigned`` (boot/vmlinuz-REL, boot/config-REL,
+    lib/modules/REL/...).  Debian's 7.x packages in trixie-backports have
+    no such package: ``linux-image-ABI`` is empty and depends on
+    ``linux-binary-ABI`` (usr/lib/modules/REL/vmlinuz),
+    ``linux-modules-ABI`` (the modules) and ``linux-base-ABI``
+    (usr/lib/modules/REL/config); those are the 4th element."""
     out = []
     img_versions = set(apt.versions(META_IMAGE))
     for ver in apt.versions(META_DBG):
@@ -352,12 +370,22 @@ def kernel_candidates(apt):
         image_pkg = img[0] if img[0].endswith("-unsigned") \
             else img[0] + "-unsigned"
         dbg_pkg = dbg[0]
+        more = []
+        if not apt.versions(image_pkg) and apt.versions(img[0]):
+            parts = apt.depends(img[0], ver)
+            binary = [d for d in parts if d.startswith("linux-binary-")]
+            more = [d for d in parts if d.startswith(("linux-modules-",
+                                                      "linux-base-"))]
+            if not binary or len(more) != 2:
+                continue
+            image_pkg = binary[0]
         # the concrete packages come from src:linux; same version as the
         # metapackages (src:linux-signed-amd64 builds them with that version)
-        if ver not in apt.versions(dbg_pkg) or \
-                ver not in apt.versions(image_pkg):
+        if ver not in apt.versions(dbg_pkg) or any(
+                ver not in apt.versions(p) for p in [image_pkg] + more):
             continue
-        out.append((ver, image_pkg, dbg_pkg))
+        out.append((ver, image_pkg, dbg_pkg, more) if more
+                   else (ver, image_pkg, dbg_pkg))
     if not out:
         raise FixtureError("no %s/%s versions found for %s" % (
             META_IMAGE, META_DBG, apt.suite))
@@ -405,8 +433,9 @@ def get_kernel(suite, refresh=False, timings=None):
         timings["resolve"] = round(time.monotonic() - t0, 2)
         cands = pin_first(suite, cands)
         errors = []
-        for ver, image_pkg, dbg_pkg in cands:
-            k = Kernel(suite, ver, image_pkg, dbg_pkg, kroot / ver)
+        for ver, image_pkg, dbg_pkg, *more in cands:
+            k = Kernel(suite, ver, image_pkg, dbg_pkg, kroot / ver,
+                       more[0] if more else ())
             if k.complete():
                 return k
             bad = kroot / (ver + ".unavailable")
@@ -496,33 +525,46 @@ def modname(path):
 def fetch_kernel(apt, k, timings):
     debdir = cache_root() / "debs"
     t0 = time.monotonic()
-    log("downloading %s and %s %s" % (k.image_pkg, k.dbg_pkg, k.version))
-    img_deb = apt.download(k.image_pkg, k.version, debdir)
+    log("downloading %s and %s %s" % (", ".join([k.image_pkg] + k.more_pkgs),
+                                      k.dbg_pkg, k.version))
+    img_debs = [apt.download(p, k.version, debdir)
+                for p in [k.image_pkg] + k.more_pkgs]
     dbg_deb = apt.download(k.dbg_pkg, k.version, debdir)
     timings["download"] = round(time.monotonic() - t0, 2)
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=k.dir.parent))
     try:
-        # 1. image package: vmlinuz, config, System.map, wanted modules
+        # 1. image package(s): vmlinuz, config, System.map, wanted modules
         kos = {}         # modname -> (path in deb, bytes)
-        boot = {}
+        boot = {}        # vmlinuz/config/System.map -> (release, bytes)
+        # boot/FILE-REL in one -unsigned package; usr/lib/modules/REL/FILE
+        # in 7.x's linux-binary-ABI (vmlinuz) and linux-base-ABI (config,
+        # and a System.map that only points to the -dbg package's)
+        boot_re = re.compile(r"boot/(vmlinuz|config|System\.map)-(.*)"
+                             r"|usr/lib/modules/([^/]+)/(vmlinuz|config)")
 
         def want_img(name, ti):
-            if re.fullmatch(r"boot/(vmlinuz|config|System\.map)-.*", name):
+            if ti.isreg() and boot_re.fullmatch(name):
                 return True
             return bool(re.search(r"/modules/[^/]+/kernel/.*\.ko(\.\w+)?$",
                                   name))
         needed = None
-        for name, ti, f in deb_members(img_deb, want_img):
-            if name.startswith("boot/"):
-                boot[name.split("/")[1].split("-")[0]] = name
-                (tmp / name.split("/")[1]).write_bytes(f.read())
-            else:
-                kos[modname(name)] = (name, f.read())
-        if set(boot) != {"vmlinuz", "config", "System.map"}:
-            raise FixtureError("%s lacks boot/vmlinuz or boot/config"
-                               % img_deb.name)
-        release = boot["vmlinuz"].split("/", 1)[1][len("vmlinuz-"):]
+        for img_deb in img_debs:
+            for name, ti, f in deb_members(img_deb, want_img):
+                m = boot_re.fullmatch(name)
+                if m:
+                    what, rel = (m.group(1), m.group(2)) if m.group(1) \
+                        else (m.group(4), m.group(3))
+                    boot[what] = (rel, f.read())
+                else:
+                    kos[modname(name)] = (name, f.read())
+        names = ", ".join(d.name for d in img_debs)
+        if not {"vmlinuz", "config"} <= set(boot):
+            raise FixtureError("%s lack(s) the kernel image or its config"
+                               % names)
+        release = boot["vmlinuz"][0]
+        for what, (rel, data) in boot.items():
+            (tmp / ("%s-%s" % (what, rel))).write_bytes(data)
         cfg = parse_config(tmp / ("config-" + release))
         needed = []
 
@@ -532,7 +574,7 @@ def fetch_kernel(apt, k, timings):
                 return
             if mod not in kos:
                 raise FixtureError("module %s not found in %s"
-                                   % (mod, img_deb.name))
+                                   % (mod, names))
             data = decompress_ko(kos[mod][0], kos[mod][1])
             for dep in modinfo_depends(data):
                 add(dep)
@@ -547,24 +589,35 @@ def fetch_kernel(apt, k, timings):
             elif val == "y":
                 builtin.append(sym)
         del kos
-        # 2. dbg package: only usr/lib/debug/boot/vmlinux-*, stop when found
+        # 2. dbg package: only the debug vmlinux, stop when found.  Up to
+        # 6.12 it is usr/lib/debug/boot/vmlinux-REL, the 10th member or so;
+        # in 7.x that is a symlink to usr/lib/debug/lib/modules/REL/vmlinux,
+        # which comes after every module's debug file (member 1,274 of
+        # 1,284 in 7.3.4's), so the whole tar is read.  7.x keeps the real
+        # System.map there too (member 12).
         found = []
         vmlinux = tmp / ("vmlinux-" + release)
+        dbg_names = ("usr/lib/debug/boot/vmlinux-" + release,
+                     "usr/lib/debug/lib/modules/%s/vmlinux" % release)
+        sysmap = "usr/lib/debug/lib/modules/%s/System.map" % release
 
         def want_dbg(name, ti):
-            return ti.isreg() and name == "usr/lib/debug/boot/vmlinux-" \
-                + release
+            return ti.isreg() and (name in dbg_names or name == sysmap)
         for name, ti, f in deb_members(dbg_deb, want_dbg,
                                        stop=lambda: bool(found)):
+            if name == sysmap:
+                (tmp / ("System.map-" + release)).write_bytes(f.read())
+                continue
             with open(vmlinux, "wb") as out:
                 shutil.copyfileobj(f, out, 1 << 20)
             found.append(name)
         if not found:
-            raise FixtureError("%s has no usr/lib/debug/boot/vmlinux-%s"
-                               % (dbg_deb.name, release))
+            raise FixtureError("%s has neither %s"
+                               % (dbg_deb.name, " nor ".join(dbg_names)))
         info = {
             "suite": k.suite, "version": k.version, "release": release,
             "image_pkg": k.image_pkg, "dbg_pkg": k.dbg_pkg,
+            **({"more_pkgs": k.more_pkgs} if k.more_pkgs else {}),
             "modules": needed, "builtin": builtin,
             "extracted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -576,7 +629,7 @@ def fetch_kernel(apt, k, timings):
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     timings["extract"] = round(time.monotonic() - t0, 2)
-    for deb in (img_deb, dbg_deb):
+    for deb in img_debs + [dbg_deb]:
         deb.unlink()
     log("kernel %s cached in %s (download %ss, extract %ss)" % (
         release, k.dir, timings["download"], timings["extract"]))
@@ -1121,6 +1174,7 @@ def _build_into(out, kernel, suite, scenario, sopts, key, memory_mb, cpus,
         "package_version": kernel.version,
         "image_package": kernel.image_pkg,
         "dbg_package": kernel.dbg_pkg,
+        **({"more_packages": kernel.more_pkgs} if kernel.more_pkgs else {}),
         "scenario": scenario_name(scenario),
         "scenario_file": str(scenario),
         "scenario_sha256": sha256_file(scenario),
