@@ -69,8 +69,8 @@ from typing import Dict, Optional, Tuple
 
 from .. import gfp as gfpmod
 
-__all__ = ["GENERATIONS", "WATERMARK_RULE", "KernelGen", "AllocFlags", "kernel_version",
-           "generation", "alloc_flags", "watermark_rule"]
+__all__ = ["GENERATIONS", "WATERMARK_RULE", "NEWEST_KNOWN", "KernelGen", "AllocFlags",
+           "kernel_version", "generation", "alloc_flags", "watermark_rule"]
 
 #: generation -> what it covers
 GENERATIONS = {
@@ -91,6 +91,11 @@ _BACKPORTS: Dict[Tuple[int, int], Tuple[Tuple[int, str], ...]] = {
     (6, 12): ((54, "6.18"),),
     (6, 17): ((4, "6.18"),),
 }
+
+#: The newest kernel series whose dumps the tests read (Debian's 7.3 in
+#: tests/vmcore, suite trixie-backports).  A newer kernel gets the newest
+#: generation and rule, and :func:`generation` says that was assumed.
+NEWEST_KNOWN = (7, 3)
 
 #: generation -> rule of crashext.analysis.watermark (``__zone_watermark_ok``)
 WATERMARK_RULE = {"3.10": "3.10", "4.4": "4.4", "6.3": "6.3", "6.18": "6.3"}
@@ -135,6 +140,8 @@ class KernelGen:
     name: str              # a key of GENERATIONS
     rule: str              # the watermark rule it goes with
     assumed: Optional[str] = None   # why it is a guess, None when known
+    #: the release is newer than :data:`NEWEST_KNOWN` (``assumed`` says so)
+    newer: bool = False
 
 
 def generation(release: Optional[str], uts_version: Optional[str] = None) -> KernelGen:
@@ -153,6 +160,12 @@ def generation(release: Optional[str], uts_version: Optional[str] = None) -> Ker
         return KernelGen(base, WATERMARK_RULE[base],
                          f"{release}: whether this enterprise kernel carries the v6.3 "
                          f"gfp_to_alloc_flags() series is unconfirmed: generation {base} assumed")
+    if not ports and (major, minor) > NEWEST_KNOWN:
+        return KernelGen(base, WATERMARK_RULE[base],
+                         f"kernel {release} is newer than any this tool knows "
+                         f"({'.'.join(map(str, NEWEST_KNOWN))}): the newest rules assumed, "
+                         f"gfp_to_alloc_flags() generation {base} and watermark rule "
+                         f"{WATERMARK_RULE[base]}", newer=True)
     if not ports:
         return KernelGen(base, WATERMARK_RULE[base])
     if sub is None:

@@ -1,9 +1,10 @@
 """``allocfail``: page allocation failures in a kernel log, and why each failed."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .. import gfp as gfpmod
 from .. import render
+from ..analysis import allocflags as afl
 from ..analysis.allocfail import AllocReport, Counted, FailureView, analyze, analyze_file
 from ..errors import CrashextError, InputError
 from ..sources import logs
@@ -150,6 +151,16 @@ def _short_why(f: FailureView) -> str:
     return "; ".join(_zone_why(v.zone, v.verdict) for v in f.zone_verdicts)
 
 
+def _newer_rule(f) -> Optional[str]:
+    """What was assumed for a failure's kernel when it is newer than any
+    this tool knows (said once per report, not per failure)."""
+    try:
+        gen = afl.generation(f.release, f.uts_version)
+    except ValueError:
+        return None
+    return gen.assumed if gen.newer else None
+
+
 def _write(ctx, rep: AllocReport, verbose: bool) -> None:
     out = ctx.out
     out.write(_verdict_line(rep) + "\n")
@@ -170,6 +181,8 @@ def _write(ctx, rep: AllocReport, verbose: bool) -> None:
         tables = sorted({f"{f.gfp_table_how}" for f in views})
         for t in tables:
             out.write(f"GFP names: {t}\n")
+        for note in sorted({n for n in map(_newer_rule, views) if n}):
+            out.write(f"RULE: {note}\n")
     if rep.ooms:
         out.write("\n")
         rows = [(v["comm"], v["gfp"]["mask"] or "-",

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import render
 from .. import watch as watch_mod
+from ..analysis import allocflags as afl
 from ..analysis import frag as fa
 from ..analysis.watermark import RULES
 from ..errors import InputError
@@ -86,6 +87,14 @@ def _parse_flags(text: str) -> Dict[str, bool]:
 
 def _short(mt: str) -> str:
     return mt[8:].capitalize() if mt.startswith("MIGRATE_") else mt
+
+
+def _newer(res: Dict[str, Any]) -> bool:
+    """Whether the kernel is newer than any this tool knows."""
+    try:
+        return afl.generation(res["release"] or "").newer
+    except ValueError:
+        return False
 
 
 def build(args, ctx) -> Dict[str, Any]:
@@ -294,8 +303,9 @@ def run(args, ctx) -> int:
     out = ctx.out
     ps = res["page_size"]
     out.write(_verdict_line(res, ps) + "\n")
-    if res["rule_note"] and res["alloc_flags"]:
-        # without ALLOC_* rights the candidate rules agree; with them, say it is a guess
+    if res["rule_note"] and (res["alloc_flags"] or _newer(res)):
+        # without ALLOC_* rights the candidate rules agree; with them, say it is a
+        # guess; a kernel newer than any known is said to be one either way
         out.write(f"RULE: {res['rule_note']}\n")
     if res["page_size_source"].startswith("assumed"):
         out.write(f"PAGE SIZE: {render.human_bytes(ps)}, {res['page_size_source']}\n")
