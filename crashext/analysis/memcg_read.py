@@ -163,6 +163,10 @@ class _Layout:
                 self.kn_id_mode = "u64"
             elif t.has_member("struct kernfs_node", "ino"):
                 self.kn_id_mode = "ino"
+        # Since Linux kernel commit 633488947ef6 ("kernfs: Use RCU to access
+        # kernfs_node::parent.") (in v6.15), kernfs_node::parent is __parent.
+        self.kn_parent = "__parent" if self.kernfs and \
+            t.has_member("struct kernfs_node", "__parent") else "parent"
         # css flag names, values from debug info (masks on every version we read)
         self.css_flags: List[Tuple[str, int]] = []
         for name in ("CSS_NO_REF", "CSS_ROOT", "CSS_ONLINE", "CSS_RELEASED",
@@ -225,7 +229,7 @@ class _Fast:
         self.count = StructFields(t, "struct percpu_ref_data", {"count": "count.counter"})
         self.kn_off = t.member_int_layout("struct cgroup", "kn")[0]
         self.kn = StructFields(t, "struct kernfs_node",
-                               {"id": "id", "parent": "parent", "name": "name"})
+                               {"id": "id", "parent": lay.kn_parent, "name": "name"})
 
 
 class _Reader:
@@ -458,7 +462,7 @@ class _Reader:
             chain.append(node)
             if len(chain) > 4096:
                 raise ReadError(f"kernfs parent chain from {kn:#x} does not end")
-            node = int(self.t.object("struct kernfs_node", node).parent)
+            node = int(self.t.object("struct kernfs_node", node).member(self.lay.kn_parent))
         base = self._kn_path.get(node, ("", -1)) if node else ("", -1)
         for n in reversed(chain):
             obj = self.t.object("struct kernfs_node", n)
