@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-SUITES = ["bullseye", "bookworm", "trixie"]
+SUITES = ["bullseye", "bookworm", "trixie", "trixie-backports"]
 
 
 def run_cli(*args):
@@ -70,6 +70,34 @@ def test_wrong_vmlinux_names_both_releases(vmcore):
     assert len(lines) == 1
     assert a.meta["kernel_release"] in lines[0] and b.meta["kernel_release"] in lines[0]
     assert "Traceback" not in err
+
+
+def _build_id(vmlinux):
+    """The GNU build-id note of a vmlinux as binutils' readelf prints it."""
+    out = subprocess.run(["readelf", "-n", str(vmlinux)], capture_output=True, text=True,
+                         check=True).stdout
+    return re.search(r"Build ID: ([0-9a-f]+)", out).group(1)
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("dump,other", [("trixie-backports", "trixie"),
+                                        ("trixie", "trixie-backports")])
+def test_wrong_vmlinux_across_7x_names_both_build_ids(vmcore, dump, other):
+    """A 7.x dump with a 6.12 vmlinux and the other way round: one line
+    naming both kernels and both build-ids (the dump's is its own vmlinux's,
+    which VMCOREINFO carries since 5.9)."""
+    a = vmcore(dump, "memcg-churn")
+    b = vmcore(other, "memcg-churn")
+    rc, out, err = run_cli("info", "-c", str(a.vmcore), "-s", str(b.vmlinux))
+    assert rc == 2 and out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert a.meta["kernel_release"] in lines[0] and b.meta["kernel_release"] in lines[0]
+    assert _build_id(a.vmlinux)[:12] in lines[0] and _build_id(b.vmlinux)[:12] in lines[0]
+    # every command refuses the pair the same way
+    for cmd in ("memcgids", "frag", "triage"):
+        rc, out, err2 = run_cli(cmd, "-c", str(a.vmcore), "-s", str(b.vmlinux))
+        assert rc == 2 and err2.strip().splitlines() == [lines[0].replace("info:", cmd + ":", 1)]
 
 
 @pytest.mark.vmcore

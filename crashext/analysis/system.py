@@ -65,7 +65,12 @@ def uptime_seconds(t: Target) -> float:
     into ``tkr_mono`` in v4.1 (commit 876e78818def, "time: Rename
     timekeeper::tkr to tkr_mono"; ``tkr`` from v3.17).
     """
-    if t.has_symbol("tk_core"):
+    # Since Linux kernel commit 22c62b9a84b8 ("timekeeping: Introduce auxiliary
+    # timekeepers") (in v6.17), tk_core is a macro for
+    # timekeeper_data[TIMEKEEPER_CORE].
+    if t.has_symbol("timekeeper_data"):
+        tk = t.symbol("timekeeper_data")[t.constant("TIMEKEEPER_CORE")].timekeeper
+    elif t.has_symbol("tk_core"):
         tk = t.symbol("tk_core").timekeeper
     else:
         tk = t.symbol("timekeeper")
