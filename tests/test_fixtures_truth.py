@@ -5,6 +5,7 @@ truth (which is the kernel's own data, so it must agree with itself)."""
 import base64
 import hashlib
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +155,20 @@ def test_scenario_headers():
 CI_SET = fixturelib.CI_SET
 
 
+def _reparents_lru_pages(fx):
+    """Whether the fixture's kernel hands a memcg's LRU pages to its parent
+    when the memcg goes offline, so that pages left charged to a removed
+    cgroup (the tmpfs files of memcg-churn) no longer keep it dying: its
+    System.map has lru_reparent_memcg() (7.3: yes; 5.10, 6.1, 6.12: no).
+    That is the "Eliminate Dying Memory Cgroup" series (Muchun Song, Qi
+    Zheng); the mainline commit and its first release are unconfirmed here."""
+    kdir = Path(fx.meta["kernel_cache"])
+    sysmap = kdir / ("System.map-" + fx.meta["kernel_release"])
+    text = sysmap.read_text()
+    assert len(text) > 1 << 20, "%s is not a real System.map" % sysmap
+    return " T lru_reparent_memcg\n" in text
+
+
 def _zone_free_pages(zoneinfo):
     return {z: v["nr_free_pages"] for z, v in zoneinfo.items()
             if v.get("present", v.get("spanned", 0))}
@@ -216,11 +231,12 @@ def test_fixture_truth(vmcore, suite, scenario):
             r["ino"] for r in parsed["removed_charged.tsv"]]
         assert len(inos) == len(set(inos))
         # every memcg removed while charged is still dying, the clean
-        # ones are gone
+        # ones are gone; a kernel that moves a dying memcg's LRU pages to
+        # its parent when it goes offline frees those too
+        dying = 0 if _reparents_lru_pages(fx) else len(charged)
         if parsed["cgroup_mode"] == "v2":
-            assert tree["/"]["nr_dying_descendants"] == len(charged)
-            assert parsed["cgroup_stat"]["/"]["nr_dying_descendants"] == \
-                len(charged)
+            assert tree["/"]["nr_dying_descendants"] == dying
+            assert parsed["cgroup_stat"]["/"]["nr_dying_descendants"] == dying
             assert set(parsed["memory_stat"]) >= set(tree) - {"/"}
         else:
             mem = parsed["proc_cgroups"]["memory"]
