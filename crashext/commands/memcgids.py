@@ -215,7 +215,7 @@ def _sys_summary(s) -> str:
     dying = "unknown" if s["dying"] is None else str(s["dying"])
     verdict = f"{s['visible']} visible cgroups, {dying} dying"
     if s["num_cgroups"] is not None:
-        verdict += (f"; /proc/cgroups memory num_cgroups {s['num_cgroups']} of the "
+        verdict += (f"; {s['num_cgroups_source']} {s['num_cgroups']} of the "
                     f"{s['id_limit']} memcg id limit ({s['id_use_percent']}%)")
     if s.get("snapshot"):
         when = snapshot_label(s["snapshot"])

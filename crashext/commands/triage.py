@@ -303,7 +303,7 @@ def _sos_lines(sec: Dict[str, Any]) -> List[str]:
     if c:
         dying = "unknown" if c["dying"] is None else c["dying"]
         out.append(f"cgroups ({c['hierarchy']}): {c['visible']} visible, {dying} dying"
-                   + (f"; /proc/cgroups memory num_cgroups {c['num_cgroups']} of "
+                   + (f"; {c['num_cgroups_source']} {c['num_cgroups']} of "
                       f"{c['id_limit']}" if c["num_cgroups"] is not None else ""))
     for k, v in sec["errors"].items():
         out.append(f"({k}: {v})")

@@ -101,7 +101,8 @@ def cgroupfs_families(rep: CgroupfsReport, top: int) -> List:
             d = per.setdefault(c.path, {})
             d["dying"] = d.get("dying", 0) + c.dying_here
     return _memcg_common(s["visible"], s["dying"], per, s["num_cgroups"],
-                         "/proc/cgroups num_cgroups of the memory controller: an upper bound, "
+                         "/proc/cgroups num_cgroups of the memory controller, or visible plus "
+                         "dying cgroups where it has no memory line: an upper bound, "
                          "it counts dying cgroups until they are freed", top)
 
 

@@ -388,6 +388,16 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
             dying_how += " (3.x: memcgs still charged after their cgroup was freed are not counted)"
     else:
         dying, dying_how = None, None
+    num_how = "/proc/cgroups memory num_cgroups" if num is not None else None
+    if num is None and proc_cg is not None and hierarchy == "v2" and dying is not None:
+        # Since Linux kernel commit af000ce85293 ("cgroup: Do not report
+        # unavailable v1 controllers in /proc/cgroups") (in v6.12), a memory
+        # controller built without CONFIG_MEMCG_V1 has no line there (Debian's
+        # 7.3; its 6.12.118 still lists one, cgroup_v1_proc=1 brings it back).
+        # On v2 the hierarchy's nr_cgrps it printed is every cgroup not yet
+        # freed: the visible ones and the root's nr_dying_descendants.
+        num = visible + dying
+        num_how = "memcgs (visible + dying, no memory line in /proc/cgroups)"
     if warn is not None:
         for e in errors:
             warn(e)
@@ -411,6 +421,7 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
         "dying_source": dying_how,
         "memory_current": top.memory_current,
         "num_cgroups": num,
+        "num_cgroups_source": num_how,
         "memory_enabled": None if mem is None else bool(mem["enabled"]),
         "id_limit": MEM_CGROUP_ID_MAX,
         "id_use_percent": None if num is None else round(100.0 * num / MEM_CGROUP_ID_MAX, 2),
