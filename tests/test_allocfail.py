@@ -165,7 +165,9 @@ def test_cli_never_internal_error_on_bytes(tmp_path_factory, blob):
 
 @pytest.mark.vmcore
 @pytest.mark.parametrize("suite,scenario", [("bullseye", "memcg-churn"), ("bookworm", "memcg-churn"),
-                                            ("trixie", "memcg-churn"), ("bookworm", "fragmented")])
+                                            ("trixie", "memcg-churn"), ("bookworm", "fragmented"),
+                                            ("trixie-backports", "memcg-churn"),
+                                            ("trixie-backports", "fragmented")])
 def test_fixture_serial_logs_have_no_failures(vmcore, suite, scenario):
     d = vmcore(suite, scenario).dir
     rep = allocfail.analyze_file(str(d / "serial.log"), "serial", keep=0)

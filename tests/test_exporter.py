@@ -42,7 +42,8 @@ def _once(*args):
 @pytest.mark.vmcore
 @pytest.mark.parametrize("suite,scenario", [
     ("bookworm", "memcg-churn"), ("bookworm", "fragmented"), ("bullseye", "memcg-churn"),
-    ("trixie", "memcg-churn"), ("bookworm", "cgroup-v1"),
+    ("trixie", "memcg-churn"), ("bookworm", "cgroup-v1"), ("trixie-backports", "memcg-churn"),
+    ("trixie-backports", "fragmented"),
 ])
 def test_saved_tree_equals_guest_files(vmcore, tmp_path, suite, scenario):
     truth = vmcore(suite, scenario).truth()
@@ -60,10 +61,10 @@ def test_saved_tree_equals_guest_files(vmcore, tmp_path, suite, scenario):
 @pytest.mark.vmcore
 @pytest.mark.parametrize("suite,scenario", [
     ("bookworm", "memcg-churn"), ("bookworm", "fragmented"), ("bullseye", "memcg-churn"),
-    ("trixie", "memcg-churn"),
+    ("trixie", "memcg-churn"), ("trixie-backports", "memcg-churn"), ("trixie-backports", "fragmented"),
 ])
 def test_watermark_verdicts_follow_the_kernel_rule(vmcore, tmp_path, suite, scenario):
-    """5.10, 6.1 and 6.12: the verdict per GFP class and order, recomputed here
+    """5.10, 6.1, 6.12 and 7.3: the verdict per GFP class and order, recomputed here
     from zoneinfo and pagetypeinfo by __zone_watermark_ok()."""
     truth = vmcore(suite, scenario).truth()
     root, proc = saved_tree(truth, tmp_path)

@@ -37,6 +37,7 @@ def test_crash_sys_panic_string(vmcore, suite):
 @pytest.mark.parametrize("suite,scenario", [
     ("bookworm", "memcg-churn"), ("bullseye", "memcg-churn"),
     ("trixie", "memcg-churn"), ("bookworm", "fragmented"),
+    ("trixie-backports", "memcg-churn"), ("trixie-backports", "fragmented"),
 ])
 def test_drgn_buddy_free_lists_match_truth(vmcore, suite, scenario):
     """/proc/buddyinfo is read last, right before the panic, with shell

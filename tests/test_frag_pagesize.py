@@ -27,7 +27,7 @@ def _cli(*args):
 
 
 @pytest.mark.vmcore
-@pytest.mark.parametrize("suite", ["bullseye", "bookworm", "trixie"])
+@pytest.mark.parametrize("suite", ["bullseye", "bookworm", "trixie", "trixie-backports"])
 def test_text_page_size_is_the_dumps(vmcore, suite):
     """The guest's meminfo and zoneinfo (truth/, written just before the dump)
     give the page size the dump's VMCOREINFO says (PAGESIZE, read by drgn)."""

@@ -15,7 +15,7 @@ from crashext.sources import procfs
 
 pytestmark = pytest.mark.vmcore
 
-SUITES = ["bullseye", "bookworm", "trixie"]
+SUITES = ["bullseye", "bookworm", "trixie", "trixie-backports"]
 SCENARIOS = ["memcg-churn", "fragmented"]
 CASES = [(s, c) for s in SUITES for c in SCENARIOS]
 

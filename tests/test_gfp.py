@@ -135,7 +135,7 @@ def test_names_from_dump_table():
 
 
 @pytest.mark.vmcore
-@pytest.mark.parametrize("suite", ["bullseye", "bookworm", "trixie"])
+@pytest.mark.parametrize("suite", ["bullseye", "bookworm", "trixie", "trixie-backports"])
 def test_tables_equal_the_dumps_own_gfpflag_names(vmcore, suite):
     """The kernel's gfpflag_names[] (mm/debug.c) read from a real Debian dump is
     exactly the table chosen for its release: same names, masks and order."""
