@@ -1017,6 +1017,34 @@ class Fixture:
         return truthmod.Truth(self.truth_dir)
 
 
+PRINTK_REPLAY = "** replaying previous printk message **"
+
+
+def drop_printk_replays(text):
+    """The console transcript without the lines printk printed twice.
+
+    When a console is taken over while it prints a record (7.3 under load;
+    kernel/printk/printk.c console_prepend_replay()), the new owner prints
+    the marker line PRINTK_REPLAY and then the whole record again: the
+    line before the marker is the cut first copy, a prefix of the line
+    after it.  That cut copy and the marker are dropped; a marker whose
+    previous line is not such a prefix (the record had not begun) is
+    dropped alone.  The stored serial.log keeps every line."""
+    lines = text.split("\n")
+    out = []
+    for i, ln in enumerate(lines):
+        core = ln.rstrip("\r")
+        if core.endswith(PRINTK_REPLAY):
+            cut = core[:-len(PRINTK_REPLAY)]
+            after = lines[i + 1].rstrip("\r") if i + 1 < len(lines) else ""
+            if not cut.strip() and out and out[-1].rstrip("\r") and \
+                    after.startswith(out[-1].rstrip("\r")):
+                out.pop()
+            continue
+        out.append(ln)
+    return "\n".join(out)
+
+
 def fixture_key(kernel, scenario, memory_mb, cpus, cmdline):
     h = hashlib.sha256()
     for part in (FORMAT_VERSION, kernel.suite, kernel.version,
@@ -1148,7 +1176,10 @@ def _build_into(out, kernel, suite, scenario, sopts, key, memory_mb, cpus,
             if (tmp / "serial.log").exists():
                 shutil.copyfile(tmp / "serial.log", out / "serial.log")
         # truth first: a broken console transcript should fail early
-        truthmod.split_serial(out / "serial.log", out / "truth")
+        clean = tmp / "serial.clean"
+        clean.write_bytes(drop_printk_replays(
+            (out / "serial.log").read_bytes().decode("utf-8", "replace")).encode())
+        truthmod.split_serial(clean, out / "truth")
         t0 = time.monotonic()
         fix_elf_layout(elf)
         timings["elf_fixup"] = round(time.monotonic() - t0, 2)
