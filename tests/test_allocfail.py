@@ -177,10 +177,17 @@ def test_fixture_serial_logs_have_no_failures(vmcore, suite, scenario):
 
 
 @pytest.mark.vmcore
-def test_dump_log_through_target(vmcore):
-    fx = vmcore("bookworm", "memcg-churn")
+@pytest.mark.parametrize("suite", ["bookworm", "trixie-backports"])
+def test_dump_log_through_target(vmcore, suite):
+    fx = vmcore(suite, "memcg-churn")
     p = _run(["-c", str(fx.vmcore), "-s", str(fx.vmlinux), "--json"])
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert d["failures"] == []
     assert d["source"].startswith("kernel log of vmcore")
+    # the dump's kernel log holds the panic the serial console showed
+    serial = fx.serial_log.read_text(errors="replace")
+    assert "Kernel panic - not syncing: sysrq triggered crash" in serial
+    assert [o["message"] for o in d["oops"] if o["kind"] == "panic"] == \
+        ["Kernel panic - not syncing: sysrq triggered crash"]
+    assert {o["release"] for o in d["oops"]} == {fx.truth()["uname_r"]}
