@@ -37,6 +37,20 @@ def _load(name):
 truthmod = _load("truth")
 fixturelib = _load("fixturelib")
 
+def dying_removed(truth):
+    """Paths of the cgroups a scenario removed while charged that the kernel
+    still counts dying when the guest recorded its truth: all of them up to
+    6.12 (and on v1), none on a kernel whose cgroup.stat says 0 (7.3 hands
+    their pages to the parent and frees them; tests/test_fixtures_truth.py).
+    Anything else is not a state these scenarios leave, and fails."""
+    removed = [r["path"] for r in truth["removed_charged.tsv"]]
+    if truth["cgroup_mode"] != "v2":
+        return removed
+    n = truth["cgroup_stat"]["/"]["nr_dying_descendants"]
+    assert n in (0, len(removed)), (n, removed)
+    return removed[:n]
+
+
 NO_FIXTURES_REASON = ("CRASHEXT_NO_FIXTURES=1: real-dump fixtures "
                       "(tests/vmcore/build-fixture) disabled")
 

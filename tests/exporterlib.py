@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 
+from conftest import dying_removed
 from test_live_cgroupfs import materialize, nearest_visible
 
 PAGE = 4096
@@ -86,9 +87,7 @@ def expected_from_truth(truth):
         if k.startswith("compact_"):
             exp[_key("crashext_compaction_total", vmstat=k)] = v
     tree = truth["cgroup_tree.tsv"]
-    removed = [r["path"] for r in truth["removed_charged.tsv"]]
-    if truth["cgroup_mode"] == "v2" and truth["cgroup_stat"]["/"]["nr_dying_descendants"] == 0:
-        removed = []   # 7.3 frees what the scenario removed while charged
+    removed = dying_removed(truth)
     exp[_key("crashext_memcg_cgroups", state="online")] = len(tree)
     mem = truth["proc_cgroups"].get("memory")
     # 7.3 leaves memory out of /proc/cgroups: the v2 hierarchy's count

@@ -21,6 +21,8 @@ import sys
 
 import pytest
 
+from conftest import dying_removed
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = os.path.join(REPO, "tests", "data", "logs", "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
 COMMANDS = ["memcgids", "frag", "allocfail", "triage"]
@@ -62,12 +64,7 @@ def _drgn_e(fx, code, env=None, python=sys.executable, log_level="warning", targ
 
 
 def _dying_truth(fx):
-    """The memcgs removed while charged, where the kernel still counts them
-    dying (its cgroup.stat); 7.3 frees them (tests/test_fixtures_truth.py)."""
-    truth = fx.truth()
-    if truth["cgroup_stat"]["/"]["nr_dying_descendants"] == 0:
-        return set()
-    return {row["path"] for row in truth["removed_charged.tsv"]}
+    return set(dying_removed(fx.truth()))
 
 
 def _help_parts(help_text):

@@ -11,6 +11,7 @@ import posixpath
 
 import pytest
 
+from conftest import dying_removed
 from exporterlib import _key, parse_text, require_client
 
 pytestmark = pytest.mark.vmcore
@@ -46,9 +47,7 @@ def test_kernel_metrics_equal_the_guest(vmcore, suite):
     assert got[_key("crashext_memcg_cgroups", state="dying")] == dying
     # from the kernel a dying memcg counts under its real parent (dying or not):
     # the memcgs removed while charged, where the kernel counts them dying
-    removed = [r["path"] for r in truth["removed_charged.tsv"]]
-    assert dying in (0, len(removed))
-    here = collections.Counter(posixpath.dirname(p) for p in removed[:dying])
+    here = collections.Counter(posixpath.dirname(p) for p in dying_removed(truth))
     shown = {dict(k[1])["parent"]: v for k, v in got.items()
              if k[0] == "crashext_memcg_parent_cgroups" and dict(k[1])["state"] == "dying"}
     assert shown == dict(here)

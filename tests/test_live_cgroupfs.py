@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from conftest import dying_removed
 from crashext.errors import InputError
 from crashext.sources import cgroupfs
 
@@ -148,11 +149,8 @@ def test_sys_on_fixture_truth(vmcore, tmp_path, suite, scenario):
     rep = cgroupfs.read_cgroupfs(str(root), proc=str(proc))
     s = rep.summary
     tree = truth["cgroup_tree.tsv"]
-    # what the scenario removed while charged and the kernel still counts
-    # dying (none on 7.3, which frees them: tests/test_fixtures_truth.py)
-    removed = [r["path"] for r in truth["removed_charged.tsv"]]
-    if truth["cgroup_mode"] == "v2" and truth["cgroup_stat"]["/"]["nr_dying_descendants"] == 0:
-        removed = []
+    # what the scenario removed while charged and the kernel still counts dying
+    removed = dying_removed(truth)
     mem = truth["proc_cgroups"].get("memory")
     assert s["hierarchy"] == truth["cgroup_mode"]
     assert sorted(c.path for c in rep.cgroups) == sorted(r["path"] for r in tree)

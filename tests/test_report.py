@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 
 import browser
+from conftest import dying_removed
 from crashext import render
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -257,9 +258,7 @@ def test_dump_page_in_a_browser(vmcore, tmp_path, suite, scenario):
 
     # memcgs: the memcgs the scenario removed while charged are the dying ones
     # where the kernel's cgroup.stat counts them (7.3 frees them)
-    removed = [r["path"] for r in truth["removed_charged.tsv"]]
-    if truth["cgroup_stat"]["/"]["nr_dying_descendants"] == 0:
-        removed = []
+    removed = dying_removed(truth)
     mj = _json("memcgids", *src)["summary"]
     assert int(tree.find(id="mc-dying").all_text()) == len(removed) == mj["dying"]
     assert int(tree.find(id="mc-online").all_text()) == mj["online"]
