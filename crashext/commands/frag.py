@@ -99,10 +99,10 @@ def build(args, ctx) -> Dict[str, Any]:
     if args.sos:
         if ctx.has_target:
             raise InputError("give either --sos PATH or a kernel (-c/-k), not both")
-        from ..sources import sosreport
+        from ..sources import sosreport, sosviews
         # triage hands over the report it already opened
         sos = getattr(args, "sos_report", None) or sosreport.SosReport(args.sos)
-        pdir = sosreport.SosProcDir(sos)
+        pdir = sosviews.SosProcDir(sos)
         missing = [m for m in sos.missing() if m.split(" ")[0] in
                    ("proc/buddyinfo", "proc/zoneinfo", "proc/pagetypeinfo", "proc/vmstat")]
         report = fa.from_proc(pdir, release=args.release, all_zones=args.all,

@@ -250,11 +250,11 @@ def _run_sys(args, ctx) -> int:
 
     def read():
         if args.sos:
-            from ..sources import sosreport
+            from ..sources import sosreport, sosviews
             sos = sosreport.SosReport(args.sos)
             for p in sos.problems:
                 ctx.warn(p)
-            return sosreport.read_cgroups(sos, warn=warn)
+            return sosviews.read_cgroups(sos, warn=warn)
         return cgroupfs.read_cgroupfs(args.sys, proc=proc, warn=warn)
 
     if args.watch is not None:

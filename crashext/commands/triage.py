@@ -204,7 +204,7 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
     reclaim counters, cgroups) and fill the system facts the log lacked."""
     from . import frag as fragcmd
     from ..errors import CrashextError
-    from ..sources import sosreport
+    from ..sources import sosviews
     files, notes = sos.kernel_log_sources()
     sec: Dict[str, Any] = {"path": sos.path, "kind": sos.kind, "taken": sos.taken,
                            "label": sos.taken_label(), "release": sos.release(),
@@ -230,7 +230,7 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
         sec["errors"]["frag"] = str(exc)
     sec["meminfo"], sec["slab_top"] = _sos_memory(sos, sec["errors"])
     try:
-        cg = sosreport.read_cgroups(sos)
+        cg = sosviews.read_cgroups(sos)
         sec["cgroups"] = cg.summary
     except CrashextError as exc:
         sec["errors"]["cgroups"] = str(exc)

@@ -99,7 +99,7 @@ class LocalFs:
 
     A saved copy (anything outside ``/sys``) is a snapshot: its inode numbers
     are the copy's, not cgroup ids, so :meth:`ino` gives None there.
-    ``crashext.sources.sosreport.SosCgroupFs`` is the same interface over a
+    ``crashext.sources.sosviews.SosCgroupFs`` is the same interface over a
     sosreport directory or archive."""
 
     def __init__(self, path: str) -> None:

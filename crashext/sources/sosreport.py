@@ -40,8 +40,7 @@ from typing import IO, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InputError
 
-__all__ = ["SosReport", "SosProcDir", "SosCgroupFs", "read_cgroups", "PARTS", "LOG_FAMILIES", "is_sosreport_path",
-           "MEMBER_LIMIT"]
+__all__ = ["SosReport", "PARTS", "LOG_FAMILIES", "is_sosreport_path", "MEMBER_LIMIT"]
 
 #: What crashext reads from a sosreport, with what it is used for.
 PARTS: Tuple[Tuple[str, str], ...] = (
@@ -566,7 +565,3 @@ def _decompressed(raw: IO[bytes], rel: str) -> IO[bytes]:
         if head.startswith(magic):
             return cls(fileobj=buf)  # type: ignore[call-arg]
     return buf
-
-
-# the report's parts as the /proc and cgroupfs readers take them
-from .sosviews import SosCgroupFs, SosProcDir, read_cgroups  # noqa: E402,F401

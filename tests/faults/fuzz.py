@@ -90,7 +90,7 @@ def t_crash_session(data: bytes) -> None:
 def t_sosreport(data: bytes) -> None:
     """Bytes as a sosreport archive: index it, read every part, run the readers."""
     from crashext.analysis import frag as fa
-    from crashext.sources import sosreport
+    from crashext.sources import sosreport, sosviews
     fd, path = tempfile.mkstemp(suffix=".tar")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -102,8 +102,8 @@ def t_sosreport(data: bytes) -> None:
         for i, _ln in enumerate(sos.log_lines()):
             if i > 5000:
                 break
-        for fn in (lambda: sosreport.read_cgroups(sos),
-                   lambda: fa.from_proc(sosreport.SosProcDir(sos))):
+        for fn in (lambda: sosviews.read_cgroups(sos),
+                   lambda: fa.from_proc(sosviews.SosProcDir(sos))):
             try:
                 fn()
             except CrashextError:
