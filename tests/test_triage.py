@@ -16,6 +16,7 @@ import pytest
 
 from crashext.analysis import panic as panicmod
 from crashext.analysis.triage import triage
+from crashext.sources import crashlog
 from crashext.sources.logs import load_log
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,7 +99,7 @@ def test_log_system_and_panic(log_report):
 
 def test_crash_session_parsed():
     with open(_corpus(CRASH)) as f:
-        s = panicmod.parse_crash_session(f.read())
+        s = crashlog.parse_crash_session(f.read())
     assert s["sys"]["RELEASE"] == "3.10.0-693.2.2.el7.x86_64"
     assert len(s["bt"]["frames"]) == 14                 # #0 .. #13
     p = panicmod.panic_from_crash_session(s)

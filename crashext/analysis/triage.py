@@ -26,7 +26,7 @@ from .. import gfp as gfpmod
 from .. import kb as kbmod
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target
-from ..sources import logs, logscan
+from ..sources import crashlog, logs, logscan
 from ..sources.logs import LogLine
 from . import allocfail as allocmod
 from . import diagnosis as diagmod
@@ -200,7 +200,7 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
 
     session = None
     if crash_text is not None:
-        session = panicmod.parse_crash_session(crash_text, crash_name)
+        session = crashlog.parse_crash_session(crash_text, crash_name)
 
     # -- system ------------------------------------------------------------
     system: Dict[str, Any] = {"release": None, "machine": None, "hardware": None, "cpus": None,

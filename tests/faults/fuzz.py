@@ -83,7 +83,8 @@ def t_kb(data: bytes) -> None:
 
 def t_crash_session(data: bytes) -> None:
     from crashext.analysis import panic
-    s = panic.parse_crash_session(_text(data))
+    from crashext.sources import crashlog
+    s = crashlog.parse_crash_session(_text(data))
     panic.panic_from_crash_session(s)
 
 
