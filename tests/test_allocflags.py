@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from crashext import gfp as gfpmod
-from crashext.analysis import allocfail as af
 from crashext.analysis import allocflags as afl
+from crashext.analysis import zonecheck
 from crashext.sources.kmsg import AllocFailure, extract
 from crashext.sources import logs
 
@@ -140,7 +140,7 @@ def test_printed_highatomic_reserve_is_subtracted_without_reserve_rights():
     table, _ = gfpmod.table_for_release(rec.release)
 
     def check(mode):
-        rule, verdicts, _notes, flags = af.explain_request(
+        rule, verdicts, _notes, flags = zonecheck.explain_request(
             mode, rec.order, rec.zones, rec.buddy, table, rec.release, with_flags=True)
         return rule, {v.zone: v.verdict for v in verdicts}, flags
 
@@ -205,7 +205,7 @@ def test_verdict_changes_with_the_generation_on_real_zones():
     table = gfpmod.table_by_key("6.12")
 
     def normal(mode, release):
-        rule, verdicts, _n, flags = af.explain_request(
+        rule, verdicts, _n, flags = zonecheck.explain_request(
             mode, 9, rec.zones, rec.buddy, table, release, with_flags=True)
         return rule, {v.zone: v.verdict for v in verdicts}["Normal"], flags
 

@@ -5,7 +5,7 @@ For each block, per zone: free memory (the zone line's ``free``), the
 watermarks, ``lowmem_reserve``, the buddy line's free blocks per order and
 its printed total (checked against the sum of the blocks), the largest free
 order.  Then the watermark check re-run on those numbers
-(:func:`crashext.analysis.allocfail.explain_request`, the kernel's rule of
+(:func:`crashext.analysis.zonecheck.explain_request`, the kernel's rule of
 the release):
 
 - an OOM report: for its own request (``gfp_mask`` and ``order`` from the
@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from .. import gfp as gfpmod
 from ..sources.kmsg import AllocFailure, OomReport, record_when
 from ..sources.meminfo import ShowMem, largest_free_order
-from . import allocfail as af
+from . import zonecheck
 
 __all__ = ["zone_rows", "showmem_view", "oom_view", "timeline", "report_timeline", "block_kind",
            "conclusion", "zone_series"]
@@ -99,7 +99,7 @@ def _table(release: Optional[str]) -> gfpmod.GfpTable:
     return gfpmod.table_for_release(release)[0]
 
 
-def conclusion(verdicts: List["af.ZoneVerdict"], order: Optional[int]) -> Optional[str]:
+def conclusion(verdicts: List["zonecheck.ZoneVerdict"], order: Optional[int]) -> Optional[str]:
     """What the verdicts of one request add up to, in a sentence."""
     if not verdicts:
         return None
@@ -140,7 +140,7 @@ def showmem_view(rec, release: Optional[str], uts_version: Optional[str] = None
     first_fail = None
     for o in range(orders):
         try:
-            rule, verdicts, out = af.explain_request(gk, o, rec.zones, rec.buddy, table,
+            rule, verdicts, out = zonecheck.explain_request(gk, o, rec.zones, rec.buddy, table,
                                                      release, uts_version)
         except ValueError as exc:   # numbers a mangled log cannot give the check
             rule, verdicts, out = None, [], [f"watermark check not possible: {exc}"]
@@ -177,7 +177,7 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
     rule, verdicts, notes = (None, [], [])
     if rec.zones:
         try:
-            rule, verdicts, notes = af.explain_request(
+            rule, verdicts, notes = zonecheck.explain_request(
                 rec.gfp, rec.order, rec.zones, rec.buddy, table, release,
                 rec.uts_version if release == rec.release else None)
         except ValueError as exc:   # numbers a mangled log cannot give the check

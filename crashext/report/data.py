@@ -13,7 +13,7 @@ Where the fragmentation numbers come from, first that applies:
 - a kernel (dump, live, QEMU): the zones and, walked, the free lists per
   migrate type (:func:`frag.from_target`);
 - a log: the Mem-Info block of the last allocation failure that printed
-  one (zone and buddy lines, :func:`allocfail.mem_info_zones`); the buddy
+  one (zone and buddy lines, :func:`zonecheck.mem_info_zones`); the buddy
   line's letters tell only which migrate types had free blocks, so the
   bars are not split by type there.
 
@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..analysis import allocfail as allocmod
 from ..analysis import frag as fa
+from ..analysis import zonecheck
 from ..analysis.triage import log_source, triage
 from ..analysis.watermark import rule_for_release
 from ..errors import CrashextError, InputError
@@ -97,7 +98,7 @@ def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Opt
         rec = view.record
         if not rec.zones or not rec.buddy:
             continue
-        states, notes = allocmod.mem_info_zones(rec)
+        states, notes = zonecheck.mem_info_zones(rec)
         if not states:
             continue
         page_kb = rec.buddy[0].block_kb[0] if rec.buddy[0].block_kb else 4
