@@ -23,7 +23,7 @@ from ..sources.kmsg import Frame, OopsHeader, parse_frame
 from .system import panic_message
 
 __all__ = ["empty_panic", "panic_from_target", "panic_from_oops", "frame_from_log",
-           "panic_from_crash_session", "format_location"]
+           "panic_from_crash_session"]
 
 
 def empty_panic(source: str) -> Dict[str, Any]:
@@ -36,22 +36,6 @@ def empty_panic(source: str) -> Dict[str, Any]:
         "frames": [],            # [{"function", "offset", "pc", "file", "line", "exception", ...}]
         "errors": {},            # part -> one-line reason it could not be read
     }
-
-
-def format_location(rip: Optional[Dict[str, Any]]) -> str:
-    """``ida_simple_remove+0x41/0x50 at lib/idr.c:1157`` (parts that are known)."""
-    if not rip:
-        return "-"
-    text = rip.get("function") or (f"{rip['pc']:#x}" if rip.get("pc") is not None else "?")
-    if rip.get("function") and rip.get("offset") is not None:
-        text += f"+{rip['offset']:#x}"
-        if rip.get("size"):
-            text += f"/{rip['size']:#x}"
-    if rip.get("file"):
-        text += f" at {rip['file']}"
-        if rip.get("line"):
-            text += f":{rip['line']}"
-    return text
 
 
 # -- from a dump ----------------------------------------------------------------

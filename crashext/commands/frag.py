@@ -9,6 +9,7 @@ from .. import watch as watch_mod
 from ..analysis import frag as fa
 from ..analysis.watermark import RULES
 from ..errors import InputError
+from ..presentation import frag_verdict_line, snapshot_label
 from ..sources.procfs import ProcDir
 
 NAME = "frag"
@@ -210,41 +211,6 @@ def _summary(report, ver, orders: List[int], cz: int) -> Dict[str, Any]:
             "unknown": not ver}
 
 
-def _verdict_line(res: Dict[str, Any], page_size: int) -> str:
-    s = res["verdict"]
-    cz = res["classzone"]["name"] or res["classzone"]["index"]
-    head = f"rule {res['rule']}, zones up to {cz}"
-    if res["alloc_flags"]:
-        head += ", flags " + "|".join(res["alloc_flags"])
-    if s["unknown"]:
-        return f"VERDICT UNKNOWN: no zone with watermarks to check ({head})"
-    zones = {f"{z['node']}:{z['zone']}": z for z in res["zones"]}
-    if res["order"] is not None:
-        o = res["order"]
-        po = s["per_order"][str(o)]
-        size = render.human_bytes(page_size << o)
-        if po["ok"]:
-            where = po["min_pass_zones"][0]
-            v = zones[where]["verdicts"][str(o)]["min"]
-            kswapd = "" if po["low_pass_zones"] else "; below low in every zone: kswapd woken"
-            return (f"PASS: order-{o} ({size}) request passes the min watermark in Node "
-                    f"{where.replace(':', ' ')} ({v['reason']}){kswapd} [{head}]")
-        parts = []
-        for key in s["checked_zones"]:
-            v = zones[key]["verdicts"][str(o)]["min"]
-            parts.append(f"Node {key.replace(':', ' ')}: {v['reason']}")
-        return (f"FAIL: order-{o} ({size}) request fails the min watermark in every zone "
-                f"[{head}]: " + "; ".join(parts))
-    first = s["first_failing_order"]
-    if first is None:
-        top = max(int(o) for o in s["per_order"])
-        return (f"PASS: every order 0..{top} passes the min watermark in some zone [{head}]")
-    return (f"FAIL: orders {first} and above (>= {render.human_bytes(page_size << first)}) "
-            f"fail the min watermark in every zone; order {first - 1} is the largest that "
-            f"passes [{head}]" if first > 0 else
-            f"FAIL: even order 0 fails the min watermark in every zone [{head}]")
-
-
 def _watch_sample(res: Dict[str, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for z in res["zones"]:
@@ -293,7 +259,7 @@ def run(args, ctx) -> int:
         return 0
     out = ctx.out
     ps = res["page_size"]
-    out.write(_verdict_line(res, ps) + "\n")
+    out.write(frag_verdict_line(res, ps) + "\n")
     if res["rule_note"] and res["alloc_flags"]:
         # without ALLOC_* rights the candidate rules agree; with them, say it is a guess
         out.write(f"RULE: {res['rule_note']}\n")
@@ -302,7 +268,6 @@ def run(args, ctx) -> int:
     if res["live"]:
         out.write("LIVE: " + watch_mod.stamp_line(res["live"]) + "\n")
     if res.get("snapshot"):
-        from .memcgids import snapshot_label
         out.write("SNAPSHOT: " + snapshot_label(res["snapshot"]) + "\n")
     for z in res["zones"]:
         out.write("\n")

@@ -1,11 +1,10 @@
 """``memcgids``: every memory cgroup, online and dying, with its ids and kmem id anomalies."""
 
-from typing import Any, Dict
-
 from .. import render
 from .. import watch as watch_mod
 from ..analysis.memcg import ANOMALIES, memcg_scan
 from ..errors import InputError
+from ..presentation import kmem_ids_text, snapshot_label
 from ..progress import Progress
 from ..sources import cgroupfs
 
@@ -61,14 +60,6 @@ def add_arguments(parser) -> None:
 
 
 _dash = render.dash
-
-
-def kmem_ids_text(s: Dict[str, Any]) -> str:
-    """``16 in use, capacity 22 (memcg_nr_cache_ids)`` from a memcg summary;
-    ``-`` where the kernel has no such number (no per-id arrays since v5.18)."""
-    return (f"{_dash(s.get('kmem_ids_in_use'))} in use, capacity "
-            f"{_dash(s.get('kmem_id_capacity'))}"
-            + (f" ({s['kmem_id_capacity_symbol']})" if s.get("kmem_id_capacity_symbol") else ""))
 
 
 def _refs(m) -> str:
@@ -233,15 +224,6 @@ def _sys_summary(s) -> str:
     if s["walk_problem"]:
         pairs.append(("WALK", s["walk_problem"]))
     return render.kv_block(pairs)
-
-
-def snapshot_label(snap) -> str:
-    """When a saved tree was taken, and how that is known."""
-    start, end = snap.get("start"), snap.get("end")
-    if not start and not end:
-        return f"time unknown ({snap.get('how')})"
-    span = end if not start else (start if end in (None, start) else f"{start} .. {end}")
-    return f"taken {span} ({snap.get('how')}); not read now"
 
 
 def _run_sys(args, ctx) -> int:
