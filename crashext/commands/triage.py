@@ -88,7 +88,7 @@ def run(args, ctx) -> int:
             # a sosreport's parts are not wired into it yet
             raise InputError("--html does not take a sosreport yet: give its kernel log "
                              "with --log (and its proc/ with `crashext report --proc`)")
-        from .report import write_report
+        from ..report import write_report
         return write_report(ctx, args.html, log=args.log, kb=args.kb, crash_log=args.crash_log)
     lines, log_path = log_source(args.log)
     sos_files: List[str] = []
