@@ -181,9 +181,9 @@ def test_fixture_kernels(vmcore, suite, gen):
     uname = fx.truth()["uname_a"]
     release, version = uname.split()[2], " ".join(uname.split()[3:])
     assert afl.generation(release, version).name == gen
-    from crashext.analysis import frag as fa
+    from crashext.analysis import buddy_read
     from crashext.sources import procfs
-    text = fa.from_proc(procfs.ProcDir(str(fx.truth_dir)))
+    text = buddy_read.from_proc(procfs.ProcDir(str(fx.truth_dir)))
     assert text.release == release and text.rule == afl.WATERMARK_RULE[gen]
     p = _cli("frag", "--json", "-c", str(fx.vmcore), "-s", str(fx.vmlinux))
     assert p.returncode == 0, p.stderr

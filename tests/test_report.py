@@ -398,10 +398,10 @@ def test_thirteen_orders_readable(tmp_path):
     and its bar label, and the picture fits the page (checked by screenshot)."""
     from crashext.report import plots
     nr = [5000, 2100, 900, 400, 150, 60, 30, 12, 6, 3, 2, 1, 1]
-    from crashext.analysis import frag as fa
+    from crashext.analysis import buddy
     zone = {"node": 0, "zone": "Normal", "nr_free": nr, "free_by_migratetype": {
         "MIGRATE_UNMOVABLE": [n // 5 for n in nr], "MIGRATE_MOVABLE": [n - n // 5 for n in nr]},
-        "unusable_index": [fa.unusable_index(nr, o) for o in range(13)],
+        "unusable_index": [buddy.unusable_index(nr, o) for o in range(13)],
         "passes": [{"order": o, "min": o < 9, "low": o < 8} for o in range(13)]}
     svg = plots.zone_figure(zone, 16384, 11, "0:Normal")
     texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)

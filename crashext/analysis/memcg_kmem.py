@@ -111,15 +111,9 @@ def _release_at_least(release: str, want: Tuple[int, int]) -> bool:
 
 
 def largest_free_order(t: Target) -> Tuple[Optional[int], Optional[str]]:
-    """From the buddy-allocator analysis, if it exists: (order, why not)."""
+    """:func:`crashext.analysis.buddy_read.largest_free_order`: (order, why not)."""
+    from . import buddy_read
     try:
-        from . import frag  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "frag analysis not available"
-    fn = getattr(frag, "largest_free_order", None)
-    if fn is None:
-        return None, "frag analysis has no largest_free_order()"
-    try:
-        return fn(t), None
+        return buddy_read.largest_free_order(t), None
     except CrashextError as exc:
         return None, exc.one_line()

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import render
 from .. import watch as watch_mod
-from ..analysis import frag as fa
+from ..analysis import buddy, buddy_read
 from ..analysis.watermark import RULES
 from ..errors import InputError
 from ..presentation import frag_verdict_line, snapshot_label
@@ -106,7 +106,7 @@ def build(args, ctx) -> Dict[str, Any]:
         pdir = sosviews.SosProcDir(sos)
         missing = [m for m in sos.missing() if m.split(" ")[0] in
                    ("proc/buddyinfo", "proc/zoneinfo", "proc/pagetypeinfo", "proc/vmstat")]
-        report = fa.from_proc(pdir, release=args.release, all_zones=args.all,
+        report = buddy_read.from_proc(pdir, release=args.release, all_zones=args.all,
                               page_size=getattr(args, "page_size", None))
         report.errors[:0] = sos.problems + [f"{m}: missing from the sosreport" for m in missing]
         snapshot = dict(sos.taken)
@@ -114,7 +114,7 @@ def build(args, ctx) -> Dict[str, Any]:
         if ctx.has_target:
             raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
         pdir = ProcDir(args.proc)
-        report = fa.from_proc(pdir, release=args.release, all_zones=args.all,
+        report = buddy_read.from_proc(pdir, release=args.release, all_zones=args.all,
                               page_size=getattr(args, "page_size", None))
         if not pdir.live:
             snapshot = pdir.snapshot()
@@ -122,23 +122,23 @@ def build(args, ctx) -> Dict[str, Any]:
         if not ctx.has_target:
             raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
         t = ctx.target()
-        report = fa.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
+        report = buddy_read.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
                                 err=ctx.err)
         if t.is_live and any(z.walk_errors for z in report.zones):
             # a block allocated while its free list was walked: read once more
-            report = fa.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
+            report = buddy_read.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
                                     err=ctx.err)
     if not report.zones:
         raise InputError(f"{report.source}: no populated zones found")
     if args.order is not None and not 0 <= args.order < report.orders:
         raise InputError(f"--order {args.order} out of range: this kernel has orders "
                          f"0..{report.orders - 1}")
-    cz = fa.classzone_index(report, args.classzone)
+    cz = buddy.classzone_index(report, args.classzone)
     orders = [args.order] if args.order is not None else list(range(report.orders))
-    ver = fa.verdicts(report, orders, cz, **flags)
+    ver = buddy.verdicts(report, orders, cz, **flags)
     zones = []
     for z in report.zones:
-        d = fa.zone_json(z, report.page_size)
+        d = buddy.zone_json(z, report.page_size)
         if not args.migratetypes and not args.proc:
             d["free_by_migratetype"] = None
         v = ver.get(z.key)
@@ -325,7 +325,7 @@ def _zone_block(out, z: Dict[str, Any], ps: int, res: Dict[str, Any], args) -> N
             if {"migratetype": m, "order": o} in z["migratetype_capped"]:
                 val = ">" + val
             row.append(val)
-        row += [fa.format_index(z["unusable_index"][o]), fa.format_index(z["extfrag_index"][o])]
+        row += [buddy.format_index(z["unusable_index"][o]), buddy.format_index(z["extfrag_index"][o])]
         if ver:
             vo = ver.get(str(o))
             row += [("PASS" if vo["low"]["ok"] else "FAIL") if vo else "-",

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ..analysis import frag as fa
+from ..analysis import buddy_read
 from ..analysis.memcg import memcg_scan
 from ..errors import CrashextError
 from ..sources import cgroupfs
@@ -94,9 +94,9 @@ class KernelCache:
                 memcg = _memcg_counts(t)  # a memcg freed mid-walk: once more
             fr = None
             if self.frag:
-                fr = fa.from_target(t, progress=False)
+                fr = buddy_read.from_target(t, progress=False)
                 if t.is_live and any(z.walk_errors for z in fr.zones):
-                    fr = fa.from_target(t, progress=False)
+                    fr = buddy_read.from_target(t, progress=False)
             data = {"memcg": memcg, "frag": fr, "release": t.release, "source": t.source}
             with self._lock:
                 self.data, self.error = data, None
@@ -227,7 +227,7 @@ class Collector:
         return out
 
     def _buddy(self) -> List:
-        rep = fa.from_proc(ProcDir(self.proc), release=self.release)
+        rep = buddy_read.from_proc(ProcDir(self.proc), release=self.release)
         if not rep.zones:
             raise CrashextError(f"{self.proc}: no populated zones in buddyinfo")
         self._info = (rep.release, rep.rule, rep.source)

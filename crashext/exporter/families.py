@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from .. import gfp as gfpmod
-from ..analysis import frag as fa
+from ..analysis import buddy
 from ..analysis import allocflags as afl
 from ..analysis.vmstat import parse_vmstat  # noqa: F401  (one /proc/vmstat reader; collector uses it here)
 from ..analysis.memcg import ANOMALIES
@@ -181,8 +181,8 @@ def gfp_flags(release: Optional[str], rule: str, cls: str, order: int,
     return afl.alloc_flags(mask, order, table, gen or rule).kwargs()
 
 
-def frag_families(rep: "fa.FragReport") -> List:
-    """From a :class:`~crashext.analysis.frag.FragReport` (``/proc`` text or drgn)."""
+def frag_families(rep: "buddy.FragReport") -> List:
+    """From a :class:`~crashext.analysis.buddy.FragReport` (``/proc`` text or drgn)."""
     ps = rep.page_size
     blocks = GaugeMetricFamily("crashext_buddy_free_blocks",
                                "Free blocks in the buddy allocator per zone and order "
@@ -218,8 +218,8 @@ def frag_families(rep: "fa.FragReport") -> List:
         lab = [str(st.node), st.name]
         for o, n in enumerate(st.nr_free):
             blocks.add_metric(lab + [str(o)], n)
-            unusable.add_metric(lab + [str(o)], fa.unusable_index(st.nr_free, o) / 1000.0)
-            extfrag.add_metric(lab + [str(o)], fa.fragmentation_index(st.nr_free, o) / 1000.0)
+            unusable.add_metric(lab + [str(o)], buddy.unusable_index(st.nr_free, o) / 1000.0)
+            extfrag.add_metric(lab + [str(o)], buddy.fragmentation_index(st.nr_free, o) / 1000.0)
         for mt, counts in sorted((st.free_by_mt or {}).items()):
             for o, n in enumerate(counts):
                 bymt.add_metric(lab + [str(o), _mt_label(mt)], n)
@@ -232,7 +232,7 @@ def frag_families(rep: "fa.FragReport") -> List:
                 marks.add_metric(lab + [k], v * ps)
     fams = [blocks, bymt, unusable, extfrag, free, managed, marks]
     try:
-        cz = fa.classzone_index(rep, None)
+        cz = buddy.classzone_index(rep, None)
     except Exception:  # no zones to pick from: no verdicts
         return fams
     best = -1
@@ -247,7 +247,7 @@ def frag_families(rep: "fa.FragReport") -> List:
     return fams
 
 
-def _verdict_families(rep: "fa.FragReport", cz: int) -> List:
+def _verdict_families(rep: "buddy.FragReport", cz: int) -> List:
     ok = GaugeMetricFamily("crashext_watermark_ok",
                            "1 if an order-N request of the GFP class would pass the min "
                            "watermark in some zone it may use, now (the kernel's "
@@ -259,7 +259,7 @@ def _verdict_families(rep: "fa.FragReport", cz: int) -> List:
     orders = list(range(min(rep.orders, MAX_VERDICT_ORDER + 1)))
     for cls in GFP_CLASSES:
         for o in orders:
-            ver = fa.verdicts(rep, [o], cz, marks=("min",), **gfp_flags(rep.release, rep.rule,
+            ver = buddy.verdicts(rep, [o], cz, marks=("min",), **gfp_flags(rep.release, rep.rule,
                                                                          cls, o, rep.uts_version))
             if not ver:
                 continue

@@ -2,16 +2,16 @@
 
 :func:`assemble` runs the analyses once -- :func:`crashext.analysis.triage.triage`
 for the verdict, system, panic, allocation failures and memcgs (its result
-dict is used through its existing keys), :mod:`crashext.analysis.frag` for
+dict is used through its existing keys), :mod:`crashext.analysis.buddy_read` for
 the free lists -- and adds what only the report shows: per-order watermark
 passes for every zone, the log's events on one time axis and the largest
 free order each Mem-Info block printed.
 
 Where the fragmentation numbers come from, first that applies:
 
-- ``--proc DIR``: buddyinfo, zoneinfo, pagetypeinfo (:func:`frag.from_proc`);
+- ``--proc DIR``: buddyinfo, zoneinfo, pagetypeinfo (:func:`buddy_read.from_proc`);
 - a kernel (dump, live, QEMU): the zones and, walked, the free lists per
-  migrate type (:func:`frag.from_target`);
+  migrate type (:func:`buddy_read.from_target`);
 - a log: the Mem-Info block of the last allocation failure that printed
   one (zone and buddy lines, :func:`zonecheck.mem_info_zones`); the buddy
   line's letters tell only which migrate types had free blocks, so the
@@ -24,7 +24,7 @@ reason in place of the picture.
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..analysis import allocfail as allocmod
-from ..analysis import frag as fa
+from ..analysis import buddy, buddy_read
 from ..analysis import zonecheck
 from ..analysis.triage import log_source, triage
 from ..analysis.watermark import rule_for_release
@@ -92,7 +92,7 @@ def _failed_order(tri: Optional[Dict[str, Any]]) -> Optional[int]:
 
 # -- fragmentation ---------------------------------------------------------------
 
-def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Optional[int], str]:
+def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[buddy.FragReport], Optional[int], str]:
     """A FragReport of the last failure's Mem-Info block, its class zone, and why not."""
     for view in reversed(rep.failures):
         rec = view.record
@@ -115,11 +115,11 @@ def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Opt
             notes.append("the buddy lines' letters (U, M, E, ...) say which migrate types had "
                          "free blocks at each order, not how many: the bars are not split by type")
         when = f" at [{rec.ts:.6f}]" if rec.ts is not None else ""
-        report = fa.FragReport(
+        report = buddy.FragReport(
             source=f"kernel log: Mem-Info of {rec.comm}'s order-{rec.order} failure{when}",
             release=view.release, rule=rule, orders=max(len(s.nr_free) for s in states),
             page_size=page_kb * 1024, migratetypes=[],
-            zones=[fa.ZoneInfo(state=s) for s in states], zone_types=[], errors=list(notes),
+            zones=[buddy.ZoneInfo(state=s) for s in states], zone_types=[], errors=list(notes),
             page_size_source=("the buddy line's order-0 block size" if rec.buddy[0].block_kb
                               else "assumed 4 KiB: the buddy line gives no block size"))
         cz = view.zone_verdicts[0].classzone_idx if view.zone_verdicts else None
@@ -135,12 +135,12 @@ def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Opt
     cz: Optional[int] = None
     try:
         if proc_dir:
-            report = fa.from_proc(ProcDir(proc_dir), release=release)
+            report = buddy_read.from_proc(ProcDir(proc_dir), release=release)
         elif target is not None:
-            report = fa.from_target(target, migratetypes=True, progress=False, err=err)
+            report = buddy_read.from_target(target, migratetypes=True, progress=False, err=err)
             if target.is_live and any(z.walk_errors for z in report.zones):
                 # a block allocated while its list was walked: read once more (as frag does)
-                report = fa.from_target(target, migratetypes=True, progress=False, err=err)
+                report = buddy_read.from_target(target, migratetypes=True, progress=False, err=err)
         elif rep is not None:
             report, cz, why = _log_frag(rep)
             if report is None:
@@ -157,12 +157,12 @@ def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Opt
     if not zones_in:
         return {"error": f"{report.source}: no populated zones"}
     if cz is None:
-        cz = fa.classzone_index(report, None)
+        cz = buddy.classzone_index(report, None)
     orders = list(range(report.orders))
-    ver = fa.verdicts(report, orders, cz)
+    ver = buddy.verdicts(report, orders, cz)
     zones = []
     for z in zones_in:
-        d = fa.zone_json(z, report.page_size)
+        d = buddy.zone_json(z, report.page_size)
         v = ver.get(z.key)
         st = z.state
         reserve = (st.lowmem_reserve[cz] if st.lowmem_reserve and cz < len(st.lowmem_reserve)

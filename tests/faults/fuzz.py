@@ -90,7 +90,7 @@ def t_crash_session(data: bytes) -> None:
 
 def t_sosreport(data: bytes) -> None:
     """Bytes as a sosreport archive: index it, read every part, run the readers."""
-    from crashext.analysis import frag as fa
+    from crashext.analysis import buddy_read
     from crashext.sources import sosreport, sosviews
     fd, path = tempfile.mkstemp(suffix=".tar")
     try:
@@ -104,7 +104,7 @@ def t_sosreport(data: bytes) -> None:
             if i > 5000:
                 break
         for fn in (lambda: sosviews.read_cgroups(sos),
-                   lambda: fa.from_proc(sosviews.SosProcDir(sos))):
+                   lambda: buddy_read.from_proc(sosviews.SosProcDir(sos))):
             try:
                 fn()
             except CrashextError:
