@@ -143,7 +143,16 @@ def _mt_names(t: Target, nlists: int) -> List[str]:
 
 def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
                 progress: bool = True, err=None) -> FragReport:
-    """Read every online node's zones from ``t``."""
+    """Read every online node's zones from ``t``; on a live kernel once more
+    when a block was allocated while its free list was walked (a walk error)."""
+    report = _from_target(t, migratetypes, all_zones, progress, err)
+    if t.is_live and any(z.walk_errors for z in report.zones):
+        report = _from_target(t, migratetypes, all_zones, progress, err)
+    return report
+
+
+def _from_target(t: Target, migratetypes: bool, all_zones: bool, progress: bool,
+                 err) -> FragReport:
     rd = _ZoneReader(t)
     zone_types = [n for n, _ in sorted(t.enum_constants("enum zone_type").items(),
                                        key=lambda kv: kv[1]) if n != "MAX_NR_ZONES"]

@@ -123,11 +123,7 @@ def build(args, ctx) -> Dict[str, Any]:
             raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
         t = ctx.target()
         report = buddy_read.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
-                                err=ctx.err)
-        if t.is_live and any(z.walk_errors for z in report.zones):
-            # a block allocated while its free list was walked: read once more
-            report = buddy_read.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
-                                    err=ctx.err)
+                                        err=ctx.err)
     if not report.zones:
         raise InputError(f"{report.source}: no populated zones found")
     if args.order is not None and not 0 <= args.order < report.orders:

@@ -95,8 +95,6 @@ class KernelCache:
             fr = None
             if self.frag:
                 fr = buddy_read.from_target(t, progress=False)
-                if t.is_live and any(z.walk_errors for z in fr.zones):
-                    fr = buddy_read.from_target(t, progress=False)
             data = {"memcg": memcg, "frag": fr, "release": t.release, "source": t.source}
             with self._lock:
                 self.data, self.error = data, None

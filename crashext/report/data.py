@@ -138,9 +138,6 @@ def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Opt
             report = buddy_read.from_proc(ProcDir(proc_dir), release=release)
         elif target is not None:
             report = buddy_read.from_target(target, migratetypes=True, progress=False, err=err)
-            if target.is_live and any(z.walk_errors for z in report.zones):
-                # a block allocated while its list was walked: read once more (as frag does)
-                report = buddy_read.from_target(target, migratetypes=True, progress=False, err=err)
         elif rep is not None:
             report, cz, why = _log_frag(rep)
             if report is None:
