@@ -2,12 +2,12 @@
 indices; and whether an order-N allocation would pass each zone's watermark."""
 
 import argparse
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .. import render
 from .. import watch as watch_mod
-from ..analysis import buddy, buddy_read
-from ..analysis.watermark import RULES
+from ..analysis import buddy
+from ..analysis.fragmentation import FragOptions, fragmentation
 from ..errors import InputError
 from ..presentation import frag_verdict_line, snapshot_label
 from ..sources.procfs import ProcDir
@@ -89,124 +89,6 @@ def _short(mt: str) -> str:
     return mt[8:].capitalize() if mt.startswith("MIGRATE_") else mt
 
 
-def build(args, ctx) -> Dict[str, Any]:
-    """Run the analysis and return the JSON-shaped result (also used by tables)."""
-    flags = _parse_flags(args.alloc_flags)
-    snapshot = None
-    pdir: Any = None
-    missing: List[str] = []
-    if args.proc and args.sos:
-        raise InputError("give either --proc DIR or --sos PATH, not both")
-    if args.sos:
-        if ctx.has_target:
-            raise InputError("give either --sos PATH or a kernel (-c/-k), not both")
-        from ..sources import sosreport, sosviews
-        # triage hands over the report it already opened
-        sos = getattr(args, "sos_report", None) or sosreport.SosReport(args.sos)
-        pdir = sosviews.SosProcDir(sos)
-        missing = [m for m in sos.missing() if m.split(" ")[0] in
-                   ("proc/buddyinfo", "proc/zoneinfo", "proc/pagetypeinfo", "proc/vmstat")]
-        report = buddy_read.from_proc(pdir, release=args.release, all_zones=args.all,
-                              page_size=getattr(args, "page_size", None))
-        report.errors[:0] = sos.problems + [f"{m}: missing from the sosreport" for m in missing]
-        snapshot = dict(sos.taken)
-    elif args.proc:
-        if ctx.has_target:
-            raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
-        pdir = ProcDir(args.proc)
-        report = buddy_read.from_proc(pdir, release=args.release, all_zones=args.all,
-                              page_size=getattr(args, "page_size", None))
-        if not pdir.live:
-            snapshot = pdir.snapshot()
-    else:
-        if not ctx.has_target:
-            raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
-        t = ctx.target()
-        report = buddy_read.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
-                                        err=ctx.err)
-    if not report.zones:
-        raise InputError(f"{report.source}: no populated zones found")
-    if args.order is not None and not 0 <= args.order < report.orders:
-        raise InputError(f"--order {args.order} out of range: this kernel has orders "
-                         f"0..{report.orders - 1}")
-    cz = buddy.classzone_index(report, args.classzone)
-    orders = [args.order] if args.order is not None else list(range(report.orders))
-    ver = buddy.verdicts(report, orders, cz, **flags)
-    zones = []
-    for z in report.zones:
-        d = buddy.zone_json(z, report.page_size)
-        if not args.migratetypes and not args.proc:
-            d["free_by_migratetype"] = None
-        v = ver.get(z.key)
-        d["verdicts"] = None if v is None else {
-            str(o): {m: vv.to_json() for m, vv in per.items()} for o, per in v.items()}
-        zones.append(d)
-    summary = _summary(report, ver, orders, cz)
-    reclaim = _reclaim(args, ctx, pdir if (args.proc or args.sos) else None, report.errors)
-    live = None
-    if not args.proc and not args.sos and ctx.target().is_live:
-        live = watch_mod.live_stamp(ctx.target())
-    return {
-        "live": live, "snapshot": snapshot,
-        "source": report.source, "release": report.release, "rule": report.rule,
-        "rule_covers": RULES[report.rule], "rule_note": report.rule_note,
-        "orders": report.orders,
-        "page_size": report.page_size, "page_size_source": report.page_size_source,
-        "migratetypes": report.migratetypes,
-        "classzone": {"index": cz, "name": _zone_name(report, cz)},
-        "alloc_flags": sorted(flags), "order": args.order,
-        "verdict": summary, "zones": zones, "errors": report.errors,
-        "reclaim": reclaim,
-    }
-
-
-def _reclaim(args, ctx, pdir, errors: List[str]) -> Optional[Dict[str, Any]]:
-    """Compaction and reclaim counters: /proc/vmstat of the text, or the kernel's."""
-    from ..analysis import vmstat
-    from ..errors import CrashextError
-    if pdir is not None:
-        text = pdir.read("vmstat")
-        if not text:
-            errors.append("no vmstat: compaction and reclaim counters unknown")
-            return None
-        return vmstat.summary(vmstat.parse_vmstat(text), "vmstat")
-    try:
-        counters = vmstat.from_target(ctx.target())
-    except CrashextError as exc:
-        errors.append(f"compaction and reclaim counters: {exc}")
-        return None
-    if not counters:
-        return None
-    return vmstat.summary(counters, "vm_event_states (per-CPU, summed)")
-
-
-def _zone_name(report, idx: int) -> Optional[str]:
-    for z in report.zones:
-        if z.state.index == idx:
-            return z.state.name
-    if report.zone_types and idx < len(report.zone_types):
-        return report.zone_types[idx][5:].capitalize()
-    return None
-
-
-def _summary(report, ver, orders: List[int], cz: int) -> Dict[str, Any]:
-    """Per order: passes min somewhere (allocation can succeed without
-    reclaim), passes low somewhere (no kswapd wakeup needed)."""
-    per_order = {}
-    # the zonelist is tried from the classzone downwards (Normal, DMA32, DMA)
-    idx = {z.key: (z.state.index or 0) for z in report.zones}
-    ver = dict(sorted(ver.items(), key=lambda kv: (-idx.get(kv[0], 0), kv[0][0])))
-    for o in orders:
-        min_pass = [f"{k[0]}:{k[1]}" for k, per in ver.items() if o in per and per[o]["min"].ok]
-        low_pass = [f"{k[0]}:{k[1]}" for k, per in ver.items() if o in per and per[o]["low"].ok]
-        per_order[str(o)] = {"min_pass_zones": min_pass, "low_pass_zones": low_pass,
-                             "ok": bool(min_pass)}
-    failing = [o for o in orders if not per_order[str(o)]["ok"]]
-    return {"checked_zones": [f"{k[0]}:{k[1]}" for k in ver], "per_order": per_order,
-            "ok": not failing and bool(ver), "first_failing_order": failing[0] if failing else None,
-            "unknown": not ver}
-
-
 def _watch_sample(res: Dict[str, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for z in res["zones"]:
@@ -218,6 +100,34 @@ def _watch_sample(res: Dict[str, Any]) -> Dict[str, Any]:
     s = res["verdict"]
     out["first failing order"] = s["first_failing_order"]
     return out
+
+
+def _result(args, ctx) -> Dict[str, Any]:
+    """The options and the source the arguments name, and the analysis of it."""
+    flags = _parse_flags(args.alloc_flags)
+    if args.proc and args.sos:
+        raise InputError("give either --proc DIR or --sos PATH, not both")
+    opts = FragOptions(order=args.order, classzone=args.classzone, alloc_flags=flags,
+                       migratetypes=args.migratetypes, all_zones=args.all,
+                       release=args.release, page_size=getattr(args, "page_size", None))
+    source: Any
+    if args.sos:
+        if ctx.has_target:
+            raise InputError("give either --sos PATH or a kernel (-c/-k), not both")
+        from ..sources import sosreport
+        source = sosreport.SosReport(args.sos)
+    elif args.proc:
+        if ctx.has_target:
+            raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
+        source = ProcDir(args.proc)
+    else:
+        if not ctx.has_target:
+            raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
+        source = ctx.target()
+    res = fragmentation(source, opts, err=ctx.err)
+    if not args.proc and not args.sos and ctx.target().is_live:
+        res["live"] = watch_mod.live_stamp(ctx.target())
+    return res
 
 
 def run(args, ctx) -> int:
@@ -235,19 +145,19 @@ def run(args, ctx) -> int:
         if not args.proc and ctx.has_target and not ctx.target().is_live:
             raise InputError("--watch needs a running kernel (-k, --qemu) or --proc DIR; "
                              "a dump does not change")
-        first = build(args, ctx)
+        first = _result(args, ctx)
         for e in first["errors"]:
             ctx.warn(e)
         pending = [first]
 
         def sample():
-            res = pending.pop() if pending else build(args, ctx)
+            res = pending.pop() if pending else _result(args, ctx)
             return _watch_sample(res)
 
         return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
                                header=f"free lists of {first['source']}", json_lines=args.json,
                                err=ctx.err)
-    res = build(args, ctx)
+    res = _result(args, ctx)
     for e in res["errors"]:
         ctx.warn(e)
     if args.json:

@@ -1,6 +1,5 @@
 """``triage``: why did this kernel crash -- verdict first, then the evidence."""
 
-import argparse
 import itertools
 import os
 from typing import Any, Dict, Iterable, Iterator, List, Optional
@@ -155,7 +154,7 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
     """Add the ``sosreport`` section (snapshot time, parts present and
     missing, the /proc memory state with frag's verdict, compaction and
     reclaim counters, cgroups) and fill the system facts the log lacked."""
-    from . import frag as fragcmd
+    from ..analysis.fragmentation import FragOptions, fragmentation
     from ..errors import CrashextError
     from ..sources import sosviews
     files, notes = sos.kernel_log_sources()
@@ -164,11 +163,8 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
                            "hostname": sos.hostname(), "missing": sos.missing(),
                            "log_files": files, "log_notes": notes, "frag": None,
                            "reclaim": None, "cgroups": None, "errors": {}}
-    fargs = argparse.Namespace(order=None, migratetypes=False, all=False, proc=None,
-                               sos=sos.path, sos_report=sos, release=None, classzone=None,
-                               alloc_flags="", watch=None, count=None, log=None)
     try:
-        res = fragcmd.build(fargs, ctx)
+        res = fragmentation(sos, FragOptions(), err=ctx.err)
         sec["frag"] = {"verdict": frag_verdict_line(res, res["page_size"]),
                        "rule": res["rule"], "summary": res["verdict"],
                        "zones": [{"node": z["node"], "zone": z["zone"],
