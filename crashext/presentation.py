@@ -2,8 +2,7 @@
 
 The lines the ``triage`` text and Markdown, the HTML report and the crash
 and drgn commands share: a panic's location and frames, the panic and memory
-evidence, the kmem ids of a memcg summary, when a saved snapshot was taken,
-and frag's verdict line.  Each takes the plain data an analysis returned
+evidence, the kmem ids of a memcg summary, when a saved snapshot was taken.  Each takes the plain data an analysis returned
 (its ``--json`` shape) and returns text; nothing here reads a kernel or a
 file, and nothing prints.
 """
@@ -15,7 +14,7 @@ from .render import dash
 from .sources import kmsg
 
 __all__ = ["MARKS", "SHOW_FAILURES", "format_location", "frame_text", "evidence_lines",
-           "kmem_ids_text", "snapshot_label", "frag_verdict_line"]
+           "kmem_ids_text", "snapshot_label"]
 
 #: the mark of a knowledge-base element's status in text and in the page
 MARKS = {"matched": "+", "unmatched": "-", "unknown": "?"}
@@ -180,38 +179,3 @@ def snapshot_label(snap) -> str:
     return f"taken {span} ({snap.get('how')}); not read now"
 
 
-def frag_verdict_line(res: Dict[str, Any], page_size: int) -> str:
-    """frag's first line, from its result (the ``--json`` shape): PASS or FAIL
-    for the order asked, or for every order, with the rule and zones checked."""
-    s = res["verdict"]
-    cz = res["classzone"]["name"] or res["classzone"]["index"]
-    head = f"rule {res['rule']}, zones up to {cz}"
-    if res["alloc_flags"]:
-        head += ", flags " + "|".join(res["alloc_flags"])
-    if s["unknown"]:
-        return f"VERDICT UNKNOWN: no zone with watermarks to check ({head})"
-    zones = {f"{z['node']}:{z['zone']}": z for z in res["zones"]}
-    if res["order"] is not None:
-        o = res["order"]
-        po = s["per_order"][str(o)]
-        size = render.human_bytes(page_size << o)
-        if po["ok"]:
-            where = po["min_pass_zones"][0]
-            v = zones[where]["verdicts"][str(o)]["min"]
-            kswapd = "" if po["low_pass_zones"] else "; below low in every zone: kswapd woken"
-            return (f"PASS: order-{o} ({size}) request passes the min watermark in Node "
-                    f"{where.replace(':', ' ')} ({v['reason']}){kswapd} [{head}]")
-        parts = []
-        for key in s["checked_zones"]:
-            v = zones[key]["verdicts"][str(o)]["min"]
-            parts.append(f"Node {key.replace(':', ' ')}: {v['reason']}")
-        return (f"FAIL: order-{o} ({size}) request fails the min watermark in every zone "
-                f"[{head}]: " + "; ".join(parts))
-    first = s["first_failing_order"]
-    if first is None:
-        top = max(int(o) for o in s["per_order"])
-        return (f"PASS: every order 0..{top} passes the min watermark in some zone [{head}]")
-    return (f"FAIL: orders {first} and above (>= {render.human_bytes(page_size << first)}) "
-            f"fail the min watermark in every zone; order {first - 1} is the largest that "
-            f"passes [{head}]" if first > 0 else
-            f"FAIL: even order 0 fails the min watermark in every zone [{head}]")

@@ -1,7 +1,9 @@
 """Presentation: aligned tables, JSON, human units and bars.
 
-Analyses return plain data; only this module and the command modules turn it
-into text, so every number is testable without parsing output.
+Analyses return plain data; this module, :mod:`crashext.presentation` and
+the command modules turn it into text, so every number is testable without
+parsing output.  Byte counts are written by :func:`crashext.units.human_bytes`
+(here as ``render.human_bytes`` for the tables).
 """
 
 import json
@@ -9,6 +11,8 @@ import math
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, TextIO
 
 from tabulate import tabulate
+
+from .units import human_bytes
 
 __all__ = ["table", "write_table", "write_json", "Rows", "human_bytes", "bar", "kv_block",
            "dash"]
@@ -187,23 +191,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-
-
-def human_bytes(n: Optional[float]) -> str:
-    """``1536`` -> ``1.5 KiB``; whole numbers of a unit print without decimals."""
-    if n is None:
-        return "-"
-    n = float(n)
-    i = 0
-    while abs(n) >= 1024 and i < len(_UNITS) - 1:
-        n /= 1024
-        i += 1
-    if n == int(n):
-        return f"{int(n)} {_UNITS[i]}"
-    return f"{n:.1f} {_UNITS[i]}"
 
 
 def bar(value: float, maximum: float, width: int = 20) -> str:

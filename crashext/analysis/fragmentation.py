@@ -16,10 +16,11 @@ from ..kernel.target import Target
 from ..sources.procfs import ProcDir
 from ..sources.sosreport import SosReport
 from ..sources.sosviews import SosProcDir
+from ..units import human_bytes
 from . import buddy, buddy_read, vmstat
 from .watermark import RULES
 
-__all__ = ["FragOptions", "fragmentation", "SOS_PARTS"]
+__all__ = ["FragOptions", "fragmentation", "verdict_line", "SOS_PARTS"]
 
 #: the parts of a sosreport fragmentation reads (a missing one is said)
 SOS_PARTS = ("proc/buddyinfo", "proc/zoneinfo", "proc/pagetypeinfo", "proc/vmstat")
@@ -145,3 +146,40 @@ def _zone_name(report: buddy.FragReport, idx: int) -> Optional[str]:
     if report.zone_types and idx < len(report.zone_types):
         return report.zone_types[idx][5:].capitalize()
     return None
+
+
+def verdict_line(res: Dict[str, Any], page_size: int) -> str:
+    """frag's first line, from a :func:`fragmentation` result: PASS or FAIL for
+    the order asked, or for every order, with the rule and zones checked."""
+    s = res["verdict"]
+    cz = res["classzone"]["name"] or res["classzone"]["index"]
+    head = f"rule {res['rule']}, zones up to {cz}"
+    if res["alloc_flags"]:
+        head += ", flags " + "|".join(res["alloc_flags"])
+    if s["unknown"]:
+        return f"VERDICT UNKNOWN: no zone with watermarks to check ({head})"
+    zones = {f"{z['node']}:{z['zone']}": z for z in res["zones"]}
+    if res["order"] is not None:
+        o = res["order"]
+        po = s["per_order"][str(o)]
+        size = human_bytes(page_size << o)
+        if po["ok"]:
+            where = po["min_pass_zones"][0]
+            v = zones[where]["verdicts"][str(o)]["min"]
+            kswapd = "" if po["low_pass_zones"] else "; below low in every zone: kswapd woken"
+            return (f"PASS: order-{o} ({size}) request passes the min watermark in Node "
+                    f"{where.replace(':', ' ')} ({v['reason']}){kswapd} [{head}]")
+        parts = []
+        for key in s["checked_zones"]:
+            v = zones[key]["verdicts"][str(o)]["min"]
+            parts.append(f"Node {key.replace(':', ' ')}: {v['reason']}")
+        return (f"FAIL: order-{o} ({size}) request fails the min watermark in every zone "
+                f"[{head}]: " + "; ".join(parts))
+    first = s["first_failing_order"]
+    if first is None:
+        top = max(int(o) for o in s["per_order"])
+        return (f"PASS: every order 0..{top} passes the min watermark in some zone [{head}]")
+    return (f"FAIL: orders {first} and above (>= {human_bytes(page_size << first)}) "
+            f"fail the min watermark in every zone; order {first - 1} is the largest that "
+            f"passes [{head}]" if first > 0 else
+            f"FAIL: even order 0 fails the min watermark in every zone [{head}]")

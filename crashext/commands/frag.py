@@ -7,9 +7,9 @@ from typing import Any, Dict, Optional
 from .. import render
 from .. import watch as watch_mod
 from ..analysis import buddy
-from ..analysis.fragmentation import FragOptions, fragmentation
+from ..analysis.fragmentation import FragOptions, fragmentation, verdict_line
 from ..errors import InputError
-from ..presentation import frag_verdict_line, snapshot_label
+from ..presentation import snapshot_label
 from ..sources.procfs import ProcDir
 
 NAME = "frag"
@@ -165,7 +165,7 @@ def run(args, ctx) -> int:
         return 0
     out = ctx.out
     ps = res["page_size"]
-    out.write(frag_verdict_line(res, ps) + "\n")
+    out.write(verdict_line(res, ps) + "\n")
     if res["rule_note"] and res["alloc_flags"]:
         # without ALLOC_* rights the candidate rules agree; with them, say it is a guess
         out.write(f"RULE: {res['rule_note']}\n")

@@ -8,7 +8,7 @@ from .. import render
 from ..render import dash
 from ..analysis.triage import log_source, triage
 from ..errors import InputError
-from ..presentation import MARKS, evidence_lines, frag_verdict_line
+from ..presentation import MARKS, evidence_lines
 from ..sources import logs
 
 NAME = "triage"
@@ -154,7 +154,7 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
     """Add the ``sosreport`` section (snapshot time, parts present and
     missing, the /proc memory state with frag's verdict, compaction and
     reclaim counters, cgroups) and fill the system facts the log lacked."""
-    from ..analysis.fragmentation import FragOptions, fragmentation
+    from ..analysis.fragmentation import FragOptions, fragmentation, verdict_line
     from ..errors import CrashextError
     from ..sources import sosviews
     files, notes = sos.kernel_log_sources()
@@ -165,7 +165,7 @@ def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> Non
                            "reclaim": None, "cgroups": None, "errors": {}}
     try:
         res = fragmentation(sos, FragOptions(), err=ctx.err)
-        sec["frag"] = {"verdict": frag_verdict_line(res, res["page_size"]),
+        sec["frag"] = {"verdict": verdict_line(res, res["page_size"]),
                        "rule": res["rule"], "summary": res["verdict"],
                        "zones": [{"node": z["node"], "zone": z["zone"],
                                   "free_pages": z["free_pages"],
