@@ -34,7 +34,7 @@ import re
 import pytest
 
 from crashext.analysis.kbmatch import _allocfail_ok, held_back_zones
-from crashext.analysis.triage import triage
+from crashext.analysis.triage import TriageInputs, triage
 from crashext.kb import LogPattern, load_kb
 from crashext.sources.logs import load_log
 
@@ -113,9 +113,9 @@ def _reports():
             path = os.path.join("/work/shared/corpus", name)
         if name.endswith(".text"):
             with open(path, encoding="utf-8") as f:
-                out[name] = triage(texts=f.read().splitlines())
+                out[name] = triage(TriageInputs(texts=f.read().splitlines()))
         else:
-            out[name] = triage(log_lines=load_log(path))
+            out[name] = triage(TriageInputs(log_lines=load_log(path)))
     return out
 
 

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from crashext.analysis import panic as panicmod
-from crashext.analysis.triage import triage
+from crashext.analysis.triage import TriageInputs, triage
 from crashext.sources import crashlog
 from crashext.sources.logs import load_log
 
@@ -42,7 +42,7 @@ def run_cli(*args):
 
 @pytest.fixture(scope="module")
 def log_report():
-    return triage(log_lines=load_log(_corpus(LOG)))
+    return triage(TriageInputs(log_lines=load_log(_corpus(LOG))))
 
 
 def test_log_names_the_seed_bug_first(log_report):
@@ -115,8 +115,8 @@ def test_crash_session_parsed():
 
 
 def test_crash_log_adds_panic_string_and_bt():
-    rep = triage(log_lines=load_log(_corpus(LOG)),
-                 crash_text=open(_corpus(CRASH)).read())
+    rep = triage(TriageInputs(log_lines=load_log(_corpus(LOG)),
+                              crash_text=open(_corpus(CRASH)).read()))
     assert rep["verdict"]["matches"][0]["id"] == SEED
     p = rep["panic"]
     assert p["source"] == "crash-log" and p["panic"] == "kernel BUG at lib/idr.c:1157!"
@@ -127,7 +127,7 @@ def test_crash_log_adds_panic_string_and_bt():
 
 
 def test_crash_log_alone_leaves_log_elements_unknown():
-    rep = triage(crash_text=open(_corpus(CRASH)).read())
+    rep = triage(TriageInputs(crash_text=open(_corpus(CRASH)).read()))
     top = rep["verdict"]["matches"][0]
     assert top["id"] == SEED
     st = {e["element"]: e["status"] for e in top["elements"]}
@@ -187,7 +187,7 @@ _DATA = os.path.join(_HERE, "data", "logs")
 def test_every_real_log_gives_a_report(name):
     """Each public log in tests/data/logs: a report, no crash; the seed's bug is
     matched by none of them (none has its panic string)."""
-    rep = triage(log_lines=load_log(os.path.join(_DATA, name)))
+    rep = triage(TriageInputs(log_lines=load_log(os.path.join(_DATA, name))))
     assert SEED not in [m["id"] for m in rep["verdict"]["matches"]]
     raw = "".join(ln for ln in open(os.path.join(_DATA, name), errors="replace")
                   if not ln.startswith("# source:"))
@@ -206,7 +206,7 @@ def test_vmalloc_failure_has_no_order():
         "[    1.000000] insmod: vmalloc: allocation failure: 4096 bytes, "
         "mode:0xcc0(GFP_KERNEL), nodemask=(null)",
         "[    1.000001] CPU: 0 PID: 5 Comm: insmod Not tainted 5.10.0-30-amd64 #1 Debian"]))
-    rep = triage(log_lines=lines)
+    rep = triage(TriageInputs(log_lines=lines))
     (f,) = rep["memory"]["allocation_failures"]
     assert (f["kind"], f["size"], f["order"], f["pid"]) == ("vmalloc", 4096, None, 5)
     seed = next(r for r in rep["verdict"]["not_matched"] if r["id"] == SEED)
@@ -240,7 +240,7 @@ def test_mutilated_seed_log_never_breaks_triage(data):
         out.append(ln)
         if op == "twice":
             out.append(ln)
-    rep = triage(log_lines=list(logsmod.normalize(out)))
+    rep = triage(TriageInputs(log_lines=list(logsmod.normalize(out))))
     assert rep["verdict"]["headline"]
     for m in rep["verdict"]["matches"]:
         assert m["score"] <= 1.0
@@ -271,7 +271,7 @@ def test_failures_beyond_the_kept_ones_still_count(monkeypatch):
     order-6 failure) is still the evidence the seed's entry matches on."""
     from crashext.analysis import triage as triagemod
     monkeypatch.setattr(triagemod, "KEEP_FAILURES", 0)
-    rep = triage(log_lines=load_log(_corpus(LOG)))
+    rep = triage(TriageInputs(log_lines=load_log(_corpus(LOG))))
     assert rep["memory"]["allocation_failures"] == [] and rep["memory"]["failures_not_kept"] == 1
     top = rep["verdict"]["matches"][0]
     st = {e["element"]: e["status"] for e in top["elements"]}

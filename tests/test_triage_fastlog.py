@@ -1,8 +1,9 @@
 """triage --log FILE reads a log the fast way (logscan.gated_kernel_log):
 only lines that can hold a record or match a knowledge-base regex are
 decoded.  Everything here compares it with the plain reading of every line
-(triage(log_lines=logs.kernel_log(path))), which is what the report is
-defined by, on real logs and on random ones built to hit the edges."""
+(``triage(TriageInputs(log_lines=logs.kernel_log(path)))``), which is what
+the report is defined by, on real logs and on random ones built to hit the
+edges."""
 
 import glob
 import io
@@ -15,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from crashext import render
 from crashext.analysis import allocfail as allocmod
-from crashext.analysis.triage import LogScan, triage
+from crashext.analysis.triage import LogScan, TriageInputs, triage
 from crashext.errors import InputError
 from crashext.sources import logs, logscan
 from crashext.sources.literals import required_literals
@@ -34,8 +35,8 @@ def _json(rep) -> str:
 def _both(path):
     def run(fast):
         try:
-            return _json(triage(log_path=path) if fast
-                         else triage(log_lines=logs.kernel_log(path)))
+            return _json(triage(TriageInputs(log_path=path)) if fast
+                         else triage(TriageInputs(log_lines=logs.kernel_log(path))))
         except InputError as exc:
             return f"InputError: {exc}"
     return run(False), run(True)
@@ -148,11 +149,11 @@ def test_last_timestamp_comes_from_lines_that_were_skipped():
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
         f.write(text)
     try:
-        rep = triage(log_path=f.name)
+        rep = triage(TriageInputs(log_path=f.name))
         # 99999.125 s after boot, as the report writes an uptime
         assert rep["system"]["uptime"] == "1 days, 03:46:39"
         assert rep["system"]["sources"]["uptime"] == "log (last timestamp)"
-        assert _json(rep) == _json(triage(log_lines=logs.kernel_log(f.name)))
+        assert _json(rep) == _json(triage(TriageInputs(log_lines=logs.kernel_log(f.name))))
     finally:
         os.unlink(f.name)
 

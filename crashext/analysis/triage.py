@@ -20,6 +20,8 @@ no log) is reported as unknown and does not count either way.
 Everything returned is plain data; the ``triage`` command renders it.
 """
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import gfp as gfpmod
@@ -28,12 +30,14 @@ from ..errors import CrashextError, InputError
 from ..kernel.target import Target
 from ..sources import crashlog, logs, logscan
 from ..sources.logs import LogLine
+from ..sources.sosreport import SosReport
 from . import allocfail as allocmod
 from . import diagnosis as diagmod
 from .meminfo import report_timeline as meminfo_timeline
 from . import panic as panicmod
 from .kbmatch import (STATUS_MATCHED, STATUS_UNKNOWN, STATUS_UNMATCHED, Evidence,  # noqa: F401
                       evaluate, evaluate_precursor)
+from .sos_memory import sos_section
 from .system import panic_string
 
 # the kernel log's evidence lives in triage_log.py (re-exported here)
@@ -110,14 +114,9 @@ def _section(fn, *args):
         return None, f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine]] = None,
-           crash_text: Optional[str] = None, crash_name: str = "crash log",
-           kb_dirs: Optional[Sequence[str]] = None,
-           entries: Optional[List["kbmod.Entry"]] = None,
-           log_sink: Optional[List["allocmod.AllocReport"]] = None,
-           texts: Optional[Iterable[str]] = None,
-           log_path: Optional[str] = None) -> Dict[str, Any]:
-    """The triage report of whatever is given (at least one source).
+@dataclass
+class TriageInputs:
+    """What :func:`triage` is given (at least one of the sources).
 
     ``log_lines``: the kernel log as text, normalised (``logs.kernel_log``,
     read once, streaming); without it a dump's own log is read.
@@ -132,82 +131,163 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
     ``kubectl describe``, a sosreport's proc/cgroups), read after the kernel
     log, for the entries' ``source = "text"`` elements: failures the kernel
     does not print (a cgroup mkdir refused with ENOMEM or ENOSPC).
+    ``sos``: a sosreport (its kernel log given as ``log_lines``): its /proc
+    and cgroups when it was taken make the ``sosreport`` section.
     """
-    log_given = log_lines is not None or log_path is not None
-    if target is None and not log_given and crash_text is None and texts is None:
+
+    target: Optional[Target] = None
+    log_lines: Optional[Iterable[LogLine]] = None
+    log_path: Optional[str] = None
+    crash_text: Optional[str] = None
+    crash_name: str = "crash log"
+    texts: Optional[Iterable[str]] = None
+    kb_dirs: Optional[Sequence[str]] = None
+    entries: Optional[List["kbmod.Entry"]] = None
+    log_sink: Optional[List["allocmod.AllocReport"]] = None
+    sos: Optional[SosReport] = None
+
+    @property
+    def log_given(self) -> bool:
+        return self.log_lines is not None or self.log_path is not None
+
+
+@dataclass
+class _Log:
+    """The log section: the shared analysis of the kernel log (None without
+    one), its knowledge-base scan, and the scan of the user-space text."""
+
+    rep: Optional["allocmod.AllocReport"]
+    scan: LogScan
+    text_scan: Optional[LogScan]
+
+
+def triage(inp: TriageInputs) -> Dict[str, Any]:
+    """The triage report of whatever ``inp`` gives, section by section; each
+    section that cannot be had says why in ``errors`` (the report's, or its
+    section's own)."""
+    if inp.target is None and not inp.log_given and inp.crash_text is None \
+            and inp.texts is None and inp.sos is None:
         raise InputError("nothing to triage: give a dump (-c VMCORE -s VMLINUX), --log FILE, "
                          "--crash-log FILE or --text FILE")
+    no_log = inp.sos is not None and not inp.log_given and inp.crash_text is None
+    if no_log:
+        # a sosreport without a kernel log: an empty log, said to be missing below
+        inp = dataclasses.replace(inp, log_lines=iter(()))
     errors: Dict[str, str] = {}
-    if entries is None:
-        problems: List[str] = []
-        entries = kbmod.load_kb(kb_dirs, problems=problems)
-        if problems:
-            errors["kb"] = "; ".join(problems)
-    sources = []
-    if target is not None:
-        sources.append(target.source)
-    if log_given:
-        sources.append("kernel log")
-    if crash_text is not None:
-        sources.append(crash_name)
-    if texts is not None:
-        sources.append("user-space text")
+    entries = _knowledge_base(inp, errors)
+    log = _log_section(inp, entries, errors)
+    session = (crashlog.parse_crash_session(inp.crash_text, inp.crash_name)
+               if inp.crash_text is not None else None)
+    system = _system_section(inp.target, log.rep, log.scan, session, errors)
+    pan = _panic_section(inp.target, log.rep, session, system, errors)
+    memory, extra = _memory_section(log.rep, errors)
+    mev = _memcg_section(inp.target, memory)
+    ev = _evidence(inp, log, system, pan, memory, extra, mev, errors)
+    verdict = _verdict_section(entries, ev, pan, memory, log)
+    report = {"sources": _sources(inp), "system": system, "panic": pan, "memory": memory,
+              "verdict": verdict, "errors": errors}
+    if no_log:
+        errors["log"] = ("the sosreport has no kernel log (sos_commands/kernel/dmesg, "
+                         "var/log/kern.log, var/log/messages)")
+    if inp.sos is not None:
+        sos_section(report, inp.sos)
+    return report
 
-    # the kernel log: the given text, else the dump's own
-    lines = log_lines
-    if lines is None and target is not None and not target.is_live:
-        lines, why = _section(lambda: list(logs.from_records(target.log_records())))
+
+def _knowledge_base(inp: TriageInputs, errors: Dict[str, str]) -> List["kbmod.Entry"]:
+    """The entries given, else the knowledge base loaded (its problems in ``errors``)."""
+    if inp.entries is not None:
+        return inp.entries
+    problems: List[str] = []
+    entries = kbmod.load_kb(inp.kb_dirs, problems=problems)
+    if problems:
+        errors["kb"] = "; ".join(problems)
+    return entries
+
+
+def _sources(inp: TriageInputs) -> List[str]:
+    sources = []
+    if inp.target is not None:
+        sources.append(inp.target.source)
+    if inp.log_given:
+        sources.append("kernel log")
+    if inp.crash_text is not None:
+        sources.append(inp.crash_name)
+    if inp.texts is not None:
+        sources.append("user-space text")
+    return sources
+
+
+# -- log ----------------------------------------------------------------------------
+
+def _log_section(inp: TriageInputs, entries: List["kbmod.Entry"],
+                 errors: Dict[str, str]) -> _Log:
+    """The kernel log (the one given, else the dump's own) through the shared
+    analysis, scanned for the knowledge base's regexes; then the user-space
+    text scanned for its text regexes.  An unusable log or text file
+    (InputError) stops triage."""
+    t = inp.target
+    lines = inp.log_lines
+    if lines is None and t is not None and not t.is_live:
+        lines, why = _section(lambda: list(logs.from_records(t.log_records())))
         if why:
             errors["log"] = f"cannot read the dump's kernel log: {why}"
     release_hint = gfp_names = None
-    if target is not None:
-        release_hint = _section(lambda: target.release)[0]
-        gfp_names = _section(gfpmod.names_from_target, target)[0]
-    rep = None
+    if t is not None:
+        release_hint = _section(lambda: t.release)[0]
+        gfp_names = _section(gfpmod.names_from_target, t)[0]
     regexes = [lp for e in entries for lp in e.signature.log + (e.precursor.log if e.precursor
                                                                   else []) if lp.kind == "regex"]
     scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "kernel"}
                           | set(diagmod.SCAN_PATTERNS)))
+    rep = _scan_log(inp, lines, scan, release_hint, gfp_names)
+    text_scan = None
+    if inp.texts is not None:
+        text_scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "text"}))
+        for _ in text_scan.watch(LogLine(None, t_, n, None, False)
+                                 for n, t_ in enumerate(inp.texts, 1)):
+            pass
+    return _Log(rep, scan, text_scan)
+
+
+def _scan_log(inp: TriageInputs, lines: Optional[Iterable[LogLine]], scan: LogScan,
+              release_hint: Optional[str], gfp_names) -> Optional["allocmod.AllocReport"]:
+    """The shared log analysis of ``lines`` (or of the file ``inp.log_path``,
+    read the fast way), or None without a log."""
     gate = facts = None
-    if lines is None and log_path is not None:
-        # not in _section: an unusable log file (InputError) stops triage
+    if lines is None and inp.log_path is not None:
         gate, facts = logs.Gate(), logscan.ScanFacts()
-        lines = logscan.gated_kernel_log(log_path, gate, scan.patterns + [_BANNER.pattern],
+        lines = logscan.gated_kernel_log(inp.log_path, gate, scan.patterns + [_BANNER.pattern],
                                          facts)
         if lines is None:   # a regex without a literal to search for: every line
             gate = facts = None
-            lines = logs.kernel_log(log_path)
-    if lines is not None:
-        # not in _section: an unusable log file (InputError) stops triage
-        rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES, gate=gate)
-        if facts is not None:
-            scan.last_ts = facts.last_ts   # the skipped lines' too
-        if log_sink is not None:
-            log_sink.append(rep)
-        if log_given and release_hint and rep.releases \
-                and release_hint not in rep.releases:
-            raise InputError(f"the log is of kernel {', '.join(rep.releases)} but the dump runs "
-                             f"{release_hint}: give the dump's own log (vmcore-dmesg.txt) or "
-                             "leave --log out to read the log inside the dump")
+            lines = logs.kernel_log(inp.log_path)
+    if lines is None:
+        return None
+    rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES, gate=gate)
+    if facts is not None:
+        scan.last_ts = facts.last_ts   # the skipped lines' too
+    if inp.log_sink is not None:
+        inp.log_sink.append(rep)
+    if inp.log_given and release_hint and rep.releases and release_hint not in rep.releases:
+        raise InputError(f"the log is of kernel {', '.join(rep.releases)} but the dump runs "
+                         f"{release_hint}: give the dump's own log (vmcore-dmesg.txt) or "
+                         "leave --log out to read the log inside the dump")
+    return rep
 
-    text_scan = None
-    if texts is not None:
-        # not in _section: an unreadable text file (InputError) stops triage
-        text_scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "text"}))
-        for _ in text_scan.watch(LogLine(None, t, n, None, False)
-                                 for n, t in enumerate(texts, 1)):
-            pass
 
-    session = None
-    if crash_text is not None:
-        session = crashlog.parse_crash_session(crash_text, crash_name)
+# -- system ---------------------------------------------------------------------------
 
-    # -- system ------------------------------------------------------------
+def _system_section(t: Optional[Target], rep: Optional["allocmod.AllocReport"], scan: LogScan,
+                    session: Optional[Dict[str, Any]], errors: Dict[str, str]) -> Dict[str, Any]:
+    """Release, machine, CPUs, memory, uptime: from the log, then the dump,
+    then crash's sys (each later source wins); the panic facts come with the
+    panic section."""
     system: Dict[str, Any] = {"release": None, "machine": None, "hardware": None, "cpus": None,
                               "memory_bytes": None, "uptime": None, "panic_time": None,
                               "panic": None, "nodename": None, "sources": {}}
     if rep is not None:
-        ls, why = _section(log_system, scan, rep)
+        ls, _why = _section(log_system, scan, rep)
         if ls:
             for k in ("release", "machine", "hardware", "memory_bytes"):
                 if ls[k] is not None:
@@ -216,21 +296,8 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             if ls["uptime_seconds"] is not None:
                 system["uptime"] = _fmt_uptime(ls["uptime_seconds"])
                 system["sources"]["uptime"] = "log (last timestamp)"
-    if target is not None:
-        from .system import system_info
-        si, why = _section(system_info, target)
-        if why:
-            errors["system"] = why
-        else:
-            for k in ("release", "machine", "cpus", "memory_bytes", "nodename"):
-                if si.get(k) is not None:
-                    system[k] = si[k]
-                    system["sources"][k] = "dump"
-            if si.get("uptime_seconds") is not None:
-                system["uptime"] = _fmt_uptime(si["uptime_seconds"])
-                system["sources"]["uptime"] = "dump"
-            for k, v in si.get("errors", {}).items():
-                errors[f"system.{k}"] = v
+    if t is not None:
+        _system_from_dump(t, system, errors)
     if session is not None:
         s = session["sys"]
         for key, field_ in (("RELEASE", "release"), ("MACHINE", "machine"), ("CPUS", "cpus"),
@@ -241,15 +308,40 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
                 system["sources"][field_] = "crash sys"
         if s.get("WARNING"):
             system["crash_warning"] = s["WARNING"]
+    return system
 
-    # -- panic --------------------------------------------------------------
-    # one panic string for every source: crash's sys PANIC if a transcript
-    # says it, else the log's headers (system.panic_string)
+
+def _system_from_dump(t: Target, system: Dict[str, Any], errors: Dict[str, str]) -> None:
+    from .system import system_info
+    si, why = _section(system_info, t)
+    if why:
+        errors["system"] = why
+        return
+    for k in ("release", "machine", "cpus", "memory_bytes", "nodename"):
+        if si.get(k) is not None:
+            system[k] = si[k]
+            system["sources"][k] = "dump"
+    if si.get("uptime_seconds") is not None:
+        system["uptime"] = _fmt_uptime(si["uptime_seconds"])
+        system["sources"]["uptime"] = "dump"
+    for k, v in si.get("errors", {}).items():
+        errors[f"system.{k}"] = v
+
+
+# -- panic ------------------------------------------------------------------------------
+
+def _panic_section(t: Optional[Target], rep: Optional["allocmod.AllocReport"],
+                   session: Optional[Dict[str, Any]], system: Dict[str, Any],
+                   errors: Dict[str, str]) -> Optional[Dict[str, Any]]:
+    """The panicking task, backtrace and exception RIP: from the dump, else
+    crash's transcript, else the log's oops header; one panic string for
+    every source (crash's sys PANIC if a transcript says it, else the log's
+    headers: system.panic_string), also set in ``system``."""
     oops = cause_header(rep) if rep is not None else None
     log_panic = panic_string(rep.oops) if rep is not None else None
     pan = None
-    if target is not None and not target.is_live:
-        pan, why = _section(panicmod.panic_from_target, target, log_panic)
+    if t is not None and not t.is_live:
+        pan, why = _section(panicmod.panic_from_target, t, log_panic)
         if why:
             errors["panic"] = why
     if pan is None and session is not None:
@@ -273,54 +365,75 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         if system["panic_time"] is None and pan.get("time") is not None:
             system["panic_time"] = f"{_fmt_ts(pan['time'])} s after boot"
             system["sources"]["panic_time"] = "log"
+    return pan
 
-    # -- memory ---------------------------------------------------------------
+
+# -- memory -------------------------------------------------------------------------------
+
+def _memory_section(rep: Optional["allocmod.AllocReport"], errors: Dict[str, str]
+                    ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The log's allocation failures with their zone verdicts, OOM reports,
+    show_mem dumps and the Mem-Info timeline; and, beyond the failures kept,
+    the last failure of each group (still evidence for the knowledge base)."""
     memory: Dict[str, Any] = {"allocation_failures": [], "zone_verdicts": [], "memcg": None,
                               "errors": {}}
-    if rep is not None:
-        for view in rep.failures:
-            memory["allocation_failures"].append(allocation_failure(view))
-            zv, why = _section(zone_summary, view)
-            if why:
-                memory["errors"][f"zone_verdicts[{len(memory['zone_verdicts'])}]"] = why
-                zv = {"order": view.record.order, "zones": [], "conclusion": None, "error": why}
-            zv["comm"] = view.record.comm
-            zv["time"] = view.record.ts
-            memory["zone_verdicts"].append(zv)
-        if rep.warnings:
-            memory["log_warnings"] = list(rep.warnings)
-        # every other Mem-Info block of the log (analysis/meminfo.py, issue 16)
-        memory["oom_reports"] = rep.oom_views
-        memory["show_mem"] = rep.showmem_views
-        memory["mem_info_timeline"] = meminfo_timeline(rep)
-        memory["failures_not_kept"] = rep.dropped
-        # beyond the kept ones, the last failure of each group still counts as evidence
-        kept = {id(v) for v in rep.failures}
-        extra = []
-        for g in rep.groups:
-            if g.last_view is not None and id(g.last_view) not in kept:
-                f = allocation_failure(g.last_view)
-                zs = _section(zone_summary, g.last_view)[0] or {}
-                f["zones"], f["held_back"] = zs.get("class"), zs.get("held_back")
-                extra.append(f)
-    else:
-        extra = []
+    if rep is None:
         memory["errors"]["allocation_failures"] = errors.get("log", "no kernel log")
-    mev = None
-    if target is not None:
-        mev, why = _section(memcg_evidence, target)
+        return memory, []
+    for view in rep.failures:
+        memory["allocation_failures"].append(allocation_failure(view))
+        zv, why = _section(zone_summary, view)
         if why:
-            memory["errors"]["memcg"] = why
-        memory["memcg"] = mev
-    else:
-        memory["errors"]["memcg"] = "no dump: memcg state is not in a log"
+            memory["errors"][f"zone_verdicts[{len(memory['zone_verdicts'])}]"] = why
+            zv = {"order": view.record.order, "zones": [], "conclusion": None, "error": why}
+        zv["comm"] = view.record.comm
+        zv["time"] = view.record.ts
+        memory["zone_verdicts"].append(zv)
+    if rep.warnings:
+        memory["log_warnings"] = list(rep.warnings)
+    # every other Mem-Info block of the log (analysis/meminfo.py, issue 16)
+    memory["oom_reports"] = rep.oom_views
+    memory["show_mem"] = rep.showmem_views
+    memory["mem_info_timeline"] = meminfo_timeline(rep)
+    memory["failures_not_kept"] = rep.dropped
+    kept = {id(v) for v in rep.failures}
+    extra = []
+    for g in rep.groups:
+        if g.last_view is not None and id(g.last_view) not in kept:
+            f = allocation_failure(g.last_view)
+            zs = _section(zone_summary, g.last_view)[0] or {}
+            f["zones"], f["held_back"] = zs.get("class"), zs.get("held_back")
+            extra.append(f)
+    return memory, extra
 
-    # -- verdict ------------------------------------------------------------------
+
+# -- memcg --------------------------------------------------------------------------------
+
+def _memcg_section(t: Optional[Target], memory: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The dump's memcg evidence, kept in ``memory["memcg"]`` (None without a dump)."""
+    if t is None:
+        memory["errors"]["memcg"] = "no dump: memcg state is not in a log"
+        return None
+    mev, why = _section(memcg_evidence, t)
+    if why:
+        memory["errors"]["memcg"] = why
+    memory["memcg"] = mev
+    return mev
+
+
+# -- evidence and verdict -------------------------------------------------------------------
+
+def _evidence(inp: TriageInputs, log: _Log, system: Dict[str, Any],
+              pan: Optional[Dict[str, Any]], memory: Dict[str, Any],
+              extra: List[Dict[str, Any]], mev: Optional[Dict[str, Any]],
+              errors: Dict[str, str]) -> Evidence:
+    """What the knowledge base's elements are matched against; what could not
+    be checked says why."""
     ev = Evidence()
     ev.release = system["release"]
     if pan is not None:
         ev.panic = pan.get("panic")
-        ev.panic_known = ev.panic is not None or rep is not None
+        ev.panic_known = ev.panic is not None or log.rep is not None
         if pan.get("rip") and pan["rip"].get("function"):
             ev.rip_function = pan["rip"]["function"]
             ev.rip_known = True
@@ -328,27 +441,37 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             ev.rip_known = True  # a backtrace without an exception frame: no exception RIP
         if pan.get("frames"):
             ev.frames = [f["function"] for f in pan["frames"] if f.get("function")]
-    if rep is not None:
-        ev.log_hits = scan.hits
+    if log.rep is not None:
+        ev.log_hits = log.scan.hits
         ev.allocfails = [dict(f, zones=zv.get("class"), held_back=zv.get("held_back"))
                          for f, zv in zip(memory["allocation_failures"],
                                           memory["zone_verdicts"])] + extra
-    elif target is not None or log_given:
+    elif inp.target is not None or inp.log_given:
         ev.log_why = errors.get("log", "the dump's log could not be read")
-    if text_scan is not None:
-        ev.text_hits = text_scan.hits
+    if log.text_scan is not None:
+        ev.text_hits = log.text_scan.hits
     if mev is not None:
         ev.dump_codes = set(mev["codes"])
-    elif target is not None:
+    elif inp.target is not None:
         ev.dump_why = f"memcg analysis failed: {memory['errors'].get('memcg', '?')}"
     else:
         ev.dump_why = "no dump: dump predicate unknown"
+    return ev
+
+
+def _explains_panic(r: Dict[str, Any]) -> bool:
+    """A match one of whose panic string, RIP or frame elements matched."""
+    return any(e["group"] in ("panic", "backtrace") and e["status"] == STATUS_MATCHED
+               for e in r["elements"])
+
+
+def _verdict_section(entries: List["kbmod.Entry"], ev: Evidence,
+                     pan: Optional[Dict[str, Any]], memory: Dict[str, Any],
+                     log: _Log) -> Dict[str, Any]:
+    """Every entry evaluated: matches (first those that explain the panic,
+    then bugs before conditions, then by score), the entries whose precursor
+    the evidence shows, the diagnosis class, and the headline."""
     results = [evaluate(e, ev) for e in entries]
-    # first the matches that explain the panic (a panic string, RIP or frame of
-    # theirs matched), then bugs before conditions, then by score
-    def _explains_panic(r):
-        return any(e["group"] in ("panic", "backtrace") and e["status"] == STATUS_MATCHED
-                   for e in r["elements"])
     results.sort(key=lambda r: (not r["matched"], not _explains_panic(r), r["kind"] == "condition",
                                 -r["score"], -r["matched_weight"], r["id"]))
     matches = [r for r in results if r["matched"]]
@@ -358,33 +481,35 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
         pre = None if r["matched"] else evaluate_precursor(e, ev)
         if pre and pre["matched"]:
             at_risk.append(dict(r, precursor=pre))
-    diag = diagmod.diagnose(pan, memory, rep, scan.hits if rep is not None else None,
+    rep = log.rep
+    diag = diagmod.diagnose(pan, memory, rep, log.scan.hits if rep is not None else None,
                             _page_kb(rep))
-    # a warning of a known bug outranks known conditions: the seed's order-6
-    # failure before its BUG is AT RISK for that bug even though the same
-    # failure also shows a condition (its DMA32 zone held back by lowmem_reserve)
+    return {"headline": _headline(matches, at_risk, diag), "matches": matches,
+            "at_risk": at_risk, "diagnosis": diag,
+            "not_matched": [r for r in results if not r["matched"]],
+            "deliberate": bool(matches) and matches[0]["kind"] == "deliberate",
+            "kb_entries": len(entries)}
+
+
+def _headline(matches: List[Dict[str, Any]], at_risk: List[Dict[str, Any]],
+              diag: Dict[str, Any]) -> str:
+    """The verdict's first line.  A warning of a known bug outranks known
+    conditions: the seed's order-6 failure before its BUG is AT RISK for that
+    bug even though the same failure also shows a condition (its DMA32 zone
+    held back by lowmem_reserve)."""
     conditions_only = bool(matches) and all(m["kind"] == "condition" for m in matches)
     if matches and not (conditions_only and at_risk):
         top = matches[0]
         if top["kind"] == "deliberate":
-            headline = f"deliberate panic: {top['title']}"
-        elif top["kind"] == "condition":
-            headline = f"known condition: {top['title']}"
-        else:
-            headline = f"known bug: {top['title']}"
-    elif at_risk:
+            return f"deliberate panic: {top['title']}"
+        if top["kind"] == "condition":
+            return f"known condition: {top['title']}"
+        return f"known bug: {top['title']}"
+    if at_risk:
         top = at_risk[0]
-        headline = f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
-    else:
-        # no entry: the class of the event from the evidence
-        headline = diag["headline"]
-    verdict = {"headline": headline, "matches": matches, "at_risk": at_risk,
-               "diagnosis": diag,
-               "not_matched": [r for r in results if not r["matched"]],
-               "deliberate": bool(matches) and matches[0]["kind"] == "deliberate",
-               "kb_entries": len(entries)}
-    return {"sources": sources, "system": system, "panic": pan, "memory": memory,
-            "verdict": verdict, "errors": errors}
+        return f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
+    # no entry: the class of the event from the evidence
+    return diag["headline"]
 
 
 def _page_kb(rep: Optional["allocmod.AllocReport"]) -> int:

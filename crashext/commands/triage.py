@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from .. import render
 from ..render import dash
-from ..analysis.triage import log_source, triage
+from ..analysis.triage import TriageInputs, log_source, triage
 from ..errors import InputError
 from ..presentation import MARKS, evidence_lines
 from ..sources import logs
@@ -63,21 +63,7 @@ def run(args, ctx) -> int:
     for opt in ("path", "sos"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
-    sos_path = args.sos or args.path
-    if args.sos and args.path:
-        raise InputError("give the sosreport once: as PATH or with --sos")
-    sos = None
-    if sos_path:
-        from ..sources import sosreport
-        if args.path and not os.path.isdir(args.path) and not sosreport.is_sosreport_path(args.path):
-            if not os.path.exists(args.path):
-                raise InputError(f"{args.path}: no such file or directory")
-            raise InputError(f"{args.path}: not a sosreport directory or tar archive (a kernel "
-                             "log goes with --log FILE)")
-        if args.log or ctx.has_target:
-            raise InputError("a sosreport brings its own kernel log and system: not with --log "
-                             "or a dump")
-        sos = sosreport.SosReport(sos_path)
+    sos = _sosreport(args, ctx)
     if args.html:
         if getattr(args, "text", None):
             # the HTML page (crashext report) has no place for user-space text yet
@@ -89,8 +75,39 @@ def run(args, ctx) -> int:
                              "with --log (and its proc/ with `crashext report --proc`)")
         from ..report import write_report
         return write_report(ctx, args.html, log=args.log, kb=args.kb, crash_log=args.crash_log)
+    report = triage(_inputs(args, ctx, sos))
+    if args.json:
+        render.write_json(ctx.out, report)
+    elif args.markdown:
+        ctx.out.write(markdown(report, show_all=args.all))
+    else:
+        ctx.out.write(human(report, show_all=args.all))
+    return 0
+
+
+def _sosreport(args, ctx):
+    """The sosreport PATH or --sos names (None if neither), opened."""
+    sos_path = args.sos or args.path
+    if args.sos and args.path:
+        raise InputError("give the sosreport once: as PATH or with --sos")
+    if not sos_path:
+        return None
+    from ..sources import sosreport
+    if args.path and not os.path.isdir(args.path) and not sosreport.is_sosreport_path(args.path):
+        if not os.path.exists(args.path):
+            raise InputError(f"{args.path}: no such file or directory")
+        raise InputError(f"{args.path}: not a sosreport directory or tar archive (a kernel "
+                         "log goes with --log FILE)")
+    if args.log or ctx.has_target:
+        raise InputError("a sosreport brings its own kernel log and system: not with --log "
+                         "or a dump")
+    return sosreport.SosReport(sos_path)
+
+
+def _inputs(args, ctx, sos) -> TriageInputs:
+    """What the arguments name, opened in this order: a bad log or transcript
+    is refused before a dump is opened."""
     lines, log_path = log_source(args.log)
-    sos_files: List[str] = []
     if sos is not None:
         sos_files, _notes = sos.kernel_log_sources()
         if sos_files:
@@ -103,23 +120,9 @@ def run(args, ctx) -> int:
             and sos is None and texts is None:
         raise InputError("nothing to triage: give -c VMCORE -s VMLINUX, --log FILE, "
                          "--crash-log FILE, --text FILE or a sosreport")
-    if sos is not None and lines is None and log_path is None and crash_text is None:
-        report = triage(log_lines=iter(()), kb_dirs=args.kb, texts=texts)
-        report["errors"]["log"] = "the sosreport has no kernel log (sos_commands/kernel/dmesg, " \
-                                  "var/log/kern.log, var/log/messages)"
-    else:
-        report = triage(target=target, log_lines=lines, crash_text=crash_text,
-                        crash_name=args.crash_log or "crash log", kb_dirs=args.kb, texts=texts,
-                        log_path=log_path)
-    if sos is not None:
-        add_sosreport(report, sos, sos_files, ctx)
-    if args.json:
-        render.write_json(ctx.out, report)
-    elif args.markdown:
-        ctx.out.write(markdown(report, show_all=args.all))
-    else:
-        ctx.out.write(human(report, show_all=args.all))
-    return 0
+    return TriageInputs(target=target, log_lines=lines, log_path=log_path,
+                        crash_text=crash_text, crash_name=args.crash_log or "crash log",
+                        kb_dirs=args.kb, texts=texts, sos=sos)
 
 
 #: a sosreport's user-space text: the memory hierarchy's cgroup count, and the
@@ -149,76 +152,6 @@ def _texts(paths: List[str], sos) -> Optional[Iterator[str]]:
 
 
 # -- a sosreport: when it was taken, what it lacks, the memory state in its /proc ----
-
-def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> None:
-    """Add the ``sosreport`` section (snapshot time, parts present and
-    missing, the /proc memory state with frag's verdict, compaction and
-    reclaim counters, cgroups) and fill the system facts the log lacked."""
-    from ..analysis.fragmentation import FragOptions, fragmentation, verdict_line
-    from ..errors import CrashextError
-    from ..sources import sosviews
-    files, notes = sos.kernel_log_sources()
-    sec: Dict[str, Any] = {"path": sos.path, "kind": sos.kind, "taken": sos.taken,
-                           "label": sos.taken_label(), "release": sos.release(),
-                           "hostname": sos.hostname(), "missing": sos.missing(),
-                           "log_files": files, "log_notes": notes, "frag": None,
-                           "reclaim": None, "cgroups": None, "errors": {}}
-    try:
-        res = fragmentation(sos, FragOptions(), err=ctx.err)
-        sec["frag"] = {"verdict": verdict_line(res, res["page_size"]),
-                       "rule": res["rule"], "summary": res["verdict"],
-                       "zones": [{"node": z["node"], "zone": z["zone"],
-                                  "free_pages": z["free_pages"],
-                                  "min": z["watermark"]["min"],
-                                  "largest_free_order": max(
-                                      [o for o, n in enumerate(z["nr_free"]) if n] or [-1]),
-                                  "nr_free": z["nr_free"]} for z in res["zones"]],
-                       "errors": res["errors"]}
-        sec["reclaim"] = res.get("reclaim")
-    except CrashextError as exc:
-        sec["errors"]["frag"] = str(exc)
-    sec["meminfo"], sec["slab_top"] = _sos_memory(sos, sec["errors"])
-    try:
-        cg = sosviews.read_cgroups(sos)
-        sec["cgroups"] = cg.summary
-    except CrashextError as exc:
-        sec["errors"]["cgroups"] = str(exc)
-    sec["problems"] = list(sos.problems)
-    report["sosreport"] = sec
-    report["sources"].append(f"sosreport {sos.path}")
-    system = report["system"]
-    if system.get("release") is None and sec["release"]:
-        system["release"] = sec["release"]
-        system["sources"]["release"] = "sosreport uname"
-    if system.get("nodename") is None and sec["hostname"]:
-        system["nodename"] = sec["hostname"]
-        system["sources"]["nodename"] = "sosreport uname"
-
-
-_MEMINFO_KEYS = ("MemTotal", "MemFree", "MemAvailable", "Slab", "SReclaimable", "SUnreclaim",
-                 "AnonPages", "Cached", "Shmem", "PageTables", "KernelStack", "VmallocUsed")
-
-
-def _sos_memory(sos, errors: Dict[str, str]):
-    """/proc/meminfo's main lines and the five largest slab caches."""
-    from ..errors import CrashextError
-    from ..sources import procfs
-    mi = top = None
-    text = sos.read("proc/meminfo")
-    if text:
-        try:
-            full = procfs.parse_meminfo(text, "proc/meminfo")
-            mi = {k: full[k] for k in _MEMINFO_KEYS if k in full}
-        except CrashextError as exc:
-            errors["meminfo"] = str(exc)
-    text = sos.read("proc/slabinfo")
-    if text:
-        try:
-            caches = procfs.parse_slabinfo(text, "proc/slabinfo")
-            top = sorted(caches, key=lambda c: (-c["bytes"], c["name"]))[:5]
-        except CrashextError as exc:
-            errors["slabinfo"] = str(exc)
-    return mi, top
 
 
 def _sos_lines(sec: Dict[str, Any]) -> List[str]:

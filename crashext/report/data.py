@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..analysis import allocfail as allocmod
 from ..analysis import buddy, buddy_read
 from ..analysis import zonecheck
-from ..analysis.triage import log_source, triage
+from ..analysis.triage import TriageInputs, log_source, triage
 from ..analysis.watermark import rule_for_release
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target
@@ -59,9 +59,9 @@ def assemble(target: Optional[Target] = None, log_path: Optional[str] = None,
         lines, path = log_source(log_path)
         crash_text = ("\n".join(logs.checked_lines(crash_log, "crash session transcript"))
                       if crash_log else None)
-        tri = triage(target=target, log_lines=lines, crash_text=crash_text,
-                     crash_name=crash_log or "crash log", kb_dirs=kb_dirs, log_sink=sink,
-                     log_path=path)
+        tri = triage(TriageInputs(target=target, log_lines=lines, crash_text=crash_text,
+                                  crash_name=crash_log or "crash log", kb_dirs=kb_dirs,
+                                  log_sink=sink, log_path=path))
     else:
         tri_why = "the verdict needs a dump or a kernel log (--proc gives only fragmentation)"
     rep = sink[0] if sink else None
