@@ -103,51 +103,70 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
     of the memcgs in the result (as keys)."""
     if visit is None:
         visit = int
+    if lay.css_tree:
+        return _css_tree(t, root, visit, progress, cache, childless, members)
+    return _cgroup_tree(t, lay, root, visit, progress, cache, members)
+
+
+def _css_tree(t: Target, root: int, visit: Callable[[int], int], progress,
+              cache: Optional[BlockCache], childless: Optional[Callable[[int], bool]],
+              members: Optional[Dict[int, None]]) -> Tuple["array[int]", Optional[str]]:
+    """:func:`_tree` of a kernel whose memcgs hang in their own css tree:
+    ``css.children`` / ``css.sibling`` from ``root_mem_cgroup->css`` (3.15
+    and later)."""
     out = array("Q")
     problems: List[str] = []
-    if lay.css_tree:
-        css_off = t.member_offset("struct mem_cgroup", "css")
-        children_off = t.member_offset("struct cgroup_subsys_state", "children")
-        sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
-        # The memcgs read and not yet walked: css address, handle, and
-        # whether the read found no children (asked right after the read,
-        # so the reader need not remember it), as arrays.  A parent's
-        # children are all read when its list is walked, so the 15,000
-        # children of one parent wait here at once, 17 bytes each.
-        stack, handles = array("Q", [root + css_off]), array("Q", [visit(root)])
-        leaves = bytearray([childless is not None and childless(root)])
-        # memcg addresses; a dict, not a set: a third of the memory for
-        # 20,000 addresses
-        seen: Dict[int, None] = {} if members is None else members
-        while stack:
-            css, handle, leaf = stack.pop(), handles.pop(), leaves.pop()
-            addr = css - css_off
-            if addr in seen:
-                problems.append(f"css {css:#x} reached twice")
-                continue
-            seen[addr] = None
-            out.append(handle)
-            if progress is not None:
-                progress.step()
-            if leaf:
-                continue
-            w = walk_list(t, css + children_off, cache=cache)
-            kids, kid_handles, kid_leaves = array("Q"), array("Q"), bytearray()
-            for node in w:
-                kid = node - sib_off - css_off
-                kids.append(node - sib_off)
-                kid_handles.append(visit(kid))
-                kid_leaves.append(childless is not None and childless(kid))
-            if w.corruption:
-                problems.append(f"children of css {css:#x}: {w.corruption}")
-            kids.reverse()
-            kid_handles.reverse()
-            kid_leaves.reverse()
-            stack.extend(kids)
-            handles.extend(kid_handles)
-            leaves.extend(kid_leaves)
-        return out, "; ".join(problems[:3]) or None
-    # v3.10: cgroup->children / ->sibling, css in cgroup->subsys[id]
+    css_off = t.member_offset("struct mem_cgroup", "css")
+    children_off = t.member_offset("struct cgroup_subsys_state", "children")
+    sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
+    # The memcgs read and not yet walked: css address, handle, and
+    # whether the read found no children (asked right after the read,
+    # so the reader need not remember it), as arrays.  A parent's
+    # children are all read when its list is walked, so the 15,000
+    # children of one parent wait here at once, 17 bytes each.
+    stack, handles = array("Q", [root + css_off]), array("Q", [visit(root)])
+    leaves = bytearray([childless is not None and childless(root)])
+    # memcg addresses; a dict, not a set: a third of the memory for
+    # 20,000 addresses
+    seen: Dict[int, None] = {} if members is None else members
+    while stack:
+        css, handle, leaf = stack.pop(), handles.pop(), leaves.pop()
+        addr = css - css_off
+        if addr in seen:
+            problems.append(f"css {css:#x} reached twice")
+            continue
+        seen[addr] = None
+        out.append(handle)
+        if progress is not None:
+            progress.step()
+        if leaf:
+            continue
+        w = walk_list(t, css + children_off, cache=cache)
+        kids, kid_handles, kid_leaves = array("Q"), array("Q"), bytearray()
+        for node in w:
+            kid = node - sib_off - css_off
+            kids.append(node - sib_off)
+            kid_handles.append(visit(kid))
+            kid_leaves.append(childless is not None and childless(kid))
+        if w.corruption:
+            problems.append(f"children of css {css:#x}: {w.corruption}")
+        kids.reverse()
+        kid_handles.reverse()
+        kid_leaves.reverse()
+        stack.extend(kids)
+        handles.extend(kid_handles)
+        leaves.extend(kid_leaves)
+    return out, "; ".join(problems[:3]) or None
+
+
+def _cgroup_tree(t: Target, lay: _Layout, root: int, visit: Callable[[int], int], progress,
+                 cache: Optional[BlockCache],
+                 members: Optional[Dict[int, None]]) -> Tuple["array[int]", Optional[str]]:
+    """:func:`_tree` of a 3.10 kernel: the cgroup tree (``cgroup->children``
+    / ``->sibling``), each cgroup's memcg css in ``cgroup->subsys[id]``;
+    ``childless`` is not asked (a cgroup's children are not memcgs)."""
+    out = array("Q")
+    problems: List[str] = []
     if lay.mem_subsys_id is None:
         raise MissingSymbolError("cannot tell the memory controller's subsystem id")
     root_cg = int(t.object("struct mem_cgroup", root).css.cgroup)
