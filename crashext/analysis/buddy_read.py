@@ -318,29 +318,7 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     un = pdir.read("unusable_index")
     unusable = procfs.parse_frag_index(un, "unusable_index") if un else {}
     errors: List[str] = []
-    rel = release or pdir.release()
-    uts_version = None if release else pdir.version()
-    rule = None
-    if rel:
-        try:
-            rule = rule_for_release(rel, uts_version)
-        except ValueError:
-            if release:
-                raise InputError(f"--release {release!r}: not a kernel release")
-            errors.append(f"kernel release {rel[:40]!r} is not readable: ignored")
-            rel = None
-    if rule is not None:
-        pass
-    elif ptinfo is not None:
-        # "HighAtomic" replaced "Reserve" in v4.4 (MIGRATE_HIGHATOMIC, commit 0aaa29a56e4f),
-        # the same release that changed __zone_watermark_ok; v4.4 and v6.3 rules agree for
-        # requests without ALLOC_* flags.
-        rule = "3.10" if "MIGRATE_RESERVE" in ptinfo["types"] else "4.4"
-        errors.append(f"kernel release unknown: watermark rule {rule} chosen from "
-                      "pagetypeinfo's migrate types (give --release to be sure)")
-    else:
-        raise InputError(f"{pdir.path}: kernel release unknown and no pagetypeinfo to tell "
-                         "the kernel generation: give --release")
+    rel, uts_version, rule = _text_rule(pdir, release, ptinfo, errors)
     # zone index: order of zones within a node in zoneinfo (it lists every zone,
     # populated or not, in zone_type order); buddyinfo lists only populated ones
     zone_order: Dict[int, List[str]] = {}
@@ -353,29 +331,10 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     orders = len(next(iter(buddy.values())))
     for key in keys:
         node, name = key
-        z = zinfo.get(key, {})
-        nr = buddy.get(key, [0] * orders)
-        free_unfolded = z.get("free", z.get("nr_free_pages"))
-        prot = z.get("protection")
-        st = ZoneState(node=node, name=name,
-                       free_pages=free_unfolded if free_unfolded is not None
-                       else sum(n << o for o, n in enumerate(nr)),
-                       min=z.get("min", 0), low=z.get("low", 0), high=z.get("high", 0),
-                       lowmem_reserve=list(prot) if prot else [],
-                       nr_free=list(nr), managed=z.get("managed"), present=z.get("present"),
-                       index=zone_order[node].index(name), watermark_boost=z.get("boost", 0),
-                       free_cma=z.get("nr_free_cma", 0), highatomic=0,
-                       unaccepted=z.get("nr_unaccepted", 0))
-        info = ZoneInfo(state=st, populated=key in buddy, spanned=z.get("spanned"),
-                        free_pages_unfolded=free_unfolded,
-                        kernel_unusable=unusable.get(key), kernel_extfrag=extfrag.get(key))
-        if ptinfo is not None and key in ptinfo["free"]:
-            st.free_by_mt = {mt: list(c) for mt, c in ptinfo["free"][key].items()}
-            info.mt_capped = [(c[2], c[3]) for c in ptinfo["capped"] if (c[0], c[1]) == key]
-            for o in range(orders):
-                tot = sum(c[o] for c in st.free_by_mt.values() if o < len(c))
-                if tot != nr[o]:
-                    info.mt_mismatch[o] = (tot, nr[o])
+        info = _text_zone(key, zinfo.get(key, {}), buddy.get(key, [0] * orders), orders,
+                          zone_order[node].index(name), ptinfo)
+        info.populated = key in buddy
+        info.kernel_unusable, info.kernel_extfrag = unusable.get(key), extfrag.get(key)
         zones.append(info)
     if not zinfo:
         errors.append("no zoneinfo: watermarks unknown, verdicts skipped")
@@ -385,6 +344,60 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
                       page_size=ps, migratetypes=list(ptinfo["types"]) if ptinfo else [],
                       zones=zones, zone_types=[], errors=errors, uts_version=uts_version,
                       page_size_source=ps_source, rule_note=note)
+
+
+def _text_rule(pdir: "procfs.ProcDir", release: Optional[str], ptinfo: Optional[Dict],
+               errors: List[str]) -> Tuple[Optional[str], Optional[str], str]:
+    """(release, ``uname -v``, watermark rule) of /proc text: ``release`` if
+    given, else the text's own; without one, the rule its pagetypeinfo's
+    migrate types tell."""
+    rel = release or pdir.release()
+    uts_version = None if release else pdir.version()
+    if rel:
+        try:
+            return rel, uts_version, rule_for_release(rel, uts_version)
+        except ValueError:
+            if release:
+                raise InputError(f"--release {release!r}: not a kernel release")
+            errors.append(f"kernel release {rel[:40]!r} is not readable: ignored")
+            rel = None
+    if ptinfo is None:
+        raise InputError(f"{pdir.path}: kernel release unknown and no pagetypeinfo to tell "
+                         "the kernel generation: give --release")
+    # "HighAtomic" replaced "Reserve" in v4.4 (MIGRATE_HIGHATOMIC, commit 0aaa29a56e4f),
+    # the same release that changed __zone_watermark_ok; v4.4 and v6.3 rules agree for
+    # requests without ALLOC_* flags.
+    rule = "3.10" if "MIGRATE_RESERVE" in ptinfo["types"] else "4.4"
+    errors.append(f"kernel release unknown: watermark rule {rule} chosen from "
+                  "pagetypeinfo's migrate types (give --release to be sure)")
+    return rel, uts_version, rule
+
+
+def _text_zone(key: Tuple[int, str], z: Dict[str, Any], nr: List[int], orders: int,
+               index: int, ptinfo: Optional[Dict]) -> ZoneInfo:
+    """One zone of /proc text: its zoneinfo fields ``z``, buddyinfo counts
+    ``nr`` and, where pagetypeinfo has it, its free blocks per migrate type."""
+    node, name = key
+    free_unfolded = z.get("free", z.get("nr_free_pages"))
+    prot = z.get("protection")
+    st = ZoneState(node=node, name=name,
+                   free_pages=free_unfolded if free_unfolded is not None
+                   else sum(n << o for o, n in enumerate(nr)),
+                   min=z.get("min", 0), low=z.get("low", 0), high=z.get("high", 0),
+                   lowmem_reserve=list(prot) if prot else [],
+                   nr_free=list(nr), managed=z.get("managed"), present=z.get("present"),
+                   index=index, watermark_boost=z.get("boost", 0),
+                   free_cma=z.get("nr_free_cma", 0), highatomic=0,
+                   unaccepted=z.get("nr_unaccepted", 0))
+    info = ZoneInfo(state=st, spanned=z.get("spanned"), free_pages_unfolded=free_unfolded)
+    if ptinfo is not None and key in ptinfo["free"]:
+        st.free_by_mt = {mt: list(c) for mt, c in ptinfo["free"][key].items()}
+        info.mt_capped = [(c[2], c[3]) for c in ptinfo["capped"] if (c[0], c[1]) == key]
+        for o in range(orders):
+            tot = sum(c[o] for c in st.free_by_mt.values() if o < len(c))
+            if tot != nr[o]:
+                info.mt_mismatch[o] = (tot, nr[o])
+    return info
 
 
 def largest_free_order(t: Target) -> int:
