@@ -201,9 +201,8 @@ def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
                lp.weight, lp.required, group)
 
 
-def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
-    """Each signature element of ``entry`` against ``ev``, and the score."""
-    sig = entry.signature
+def _panic_elements(sig: "kbmod.Signature", ev: Evidence) -> List[Dict[str, Any]]:
+    """The panic string, exception RIP and backtrace frame elements."""
     els: List[Dict[str, Any]] = []
     if sig.panic:
         if not ev.panic_known:
@@ -236,8 +235,12 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
             els.append(_el(f"frame {fr}", STATUS_MATCHED if ok else STATUS_UNMATCHED,
                            "in the panicking task's backtrace" if ok else "not in the backtrace",
                            w, req, "backtrace"))
-    for lp in sig.log:
-        els.append(log_element(lp, ev))
+    return els
+
+
+def _dump_elements(sig: "kbmod.Signature", ev: Evidence) -> List[Dict[str, Any]]:
+    """The dump predicates: anomaly codes of the memcg analysis."""
+    els: List[Dict[str, Any]] = []
     for dp in sig.dump:
         label = f"dump: {dp.name}"
         if ev.dump_codes is None:
@@ -248,6 +251,16 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
                            f"memcg analysis reports {dp.code}" if ok else
                            f"memcg analysis does not report {dp.code}", dp.weight, dp.required,
                            "dump"))
+    return els
+
+
+def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
+    """Each signature element of ``entry`` against ``ev``, and the score."""
+    sig = entry.signature
+    els = _panic_elements(sig, ev)
+    for lp in sig.log:
+        els.append(log_element(lp, ev))
+    els += _dump_elements(sig, ev)
     if entry.affected:
         status, why = kbmod.release_affected(ev.release, entry.affected)
         els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
