@@ -281,7 +281,14 @@ def watermark_ok(zone: ZoneState, order: int, mark: Union[str, int],
     if order == 0:
         return Verdict(True, None, "ok", f"free {free} > {label} {mn} + reserve {reserve}",
                        nums, True, rule)
-    lists = _usable_lists(rule, cma, harder, oom, highatomic)
+    return _free_block(zone, order, rule, _usable_lists(rule, cma, harder, oom, highatomic),
+                       nums)
+
+
+def _free_block(zone: ZoneState, order: int, rule: str, lists: List[str],
+                nums: Dict[str, Any]) -> Verdict:
+    """The second half of the check (rules "4.4" and "6.3"): a free block of
+    order >= ``order`` on a list the request may take from."""
     nums["lists"] = lists
     if zone.free_by_mt is None:
         have = suitable_free_pages(zone.nr_free, order)
