@@ -44,7 +44,7 @@ import errno
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import InputError
 
@@ -358,46 +358,18 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
     for d in dirs:
         for e in d.errors:
             errors.append(f"{root if d.path == '/' else root + d.path}: {e}")
-    proc_cg = None
-    if proc_cgroups is not None:
-        proc_cg = parse_proc_cgroups(proc_cgroups, "proc/cgroups")
-    elif proc:
-        pc_path = os.path.join(proc, "cgroups")
-        try:
-            with open(pc_path) as f:
-                proc_cg = parse_proc_cgroups(f.read(), pc_path)
-        except FileNotFoundError:
-            errors.append(f"{pc_path}: no such file (kernel without cgroups, or not a /proc)")
-        except OSError as exc:
-            errors.append(f"{pc_path}: {_why(exc)}")
+    proc_cg = _proc_cgroups(proc_cgroups, proc, errors)
     mem = (proc_cg or {}).get("memory")
     num = mem["num_cgroups"] if mem else None
     visible = len(dirs)
     top = dirs[0]
-    if hierarchy == "v2":
-        dying = top.nr_dying_descendants
-        dying_how = "cgroup.stat nr_dying_descendants of the root" if dying is not None else None
-    elif num is not None:
-        # v1: the memory hierarchy's nr_cgrps counts the dying until freed
-        dying = max(0, num - visible)
-        dying_how = "/proc/cgroups num_cgroups minus visible directories"
-        rel = release or _release(proc)
-        if rel and rel.startswith(("2.", "3.")):
-            # kernel/cgroup.c v3.10 cgroup_free_fn: the count drops when the
-            # cgroup is freed, but a charged memcg outlives its cgroup
-            dying_how += " (3.x: memcgs still charged after their cgroup was freed are not counted)"
-    else:
-        dying, dying_how = None, None
+    dying, dying_how = _dying(hierarchy, top, num, visible, release or _release(proc))
     if warn is not None:
         for e in errors:
             warn(e)
     live = bool(getattr(fs, "live", False))
     if snapshot is None and not live:
-        newest = getattr(fs, "newest", None)
-        snapshot = {"start": None, "end": None if newest is None else
-                    time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest)),
-                    "how": "newest modification time of the files read (a saved copy)"
-                    if newest is not None else "unknown (a saved copy without file times)"}
+        snapshot = _saved_when(fs)
     summary = {
         "root": root,
         "hierarchy": hierarchy,
@@ -419,6 +391,52 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
         "errors": errors,
     }
     return CgroupfsReport(summary=summary, cgroups=dirs)
+
+
+def _proc_cgroups(text: Optional[str], proc: Optional[str],
+                  errors: List[str]) -> Optional[Dict[str, Dict[str, int]]]:
+    """/proc/cgroups: the ``text`` given, else read from ``proc`` (None: not
+    read); a file that cannot be read is one line in ``errors``."""
+    if text is not None:
+        return parse_proc_cgroups(text, "proc/cgroups")
+    if not proc:
+        return None
+    pc_path = os.path.join(proc, "cgroups")
+    try:
+        with open(pc_path) as f:
+            return parse_proc_cgroups(f.read(), pc_path)
+    except FileNotFoundError:
+        errors.append(f"{pc_path}: no such file (kernel without cgroups, or not a /proc)")
+    except OSError as exc:
+        errors.append(f"{pc_path}: {_why(exc)}")
+    return None
+
+
+def _dying(hierarchy: str, top: CgroupDir, num: Optional[int], visible: int,
+           release: Optional[str]) -> Tuple[Optional[int], Optional[str]]:
+    """The dying memcgs of the hierarchy and how that is known."""
+    if hierarchy == "v2":
+        dying = top.nr_dying_descendants
+        return dying, ("cgroup.stat nr_dying_descendants of the root" if dying is not None
+                       else None)
+    if num is None:
+        return None, None
+    # v1: the memory hierarchy's nr_cgrps counts the dying until freed
+    dying_how = "/proc/cgroups num_cgroups minus visible directories"
+    if release and release.startswith(("2.", "3.")):
+        # kernel/cgroup.c v3.10 cgroup_free_fn: the count drops when the
+        # cgroup is freed, but a charged memcg outlives its cgroup
+        dying_how += " (3.x: memcgs still charged after their cgroup was freed are not counted)"
+    return max(0, num - visible), dying_how
+
+
+def _saved_when(fs) -> Dict[str, Any]:
+    """When a saved copy was taken, as far as its file times tell."""
+    newest = getattr(fs, "newest", None)
+    return {"start": None, "end": None if newest is None else
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest)),
+            "how": "newest modification time of the files read (a saved copy)"
+            if newest is not None else "unknown (a saved copy without file times)"}
 
 
 def _read_root_controllers(root: str, fs: "LocalFs") -> Optional[List[str]]:
