@@ -338,28 +338,10 @@ def feed(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     pieces so far)``: the caller keeps it and passes it back unchanged.
     """
     stripped = text.strip()
-    # a show_mem line split into one piece a line (see _BUDDY_PIECE)
-    if section == "reserve-split":
-        if stripped.isdigit():
-            rec.zones[-1].lowmem_reserve.append(int(stripped))
+    if section == "reserve-split" or isinstance(section, tuple):
+        section, taken = _split_piece(rec, section, stripped)
+        if taken:
             return section
-        section = "zones"
-    elif isinstance(section, tuple):    # ("buddy-split", head line number, pieces)
-        _, head_no, pieces = section
-        if _BUDDY_PIECE.match(stripped):
-            pieces.append(stripped)
-            if not stripped.startswith("="):
-                return section
-        # the total ends the line; anything else ends it too, unfinished
-        b = parse_buddy_line(" ".join(pieces), head_no)
-        if b is not None:
-            rec.buddy.append(b)
-        else:
-            rec.problems.append(f"line {head_no}: buddy line in pieces: "
-                                f"{' '.join(pieces)[:80]!r} not read")
-        if stripped.startswith("=") and _BUDDY_PIECE.match(stripped):
-            return "buddy"
-        section = "buddy"
     # each pattern below starts with ^\s* and a fixed letter (or a zone name):
     # one that cannot match this line's first letter is not tried
     c = stripped[:1]
@@ -410,6 +392,32 @@ def feed(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     if cont and section == "meminfo":
         return section
     return None
+
+
+def _split_piece(rec, section: Any, stripped: str) -> Tuple[Any, bool]:
+    """A line inside a show_mem line logged one piece a line (see
+    _BUDDY_PIECE): (the new section, whether the line was taken).  A line
+    that is no such piece ends the split line, and is read as any other."""
+    if section == "reserve-split":
+        if stripped.isdigit():
+            rec.zones[-1].lowmem_reserve.append(int(stripped))
+            return section, True
+        return "zones", False
+    _, head_no, pieces = section    # ("buddy-split", head line number, pieces)
+    if _BUDDY_PIECE.match(stripped):
+        pieces.append(stripped)
+        if not stripped.startswith("="):
+            return section, True
+    # the total ends the line; anything else ends it too, unfinished
+    b = parse_buddy_line(" ".join(pieces), head_no)
+    if b is not None:
+        rec.buddy.append(b)
+    else:
+        rec.problems.append(f"line {head_no}: buddy line in pieces: "
+                            f"{' '.join(pieces)[:80]!r} not read")
+    if stripped.startswith("=") and _BUDDY_PIECE.match(stripped):
+        return "buddy", True
+    return "buddy", False
 
 
 def feed_oom(rec, section: str, text: str, lineno: int) -> Optional[str]:
