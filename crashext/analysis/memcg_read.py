@@ -108,6 +108,43 @@ def _counter(obj: KObj) -> int:
 
 # -- the layout of this kernel -------------------------------------------------------
 
+def _mem_subsys_id(t: Target) -> Optional[int]:
+    """The memory controller's index in ``cgroup->subsys[]``."""
+    sid = _opt_constant(t, "memory_cgrp_id")
+    if sid is None:
+        sid = _opt_constant(t, "mem_cgroup_subsys_id")
+    if sid is None:
+        ss = _opt_symbol(t, "mem_cgroup_subsys")
+        if ss is not None and t.has_member("struct cgroup_subsys", "subsys_id"):
+            sid = int(ss.subsys_id)
+    return sid
+
+
+def _memcg_on_dfl(t: Target) -> bool:
+    """Whether the memory controller is on the default (v2) hierarchy."""
+    dfl = _opt_symbol(t, "cgrp_dfl_root")
+    if dfl is not None and t.has_member("struct cgroup", "root"):
+        try:
+            root = t.symbol("root_mem_cgroup")
+            return int(root.css.cgroup.root) == dfl.address
+        except (ReadError, MissingSymbolError):
+            pass
+    return False
+
+
+def _kn_id_mode(t: Target) -> Optional[str]:
+    """How a kernfs node holds its id (the cgroup inode number): u64
+    kn->id since v5.5 (commit 67c0496e87d1); union kernfs_node_id with .ino
+    v4.14-v5.4; kn->ino v3.14-v4.13."""
+    if t.has_member("struct kernfs_node", "id.ino"):
+        return "union"
+    if t.has_member("struct kernfs_node", "id"):
+        return "u64"
+    if t.has_member("struct kernfs_node", "ino"):
+        return "ino"
+    return None
+
+
 class _Layout:
     """What this kernel's memcg/cgroup structures look like, decided once."""
 
@@ -116,13 +153,7 @@ class _Layout:
         self.css_tree = t.has_member("struct cgroup_subsys_state", "children")
         self.kernfs = t.has_member("struct cgroup", "kn")
         # the memory controller's index in cgroup->subsys[]
-        self.mem_subsys_id = _opt_constant(t, "memory_cgrp_id")
-        if self.mem_subsys_id is None:
-            self.mem_subsys_id = _opt_constant(t, "mem_cgroup_subsys_id")
-        if self.mem_subsys_id is None:
-            ss = _opt_symbol(t, "mem_cgroup_subsys")
-            if ss is not None and t.has_member("struct cgroup_subsys", "subsys_id"):
-                self.mem_subsys_id = int(ss.subsys_id)
+        self.mem_subsys_id = _mem_subsys_id(t)
         # v3.10: css->id is a struct css_id * (removed in v3.15 for an int id)
         self.css_id_is_ptr = t.has_type("struct css_id")
         self.css_id_int = not self.css_id_is_ptr and \
@@ -143,26 +174,10 @@ class _Layout:
         # On the default (v2) hierarchy memcg->kmem is never charged: kmem is
         # charged to it only "if (!cgroup_subsys_on_dfl(memory_cgrp_subsys))"
         # (mm/memcontrol.c v5.10 __memcg_kmem_charge, v6.1 memcg_account_kmem).
-        self.on_dfl = False
-        dfl = _opt_symbol(t, "cgrp_dfl_root")
-        if dfl is not None and t.has_member("struct cgroup", "root"):
-            try:
-                root = t.symbol("root_mem_cgroup")
-                self.on_dfl = int(root.css.cgroup.root) == dfl.address
-            except (ReadError, MissingSymbolError):
-                pass
+        self.on_dfl = _memcg_on_dfl(t)
         if self.on_dfl:
             self.kmem_counter = False
-        # kernfs ino: u64 kn->id since v5.5 (commit 67c0496e87d1); union
-        # kernfs_node_id with .ino v4.14-v5.4; kn->ino v3.14-v4.13.
-        self.kn_id_mode = None
-        if self.kernfs:
-            if t.has_member("struct kernfs_node", "id.ino"):
-                self.kn_id_mode = "union"
-            elif t.has_member("struct kernfs_node", "id"):
-                self.kn_id_mode = "u64"
-            elif t.has_member("struct kernfs_node", "ino"):
-                self.kn_id_mode = "ino"
+        self.kn_id_mode = _kn_id_mode(t) if self.kernfs else None
         # css flag names, values from debug info (masks on every version we read)
         self.css_flags: List[Tuple[str, int]] = []
         for name in ("CSS_NO_REF", "CSS_ROOT", "CSS_ONLINE", "CSS_RELEASED",
