@@ -1,4 +1,5 @@
-"""The package's imports run one way, down the layers of docs/architecture.md.
+"""The package's imports run one way, down the layers of docs/architecture.md,
+and no function grows past a screen.
 
 Every ``import`` of crashext's own modules is read from the source with
 :mod:`ast` -- at module level, inside functions and under ``if
@@ -50,6 +51,11 @@ def _modules() -> Dict[str, str]:
             out[rel] = path
     return out
 
+
+#: No function of crashext is longer than this many lines, counted from its
+#: ``def`` line to its last line: decorators left out; its docstring,
+#: comments, blank lines and nested functions counted.
+MAX_FUNCTION_LINES = 80
 
 MODULES = _modules()
 
@@ -161,6 +167,21 @@ def test_command_modules_are_imported_by_nobody():
     bad = [f"{m} imports {d}" for m, deps in sorted(GRAPH.items()) for d in sorted(deps)
            if d in commands]
     assert not bad, "\n".join(bad)
+
+
+def _functions():
+    for mod, path in sorted(MODULES.items()):
+        tree = ast.parse(open(path, encoding="utf-8").read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield mod, node
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = [f"{mod}.{node.name} (line {node.lineno}): {node.end_lineno - node.lineno + 1} lines"
+            for mod, node in _functions()
+            if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, "\n".join(long)
 
 
 # -- the checks themselves, on made-up graphs ---------------------------------------
