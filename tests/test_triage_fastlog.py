@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from crashext import render
-from crashext.analysis import allocfail as allocmod
+from crashext.analysis import allocreport
 from crashext.analysis.triage import LogScan, TriageInputs, triage
 from crashext.errors import InputError
 from crashext.sources import logs, logscan
@@ -71,7 +71,7 @@ def _scan_parts(path, engine):
     gate, facts = logs.Gate(), logscan.ScanFacts()
     lines = logscan.gated_kernel_log(path, gate, pats + [_BANNER.pattern], facts, engine)
     assert lines is not None      # every pattern of the knowledge base has a literal
-    rep = allocmod.analyze(scan.watch(lines), "t", None, None, 1000, gate)
+    rep = allocreport.analyze(scan.watch(lines), "t", None, None, 1000, gate)
     rep.lines = None   # input lines here, normalised lines (rsyslog splits) when ungated
     return scan.hits, facts.last_ts, scan.banner_release, _json(rep)
 
@@ -89,7 +89,7 @@ def test_both_literal_engines_find_the_same_lines(engine):
             assert str(slow.value) == str(exc)
             continue
         scan = LogScan(hits.keys())
-        rep = allocmod.analyze(scan.watch(logs.kernel_log(path)), "t", None, None, 1000)
+        rep = allocreport.analyze(scan.watch(logs.kernel_log(path)), "t", None, None, 1000)
         rep.lines = None
         assert hits == scan.hits, path
         assert last_ts == scan.last_ts and banner == scan.banner_release, path

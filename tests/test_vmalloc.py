@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crashext.analysis import allocfail as af
+from crashext.analysis import allocreport
 from crashext.sources import logs
 from crashext.sources.kmsg import AllocFailure, extract
 
@@ -50,7 +50,7 @@ def test_partial_area_4_10_xfs():
     assert (r.mode, r.mode_names) == (0x14080c2, ["GFP_KERNEL", "__GFP_HIGHMEM", "__GFP_ZERO"])
     assert (r.pid, r.cpu, r.release, r.nodemask) == (23460, 1, "4.10.0-master-45554b2+", "(null)")
     assert r.trace[-1].func == "entry_SYSCALL64_slow_path" and not r.partial
-    rep = af.analyze(logs.normalize((LOGS / "linuxmm-4.10-vmalloc-xfs-greedy.log")
+    rep = allocreport.analyze(logs.normalize((LOGS / "linuxmm-4.10-vmalloc-xfs-greedy.log")
                                     .read_text().splitlines()), "t")
     (v,) = rep.failures
     assert v.caller == "kmem_zalloc_greedy" and v.names_agree

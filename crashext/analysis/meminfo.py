@@ -255,7 +255,7 @@ def zone_series(entries: List[Dict[str, Any]]) -> Dict[Tuple[int, str], List[Dic
 
 
 def report_timeline(rep) -> List[Dict[str, Any]]:
-    """:func:`timeline` of an :class:`~crashext.analysis.allocfail.AllocReport`:
+    """:func:`timeline` of an :class:`~crashext.analysis.allocreport.AllocReport`:
     its kept allocation failures, OOM reports and show_mem dumps in log order."""
     recs = [f.record for f in rep.failures] + list(rep.ooms) + list(rep.showmem)
     recs.sort(key=lambda r: r.lines[0])

@@ -31,7 +31,7 @@ from ..kernel.target import Target
 from ..sources import crashlog, logs, logscan
 from ..sources.logs import LogLine
 from ..sources.sosreport import SosReport
-from . import allocfail as allocmod
+from . import allocreport
 from . import diagnosis as diagmod
 from .meminfo import report_timeline as meminfo_timeline
 from . import panic as panicmod
@@ -143,7 +143,7 @@ class TriageInputs:
     texts: Optional[Iterable[str]] = None
     kb_dirs: Optional[Sequence[str]] = None
     entries: Optional[List["kbmod.Entry"]] = None
-    log_sink: Optional[List["allocmod.AllocReport"]] = None
+    log_sink: Optional[List["allocreport.AllocReport"]] = None
     sos: Optional[SosReport] = None
 
     @property
@@ -156,7 +156,7 @@ class _Log:
     """The log section: the shared analysis of the kernel log (None without
     one), its knowledge-base scan, and the scan of the user-space text."""
 
-    rep: Optional["allocmod.AllocReport"]
+    rep: Optional["allocreport.AllocReport"]
     scan: LogScan
     text_scan: Optional[LogScan]
 
@@ -251,7 +251,7 @@ def _log_section(inp: TriageInputs, entries: List["kbmod.Entry"],
 
 
 def _scan_log(inp: TriageInputs, lines: Optional[Iterable[LogLine]], scan: LogScan,
-              release_hint: Optional[str], gfp_names) -> Optional["allocmod.AllocReport"]:
+              release_hint: Optional[str], gfp_names) -> Optional["allocreport.AllocReport"]:
     """The shared log analysis of ``lines`` (or of the file ``inp.log_path``,
     read the fast way), or None without a log."""
     gate = facts = None
@@ -278,7 +278,7 @@ def _scan_log(inp: TriageInputs, lines: Optional[Iterable[LogLine]], scan: LogSc
 
 # -- system ---------------------------------------------------------------------------
 
-def _system_section(t: Optional[Target], rep: Optional["allocmod.AllocReport"], scan: LogScan,
+def _system_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"], scan: LogScan,
                     session: Optional[Dict[str, Any]], errors: Dict[str, str]) -> Dict[str, Any]:
     """Release, machine, CPUs, memory, uptime: from the log, then the dump,
     then crash's sys (each later source wins); the panic facts come with the
@@ -330,7 +330,7 @@ def _system_from_dump(t: Target, system: Dict[str, Any], errors: Dict[str, str])
 
 # -- panic ------------------------------------------------------------------------------
 
-def _panic_section(t: Optional[Target], rep: Optional["allocmod.AllocReport"],
+def _panic_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"],
                    session: Optional[Dict[str, Any]], system: Dict[str, Any],
                    errors: Dict[str, str]) -> Optional[Dict[str, Any]]:
     """The panicking task, backtrace and exception RIP: from the dump, else
@@ -370,7 +370,7 @@ def _panic_section(t: Optional[Target], rep: Optional["allocmod.AllocReport"],
 
 # -- memory -------------------------------------------------------------------------------
 
-def _memory_section(rep: Optional["allocmod.AllocReport"], errors: Dict[str, str]
+def _memory_section(rep: Optional["allocreport.AllocReport"], errors: Dict[str, str]
                     ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """The log's allocation failures with their zone verdicts, OOM reports,
     show_mem dumps and the Mem-Info timeline; and, beyond the failures kept,
@@ -512,7 +512,7 @@ def _headline(matches: List[Dict[str, Any]], at_risk: List[Dict[str, Any]],
     return diag["headline"]
 
 
-def _page_kb(rep: Optional["allocmod.AllocReport"]) -> int:
+def _page_kb(rep: Optional["allocreport.AllocReport"]) -> int:
     """The page size in KiB: the order-0 block of a buddy line the log printed, else 4."""
     for f in (rep.failures if rep is not None else []):
         for b in f.record.buddy:

@@ -9,7 +9,7 @@ watermarks, ``lowmem_reserve[]``) and a buddy line (free blocks per order).
 request given by its GFP mode and order, on every zone the request may use
 (``gfp_zone()``, include/linux/gfp.h, then the zonelist down to DMA), with
 the ALLOC_* rights :mod:`crashext.analysis.allocflags` derives for the
-kernel's generation.  :mod:`crashext.analysis.allocfail` uses it for each
+kernel's generation.  :mod:`crashext.analysis.allocreport` uses it for each
 failure, :mod:`crashext.analysis.meminfo` for OOM reports and SysRq-m dumps.
 """
 

@@ -4,7 +4,7 @@ from typing import Any, Dict, List
 
 from .. import gfp as gfpmod
 from .. import render
-from ..analysis.allocfail import AllocReport, Counted, FailureView, analyze, analyze_file
+from ..analysis.allocreport import AllocReport, Counted, FailureView, analyze, analyze_file
 from ..errors import CrashextError, InputError
 from ..sources import logs
 from ..sources.kmsg import record_when

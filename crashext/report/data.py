@@ -23,7 +23,7 @@ reason in place of the picture.
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..analysis import allocfail as allocmod
+from ..analysis import allocreport
 from ..analysis import buddy, buddy_read
 from ..analysis import zonecheck
 from ..analysis.triage import TriageInputs, log_source, triage
@@ -54,7 +54,7 @@ def assemble(target: Optional[Target] = None, log_path: Optional[str] = None,
         raise InputError("give either --proc DIR or a kernel (-c/-k/--qemu), not both")
     tri: Optional[Dict[str, Any]] = None
     tri_why = None
-    sink: List[allocmod.AllocReport] = []
+    sink: List[allocreport.AllocReport] = []
     if target is not None or log_path is not None or crash_log is not None:
         lines, path = log_source(log_path)
         crash_text = ("\n".join(logs.checked_lines(crash_log, "crash session transcript"))
@@ -92,7 +92,7 @@ def _failed_order(tri: Optional[Dict[str, Any]]) -> Optional[int]:
 
 # -- fragmentation ---------------------------------------------------------------
 
-def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[buddy.FragReport], Optional[int], str]:
+def _log_frag(rep: "allocreport.AllocReport") -> Tuple[Optional[buddy.FragReport], Optional[int], str]:
     """A FragReport of the last failure's Mem-Info block, its class zone, and why not."""
     for view in reversed(rep.failures):
         rec = view.record
@@ -130,7 +130,7 @@ def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[buddy.FragReport], 
 
 
 def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Optional[str],
-                 rep: Optional["allocmod.AllocReport"], failed_order: Optional[int],
+                 rep: Optional["allocreport.AllocReport"], failed_order: Optional[int],
                  err=None) -> Dict[str, Any]:
     cz: Optional[int] = None
     try:
@@ -216,7 +216,7 @@ def memcg_section(tri: Optional[Dict[str, Any]], target: Optional[Target]) -> Di
 
 # -- the log on one time axis ------------------------------------------------------------
 
-def timeline_section(rep: Optional["allocmod.AllocReport"], tri: Optional[Dict[str, Any]],
+def timeline_section(rep: Optional["allocreport.AllocReport"], tri: Optional[Dict[str, Any]],
                      source: Optional[str] = None) -> Dict[str, Any]:
     if rep is None:
         why = (tri or {}).get("errors", {}).get("log") or "no kernel log"

@@ -48,13 +48,13 @@ def t_logs(data: bytes) -> None:
 
 
 def t_allocfail(data: bytes) -> None:
-    from crashext.analysis import allocfail
+    from crashext.analysis import allocreport
     from crashext.sources import logs
     lines = list(logs.read_lines(io.BytesIO(data)))
-    rep = allocfail.analyze(logs.normalize(lines), "fuzz")
+    rep = allocreport.analyze(logs.normalize(lines), "fuzz")
     # the gated path (what analyze_file uses) must not fail either
     gate = logs.Gate()
-    allocfail.analyze(logs.gated_chunks(iter([_text(data)]), gate), "fuzz", None, None, 100000, gate)
+    allocreport.analyze(logs.gated_chunks(iter([_text(data)]), gate), "fuzz", None, None, 100000, gate)
     for g in rep.groups:
         repr(g)
 
