@@ -9,7 +9,7 @@ the 65535 limit, so memcg-id-exhaustion must not.  Slow: the dump takes
 
 import pytest
 
-from crashext.analysis.triage import TriageInputs, triage
+from crashext.analysis.evidence import TriageInputs, triage
 
 
 @pytest.mark.slow

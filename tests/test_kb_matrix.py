@@ -34,7 +34,7 @@ import re
 import pytest
 
 from crashext.analysis.kbmatch import _allocfail_ok, held_back_zones
-from crashext.analysis.triage import TriageInputs, triage
+from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import LogPattern, load_kb
 from crashext.sources.logs import load_log
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crashext.analysis.triage import TriageInputs, triage
+from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import KbError, load_file
 from crashext.sources.logs import load_log
 

@@ -421,7 +421,7 @@ def test_memcg_section_of_a_rhel7_kernel(tmp_path):
     memcg_limited_groups_array_size, and the next array growth is order 6."""
     pytest.importorskip("drgn")
     from test_memcg_rhel7 import ACTIVATED, ACTIVE, Rhel7
-    from crashext.analysis.triage import memcg_evidence
+    from crashext.analysis.evidence import memcg_evidence
     from crashext.report import data, page
     h = Rhel7(array_size=8190)
     on = (1 << ACTIVE) | (1 << ACTIVATED)

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from crashext.analysis import panic as panicmod
-from crashext.analysis.triage import TriageInputs, triage
+from crashext.analysis.evidence import TriageInputs, triage
 from crashext.sources import crashlog
 from crashext.sources.logs import load_log
 
@@ -257,7 +257,7 @@ _WORDS = st.sampled_from(["sysrq", ":", " ", "trigger", "BUG", "node", "-1", "7"
 def test_log_scan_hits_are_the_first_matching_line(texts, block):
     """LogScan searches blocks of lines at once; its hit for each regex must be
     what searching line by line gives: the first line that matches by itself."""
-    from crashext.analysis.triage import LogScan
+    from crashext.analysis.log_evidence import LogScan
     scan = LogScan(_PATTERNS)
     scan.BLOCK = block
     lines = [logsmod.LogLine(None, t, i, None, True) for i, t in enumerate(texts, 1)]
@@ -269,8 +269,8 @@ def test_log_scan_hits_are_the_first_matching_line(texts, block):
 def test_failures_beyond_the_kept_ones_still_count(monkeypatch):
     """With no failure kept in full, the group's last failure (the seed's one
     order-6 failure) is still the evidence the seed's entry matches on."""
-    from crashext.analysis import triage as triagemod
-    monkeypatch.setattr(triagemod, "KEEP_FAILURES", 0)
+    from crashext.analysis import log_evidence
+    monkeypatch.setattr(log_evidence, "KEEP_FAILURES", 0)
     rep = triage(TriageInputs(log_lines=load_log(_corpus(LOG))))
     assert rep["memory"]["allocation_failures"] == [] and rep["memory"]["failures_not_kept"] == 1
     top = rep["verdict"]["matches"][0]

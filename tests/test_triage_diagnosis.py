@@ -11,7 +11,7 @@ import os
 import pytest
 
 from crashext.analysis.kbmatch import Evidence, evaluate_precursor
-from crashext.analysis.triage import TriageInputs, triage
+from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import load_kb
 from crashext.sources.logs import load_log, normalize
 

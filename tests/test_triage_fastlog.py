@@ -16,7 +16,8 @@ from hypothesis import given, settings, strategies as st
 
 from crashext import render
 from crashext.analysis import allocreport
-from crashext.analysis.triage import LogScan, TriageInputs, triage
+from crashext.analysis.evidence import TriageInputs, triage
+from crashext.analysis.log_evidence import LogScan
 from crashext.errors import InputError
 from crashext.sources import logs, logscan
 from crashext.sources.literals import required_literals
@@ -61,7 +62,7 @@ def test_fast_triage_equals_reading_every_line_on_real_logs(path):
 
 def _scan_parts(path, engine):
     """The log-side evidence triage takes from a gated read with ``engine``."""
-    from crashext.analysis.triage import _BANNER
+    from crashext.analysis.log_evidence import BANNER
     import crashext.kb as kbmod
     from crashext.analysis import diagnosis as diagmod
     pats = sorted({lp.pattern for e in kbmod.load_kb()
@@ -69,7 +70,7 @@ def _scan_parts(path, engine):
                    if lp.kind == "regex" and lp.source == "kernel"} | set(diagmod.SCAN_PATTERNS))
     scan = LogScan(pats)
     gate, facts = logs.Gate(), logscan.ScanFacts()
-    lines = logscan.gated_kernel_log(path, gate, pats + [_BANNER.pattern], facts, engine)
+    lines = logscan.gated_kernel_log(path, gate, pats + [BANNER.pattern], facts, engine)
     assert lines is not None      # every pattern of the knowledge base has a literal
     rep = allocreport.analyze(scan.watch(lines), "t", None, None, 1000, gate)
     rep.lines = None   # input lines here, normalised lines (rsyslog splits) when ungated

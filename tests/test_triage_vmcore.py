@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from crashext.analysis.triage import TriageInputs, triage
+from crashext.analysis.evidence import TriageInputs, triage
 
 pytestmark = pytest.mark.vmcore
 

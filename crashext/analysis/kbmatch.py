@@ -1,6 +1,6 @@
 """Matching the evidence of a crash against knowledge-base entries.
 
-Split out of :mod:`crashext.analysis.triage` (which collects the evidence):
+Split out of :mod:`crashext.analysis.evidence` (which collects the evidence):
 :class:`Evidence` is what the matcher may look at, :func:`evaluate` marks
 each signature element of an entry matched, unmatched or unknown and
 scores it.
@@ -36,7 +36,7 @@ def norm_func(name: Optional[str]) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------
-# Matching (the evidence is collected by crashext.analysis.triage)
+# Matching (the evidence is collected by crashext.analysis.evidence)
 # ---------------------------------------------------------------------------
 
 class Evidence:

@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from .. import render
 from ..render import dash
-from ..analysis.triage import TriageInputs, log_source, triage
+from ..analysis.evidence import TriageInputs, log_source, triage
 from ..errors import InputError
 from ..presentation import MARKS, evidence_lines
 from ..sources import logs

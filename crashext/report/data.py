@@ -1,6 +1,6 @@
 """What the HTML report shows, as plain data (no plotting, no HTML).
 
-:func:`assemble` runs the analyses once -- :func:`crashext.analysis.triage.triage`
+:func:`assemble` runs the analyses once -- :func:`crashext.analysis.evidence.triage`
 for the verdict, system, panic, allocation failures and memcgs (its result
 dict is used through its existing keys), :mod:`crashext.analysis.buddy_read` for
 the free lists -- and adds what only the report shows: per-order watermark
@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..analysis import allocreport
 from ..analysis import buddy, buddy_read
 from ..analysis import zonecheck
-from ..analysis.triage import TriageInputs, log_source, triage
+from ..analysis.evidence import TriageInputs, log_source, triage
 from ..analysis.watermark import rule_for_release
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target

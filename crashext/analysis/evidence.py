@@ -35,19 +35,12 @@ from . import allocreport
 from . import diagnosis as diagmod
 from .meminfo import report_timeline as meminfo_timeline
 from . import panic as panicmod
-from .kbmatch import (STATUS_MATCHED, STATUS_UNKNOWN, STATUS_UNMATCHED, Evidence,  # noqa: F401
-                      evaluate, evaluate_precursor)
+from . import log_evidence
+from .kbmatch import STATUS_MATCHED, Evidence, evaluate, evaluate_precursor
 from .sos_memory import sos_section
 from .system import panic_string
 
-# the kernel log's evidence lives in triage_log.py (re-exported here)
-from .triage_log import (KEEP_FAILURES, LogScan, _BANNER, allocation_failure,  # noqa: F401
-                         cause_header, log_evidence, log_system, machine_of_release,
-                         zone_summary)
-
-__all__ = ["triage", "log_source", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
-           "zone_summary", "memcg_evidence", "evaluate", "Evidence",
-           "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
+__all__ = ["TriageInputs", "triage", "log_source", "memcg_evidence"]
 
 
 def log_source(path: Optional[str]) -> Tuple[Optional[Iterable[LogLine]], Optional[str]]:
@@ -157,8 +150,8 @@ class _Log:
     one), its knowledge-base scan, and the scan of the user-space text."""
 
     rep: Optional["allocreport.AllocReport"]
-    scan: LogScan
-    text_scan: Optional[LogScan]
+    scan: log_evidence.LogScan
+    text_scan: Optional[log_evidence.LogScan]
 
 
 def triage(inp: TriageInputs) -> Dict[str, Any]:
@@ -238,33 +231,36 @@ def _log_section(inp: TriageInputs, entries: List["kbmod.Entry"],
         gfp_names = _section(gfpmod.names_from_target, t)[0]
     regexes = [lp for e in entries for lp in e.signature.log + (e.precursor.log if e.precursor
                                                                   else []) if lp.kind == "regex"]
-    scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "kernel"}
-                          | set(diagmod.SCAN_PATTERNS)))
+    scan = log_evidence.LogScan(sorted({lp.pattern for lp in regexes if lp.source == "kernel"}
+                                       | set(diagmod.SCAN_PATTERNS)))
     rep = _scan_log(inp, lines, scan, release_hint, gfp_names)
     text_scan = None
     if inp.texts is not None:
-        text_scan = LogScan(sorted({lp.pattern for lp in regexes if lp.source == "text"}))
+        text_scan = log_evidence.LogScan(sorted({lp.pattern for lp in regexes
+                                                 if lp.source == "text"}))
         for _ in text_scan.watch(LogLine(None, t_, n, None, False)
                                  for n, t_ in enumerate(inp.texts, 1)):
             pass
     return _Log(rep, scan, text_scan)
 
 
-def _scan_log(inp: TriageInputs, lines: Optional[Iterable[LogLine]], scan: LogScan,
-              release_hint: Optional[str], gfp_names) -> Optional["allocreport.AllocReport"]:
+def _scan_log(inp: TriageInputs, lines: Optional[Iterable[LogLine]],
+              scan: log_evidence.LogScan, release_hint: Optional[str],
+              gfp_names) -> Optional["allocreport.AllocReport"]:
     """The shared log analysis of ``lines`` (or of the file ``inp.log_path``,
     read the fast way), or None without a log."""
     gate = facts = None
     if lines is None and inp.log_path is not None:
         gate, facts = logs.Gate(), logscan.ScanFacts()
-        lines = logscan.gated_kernel_log(inp.log_path, gate, scan.patterns + [_BANNER.pattern],
-                                         facts)
+        lines = logscan.gated_kernel_log(inp.log_path, gate,
+                                         scan.patterns + [log_evidence.BANNER.pattern], facts)
         if lines is None:   # a regex without a literal to search for: every line
             gate = facts = None
             lines = logs.kernel_log(inp.log_path)
     if lines is None:
         return None
-    rep = log_evidence(lines, scan, release_hint, gfp_names, keep=KEEP_FAILURES, gate=gate)
+    rep = log_evidence.analyze(lines, scan, release_hint, gfp_names,
+                               keep=log_evidence.KEEP_FAILURES, gate=gate)
     if facts is not None:
         scan.last_ts = facts.last_ts   # the skipped lines' too
     if inp.log_sink is not None:
@@ -278,8 +274,9 @@ def _scan_log(inp: TriageInputs, lines: Optional[Iterable[LogLine]], scan: LogSc
 
 # -- system ---------------------------------------------------------------------------
 
-def _system_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"], scan: LogScan,
-                    session: Optional[Dict[str, Any]], errors: Dict[str, str]) -> Dict[str, Any]:
+def _system_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"],
+                    scan: log_evidence.LogScan, session: Optional[Dict[str, Any]],
+                    errors: Dict[str, str]) -> Dict[str, Any]:
     """Release, machine, CPUs, memory, uptime: from the log, then the dump,
     then crash's sys (each later source wins); the panic facts come with the
     panic section."""
@@ -287,7 +284,7 @@ def _system_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"
                               "memory_bytes": None, "uptime": None, "panic_time": None,
                               "panic": None, "nodename": None, "sources": {}}
     if rep is not None:
-        ls, _why = _section(log_system, scan, rep)
+        ls, _why = _section(log_evidence.log_system, scan, rep)
         if ls:
             for k in ("release", "machine", "hardware", "memory_bytes"):
                 if ls[k] is not None:
@@ -337,7 +334,7 @@ def _panic_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"]
     crash's transcript, else the log's oops header; one panic string for
     every source (crash's sys PANIC if a transcript says it, else the log's
     headers: system.panic_string), also set in ``system``."""
-    oops = cause_header(rep) if rep is not None else None
+    oops = log_evidence.cause_header(rep) if rep is not None else None
     log_panic = panic_string(rep.oops) if rep is not None else None
     pan = None
     if t is not None and not t.is_live:
@@ -381,8 +378,8 @@ def _memory_section(rep: Optional["allocreport.AllocReport"], errors: Dict[str, 
         memory["errors"]["allocation_failures"] = errors.get("log", "no kernel log")
         return memory, []
     for view in rep.failures:
-        memory["allocation_failures"].append(allocation_failure(view))
-        zv, why = _section(zone_summary, view)
+        memory["allocation_failures"].append(log_evidence.allocation_failure(view))
+        zv, why = _section(log_evidence.zone_summary, view)
         if why:
             memory["errors"][f"zone_verdicts[{len(memory['zone_verdicts'])}]"] = why
             zv = {"order": view.record.order, "zones": [], "conclusion": None, "error": why}
@@ -400,8 +397,8 @@ def _memory_section(rep: Optional["allocreport.AllocReport"], errors: Dict[str, 
     extra = []
     for g in rep.groups:
         if g.last_view is not None and id(g.last_view) not in kept:
-            f = allocation_failure(g.last_view)
-            zs = _section(zone_summary, g.last_view)[0] or {}
+            f = log_evidence.allocation_failure(g.last_view)
+            zs = _section(log_evidence.zone_summary, g.last_view)[0] or {}
             f["zones"], f["held_back"] = zs.get("class"), zs.get("held_back")
             extra.append(f)
     return memory, extra

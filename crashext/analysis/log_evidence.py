@@ -14,7 +14,7 @@ from . import allocreport
 from . import panic as panicmod
 
 
-__all__ = ["LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
+__all__ = ["LogScan", "BANNER", "analyze", "log_system", "cause_header", "allocation_failure",
            "zone_summary", "machine_of_release", "KEEP_FAILURES"]
 
 
@@ -28,7 +28,7 @@ __all__ = ["LogScan", "log_evidence", "log_system", "cause_header", "allocation_
 # ---------------------------------------------------------------------------
 
 # init/version.c: "Linux version %s (%s@%s) ..." (linux_banner, printed at boot)
-_BANNER = re.compile(r"Linux version (?P<rel>\S+)")
+BANNER = re.compile(r"Linux version (?P<rel>\S+)")
 
 
 class LogScan:
@@ -75,7 +75,7 @@ class LogScan:
             if ln.ts is not None:
                 self.last_ts = ln.ts
             if self.banner_release is None and "Linux version" in text:
-                m = _BANNER.search(text)
+                m = BANNER.search(text)
                 if m:
                     self.banner_release = m.group("rel")
             if self._pending:
@@ -93,7 +93,7 @@ class LogScan:
 KEEP_FAILURES = 1000
 
 
-def log_evidence(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
+def analyze(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
                  gfp_names: Optional[List[Tuple[str, int]]] = None,
                  source: str = "kernel log",
                  keep: int = KEEP_FAILURES, gate: Optional[logs.Gate] = None
