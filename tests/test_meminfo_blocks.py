@@ -323,17 +323,17 @@ def test_buddy_parts_equal_the_one_regex_on_any_text(head, pieces):
     """meminfo splits a buddy line without the one regex's slow lazy body;
     on any text (whitespace of every kind, truncated terms, stray '=') it
     finds the same node, zone, body and total, or the same no-match."""
-    from crashext.sources.meminfo import _buddy_parts
+    from crashext.sources.showmem import buddy_parts
     text = head + "".join(pieces)
-    assert _buddy_parts(text) == _one_regex(text)
+    assert buddy_parts(text) == _one_regex(text)
 
 
 def test_buddy_parts_equal_the_one_regex_on_every_real_line():
-    from crashext.sources.meminfo import _buddy_parts
+    from crashext.sources.showmem import buddy_parts
     logs_dir = Path(__file__).parent / "data" / "logs"
     n = 0
     for p in sorted(logs_dir.iterdir()):
         for ln in logs.log_lines(str(p)):
-            assert _buddy_parts(ln.text) == _one_regex(ln.text), (p.name, ln.lineno)
+            assert buddy_parts(ln.text) == _one_regex(ln.text), (p.name, ln.lineno)
             n += _one_regex(ln.text) is not None
     assert n >= 8   # the 8 real buddy lines of these logs were among them

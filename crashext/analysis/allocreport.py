@@ -27,7 +27,7 @@ from ..sources.kmsg import (AllocFailure, record_when, OomReport, OopsHeader, Sh
                             SlubFailure, extract)
 from ..sources.logs import Gate, LogLine
 from ..sources.logscan import gated_file
-from . import meminfo as mimod
+from . import meminfo_blocks
 from .zonecheck import ZoneVerdict, explain
 
 __all__ = ["AllocReport", "FailureView", "analyze", "analyze_file", "caller_of", "Counted",
@@ -187,7 +187,7 @@ class AllocReport:
     slub: List[SlubFailure] = field(default_factory=list)
     oops: List[OopsHeader] = field(default_factory=list)
     showmem: List[ShowMem] = field(default_factory=list)
-    oom_views: List[Dict[str, Any]] = field(default_factory=list)      # analysis.meminfo.oom_view
+    oom_views: List[Dict[str, Any]] = field(default_factory=list)      # meminfo_blocks.oom_view
     showmem_views: List[Dict[str, Any]] = field(default_factory=list)  # .showmem_view
     releases: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
@@ -289,12 +289,12 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             _note_release(rep, rec.release)
             if len(rep.ooms) < _OTHER_CAP:
                 rep.ooms.append(rec)
-                rep.oom_views.append(mimod.oom_view(rec, kernel_version or rec.release
+                rep.oom_views.append(meminfo_blocks.oom_view(rec, kernel_version or rec.release
                                                    or last_release))
         elif isinstance(rec, ShowMem):
             if len(rep.showmem) < _OTHER_CAP:
                 rep.showmem.append(rec)
-                rep.showmem_views.append(mimod.showmem_view(
+                rep.showmem_views.append(meminfo_blocks.showmem_view(
                     rec, kernel_version or last_release,
                     uts_version if kernel_version else last_uts))
         elif isinstance(rec, SlubFailure):

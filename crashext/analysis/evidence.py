@@ -33,7 +33,7 @@ from ..sources.logs import LogLine
 from ..sources.sosreport import SosReport
 from . import allocreport
 from . import diagnosis as diagmod
-from .meminfo import report_timeline as meminfo_timeline
+from . import meminfo_blocks
 from . import panic as panicmod
 from . import log_evidence
 from .kbmatch import STATUS_MATCHED, Evidence, evaluate, evaluate_precursor
@@ -388,10 +388,10 @@ def _memory_section(rep: Optional["allocreport.AllocReport"], errors: Dict[str, 
         memory["zone_verdicts"].append(zv)
     if rep.warnings:
         memory["log_warnings"] = list(rep.warnings)
-    # every other Mem-Info block of the log (analysis/meminfo.py, issue 16)
+    # every other Mem-Info block of the log (analysis/meminfo_blocks.py, issue 16)
     memory["oom_reports"] = rep.oom_views
     memory["show_mem"] = rep.showmem_views
-    memory["mem_info_timeline"] = meminfo_timeline(rep)
+    memory["mem_info_timeline"] = meminfo_blocks.report_timeline(rep)
     memory["failures_not_kept"] = rep.dropped
     kept = {id(v) for v in rep.failures}
     extra = []

@@ -10,7 +10,7 @@ request given by its GFP mode and order, on every zone the request may use
 (``gfp_zone()``, include/linux/gfp.h, then the zonelist down to DMA), with
 the ALLOC_* rights :mod:`crashext.analysis.allocflags` derives for the
 kernel's generation.  :mod:`crashext.analysis.allocreport` uses it for each
-failure, :mod:`crashext.analysis.meminfo` for OOM reports and SysRq-m dumps.
+failure, :mod:`crashext.analysis.meminfo_blocks` for OOM reports and SysRq-m dumps.
 """
 
 from dataclasses import dataclass, field

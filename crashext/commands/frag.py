@@ -255,10 +255,10 @@ def _zone_block(out, z: Dict[str, Any], ps: int, res: Dict[str, Any], args) -> N
 
 def log_timeline(lines, source: str) -> Dict[str, Any]:
     """The JSON of ``frag --log``: every show_mem block of a log, per zone."""
-    from ..analysis import meminfo as mimod
+    from ..analysis import meminfo_blocks
     from ..sources import kmsg
-    entries = mimod.timeline(kmsg.extract(lines))
-    series = mimod.zone_series(entries)
+    entries = meminfo_blocks.timeline(kmsg.extract(lines))
+    series = meminfo_blocks.zone_series(entries)
     return {"source": source, "blocks": entries,
             "zones": {f"{k[0]}:{k[1]}": v for k, v in sorted(series.items())}}
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .. import gfp as gfpmod
 from ..sources.kmsg import AllocFailure, OomReport, record_when
-from ..sources.meminfo import ShowMem, largest_free_order
+from ..sources.showmem import ShowMem, largest_order_of
 from . import zonecheck
 
 __all__ = ["zone_rows", "showmem_view", "oom_view", "timeline", "report_timeline", "block_kind",
@@ -84,7 +84,7 @@ def _row(z, b) -> Dict[str, Any]:
             "buddy_total_kb": b.total_kb, "buddy_sum_kb": b.computed_kb,
             "buddy_total_ok": b.total_ok, "free_blocks": b.counts,
             "block_kb": b.block_kb, "migrate_letters": b.types,
-            "largest_free_order": largest_free_order(b),
+            "largest_free_order": largest_order_of(b),
             "free_kb_by_order": [c * s for c, s in zip(b.counts, b.block_kb)]})
     else:
         row.update({"buddy_total_kb": None, "buddy_sum_kb": None, "buddy_total_ok": None,
