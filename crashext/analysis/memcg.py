@@ -36,17 +36,17 @@ from operator import attrgetter
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError
-from ..kernel.idr import IdrWalk, idr_entries  # noqa: F401  (IdrWalk: re-exported)
+from ..kernel.idr import idr_entries
 from ..kernel.target import Target
 from ..kernel.walk import BlockCache, walk_list
 from ..spool import FileStore, ListStore
-# the reading of one memcg lives in memcg_read; _Fast is named here for tests
-from .memcg_read import Memcg, _Fast, _Layout, _Reader, _opt_symbol  # noqa: F401
-# the kmem id arrays' growth rules live in memcg_kmem; named here as before
-from .memcg_kmem import kmalloc_order, largest_free_order, next_array_resize  # noqa: F401
+# the reading of one memcg lives in memcg_read; named here with the report
+from .memcg_read import Memcg, MemcgLayout, MemcgReader, optional_symbol
+# the kmem id arrays' growth rules live in memcg_kmem; named here with the report
+from .memcg_kmem import kmalloc_order, largest_free_order_or_why, next_array_resize
 
 __all__ = ["Memcg", "MemcgReport", "MemcgScan", "memcg_report", "memcg_scan", "idr_entries",
-           "ANOMALIES", "next_array_resize", "kmalloc_order", "dying_by_parent"]
+           "tree_memcgs", "ANOMALIES", "next_array_resize", "kmalloc_order", "dying_by_parent"]
 
 _PTR = 8
 
@@ -84,7 +84,7 @@ class MemcgReport:
 
 # -- finding them ---------------------------------------------------------------------
 
-def _tree(t: Target, lay: _Layout, root: int, progress=None,
+def tree_memcgs(t: Target, lay: MemcgLayout, root: int, progress=None,
           visit: Optional[Callable[[int], int]] = None,
           cache: Optional[BlockCache] = None,
           childless: Optional[Callable[[int], bool]] = None,
@@ -111,7 +111,7 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
 def _css_tree(t: Target, root: int, visit: Callable[[int], int], progress,
               cache: Optional[BlockCache], childless: Optional[Callable[[int], bool]],
               members: Optional[Dict[int, None]]) -> Tuple["array[int]", Optional[str]]:
-    """:func:`_tree` of a kernel whose memcgs hang in their own css tree:
+    """:func:`tree_memcgs` of a kernel whose memcgs hang in their own css tree:
     ``css.children`` / ``css.sibling`` from ``root_mem_cgroup->css`` (3.15
     and later)."""
     out = array("Q")
@@ -159,10 +159,10 @@ def _css_tree(t: Target, root: int, visit: Callable[[int], int], progress,
     return out, "; ".join(problems[:3]) or None
 
 
-def _cgroup_tree(t: Target, lay: _Layout, root: int, visit: Callable[[int], int], progress,
+def _cgroup_tree(t: Target, lay: MemcgLayout, root: int, visit: Callable[[int], int], progress,
                  cache: Optional[BlockCache],
                  members: Optional[Dict[int, None]]) -> Tuple["array[int]", Optional[str]]:
-    """:func:`_tree` of a 3.10 kernel: the cgroup tree (``cgroup->children``
+    """:func:`tree_memcgs` of a 3.10 kernel: the cgroup tree (``cgroup->children``
     / ``->sibling``), each cgroup's memcg css in ``cgroup->subsys[id]``;
     ``childless`` is not asked (a cgroup's children are not memcgs)."""
     out = array("Q")
@@ -201,18 +201,18 @@ def _cgroup_tree(t: Target, lay: _Layout, root: int, visit: Callable[[int], int]
     return out, "; ".join(problems[:3]) or None
 
 
-def _idr_sources(t: Target, lay: _Layout) -> List[Tuple[str, "array[int]", "array[int]",
+def _idr_sources(t: Target, lay: MemcgLayout) -> List[Tuple[str, "array[int]", "array[int]",
                                                       Optional[str]]]:
     """(source name, ids, memcg addresses, corruption) for each id tree this
     kernel has; ids and addresses are parallel arrays in the order found."""
     out = []
     css_off = t.member_offset("struct mem_cgroup", "css")
-    idr = _opt_symbol(t, "mem_cgroup_idr")
+    idr = optional_symbol(t, "mem_cgroup_idr")
     if idr is not None:
         w = idr_entries(t, idr)
         out.append(("mem_cgroup_idr", w.ids, w.ptrs, w.corruption))
     if lay.css_id_is_ptr:
-        ss = _opt_symbol(t, "mem_cgroup_subsys")
+        ss = optional_symbol(t, "mem_cgroup_subsys")
         if ss is not None and t.has_member("struct cgroup_subsys", "idr"):
             w = idr_entries(t, ss.idr)
             css_ptr_off = t.member_offset("struct css_id", "css")
@@ -228,7 +228,7 @@ def _idr_sources(t: Target, lay: _Layout) -> List[Tuple[str, "array[int]", "arra
                     addrs.append(css - css_off)
             out.append(("css_id_idr", ids, addrs, w.corruption))
     elif t.has_member("struct cgroup_subsys", "css_idr") and lay.mem_subsys_id is not None:
-        subsys = _opt_symbol(t, "cgroup_subsys")
+        subsys = optional_symbol(t, "cgroup_subsys")
         if subsys is not None:
             ss = subsys[lay.mem_subsys_id]
             if int(ss):
@@ -292,7 +292,7 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
     writable ``TMPDIR``), they are kept in a list.  The summary is counted
     from the finished rows, so it says what the rows say.
     """
-    root_obj = _opt_symbol(t, "root_mem_cgroup")
+    root_obj = optional_symbol(t, "root_mem_cgroup")
     if root_obj is None or not t.has_type("struct mem_cgroup"):
         raise MissingSymbolError("this kernel has no memory cgroup controller "
                                  "(no root_mem_cgroup / struct mem_cgroup in debug info)")
@@ -311,8 +311,8 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
     except ReadError as exc:
         raise CrashextError(f"root_mem_cgroup ({root:#x}) cannot be read from the dump, so "
                             f"the memcg hierarchy is unknown: {exc.one_line()}") from exc
-    lay = _Layout(t)
-    reader = _Reader(t, lay, root)
+    lay = MemcgLayout(t)
+    reader = MemcgReader(t, lay, root)
     store = ListStore()
     if spool:
         try:
@@ -327,7 +327,7 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
         raise
 
 
-def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) -> "MemcgScan":
+def _scan(t: Target, lay: MemcgLayout, root: int, reader: MemcgReader, store, progress) -> "MemcgScan":
     facts = _Facts(lay, root)
 
     def keep(addr: int) -> Tuple[Memcg, int]:
@@ -345,7 +345,7 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
     in_tree: Dict[int, None] = {}
     # progress is stepped per read (in visit), not again per node walked:
     # "memcgs read" counts each memcg once
-    order, tree_problem = _tree(t, lay, root, None, visit, reader.cache,
+    order, tree_problem = tree_memcgs(t, lay, root, None, visit, reader.cache,
                                 reader.children_empty, members=in_tree)
     n_tree = len(order)
     # the tree's addresses as one sorted array: the set goes before the id
@@ -452,7 +452,7 @@ class _Facts:
     gives a row those from scratch, so finishing a row twice changes
     nothing."""
 
-    def __init__(self, lay: _Layout, root: int) -> None:
+    def __init__(self, lay: MemcgLayout, root: int) -> None:
         self.lay = lay
         self.root = root
         #: names of the id trees read, in order, and the memcgs each holds
@@ -516,9 +516,9 @@ class _Facts:
         m.anomalies = a
 
 
-def _kmem_facts(t: Target, lay: _Layout, facts: _Facts) -> Dict[str, Any]:
+def _kmem_facts(t: Target, lay: MemcgLayout, facts: _Facts) -> Dict[str, Any]:
     kmem: Dict[str, Any] = {"kmemcg_id": lay.has_kmemcg_id}
-    nokmem = _opt_symbol(t, "cgroup_memory_nokmem")
+    nokmem = optional_symbol(t, "cgroup_memory_nokmem")
     if not lay.has_kmemcg_id:
         kmem["mode"] = "no kmemcg_id in this kernel"
         kmem["enabled"] = False
@@ -542,7 +542,7 @@ def _kmem_facts(t: Target, lay: _Layout, facts: _Facts) -> Dict[str, Any]:
     return kmem
 
 
-def _holds_own_id(lay: _Layout, m: Memcg) -> bool:
+def _holds_own_id(lay: MemcgLayout, m: Memcg) -> bool:
     """Whether ``m``'s kmemcg_id must be its own, unique one.
 
     3.10 (``kmem_account_flags``): a memcg keeps its id until
@@ -556,7 +556,7 @@ def _holds_own_id(lay: _Layout, m: Memcg) -> bool:
     return bool(lay.kmem_account_flags or m.online)
 
 
-def _summary(t: Target, lay: _Layout, scan: MemcgScan, sources: List[str],
+def _summary(t: Target, lay: MemcgLayout, scan: MemcgScan, sources: List[str],
              tree_problem: Optional[str], idr_problems: Dict[str, str]) -> Dict[str, Any]:
     total = online = dying = unknown = flagged = in_tree = 0
     counts: Dict[str, int] = {}
@@ -581,7 +581,7 @@ def _summary(t: Target, lay: _Layout, scan: MemcgScan, sources: List[str],
         resize = next_array_resize(t, kmem["capacity"])
     lfo, lfo_why = (None, None)
     if resize is not None and resize.get("order") is not None:
-        lfo, lfo_why = largest_free_order(t)
+        lfo, lfo_why = largest_free_order_or_why(t)
     return {
         "release": t.release,
         "layout": "css tree (v3.15+)" if lay.css_tree else "cgroup tree (v3.10)",

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 from ..errors import CrashextError, MissingSymbolError
 from ..kernel.target import Target
 
-__all__ = ["kmalloc_order", "next_array_resize", "largest_free_order"]
+__all__ = ["kmalloc_order", "next_array_resize", "largest_free_order_or_why"]
 
 _PTR = 8
 
@@ -110,7 +110,7 @@ def _release_at_least(release: str, want: Tuple[int, int]) -> bool:
     return (int(m.group(1)), int(m.group(2))) >= want
 
 
-def largest_free_order(t: Target) -> Tuple[Optional[int], Optional[str]]:
+def largest_free_order_or_why(t: Target) -> Tuple[Optional[int], Optional[str]]:
     """:func:`crashext.analysis.buddy_read.largest_free_order`: (order, why not)."""
     from . import buddy_read
     try:

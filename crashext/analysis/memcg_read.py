@@ -1,10 +1,10 @@
 """One memory cgroup read from a kernel (used by :mod:`.memcg`).
 
-:class:`Memcg` is what is read; :class:`_Layout` is what this kernel's
+:class:`Memcg` is what is read; :class:`MemcgLayout` is what this kernel's
 memcg and cgroup structures look like, decided once from debug info;
-:class:`_Reader` reads one memcg either member by member through the
+:class:`MemcgReader` reads one memcg either member by member through the
 access layer (every kernel generation, each unreadable member named) or,
-on the layouts :class:`_Fast` covers, from one read of its struct decoded
+on the layouts :class:`FastLayout` covers, from one read of its struct decoded
 by offset, falling back to the first on any read error.
 """
 
@@ -16,7 +16,8 @@ from ..kernel.fields import StructFields
 from ..kernel.target import KObj, Target
 from ..kernel.walk import BlockCache
 
-__all__ = ["Memcg"]
+__all__ = ["Memcg", "MemcgLayout", "FastLayout", "MemcgReader", "optional_symbol",
+           "optional_constant"]
 
 
 @dataclass
@@ -75,14 +76,14 @@ class Memcg:
 
 # -- small helpers ------------------------------------------------------------
 
-def _opt_symbol(t: Target, name: str) -> Optional[KObj]:
+def optional_symbol(t: Target, name: str) -> Optional[KObj]:
     try:
         return t.symbol(name)
     except MissingSymbolError:
         return None
 
 
-def _opt_constant(t: Target, name: str) -> Optional[int]:
+def optional_constant(t: Target, name: str) -> Optional[int]:
     try:
         return t.constant(name)
     except MissingSymbolError:
@@ -110,11 +111,11 @@ def _counter(obj: KObj) -> int:
 
 def _mem_subsys_id(t: Target) -> Optional[int]:
     """The memory controller's index in ``cgroup->subsys[]``."""
-    sid = _opt_constant(t, "memory_cgrp_id")
+    sid = optional_constant(t, "memory_cgrp_id")
     if sid is None:
-        sid = _opt_constant(t, "mem_cgroup_subsys_id")
+        sid = optional_constant(t, "mem_cgroup_subsys_id")
     if sid is None:
-        ss = _opt_symbol(t, "mem_cgroup_subsys")
+        ss = optional_symbol(t, "mem_cgroup_subsys")
         if ss is not None and t.has_member("struct cgroup_subsys", "subsys_id"):
             sid = int(ss.subsys_id)
     return sid
@@ -122,7 +123,7 @@ def _mem_subsys_id(t: Target) -> Optional[int]:
 
 def _memcg_on_dfl(t: Target) -> bool:
     """Whether the memory controller is on the default (v2) hierarchy."""
-    dfl = _opt_symbol(t, "cgrp_dfl_root")
+    dfl = optional_symbol(t, "cgrp_dfl_root")
     if dfl is not None and t.has_member("struct cgroup", "root"):
         try:
             root = t.symbol("root_mem_cgroup")
@@ -145,7 +146,7 @@ def _kn_id_mode(t: Target) -> Optional[str]:
     return None
 
 
-class _Layout:
+class MemcgLayout:
     """What this kernel's memcg/cgroup structures look like, decided once."""
 
     def __init__(self, t: Target) -> None:
@@ -182,23 +183,23 @@ class _Layout:
         self.css_flags: List[Tuple[str, int]] = []
         for name in ("CSS_NO_REF", "CSS_ROOT", "CSS_ONLINE", "CSS_RELEASED",
                      "CSS_VISIBLE", "CSS_DYING", "CSS_REMOVED"):
-            v = _opt_constant(t, name)
+            v = optional_constant(t, name)
             if v is not None:
                 self.css_flags.append((name, v))
-        self.css_online = _opt_constant(t, "CSS_ONLINE")
+        self.css_online = optional_constant(t, "CSS_ONLINE")
         # percpu_ref: count moved into percpu_ref_data in v5.9 (commit 2b0d3d3e4fcf)
         self.percpu_ref = t.has_type("struct percpu_ref") and \
             t.has_member("struct cgroup_subsys_state", "refcnt.percpu_count_ptr")
         self.ref_data = t.has_member("struct percpu_ref", "data")
-        ra = _opt_constant(t, "__PERCPU_REF_ATOMIC")
-        rd = _opt_constant(t, "__PERCPU_REF_DEAD")
+        ra = optional_constant(t, "__PERCPU_REF_ATOMIC")
+        rd = optional_constant(t, "__PERCPU_REF_DEAD")
         self.ref_atomic = 1 if ra is None else ra   # include/linux/percpu-refcount.h v3.18+
         self.ref_dead = 2 if rd is None else rd
         self.kmem_bits: List[Tuple[str, int]] = []
         if self.kmem_account_flags:
             for name in ("KMEM_ACCOUNTED_ACTIVE", "KMEM_ACCOUNTED_ACTIVATED",
                          "KMEM_ACCOUNTED_DEAD", "KMEM_MAY_SHRINK"):
-                v = _opt_constant(t, name)
+                v = optional_constant(t, name)
                 if v is not None:
                     self.kmem_bits.append((name, v))
         self.kmem_state_names: Dict[int, str] = {}
@@ -212,13 +213,13 @@ class _Layout:
 
 # -- reading one memcg -----------------------------------------------------------------
 
-class _Fast:
-    """Where the fast path finds what :meth:`_Reader.read_slow` reads member
+class FastLayout:
+    """Where the fast path finds what :meth:`MemcgReader.read_slow` reads member
     by member, on the layouts it covers: css tree, kernfs, percpu_ref with
     ``percpu_ref_data`` (v5.9+) and page_counter usage.  None of it exists
     (the constructor raises MissingSymbolError) on other kernels."""
 
-    def __init__(self, t: Target, lay: _Layout) -> None:
+    def __init__(self, t: Target, lay: MemcgLayout) -> None:
         if not (lay.css_tree and lay.kernfs and lay.css_id_int and lay.percpu_ref
                 and lay.ref_data and lay.usage_member and lay.kn_id_mode == "u64"
                 and lay.css_online is not None and not lay.kmem_account_flags):
@@ -243,8 +244,8 @@ class _Fast:
                                {"id": "id", "parent": "parent", "name": "name"})
 
 
-class _Reader:
-    def __init__(self, t: Target, lay: _Layout, root_addr: int) -> None:
+class MemcgReader:
+    def __init__(self, t: Target, lay: MemcgLayout, root_addr: int) -> None:
         self.t = t
         self.lay = lay
         self.root_addr = root_addr
@@ -253,7 +254,7 @@ class _Reader:
         #: kernfs_node -> its id (the cgroup inode number), read with its path
         self._kn_id: Dict[int, int] = {}
         try:
-            self.fast: Optional[_Fast] = _Fast(t, lay)
+            self.fast: Optional[FastLayout] = FastLayout(t, lay)
         except MissingSymbolError:
             self.fast = None
         self._checks = 16
@@ -273,12 +274,12 @@ class _Reader:
 
     def read(self, addr: int) -> Memcg:
         """One memcg: from one read of its struct where the layout allows
-        (:class:`_Fast`), member by member otherwise or if any of that read
+        (:class:`FastLayout`), member by member otherwise or if any of that read
         fails (the slow path then says which member could not be read)."""
         self._childless = None
         if self.fast is not None:
             try:
-                m = self._read_fast(addr)
+                m = self.read_fast(addr)
             except ReadError:
                 return self.read_slow(addr)
             if self._checks <= 0:
@@ -292,7 +293,7 @@ class _Reader:
             return slow
         return self.read_slow(addr)
 
-    def _read_fast(self, addr: int) -> Memcg:
+    def read_fast(self, addr: int) -> Memcg:
         f, lay, cache = self.fast, self.lay, self.cache
         v = f.memcg.read(addr, cache)
         # everything that can fail is read before the Memcg is built
