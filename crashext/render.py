@@ -14,8 +14,8 @@ from tabulate import tabulate
 
 from .units import human_bytes
 
-__all__ = ["table", "write_table", "write_json", "Rows", "human_bytes", "bar", "kv_block",
-           "dash"]
+__all__ = ["table", "write_table", "write_json", "json_default", "Rows", "human_bytes", "bar",
+           "kv_block", "dash"]
 
 
 def dash(v: Any) -> str:
@@ -159,7 +159,7 @@ def _encode(o: Any, level: int, parts: List[str], out: TextIO) -> None:
             _encode(v, level + 1, parts, out)
         add("\n" + "  " * level + "}")
     else:
-        _encode(_json_default(o), level, parts, out)
+        _encode(json_default(o), level, parts, out)
 
 
 class Rows:
@@ -182,7 +182,7 @@ class Rows:
         return False
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if hasattr(obj, "to_json"):
         return obj.to_json()
     if hasattr(obj, "__dataclass_fields__"):

@@ -33,7 +33,7 @@ import re
 
 import pytest
 
-from crashext.analysis.kbmatch import _allocfail_ok, held_back_zones
+from crashext.analysis.kbmatch import allocfail_ok, held_back_zones
 from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import LogPattern, load_kb
 from crashext.sources.logs import load_log
@@ -313,6 +313,6 @@ def test_only_the_dma_zone_held_back_does_not_count(reports):
                   "zones": "fragmentation"}
     assert held_back_zones(as_failure) == []
     lp = LogPattern(kind="allocfail", name="n", zones_held_back=True)
-    assert not _allocfail_ok(lp, as_failure)
-    assert _allocfail_ok(LogPattern(kind="allocfail", name="n", zones_held_back=False), as_failure)
+    assert not allocfail_ok(lp, as_failure)
+    assert allocfail_ok(LogPattern(kind="allocfail", name="n", zones_held_back=False), as_failure)
     assert not _entry(rep)["matched"]

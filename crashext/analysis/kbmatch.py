@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Optional
 from ..sources.kmsg import vmalloc_size_text
 from .. import kb as kbmod
 
-__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func", "held_back_zones",
+__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func",
+           "held_back_zones", "allocfail_ok",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
 
 STATUS_MATCHED = "matched"
@@ -97,7 +98,7 @@ def held_back_zones(f: Dict[str, Any]) -> Optional[List[str]]:
     return [z for z in held if z not in _HELD_BY_DESIGN]
 
 
-def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
+def allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
     """Whether one allocation failure (triage's dict) meets an allocfail element."""
     if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
         return False
@@ -181,7 +182,7 @@ def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
                    _excerpt(hit, lp.pattern) if hit else f"no line matches /{lp.pattern}/",
                    lp.weight, lp.required, group)
     # allocfail
-    found = next((f for f in ev.allocfails or [] if _allocfail_ok(lp, f)), None)
+    found = next((f for f in ev.allocfails or [] if allocfail_ok(lp, f)), None)
     if found:
         via = sorted(set(norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
         what = ("vmalloc failure of "

@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import InputError
 
-__all__ = ["CgroupDir", "CgroupfsReport", "read_cgroupfs", "find_memory_root",
+__all__ = ["CgroupDir", "CgroupfsReport", "read_cgroupfs", "read_dir", "find_memory_root",
            "parse_proc_cgroups", "MEM_CGROUP_ID_MAX"]
 
 #: include/linux/memcontrol.h (v4.6-6.x): ``#define MEM_CGROUP_ID_MAX USHRT_MAX``
@@ -248,7 +248,7 @@ def _opt_int(kv: Optional[Dict[str, str]], key: str) -> Optional[int]:
         return None
 
 
-def _read_dir(root: str, rel: str, hierarchy: str, fs: "LocalFs") -> CgroupDir:
+def read_dir(root: str, rel: str, hierarchy: str, fs: "LocalFs") -> CgroupDir:
     full = root if rel == "/" else root + rel
     d = CgroupDir(path=rel, depth=0 if rel == "/" else rel.count("/"))
     try:
@@ -285,7 +285,7 @@ def _walk(root: str, hierarchy: str, limit: int, fs: "LocalFs"):
             break
         full = root if rel == "/" else root + rel
         try:
-            d = _read_dir(root, rel, hierarchy, fs=fs)
+            d = read_dir(root, rel, hierarchy, fs=fs)
         except _Gone:
             vanished += 1
             continue

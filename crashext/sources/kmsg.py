@@ -46,7 +46,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 from .logs import LogLine
 from . import showmem
 # oops headers and the frame format live in oops.py (re-exported here)
-from .oops import _CPU, Frame, OopsHeader, _OopsTracker, iter_oops, parse_frame
+from .oops import CPU_LINE, Frame, OopsHeader, OopsTracker, iter_oops, parse_frame
 from .showmem import (MIGRATE_LETTERS, BuddyLine, MemInfo, ShowMem, Task, ZoneLine,
                       parse_buddy_line, parse_zone_line)
 
@@ -245,7 +245,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
     skip the lines in between without normalising them.
     """
     cur: Optional[_Open] = None
-    oops = _OopsTracker()
+    oops = OopsTracker()
 
     def close(o: _Open):
         rec = o.rec
@@ -402,7 +402,7 @@ def _body(o: _Open, ln: LogLine) -> bool:
         return True
     # both allocation failures and OOM reports carry dump_stack + show_mem
     if "PID:" in text or "Pid:" in text:
-        m = _CPU.match(text) or _PID_OLD.match(text)
+        m = CPU_LINE.match(text) or _PID_OLD.match(text)
         if m and getattr(rec, "pid", None) is None:
             rec.pid = int(m.group("pid"))
             rec.cpu = int(m.group("cpu")) if "cpu" in m.groupdict() else None
