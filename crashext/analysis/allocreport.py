@@ -25,12 +25,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from .. import gfp as gfpmod
 from ..sources.kmsg import (AllocFailure, record_when, OomReport, OopsHeader, ShowMem,
                             SlubFailure, extract)
-from ..sources.logs import Gate, LogLine
+from ..sources.logs import CountingLines, Gate, LogLine
 from ..sources.logscan import gated_file
 from . import meminfo_blocks
 from .zonecheck import ZoneVerdict, explain
 
-__all__ = ["AllocReport", "FailureView", "analyze", "analyze_file", "caller_of", "Counted",
+__all__ = ["AllocReport", "FailureView", "analyze", "analyze_file", "caller_of",
            "KNOWN_FRAMES", "ALLOCATOR_FRAMES"]
 
 #: Frames of the allocator itself and of the report: skipped when naming the caller.
@@ -256,7 +256,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
     last_release: Optional[str] = None
     last_uts: Optional[str] = None
     # a gated source counts its own lines (gate.lines); others are counted here
-    counted = Counted(lines) if gate is None else None
+    counted = CountingLines(lines) if gate is None else None
     for rec in extract(counted if counted is not None else lines, gate):
         if isinstance(rec, AllocFailure):
             if rec.release:
@@ -312,20 +312,6 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
 def _note_release(rep: AllocReport, rel: Optional[str]) -> None:
     if rel and rel not in rep.releases:
         rep.releases.append(rel)
-
-
-class Counted:
-    """Iterates ``it`` and counts what went by (``n``): log lines, raw or
-    normalised."""
-
-    def __init__(self, it: Iterable) -> None:
-        self.it = it
-        self.n = 0
-
-    def __iter__(self):
-        for x in self.it:
-            self.n += 1
-            yield x
 
 
 def _choose_table(rec: AllocFailure, release: Optional[str]):

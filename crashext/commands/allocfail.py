@@ -4,7 +4,7 @@ from typing import Any, Dict, List
 
 from .. import gfp as gfpmod
 from .. import render
-from ..analysis.allocreport import AllocReport, Counted, FailureView, analyze, analyze_file
+from ..analysis.allocreport import AllocReport, FailureView, analyze, analyze_file
 from ..errors import CrashextError, InputError
 from ..sources import logs
 from ..sources.kmsg import record_when
@@ -63,7 +63,7 @@ def _reports(args, ctx) -> List[AllocReport]:
         if not files:
             raise InputError(f"{args.sos}: the sosreport has no kernel log "
                              "(sos_commands/kernel/dmesg, var/log/kern.log, var/log/messages)")
-        raw = Counted(sos.log_lines(files))
+        raw = logs.CountingLines(sos.log_lines(files))
         rep = analyze(logs.normalize(raw), f"{args.sos} ({', '.join(files)})",
                       args.kernel_version)
         # the lines read, as for a log file, not the kernel lines kept after

@@ -107,7 +107,7 @@ def _check(args, ctx) -> None:
             raise InputError(f"--{opt} {v}: not a directory")
 
 
-def build(args, ctx, warn=None, one_shot=False):
+def make_collector(args, ctx, warn=None, one_shot=False):
     """The collector for these options (its kernel cache, log watcher and background
     cgroupfs walk are started by run())."""
     try:
@@ -189,7 +189,7 @@ def run(args, ctx) -> int:
             setattr(args, opt, default)
     _check(args, ctx)
     one_shot = bool(args.once or (args.textfile and args.interval is None))
-    c = build(args, ctx, warn=ctx.warn, one_shot=one_shot)
+    c = make_collector(args, ctx, warn=ctx.warn, one_shot=one_shot)
     if c.kernel is not None:
         c.kernel.refresh()  # the first read, before the first scrape
         _, error, _, _ = c.kernel.get()

@@ -79,9 +79,9 @@ def run(args, ctx) -> int:
     if args.json:
         render.write_json(ctx.out, report)
     elif args.markdown:
-        ctx.out.write(markdown(report, show_all=args.all))
+        ctx.out.write(markdown_report(report, show_all=args.all))
     else:
-        ctx.out.write(human(report, show_all=args.all))
+        ctx.out.write(text_report(report, show_all=args.all))
     return 0
 
 
@@ -263,7 +263,7 @@ def _at_risk_lines(a: Dict[str, Any], md: bool) -> List[str]:
                                          if not ln.startswith(("score", "why", "**Why"))]
 
 
-def human(report: Dict[str, Any], show_all: bool = False) -> str:
+def text_report(report: Dict[str, Any], show_all: bool = False) -> str:
     v = report["verdict"]
     lines = [f"VERDICT: {v['headline']}"] + _event_line(v) + [""]
     risk: List[str] = []
@@ -314,7 +314,7 @@ def human(report: Dict[str, Any], show_all: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
+def markdown_report(report: Dict[str, Any], show_all: bool = False) -> str:
     v = report["verdict"]
     lines = ["## Kernel crash triage", "", f"**Verdict:** {v['headline']}", ""]
     lines += [f"**Event:** {ln[len('EVENT: '):]}" for ln in _event_line(v)]

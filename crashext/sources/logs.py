@@ -33,7 +33,7 @@ from typing import IO, Iterable, Iterator, List, Optional, Tuple
 from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
-           "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
+           "log_lines", "raw_lines", "Normalizer", "CountingLines", "Gate", "gated", "gated_chunks",
            "text_chunks", "byte_chunks", "TRIGGER", "checked_lines", "checked_stream", "kernel_log",
            "load_log", "TRIGGER_LITERALS", "is_kernel_line", "no_kernel_lines"]
 
@@ -223,6 +223,20 @@ TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "invoked oom-killer",
                     "SLUB: Unable", "BUG", "Oops", "protection fault", "invalid opcode",
                     "WARNING", "Kernel panic", "Show Memory", "Mem-Info:", "Mem-info:")
 TRIGGER = re.compile("|".join(re.escape(x) for x in TRIGGER_LITERALS))
+
+
+class CountingLines:
+    """Iterates ``it`` and counts what went by (``n``): log lines, raw or
+    normalised."""
+
+    def __init__(self, it: Iterable) -> None:
+        self.it = it
+        self.n = 0
+
+    def __iter__(self):
+        for x in self.it:
+            self.n += 1
+            yield x
 
 
 class Gate:
