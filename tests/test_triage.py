@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from crashext.analysis import panic as panicmod
+from crashext.analysis import panic
 from crashext.analysis.evidence import TriageInputs, triage
 from crashext.sources import crashlog
 from crashext.sources.logs import load_log
@@ -102,7 +102,7 @@ def test_crash_session_parsed():
         s = crashlog.parse_crash_session(f.read())
     assert s["sys"]["RELEASE"] == "3.10.0-693.2.2.el7.x86_64"
     assert len(s["bt"]["frames"]) == 14                 # #0 .. #13
-    p = panicmod.panic_from_crash_session(s)
+    p = panic.panic_from_crash_session(s)
     assert p["panic"] == "kernel BUG at lib/idr.c:1157!"
     assert (p["pid"], p["comm"], p["cpu"], p["task"]) == (18614, "kworker/3:94", 3, 0xffff88015cb20fd0)
     # "[exception RIP: ida_simple_remove+65]" + "dis -l": lib/idr.c: 1157
@@ -178,7 +178,7 @@ def test_bad_crash_log_and_nothing_given(tmp_path):
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from crashext.sources import logs as logsmod  # noqa: E402
+from crashext.sources import logs  # noqa: E402
 
 _DATA = os.path.join(_HERE, "data", "logs")
 
@@ -202,7 +202,7 @@ def test_every_real_log_gives_a_report(name):
 
 def test_vmalloc_failure_has_no_order():
     # mm/vmalloc.c (v5.x) warn_alloc(gfp, NULL, "vmalloc: allocation failure: %lu bytes", ...)
-    lines = list(logsmod.normalize([
+    lines = list(logs.normalize([
         "[    1.000000] insmod: vmalloc: allocation failure: 4096 bytes, "
         "mode:0xcc0(GFP_KERNEL), nodemask=(null)",
         "[    1.000001] CPU: 0 PID: 5 Comm: insmod Not tainted 5.10.0-30-amd64 #1 Debian"]))
@@ -240,7 +240,7 @@ def test_mutilated_seed_log_never_breaks_triage(data):
         out.append(ln)
         if op == "twice":
             out.append(ln)
-    rep = triage(TriageInputs(log_lines=list(logsmod.normalize(out))))
+    rep = triage(TriageInputs(log_lines=list(logs.normalize(out))))
     assert rep["verdict"]["headline"]
     for m in rep["verdict"]["matches"]:
         assert m["score"] <= 1.0
@@ -260,7 +260,7 @@ def test_log_scan_hits_are_the_first_matching_line(texts, block):
     from crashext.analysis.log_evidence import LogScan
     scan = LogScan(_PATTERNS)
     scan.BLOCK = block
-    lines = [logsmod.LogLine(None, t, i, None, True) for i, t in enumerate(texts, 1)]
+    lines = [logs.LogLine(None, t, i, None, True) for i, t in enumerate(texts, 1)]
     assert list(scan.watch(lines)) == lines
     for p in _PATTERNS:
         assert scan.hits[p] == next((t for t in texts if re.search(p, t)), None), p

@@ -64,10 +64,10 @@ def _scan_parts(path, engine):
     """The log-side evidence triage takes from a gated read with ``engine``."""
     from crashext.analysis.log_evidence import BANNER
     import crashext.kb as kbmod
-    from crashext.analysis import diagnosis as diagmod
+    from crashext.analysis import diagnosis
     pats = sorted({lp.pattern for e in kbmod.load_kb()
                    for lp in e.signature.log + (e.precursor.log if e.precursor else [])
-                   if lp.kind == "regex" and lp.source == "kernel"} | set(diagmod.SCAN_PATTERNS))
+                   if lp.kind == "regex" and lp.source == "kernel"} | set(diagnosis.SCAN_PATTERNS))
     scan = LogScan(pats)
     gate, facts = logs.Gate(), logscan.ScanFacts()
     lines = logscan.gated_kernel_log(path, gate, pats + [BANNER.pattern], facts, engine)

@@ -67,7 +67,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from .. import gfp as gfpmod
+from .. import gfp
 
 __all__ = ["GENERATIONS", "WATERMARK_RULE", "KernelGen", "AllocFlags", "kernel_version",
            "generation", "alloc_flags", "watermark_rule"]
@@ -207,7 +207,7 @@ class AllocFlags:
         return out
 
 
-def alloc_flags(mask: int, order: int, table: gfpmod.GfpTable, gen: str) -> AllocFlags:
+def alloc_flags(mask: int, order: int, table: gfp.GfpTable, gen: str) -> AllocFlags:
     """``gfp_to_alloc_flags(mask, order)`` of generation ``gen``, the bits
     the watermark check uses; ``table`` gives the bit values of ``mask``."""
     if gen not in GENERATIONS:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .. import gfp as gfpmod
+from .. import gfp
 from ..sources.kmsg import (AllocFailure, record_when, OomReport, OopsHeader, ShowMem,
                             SlubFailure, extract)
 from ..sources.logs import CountingLines, Gate, LogLine
@@ -98,7 +98,7 @@ class FailureView:
     printed_names: Optional[List[str]]
     names_agree: Optional[bool]
     names_source: str
-    table: gfpmod.GfpTable = field(repr=False, compare=False)
+    table: gfp.GfpTable = field(repr=False, compare=False)
     _caller: Optional[Tuple[Optional[str], Optional[str], List[Dict[str, str]]]] = field(
         default=None, repr=False, compare=False)
     uts_version: Optional[str] = field(default=None, repr=False, compare=False)
@@ -322,16 +322,16 @@ def _choose_table(rec: AllocFailure, release: Optional[str]):
     newest that reproduces them is taken.
     """
     if release or rec.mode is None:
-        return gfpmod.table_for_release(release)
+        return gfp.table_for_release(release)
     if rec.mode_names is None:
-        return gfpmod.T310, ("kernel version unknown; no names printed, so a kernel before "
+        return gfp.T310, ("kernel version unknown; no names printed, so a kernel before "
                              "v4.5: assumed the 3.10 table (give --kernel-version)")
-    fits = [t for t in gfpmod.TABLES if gfpmod.decode(rec.mode, t) == rec.mode_names]
+    fits = [t for t in gfp.TABLES if gfp.decode(rec.mode, t) == rec.mode_names]
     if fits:
         t = fits[-1]
         return t, (f"kernel version unknown: the {t.key} table is the newest that reproduces "
                    f"the printed names (also: {', '.join(x.key for x in fits[:-1]) or 'none'})")
-    return gfpmod.table_for_release(None)
+    return gfp.table_for_release(None)
 
 
 def _view(rec: AllocFailure, release: Optional[str],
@@ -342,10 +342,10 @@ def _view(rec: AllocFailure, release: Optional[str],
     names_source = "table"
     if rec.mode is not None:
         if gfp_names is not None:
-            decoded = gfpmod.decode(rec.mode, table, gfp_names)
+            decoded = gfp.decode(rec.mode, table, gfp_names)
             names_source = "dump (gfpflag_names)"
         else:
-            decoded = gfpmod.decode(rec.mode, table)
+            decoded = gfp.decode(rec.mode, table)
     agree = None
     if rec.mode_names is not None and decoded is not None:
         agree = decoded == rec.mode_names

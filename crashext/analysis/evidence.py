@@ -24,17 +24,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .. import gfp as gfpmod
-from .. import kb as kbmod
+from .. import gfp
+from .. import kb
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target
 from ..sources import crashlog, logs, logscan
 from ..sources.logs import LogLine
 from ..sources.sosreport import SosReport
 from . import allocreport
-from . import diagnosis as diagmod
+from . import diagnosis
 from . import meminfo_blocks
-from . import panic as panicmod
+from . import panic
 from . import log_evidence
 from .kbmatch import STATUS_MATCHED, Evidence, evaluate, evaluate_precursor
 from .sos_memory import sos_section
@@ -69,7 +69,7 @@ _NEAR_LIMIT = 0.9
 
 def memcg_evidence(t: Target) -> Dict[str, Any]:
     """The memcg summary of ``t`` and the set of anomaly codes it shows."""
-    from . import memcg as memcgmod
+    from . import memcg
     # the rows in a temporary file, read back once for both lists: memory
     # stays flat
     flagged: List[Dict[str, Any]] = []
@@ -79,9 +79,9 @@ def memcg_evidence(t: Target) -> Dict[str, Any]:
             if m.anomalies and len(flagged) < 20:
                 flagged.append(m.to_json())
             yield m
-    with memcgmod.memcg_scan(t, spool=True) as scan:
+    with memcg.memcg_scan(t, spool=True) as scan:
         summary = dict(scan.summary)
-        dying_parents = memcgmod.dying_by_parent(rows())
+        dying_parents = memcg.dying_by_parent(rows())
     codes = set(summary.get("anomalies", {}).keys())
     total = summary.get("total") or 0
     if total >= _NEAR_LIMIT * _MEMCG_ID_MAX:
@@ -90,7 +90,7 @@ def memcg_evidence(t: Target) -> Dict[str, Any]:
         codes.add("many-dying-memcgs")
     return {"summary": summary, "codes": sorted(codes), "flagged": flagged,
             "dying_parents": dying_parents,
-            "explanations": {c: memcgmod.ANOMALIES.get(c, "") for c in codes}}
+            "explanations": {c: memcg.ANOMALIES.get(c, "") for c in codes}}
 
 
 # ---------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class TriageInputs:
     crash_name: str = "crash log"
     texts: Optional[Iterable[str]] = None
     kb_dirs: Optional[Sequence[str]] = None
-    entries: Optional[List["kbmod.Entry"]] = None
+    entries: Optional[List["kb.Entry"]] = None
     log_sink: Optional[List["allocreport.AllocReport"]] = None
     sos: Optional[SosReport] = None
 
@@ -187,12 +187,12 @@ def triage(inp: TriageInputs) -> Dict[str, Any]:
     return report
 
 
-def _knowledge_base(inp: TriageInputs, errors: Dict[str, str]) -> List["kbmod.Entry"]:
+def _knowledge_base(inp: TriageInputs, errors: Dict[str, str]) -> List["kb.Entry"]:
     """The entries given, else the knowledge base loaded (its problems in ``errors``)."""
     if inp.entries is not None:
         return inp.entries
     problems: List[str] = []
-    entries = kbmod.load_kb(inp.kb_dirs, problems=problems)
+    entries = kb.load_kb(inp.kb_dirs, problems=problems)
     if problems:
         errors["kb"] = "; ".join(problems)
     return entries
@@ -213,7 +213,7 @@ def _sources(inp: TriageInputs) -> List[str]:
 
 # -- log ----------------------------------------------------------------------------
 
-def _log_section(inp: TriageInputs, entries: List["kbmod.Entry"],
+def _log_section(inp: TriageInputs, entries: List["kb.Entry"],
                  errors: Dict[str, str]) -> _Log:
     """The kernel log (the one given, else the dump's own) through the shared
     analysis, scanned for the knowledge base's regexes; then the user-space
@@ -228,11 +228,11 @@ def _log_section(inp: TriageInputs, entries: List["kbmod.Entry"],
     release_hint = gfp_names = None
     if t is not None:
         release_hint = _section(lambda: t.release)[0]
-        gfp_names = _section(gfpmod.names_from_target, t)[0]
+        gfp_names = _section(gfp.names_from_target, t)[0]
     regexes = [lp for e in entries for lp in e.signature.log + (e.precursor.log if e.precursor
                                                                   else []) if lp.kind == "regex"]
     scan = log_evidence.LogScan(sorted({lp.pattern for lp in regexes if lp.source == "kernel"}
-                                       | set(diagmod.SCAN_PATTERNS)))
+                                       | set(diagnosis.SCAN_PATTERNS)))
     rep = _scan_log(inp, lines, scan, release_hint, gfp_names)
     text_scan = None
     if inp.texts is not None:
@@ -338,18 +338,18 @@ def _panic_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"]
     log_panic = panic_string(rep.oops) if rep is not None else None
     pan = None
     if t is not None and not t.is_live:
-        pan, why = _section(panicmod.panic_from_target, t, log_panic)
+        pan, why = _section(panic.panic_from_target, t, log_panic)
         if why:
             errors["panic"] = why
     if pan is None and session is not None:
-        pan = panicmod.panic_from_crash_session(session)
+        pan = panic.panic_from_crash_session(session)
     elif pan is not None and session is not None:
-        extra = panicmod.panic_from_crash_session(session)
+        extra = panic.panic_from_crash_session(session)
         pan["crash_log"] = {k: extra[k] for k in ("panic", "pid", "comm", "cpu", "rip")}
         if pan.get("rip") and extra.get("rip") and not pan["rip"].get("file"):
             pan["rip"]["file"], pan["rip"]["line"] = extra["rip"]["file"], extra["rip"]["line"]
     if pan is None and rep is not None:
-        pan = panicmod.panic_from_oops(oops, log_panic)
+        pan = panic.panic_from_oops(oops, log_panic)
     if pan is not None and session is not None and pan["source"] == "crash-log" and oops:
         pan["log"] = {"pid": oops.pid, "comm": oops.comm, "cpu": oops.cpu,
                       "rip_function": oops.rip_func}
@@ -462,7 +462,7 @@ def _explains_panic(r: Dict[str, Any]) -> bool:
                for e in r["elements"])
 
 
-def _verdict_section(entries: List["kbmod.Entry"], ev: Evidence,
+def _verdict_section(entries: List["kb.Entry"], ev: Evidence,
                      pan: Optional[Dict[str, Any]], memory: Dict[str, Any],
                      log: _Log) -> Dict[str, Any]:
     """Every entry evaluated: matches (first those that explain the panic,
@@ -479,7 +479,7 @@ def _verdict_section(entries: List["kbmod.Entry"], ev: Evidence,
         if pre and pre["matched"]:
             at_risk.append(dict(r, precursor=pre))
     rep = log.rep
-    diag = diagmod.diagnose(pan, memory, rep, log.scan.hits if rep is not None else None,
+    diag = diagnosis.diagnose(pan, memory, rep, log.scan.hits if rep is not None else None,
                             _page_kb(rep))
     return {"headline": _headline(matches, at_risk, diag), "matches": matches,
             "at_risk": at_risk, "diagnosis": diag,

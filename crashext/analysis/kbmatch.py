@@ -10,7 +10,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from ..sources.kmsg import vmalloc_size_text
-from .. import kb as kbmod
+from .. import kb
 
 __all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func",
            "held_back_zones", "allocfail_ok",
@@ -98,7 +98,7 @@ def held_back_zones(f: Dict[str, Any]) -> Optional[List[str]]:
     return [z for z in held if z not in _HELD_BY_DESIGN]
 
 
-def allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
+def allocfail_ok(lp: "kb.LogPattern", f: Dict[str, Any]) -> bool:
     """Whether one allocation failure (triage's dict) meets an allocfail element."""
     if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
         return False
@@ -123,7 +123,7 @@ def allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
     return True
 
 
-def _allocfail_wanted(lp: "kbmod.LogPattern") -> str:
+def _allocfail_wanted(lp: "kb.LogPattern") -> str:
     parts = []
     if lp.min_order is not None:
         parts.append(f"order >= {lp.min_order}")
@@ -162,7 +162,7 @@ def _excerpt(line: str, pattern: str) -> str:
             + ("..." if start + _EXCERPT < len(text) else ""))
 
 
-def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
+def log_element(lp: "kb.LogPattern", ev: Evidence) -> Dict[str, Any]:
     """One log element of a signature or precursor against ``ev``."""
     group = "log-absent" if lp.absent else "log"
     if lp.source == "text":
@@ -202,7 +202,7 @@ def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
                lp.weight, lp.required, group)
 
 
-def _panic_elements(sig: "kbmod.Signature", ev: Evidence) -> List[Dict[str, Any]]:
+def _panic_elements(sig: "kb.Signature", ev: Evidence) -> List[Dict[str, Any]]:
     """The panic string, exception RIP and backtrace frame elements."""
     els: List[Dict[str, Any]] = []
     if sig.panic:
@@ -239,7 +239,7 @@ def _panic_elements(sig: "kbmod.Signature", ev: Evidence) -> List[Dict[str, Any]
     return els
 
 
-def _dump_elements(sig: "kbmod.Signature", ev: Evidence) -> List[Dict[str, Any]]:
+def _dump_elements(sig: "kb.Signature", ev: Evidence) -> List[Dict[str, Any]]:
     """The dump predicates: anomaly codes of the memcg analysis."""
     els: List[Dict[str, Any]] = []
     for dp in sig.dump:
@@ -255,7 +255,7 @@ def _dump_elements(sig: "kbmod.Signature", ev: Evidence) -> List[Dict[str, Any]]
     return els
 
 
-def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
+def evaluate(entry: "kb.Entry", ev: Evidence) -> Dict[str, Any]:
     """Each signature element of ``entry`` against ``ev``, and the score."""
     sig = entry.signature
     els = _panic_elements(sig, ev)
@@ -263,7 +263,7 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
         els.append(log_element(lp, ev))
     els += _dump_elements(sig, ev)
     if entry.affected:
-        status, why = kbmod.release_affected(ev.release, entry.affected)
+        status, why = kb.release_affected(ev.release, entry.affected)
         els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
     checked = [e for e in els if e["status"] != STATUS_UNKNOWN]
     got = sum(e["weight"] for e in checked if e["status"] == STATUS_MATCHED)
@@ -298,7 +298,7 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
     }
 
 
-def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str, Any]]:
+def evaluate_precursor(entry: "kb.Entry", ev: Evidence) -> Optional[Dict[str, Any]]:
     """The entry's precursor against ``ev``: None if the entry has none.
 
     It matches when at least one of its (not absent) log elements matched,
@@ -310,7 +310,7 @@ def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str,
         return None
     els = [log_element(lp, ev) for lp in pre.log]
     if entry.affected:
-        status, why = kbmod.release_affected(ev.release, entry.affected)
+        status, why = kb.release_affected(ev.release, entry.affected)
         els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
     blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
     evidence = [e for e in els if e["group"] == "log" and e["status"] == STATUS_MATCHED]

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 from ..sources import kmsg, logs
 from ..sources.logs import LogLine
 from . import allocreport
-from . import panic as panicmod
+from . import panic
 
 
 __all__ = ["LogScan", "BANNER", "analyze", "log_system", "cause_header", "allocation_failure",
@@ -169,7 +169,7 @@ def allocation_failure(view: "allocreport.FailureView") -> Dict[str, Any]:
             "mode": None if r.mode is None else f"{r.mode:#x}",
             "flags": "|".join(view.decoded) if view.decoded else None,
             "gfp_table": view.gfp_table, "caller": view.caller, "caller_why": view.caller_why,
-            "frames": [panicmod.frame_from_log(fr) for fr in r.trace]}
+            "frames": [panic.frame_from_log(fr) for fr in r.trace]}
 
 
 def zone_summary(view: "allocreport.FailureView") -> Dict[str, Any]:

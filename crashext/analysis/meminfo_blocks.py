@@ -23,7 +23,7 @@ and largest free order: fragmentation building up over time.
 
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from .. import gfp as gfpmod
+from .. import gfp
 from ..sources.kmsg import AllocFailure, OomReport, record_when
 from ..sources.showmem import ShowMem, largest_order_of
 from . import zonecheck
@@ -95,8 +95,8 @@ def _row(z, b) -> Dict[str, Any]:
     return row
 
 
-def _table(release: Optional[str]) -> gfpmod.GfpTable:
-    return gfpmod.table_for_release(release)[0]
+def _table(release: Optional[str]) -> gfp.GfpTable:
+    return gfp.table_for_release(release)[0]
 
 
 def conclusion(verdicts: List["zonecheck.ZoneVerdict"], order: Optional[int]) -> Optional[str]:
@@ -167,13 +167,13 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
     """An OOM-kill report: its header decoded, scope and constraint, the memcg
     counters, the kill, the largest tasks, and the zone analysis of its
     show_mem block re-run for its own request."""
-    table, how = gfpmod.table_for_release(release)
+    table, how = gfp.table_for_release(release)
     if not release and rec.gfp_names is not None and rec.gfp is not None:
-        fits = [t for t in gfpmod.TABLES if gfpmod.decode(rec.gfp, t) == rec.gfp_names]
+        fits = [t for t in gfp.TABLES if gfp.decode(rec.gfp, t) == rec.gfp_names]
         if fits:
             table, how = fits[-1], (f"kernel version unknown: the {fits[-1].key} table is the "
                                     "newest that reproduces the printed names")
-    decoded = gfpmod.decode(rec.gfp, table) if rec.gfp is not None else None
+    decoded = gfp.decode(rec.gfp, table) if rec.gfp is not None else None
     rule, verdicts, notes = (None, [], [])
     if rec.zones:
         try:

@@ -16,10 +16,10 @@ failure, :mod:`crashext.analysis.meminfo_blocks` for OOM reports and SysRq-m dum
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import gfp as gfpmod
+from .. import gfp
 from ..sources.kmsg import AllocFailure, BuddyLine, MIGRATE_LETTERS, ZoneLine
-from . import allocflags as afl
-from . import watermark as wm
+from . import allocflags
+from . import watermark
 
 __all__ = ["ZoneVerdict", "explain", "explain_request", "request_flags", "mem_info_zones"]
 
@@ -65,9 +65,9 @@ def _zone_indices(zones: List[ZoneLine]) -> Tuple[Dict[str, int], List[str]]:
     return idx, notes
 
 
-def _highest_zone(mask: int, table: gfpmod.GfpTable, idx: Dict[str, int]) -> Optional[str]:
+def _highest_zone(mask: int, table: gfp.GfpTable, idx: Dict[str, int]) -> Optional[str]:
     """gfp_zone(): the highest zone type the request may use."""
-    zb = gfpmod.zone_bits(mask, table)
+    zb = gfp.zone_bits(mask, table)
     if zb["DMA"]:
         return "DMA"
     if zb["DMA32"]:
@@ -79,7 +79,7 @@ def _highest_zone(mask: int, table: gfpmod.GfpTable, idx: Dict[str, int]) -> Opt
     return "Normal"
 
 
-def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, List[str]]:
+def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[watermark.ZoneState, List[str]]:
     page_kb = b.block_kb[0] if b.block_kb else 4
     notes = []
 
@@ -113,7 +113,7 @@ def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, Li
         if highatomic:
             notes.append("high-atomic pages: the reserve (reserved_highatomic); kernels from "
                          "v6.12 subtract only its free part, which this log does not print")
-    st = wm.ZoneState(node=z.node, name=z.zone, free_pages=pages("free") or 0,
+    st = watermark.ZoneState(node=z.node, name=z.zone, free_pages=pages("free") or 0,
                       min=pages("min") or 0, low=pages("low") or 0, high=pages("high") or 0,
                       lowmem_reserve=list(z.lowmem_reserve or []), nr_free=nr_free,
                       free_by_mt=free_by_mt or None, managed=pages("managed"),
@@ -122,7 +122,7 @@ def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, Li
     return st, notes
 
 
-def mem_info_zones(rec: AllocFailure) -> Tuple[List[wm.ZoneState], List[str]]:
+def mem_info_zones(rec: AllocFailure) -> Tuple[List[watermark.ZoneState], List[str]]:
     """The zones a failure's Mem-Info printed (zone + buddy lines) as
     :class:`~crashext.analysis.watermark.ZoneState`, for a fragmentation
     picture of the moment of the failure; ``free_by_mt`` there marks only
@@ -140,7 +140,7 @@ def mem_info_zones(rec: AllocFailure) -> Tuple[List[wm.ZoneState], List[str]]:
     return out, notes
 
 
-def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str],
+def explain(rec: AllocFailure, table: gfp.GfpTable, release: Optional[str],
             uts_version: Optional[str] = None):
     """Watermark verdicts for every zone the request could use:
     ``(rule, verdicts, notes, alloc flags as JSON or None)``."""
@@ -148,9 +148,9 @@ def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str],
                            uts_version=uts_version, with_flags=True)
 
 
-def request_flags(mode: int, order: int, table: gfpmod.GfpTable, release: Optional[str],
+def request_flags(mode: int, order: int, table: gfp.GfpTable, release: Optional[str],
                   uts_version: Optional[str] = None
-                  ) -> Tuple[str, afl.AllocFlags, Dict[str, Any], List[str]]:
+                  ) -> Tuple[str, allocflags.AllocFlags, Dict[str, Any], List[str]]:
     """The watermark rule and ALLOC_* flags of a request, as
     :mod:`crashext.analysis.allocflags` derives them for ``release``; the
     flags as JSON and notes on what was assumed."""
@@ -158,23 +158,23 @@ def request_flags(mode: int, order: int, table: gfpmod.GfpTable, release: Option
     gen = None
     if release:
         try:
-            gen = afl.generation(release, uts_version)
+            gen = allocflags.generation(release, uts_version)
         except ValueError:
             gen = None
     if gen is None:
         name = "3.10" if table.since < (4, 4) else ("4.4" if table.since < (6, 3) else "6.3")
-        gen = afl.KernelGen(name, afl.WATERMARK_RULE[name],
+        gen = allocflags.KernelGen(name, allocflags.WATERMARK_RULE[name],
                             f"kernel release unknown: generation {name} assumed from the "
                             "GFP table")
     if gen.assumed:
         notes.append(gen.assumed)
-    flags = afl.alloc_flags(mode, order, table, gen.name)
+    flags = allocflags.alloc_flags(mode, order, table, gen.name)
     js = {"generation": gen.name, "names": flags.names(gen.name), "assumed": gen.assumed}
     return gen.rule, flags, js, notes
 
 
 def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[ZoneLine],
-                    buddy: List[BuddyLine], table: gfpmod.GfpTable, release: Optional[str],
+                    buddy: List[BuddyLine], table: gfp.GfpTable, release: Optional[str],
                     uts_version: Optional[str] = None, with_flags: bool = False):
     """:func:`explain` for a request given by its GFP ``mode`` and ``order``
     and the zone and buddy lines of any show_mem() block (an allocation
@@ -200,7 +200,7 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
     top_i = idx.get(top, idx.get("Normal", 0))
     buddies = {(b.node, b.zone): b for b in buddy}
     verdicts: List[ZoneVerdict] = []
-    ver = gfpmod.parse_version(release or "") or table.since
+    ver = gfp.parse_version(release or "") or table.since
     for node in sorted({z.node for z in all_zones}):
         zones = [z for z in all_zones if z.node == node and idx.get(z.zone, 99) <= top_i]
         if not zones:
@@ -219,11 +219,11 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
             if order >= len(st.nr_free):
                 out.append(f"order {order} beyond the buddy line's orders")
                 continue
-            v = wm.watermark_ok(st, order, "min", cz, rule, **flags.kwargs())
+            v = watermark.watermark_ok(st, order, "min", cz, rule, **flags.kwargs())
             vj = v.to_json()
             # held back by lowmem_reserve: fails with the reserve, passes without
-            # it (the rule and its kernel source: wm.held_back_by_reserve)
-            held, bare = wm.held_back_by_reserve(st, v, order, "min", cz, rule,
+            # it (the rule and its kernel source: watermark.held_back_by_reserve)
+            held, bare = watermark.held_back_by_reserve(st, v, order, "min", cz, rule,
                                                  **flags.kwargs())
             vj["lowmem_reserve_held"] = held
             vj["without_reserve"] = None if bare is None else {

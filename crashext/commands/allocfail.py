@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List
 
-from .. import gfp as gfpmod
+from .. import gfp
 from .. import render
 from ..analysis.allocreport import AllocReport, FailureView, analyze, analyze_file
 from ..errors import CrashextError, InputError
@@ -83,7 +83,7 @@ def _reports(args, ctx) -> List[AllocReport]:
     if not ctx.has_target:
         raise InputError("give a log FILE ('-' for stdin) or a dump with -c VMCORE -s VMLINUX")
     t = ctx.target()
-    names = gfpmod.names_from_target(t)
+    names = gfp.names_from_target(t)
     try:
         uts = None if args.kernel_version else t.uts()["version"]
     except CrashextError:

@@ -111,7 +111,7 @@ def make_collector(args, ctx, warn=None, one_shot=False):
     """The collector for these options (its kernel cache, log watcher and background
     cgroupfs walk are started by run())."""
     try:
-        from ..exporter import collector as coll
+        from ..exporter import collector
         from ..exporter import logwatch
     except ImportError as exc:
         if "prometheus_client" in str(exc):
@@ -126,7 +126,7 @@ def make_collector(args, ctx, warn=None, one_shot=False):
         proc, sys_dir = "/proc", "/sys/fs/cgroup"
     kernel = None
     if ctx.has_target:
-        kernel = coll.KernelCache(ctx.target, args.kernel_interval, frag=proc is None)
+        kernel = collector.KernelCache(ctx.target, args.kernel_interval, frag=proc is None)
     log = None
     if not args.no_log:
         path = args.log
@@ -135,7 +135,7 @@ def make_collector(args, ctx, warn=None, one_shot=False):
         if path is not None:
             counts = logwatch.LogCounts(top=args.top)
             log = logwatch.LogWatcher(logwatch.open_source(path, counts), counts)
-    c = coll.Collector(proc=proc, sys_dir=sys_dir, kernel=kernel, log=log, top=args.top,
+    c = collector.Collector(proc=proc, sys_dir=sys_dir, kernel=kernel, log=log, top=args.top,
                        release=args.release, warn=warn,
                        cgroupfs_interval=0.0 if one_shot else args.cgroupfs_interval)
     if not c.sources():

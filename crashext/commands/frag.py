@@ -5,7 +5,7 @@ import argparse
 from typing import Any, Dict, Optional
 
 from .. import render
-from .. import watch as watch_mod
+from .. import watch
 from ..analysis import buddy
 from ..analysis.fragmentation import FragOptions, fragmentation, verdict_line
 from ..errors import InputError
@@ -126,7 +126,7 @@ def _result(args, ctx) -> Dict[str, Any]:
         source = ctx.target()
     res = fragmentation(source, opts, err=ctx.err)
     if not args.proc and not args.sos and ctx.target().is_live:
-        res["live"] = watch_mod.live_stamp(ctx.target())
+        res["live"] = watch.live_stamp(ctx.target())
     return res
 
 
@@ -135,7 +135,7 @@ def run(args, ctx) -> int:
     for opt in ("watch", "count", "sys", "proc", "sos", "log"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
-    watch_mod.check_interval(args.watch, args.count)
+    watch.check_interval(args.watch, args.count)
     if args.log:
         return _run_log(args, ctx)
     if args.watch is not None:
@@ -154,7 +154,7 @@ def run(args, ctx) -> int:
             res = pending.pop() if pending else _result(args, ctx)
             return _watch_sample(res)
 
-        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
+        return watch.watch(sample, args.watch, ctx.out, count=args.count,
                                header=f"free lists of {first['source']}", json_lines=args.json,
                                err=ctx.err)
     res = _result(args, ctx)
@@ -172,7 +172,7 @@ def run(args, ctx) -> int:
     if res["page_size_source"].startswith("assumed"):
         out.write(f"PAGE SIZE: {render.human_bytes(ps)}, {res['page_size_source']}\n")
     if res["live"]:
-        out.write("LIVE: " + watch_mod.stamp_line(res["live"]) + "\n")
+        out.write("LIVE: " + watch.stamp_line(res["live"]) + "\n")
     if res.get("snapshot"):
         out.write("SNAPSHOT: " + snapshot_label(res["snapshot"]) + "\n")
     for z in res["zones"]:

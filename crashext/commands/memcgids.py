@@ -1,7 +1,7 @@
 """``memcgids``: every memory cgroup, online and dying, with its ids and kmem id anomalies."""
 
 from .. import render
-from .. import watch as watch_mod
+from .. import watch
 from ..analysis.memcg import ANOMALIES, memcg_scan
 from ..errors import InputError
 from ..presentation import kmem_ids_text, snapshot_label
@@ -93,7 +93,7 @@ def _summary_lines(s) -> list:
         pairs.append(("NEXT RESIZE", f"{r['size']} ids, {render.human_bytes(r['bytes'])} "
                                      f"({r['bytes']} bytes) {order}, {r['what']}{fb}; {lfo_s}"))
     if s.get("live"):
-        pairs.insert(0, ("LIVE", watch_mod.stamp_line(s["live"])))
+        pairs.insert(0, ("LIVE", watch.stamp_line(s["live"])))
     if s["walk_problem"]:
         pairs.append(("WALK", "INCOMPLETE: " + s["walk_problem"]))
     for name, why in sorted(s["idr_problems"].items()):
@@ -113,7 +113,7 @@ def _live_scan(t, ctx, progress=None):
         scan.close()
         scan = memcg_scan(t, spool=True)
     if t.is_live:
-        scan.summary["live"] = watch_mod.live_stamp(t)
+        scan.summary["live"] = watch.live_stamp(t)
     return scan
 
 
@@ -122,7 +122,7 @@ def run(args, ctx) -> int:
     for opt in ("watch", "count", "sys", "proc", "sos"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
-    watch_mod.check_interval(args.watch, args.count)
+    watch.check_interval(args.watch, args.count)
     if args.sos:
         if args.sys or args.proc or args.watch is not None:
             raise InputError("--sos PATH reads the report's own sys/fs/cgroup and proc/: "
@@ -148,7 +148,7 @@ def run(args, ctx) -> int:
             return {"memcgs": s["total"], "online": s["online"], "dying": s["dying"],
                     "flagged": s["flagged"], "walk": "incomplete" if s["walk_problem"] else "ok"}
 
-        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
+        return watch.watch(sample, args.watch, ctx.out, count=args.count,
                                header=f"memcgs of the {t.source}", json_lines=args.json,
                                err=ctx.err)
     prog = Progress("memcgids: memcgs read", stream=ctx.err)
@@ -249,7 +249,7 @@ def _run_sys(args, ctx) -> int:
             return {"visible cgroups": s["visible"], "dying": s["dying"],
                     "num_cgroups (memory)": s["num_cgroups"], "root usage": s["memory_current"]}
 
-        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
+        return watch.watch(sample, args.watch, ctx.out, count=args.count,
                                header=f"cgroupfs {args.sys}", json_lines=args.json, err=ctx.err)
     report = read()
     rows = report.cgroups

@@ -17,9 +17,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
-from .. import gfp as gfpmod
+from .. import gfp
 from ..analysis import buddy
-from ..analysis import allocflags as afl
+from ..analysis import allocflags
 from ..analysis.vmstat import parse_vmstat  # noqa: F401  (one /proc/vmstat reader; collector uses it here)
 from ..analysis.memcg import ANOMALIES
 from ..sources.cgroupfs import MEM_CGROUP_ID_MAX, CgroupfsReport
@@ -170,15 +170,15 @@ def gfp_flags(release: Optional[str], rule: str, cls: str, order: int,
     the rights from :func:`crashext.analysis.allocflags.alloc_flags` (the
     one place that follows gfp_to_alloc_flags() across versions).  Without
     a release the generation of the watermark ``rule`` is taken."""
-    table, _how = gfpmod.table_for_release(release)
+    table, _how = gfp.table_for_release(release)
     mask = dict(table.names)[cls]
     gen = None
     if release:
         try:
-            gen = afl.generation(release, uts_version).name
+            gen = allocflags.generation(release, uts_version).name
         except ValueError:
             gen = None
-    return afl.alloc_flags(mask, order, table, gen or rule).kwargs()
+    return allocflags.alloc_flags(mask, order, table, gen or rule).kwargs()
 
 
 def frag_families(rep: "buddy.FragReport") -> List:
