@@ -63,9 +63,9 @@ def test_fast_triage_equals_reading_every_line_on_real_logs(path):
 def _scan_parts(path, engine):
     """The log-side evidence triage takes from a gated read with ``engine``."""
     from crashext.analysis.log_evidence import BANNER
-    import crashext.kb as kbmod
+    from crashext import kb
     from crashext.analysis import diagnosis
-    pats = sorted({lp.pattern for e in kbmod.load_kb()
+    pats = sorted({lp.pattern for e in kb.load_kb()
                    for lp in e.signature.log + (e.precursor.log if e.precursor else [])
                    if lp.kind == "regex" and lp.source == "kernel"} | set(diagnosis.SCAN_PATTERNS))
     scan = LogScan(pats)
@@ -203,8 +203,8 @@ def test_a_line_matching_a_pattern_holds_one_of_its_literals(pieces, caseless, l
 def test_knowledge_base_patterns_all_have_literals():
     """Every kernel-log regex of the shipped knowledge base has a literal to
     search for; otherwise triage --log would fall back to every line."""
-    import crashext.kb as kbmod
-    for e in kbmod.load_kb():
+    from crashext import kb
+    for e in kb.load_kb():
         for lp in e.signature.log + (e.precursor.log if e.precursor else []):
             if lp.kind == "regex" and lp.source == "kernel":
                 assert required_literals(lp.pattern) is not None, (e.id, lp.pattern)
