@@ -360,7 +360,7 @@ def _panic_section(t: Optional[Target], rep: Optional["allocreport.AllocReport"]
             pan["time"] = oops.ts
         system["panic"] = pan.get("panic")
         if system["panic_time"] is None and pan.get("time") is not None:
-            system["panic_time"] = f"{_fmt_ts(pan['time'])} s after boot"
+            system["panic_time"] = f"{logs.printk_time(pan['time'])} s after boot"
             system["sources"]["panic_time"] = "log"
     return pan
 
@@ -516,14 +516,6 @@ def _page_kb(rep: Optional["allocreport.AllocReport"]) -> int:
             if b.block_kb:
                 return b.block_kb[0]
     return 4
-
-
-def _fmt_ts(secs: float) -> str:
-    """printk's "%5lu.%06lu": microseconds truncated, not rounded
-    (kernel/printk/printk.c print_time(); a float from the nanosecond
-    timestamp is rounded to the nanosecond first)."""
-    ns = int(round(secs * 1e9))
-    return f"{ns // 1000000000}.{ns // 1000 % 1000000:06d}"
 
 
 def _fmt_uptime(secs: float) -> str:

@@ -33,7 +33,7 @@ from ..kernel.target import Target
 from ..sources import kmsg, logs
 from ..sources.procfs import ProcDir
 
-__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section", "printk_time",
+__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section",
            "TOP_PARENTS"]
 
 #: dying-memcg parents shown (the page aggregates; JSON of memcgids lists every memcg)
@@ -262,7 +262,7 @@ def timeline_section(rep: Optional["allocreport.AllocReport"], tri: Optional[Dic
                            "label": f"panic: {pan.get('panic') or '?'}"})
     events.sort(key=lambda e: e["time"])
     for e in events:
-        e["when"] = printk_time(e["time"])
+        e["when"] = logs.printk_time(e["time"])
     counts = {k: sum(1 for e in events if e["kind"] == k)
               for k in ("allocfail", "oom", "warning", "oops", "panic")}
     out: Dict[str, Any] = {"events": events, "counts": counts, "untimed": untimed,
@@ -274,14 +274,6 @@ def timeline_section(rep: Optional["allocreport.AllocReport"], tri: Optional[Dic
         out["error"] = ("no allocation failure, OOM kill, warning or panic with a time stamp "
                         "in the log" + (f" ({untimed} without time stamps)" if untimed else ""))
     return out
-
-
-def printk_time(secs: float) -> str:
-    """A time stamp as printk printed it: "%5lu.%06lu", microseconds truncated
-    (kernel/printk/printk.c print_time()), so the page shows the log's own
-    digits; the float is rounded to the nanosecond first."""
-    ns = int(round(secs * 1e9))
-    return f"{ns // 1000000000}.{ns // 1000 % 1000000:06d}"
 
 
 # -- system facts --------------------------------------------------------------------

@@ -33,7 +33,7 @@ from typing import IO, Iterable, Iterator, List, Optional, Tuple
 from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
-           "log_lines", "raw_lines", "Normalizer", "CountingLines", "Gate", "gated", "gated_chunks",
+           "log_lines", "raw_lines", "Normalizer", "printk_time", "CountingLines", "Gate", "gated", "gated_chunks",
            "text_chunks", "byte_chunks", "TRIGGER", "checked_lines", "checked_stream", "kernel_log",
            "load_log", "TRIGGER_LITERALS", "is_kernel_line", "no_kernel_lines"]
 
@@ -223,6 +223,14 @@ TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "invoked oom-killer",
                     "SLUB: Unable", "BUG", "Oops", "protection fault", "invalid opcode",
                     "WARNING", "Kernel panic", "Show Memory", "Mem-Info:", "Mem-info:")
 TRIGGER = re.compile("|".join(re.escape(x) for x in TRIGGER_LITERALS))
+
+
+def printk_time(secs: float) -> str:
+    """A time stamp as printk printed it: "%5lu.%06lu", microseconds truncated,
+    not rounded (kernel/printk/printk.c print_time()), so what is shown has the
+    log's own digits; the float is rounded to the nanosecond first."""
+    ns = int(round(secs * 1e9))
+    return f"{ns // 1000000000}.{ns // 1000 % 1000000:06d}"
 
 
 class CountingLines:
