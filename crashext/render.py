@@ -15,7 +15,7 @@ from tabulate import tabulate
 from .units import human_bytes
 
 __all__ = ["table", "write_table", "write_json", "json_default", "Rows", "human_bytes", "bar",
-           "kv_block", "dash"]
+           "kv_block", "dash", "plural"]
 
 
 def dash(v: Any) -> str:
@@ -191,6 +191,11 @@ def json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 sample``, ``2 samples``: a count and its noun (plural by an s)."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def bar(value: float, maximum: float, width: int = 20) -> str:

@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Dict, Optional, TextIO
 
 from .errors import CrashextError, InputError
+from .render import plural
 
 __all__ = ["watch", "check_interval"]
 
@@ -109,7 +110,7 @@ def watch(sample: Callable[[], Sample], seconds: float, out: TextIO,
                 next_at = clock()
     except KeyboardInterrupt:
         if not json_lines:
-            out.write(f"{_stamp(clock())} stopped after {n} sample{'s' if n != 1 else ''}\n")
+            out.write(f"{_stamp(clock())} stopped after {plural(n, 'sample')}\n")
             out.flush()
     return 0
 

@@ -4,6 +4,7 @@ from typing import Any, Dict, List
 
 from .. import gfp
 from .. import render
+from ..render import plural
 from ..analysis.allocreport import AllocReport, FailureView, analyze, analyze_file
 from ..errors import CrashextError, InputError
 from ..sources import logs
@@ -115,16 +116,16 @@ def _verdict_line(rep: AllocReport) -> str:
         head = "no allocation failures found"
     else:
         comms = len({g.comm for g in rep.groups})
-        head = f"{n} allocation failure{'s' if n != 1 else ''} ({comms} task name{'s' if comms != 1 else ''})"
+        head = f"{plural(n, 'allocation failure')} ({plural(comms, 'task name')})"
     extra = []
     if rep.ooms:
-        extra.append(f"{len(rep.ooms)} OOM-killer report{'s' if len(rep.ooms) != 1 else ''}")
+        extra.append(plural(len(rep.ooms), "OOM-killer report"))
     if rep.slub:
-        extra.append(f"{len(rep.slub)} SLUB failure{'s' if len(rep.slub) != 1 else ''}")
+        extra.append(plural(len(rep.slub), "SLUB failure"))
     if rep.oops:
-        extra.append(f"{len(rep.oops)} oops/BUG/panic header{'s' if len(rep.oops) != 1 else ''}")
+        extra.append(plural(len(rep.oops), "oops/BUG/panic header"))
     if rep.showmem:
-        extra.append(f"{len(rep.showmem)} show_mem dump{'s' if len(rep.showmem) != 1 else ''} "
+        extra.append(f"{plural(len(rep.showmem), 'show_mem dump')} "
                      "(SysRq-m or other)")
     return head + ("; " + ", ".join(extra) if extra else "") + f" in {rep.source} ({rep.lines} lines)"
 

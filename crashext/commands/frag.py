@@ -286,7 +286,7 @@ def write_timeline(out, res: Dict[str, Any], indent: str = "") -> None:
     kinds: Dict[str, int] = {}
     for b in blocks:
         kinds[b["kind"]] = kinds.get(b["kind"], 0) + 1
-    out.write(f"{indent}{len(blocks)} Mem-Info block{'s' if len(blocks) != 1 else ''} in "
+    out.write(f"{indent}{render.plural(len(blocks), 'Mem-Info block')} in "
               f"{res['source']} ({', '.join(f'{k} x{n}' for k, n in kinds.items())})\n")
     for key, rows in res["zones"].items():
         node, zone = key.split(":", 1)
