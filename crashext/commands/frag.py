@@ -70,10 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alloc-flags", metavar="FLAGS", default="",
                         help="comma-separated ALLOC_* rights of the request: "
                              + ", ".join(_FLAGS) + " (default none, as GFP_KERNEL)")
-    parser.add_argument("--watch", type=float, metavar="SECONDS",
-                        help="live only: print the changes every SECONDS")
-    parser.add_argument("--count", type=int, metavar="N",
-                        help="with --watch: stop after N samples")
+    watch.add_arguments(parser)
 
 
 def _parse_flags(text: str) -> Dict[str, bool]:

@@ -53,10 +53,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--proc", metavar="DIR", default=None,
                         help="with --sys: where to read cgroups (/proc/cgroups) from "
                              "(default /proc)")
-    parser.add_argument("--watch", type=float, metavar="SECONDS",
-                        help="live only: print the changes every SECONDS")
-    parser.add_argument("--count", type=int, metavar="N",
-                        help="with --watch: stop after N samples")
+    watch.add_arguments(parser)
 
 
 _dash = render.dash
