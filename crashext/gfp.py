@@ -121,7 +121,9 @@ T310 = _table(
     printed=False, zero="GFP_NOWAIT",
     notes="the kernel printed no names; order of the tracepoint's show_gfp_flags")
 
-# -- 4.4: __GFP_WAIT split into DIRECT/KSWAPD_RECLAIM (commit d0164adc89f6) -----
+# -- 4.4: __GFP_WAIT split into DIRECT/KSWAPD_RECLAIM since Linux kernel commit
+# d0164adc89f6 ("mm, page_alloc: distinguish between being unable to sleep,
+# unwilling to sleep and avoiding waking kswapd") (in v4.4) ---------------------
 _B44 = _bits("DMA=1 HIGHMEM=2 DMA32=4 MOVABLE=8 RECLAIMABLE=10 HIGH=20 IO=40 FS=80 "
              "COLD=100 NOWARN=200 REPEAT=400 NOFAIL=800 NORETRY=1000 MEMALLOC=2000 "
              "COMP=4000 ZERO=8000 NOMEMALLOC=10000 HARDWALL=20000 THISNODE=40000 "

@@ -10,20 +10,26 @@ a :class:`crashext.analysis.buddy.FragReport`.
 
 Zone layout facts used (include/linux/mmzone.h):
 
-- ``zone->_watermark[]`` + ``zone->watermark_boost`` since v5.0 (commit
-  1c30844d2dfe, "mm: reclaim small amounts of memory when an external
-  fragmentation event occurs"), ``zone->watermark[]`` before; which one the
-  kernel has is read from debug info.  Indices from ``enum zone_watermarks``.
-- ``zone->managed_pages`` is an ``atomic_long_t`` since v5.0 (commit
-  9705bea5f833, "mm: convert zone->managed_pages to atomic variable").
-- ``free_area[]`` has MAX_ORDER entries before v6.4 and MAX_ORDER + 1 from
-  v6.4 (commit 23baf831a32c, "mm, treewide: redefine MAX_ORDER sanely";
-  NR_PAGE_ORDERS since v6.8): we take the array's length from debug info.
-- per-CPU vm_stat deltas live in ``zone->pageset->vm_stat_diff[]`` before
-  v5.14 and ``zone->per_cpu_zonestats->vm_stat_diff[]`` from v5.14 (commit
-  28f836b6777b, "mm/page_alloc: split per cpu page lists and zone stats").
-- free high-atomic pages: ``zone->nr_free_highatomic`` where present
-  (v6.12), else the reserve ``zone->nr_reserved_highatomic`` (v4.4+).
+- ``zone->_watermark[]`` + ``zone->watermark_boost`` since Linux kernel
+  commit 1c30844d2dfe ("mm: reclaim small amounts of memory when an external
+  fragmentation event occurs") (in v5.0), ``zone->watermark[]`` before;
+  which one the kernel has is read from debug info.  Indices from ``enum
+  zone_watermarks``.
+- ``zone->managed_pages`` is an ``atomic_long_t`` since Linux kernel commit
+  9705bea5f833 ("mm: convert zone->managed_pages to atomic variable") (in
+  v5.0).
+- ``free_area[]`` has MAX_ORDER + 1 entries since Linux kernel commit
+  23baf831a32c ("mm, treewide: redefine MAX_ORDER sanely") (in v6.4),
+  MAX_ORDER before (NR_PAGE_ORDERS since v6.8): we take the array's length
+  from debug info.
+- per-CPU vm_stat deltas live in ``zone->per_cpu_zonestats->vm_stat_diff[]``
+  since Linux kernel commit 28f836b6777b ("mm/page_alloc: split per cpu page
+  lists and zone stats") (in v5.14), in ``zone->pageset->vm_stat_diff[]``
+  before.
+- free high-atomic pages: ``zone->nr_free_highatomic`` where present (since
+  Linux kernel commit c928807f6f6b ("mm/page_alloc: keep track of free
+  highatomic") (in v6.12)), else the reserve ``zone->nr_reserved_highatomic``
+  (v4.4+).
 - nodes: ``node_data[]`` with ``node_states[N_ONLINE]`` (NUMA kernels) or
   ``contig_page_data``; zone index -> ``enum zone_type`` enumerators.
 """
@@ -364,9 +370,10 @@ def _text_rule(pdir: "procfs.ProcDir", release: Optional[str], ptinfo: Optional[
     if ptinfo is None:
         raise InputError(f"{pdir.path}: kernel release unknown and no pagetypeinfo to tell "
                          "the kernel generation: give --release")
-    # "HighAtomic" replaced "Reserve" in v4.4 (MIGRATE_HIGHATOMIC, commit 0aaa29a56e4f),
-    # the same release that changed __zone_watermark_ok; v4.4 and v6.3 rules agree for
-    # requests without ALLOC_* flags.
+    # "HighAtomic" replaced "Reserve" (MIGRATE_HIGHATOMIC) since Linux kernel commit
+    # 0aaa29a56e4f ("mm, page_alloc: reserve pageblocks for high-order atomic
+    # allocations on demand") (in v4.4), the release that changed __zone_watermark_ok;
+    # the v4.4 and v6.3 rules agree for requests without ALLOC_* flags.
     rule = "3.10" if "MIGRATE_RESERVE" in ptinfo["types"] else "4.4"
     errors.append(f"kernel release unknown: watermark rule {rule} chosen from "
                   "pagetypeinfo's migrate types (give --release to be sure)")

@@ -14,8 +14,10 @@ Where the memcgs are found, by kernel generation:
   offline (dying) css stays linked there until ``css_release_work_fn``
   unlinks it (``list_del_rcu(&css->sibling)``, kernel/cgroup/cgroup.c,
   v4.x-6.x; kernel/cgroup.c before v4.5), i.e. until its last reference
-  goes.  Cross-checks: ``mem_cgroup_idr`` (v4.8+, commit 73f576c04b94) and
-  the memory subsystem's ``css_idr`` (entries replaced by NULL in
+  goes.  Cross-checks: ``mem_cgroup_idr`` (since Linux kernel commit
+  73f576c04b94 ("mm: memcontrol: fix cgroup creation failure after many small
+  jobs") (in v4.8 as read here; the knowledge base's memcg-id-exhaustion
+  entry says 4.7: not confirmed)) and the memory subsystem's ``css_idr`` (entries replaced by NULL in
   ``css_release_work_fn`` too).
 - 3.10 (RHEL7): the tree is ``cgroup->children`` / ``cgroup->sibling`` with
   the css in ``cgroup->subsys[mem_cgroup_subsys_id]``; ``cgroup_destroy_locked``
@@ -546,10 +548,10 @@ def _holds_own_id(lay: MemcgLayout, m: Memcg) -> bool:
     """Whether ``m``'s kmemcg_id must be its own, unique one.
 
     3.10 (``kmem_account_flags``): a memcg keeps its id until
-    ``__mem_cgroup_free`` (disarm_kmem_keys), dying or not.  v4.5+
-    (commit 2788cf0c401c "memcg: reparent list_lrus and free kmemcg_id on
-    css offline"): offline memcgs hand their id back and carry the parent's,
-    so only online ones own one.
+    ``__mem_cgroup_free`` (disarm_kmem_keys), dying or not.  Since Linux
+    kernel commit 2788cf0c401c ("memcg: reparent list_lrus and free kmemcg_id
+    on css offline") (in v4.5) offline memcgs hand their id back and carry
+    the parent's, so only online ones own one.
     """
     if m.kmemcg_id is None or m.kmemcg_id < 0:
         return False

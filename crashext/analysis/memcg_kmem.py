@@ -68,8 +68,9 @@ def next_array_resize(t: Target, capacity: int) -> Optional[Dict[str, Any]]:
       (mm/slab_common.c) allocates ``sizeof(struct memcg_cache_array) +
       size * sizeof(void *)`` per root cache, and ``memcg_update_list_lru``
       a ``struct list_lru_memcg`` array per list_lru node; both kvzalloc
-      (vmalloc fallback) since v4.13 (commit f80c7dab95a1 "mm: memcontrol:
-      use vmalloc fallback for large kmem memcg arrays"), kzalloc before.
+      (vmalloc fallback) since Linux kernel commit f80c7dab95a1 ("mm:
+      memcontrol: use vmalloc fallback for large kmem memcg arrays") (in
+      v4.13), kzalloc before.
     - v5.9-v5.17: only the list_lru arrays remain (kvmalloc).
     - v5.18+: no ``memcg_nr_cache_ids``; nothing to grow (None).
     """

@@ -134,9 +134,10 @@ def _memcg_on_dfl(t: Target) -> bool:
 
 
 def _kn_id_mode(t: Target) -> Optional[str]:
-    """How a kernfs node holds its id (the cgroup inode number): u64
-    kn->id since v5.5 (commit 67c0496e87d1); union kernfs_node_id with .ino
-    v4.14-v5.4; kn->ino v3.14-v4.13."""
+    """How a kernfs node holds its id (the cgroup inode number): a u64
+    kn->id since Linux kernel commit 67c0496e87d1 ("kernfs: convert
+    kernfs_node->id from union kernfs_node_id to u64") (in v5.5); union
+    kernfs_node_id with .ino v4.14-v5.4; kn->ino v3.14-v4.13."""
     if t.has_member("struct kernfs_node", "id.ino"):
         return "union"
     if t.has_member("struct kernfs_node", "id"):
@@ -167,8 +168,10 @@ class MemcgLayout:
         # usage counters: page_counter (v3.19+) or res_counter in bytes (3.10)
         self.res_counter = t.has_member("struct mem_cgroup", "res.usage")
         self.usage_member = None
+        # Since Linux kernel commit bbec2e15170a ("mm: rename page_counter's
+        # count/limit into usage/max") (in v4.16) the counter is usage, before count
         if t.has_member("struct mem_cgroup", "memory.usage"):
-            self.usage_member = "usage"     # v4.16+ (commit bbec2e15170a renamed count)
+            self.usage_member = "usage"
         elif t.has_member("struct mem_cgroup", "memory.count"):
             self.usage_member = "count"
         self.kmem_counter = t.has_member("struct mem_cgroup", "kmem")
@@ -187,7 +190,9 @@ class MemcgLayout:
             if v is not None:
                 self.css_flags.append((name, v))
         self.css_online = optional_constant(t, "CSS_ONLINE")
-        # percpu_ref: count moved into percpu_ref_data in v5.9 (commit 2b0d3d3e4fcf)
+        # percpu_ref: its count is in percpu_ref_data since Linux kernel commit
+        # 2b0d3d3e4fcf ("percpu_ref: reduce memory footprint of percpu_ref in fast
+        # path") (in v5.9)
         self.percpu_ref = t.has_type("struct percpu_ref") and \
             t.has_member("struct cgroup_subsys_state", "refcnt.percpu_count_ptr")
         self.ref_data = t.has_member("struct percpu_ref", "data")

@@ -102,8 +102,9 @@ def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[watermark.ZoneSt
         notes.append(f"buddy line has {len(nr_free)} orders; higher orders taken as empty")
         nr_free += [0] * (11 - len(nr_free))
     # The high-atomic pages __zone_watermark_ok() subtracts for requests without
-    # reserve rights: zone->nr_reserved_highatomic, or from v6.12 (commit
-    # c928807f6f6b, "keep track of free highatomic") zone->nr_free_highatomic.
+    # reserve rights: zone->nr_reserved_highatomic, or since Linux kernel commit
+    # c928807f6f6b ("mm/page_alloc: keep track of free highatomic") (in v6.12)
+    # zone->nr_free_highatomic.
     # show_free_areas() prints the first as "reserved_highatomic:" and, on kernels
     # that have the second, "free_highatomic:" too; with only the reserve printed
     # on a v6.12+ kernel it is an upper bound of what the kernel subtracted.
@@ -205,8 +206,10 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
         zones = [z for z in all_zones if z.node == node and idx.get(z.zone, 99) <= top_i]
         if not zones:
             continue
-        # the class zone: gfp_zone() itself since v5.8 (commit 97a225e69a1f,
-        # highest_zoneidx); before, the preferred (highest populated) zone's index
+        # the class zone: gfp_zone() itself (highest_zoneidx) since Linux kernel
+        # commit 97a225e69a1f ("mm/page_alloc: integrate classzone_idx and
+        # high_zoneidx") (in v5.8); before, the preferred (highest populated)
+        # zone's index
         populated = max(idx[z.zone] for z in zones)
         classzone = top_i if ver >= (5, 8) else populated
         for z in sorted(zones, key=lambda z: -idx[z.zone]):

@@ -408,7 +408,8 @@ class PykdumpTarget(Target):
 
     # -- per-CPU ---------------------------------------------------------------
     def possible_cpus(self) -> List[int]:
-        # the mask became __cpu_possible_mask in v4.5 (commit 5aec01b83472)
+        # Since Linux kernel commit 5aec01b834fd ("kernel/cpu.c: eliminate
+        # cpu_*_mask") (in v4.5) the mask is __cpu_possible_mask
         name = "__cpu_possible_mask" if self.has_symbol("__cpu_possible_mask") else "cpu_possible_mask"
         mask = self.symbol(name)
         if mask._is_pointer():  # type: ignore[attr-defined]

@@ -13,10 +13,12 @@ Kernel facts used (file and version named where each comes from):
   ``mem_cgroup_idr`` in ``[1, MEM_CGROUP_ID_MAX]`` and ``mkdir`` fails with
   ENOSPC when none is left.  On 3.10 (RHEL7) the memory controller's css ids
   have the same ceiling (``CSS_ID_MAX`` 65535, kernel/cgroup.c v3.10).
-- Who holds an id: before v4.8 and on RHEL7 a dying memcg keeps its id until
-  it is freed, so leaked dying memcgs exhaust the ids; from v4.8 (commit
-  73f576c04b94, "mm: memcontrol: fix cgroup creation failure after many
-  small jobs") the id is released at offline unless swap entries pin it.
+- Who holds an id: since Linux kernel commit 73f576c04b94 ("mm: memcontrol:
+  fix cgroup creation failure after many small jobs") (in v4.8 as read here;
+  the knowledge base's memcg-id-exhaustion entry says 4.7: not confirmed) the
+  id is released at offline unless swap entries pin it; before, and on
+  RHEL7, a dying memcg keeps its id until it is freed, so leaked dying
+  memcgs exhaust the ids.
 - ``num_cgroups`` in ``/proc/cgroups`` is ``root->nr_cgrps`` of the
   controller's hierarchy (kernel/cgroup/cgroup-v1.c ``proc_cgroupstats_show``,
   v4.x-6.x), decremented only when a cgroup is freed
@@ -27,9 +29,9 @@ Kernel facts used (file and version named where each comes from):
   v3.10), while a memcg still charged with pages outlives its cgroup
   (``mem_cgroup_put`` -> ``__mem_cgroup_free``, mm/memcontrol.c v3.10): there
   dying memcgs are not in the count.
-- ``cgroup.stat`` (v2 only, since v4.14, commit ec39225cca42 "cgroup: add
-  cgroup.stat interface with basic hierarchy stats"): ``nr_descendants`` and
-  ``nr_dying_descendants`` of the whole subtree.  A dying cgroup has no
+- ``cgroup.stat`` (v2 only, since Linux kernel commit ec39225cca42 ("cgroup:
+  add cgroup.stat interface with basic hierarchy stats") (in v4.14)):
+  ``nr_descendants`` and ``nr_dying_descendants`` of the whole subtree.  A dying cgroup has no
   directory, so its count shows in the nearest visible ancestor; the
   difference between a cgroup's count and the sum of its visible children's
   (``dying_here``) says where the dying ones were removed from.

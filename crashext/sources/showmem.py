@@ -22,8 +22,8 @@ mm/show_mem.c since v6.5, mm/oom_kill.c, mm/memcontrol.c of each version):
   reserved``.
 - OOM, dump_header(): ``oom-kill:constraint=%s,nodemask=%*pbl,cpuset=...,
   mems_allowed=...,oom_memcg=...|global_oom,task_memcg=...,task=%s,pid=%d,
-  uid=%d`` (v4.19+, commit ef8444ea01d7 "mm, oom: reorganize the oom
-  report in dump_header"); the task table ``Tasks state (memory values in
+  uid=%d`` (since Linux kernel commit ef8444ea01d7 ("mm, oom: reorganize
+  the oom report in dump_header") (in v4.19)); the task table ``Tasks state (memory values in
   pages):`` / ``[ pid ]   uid  tgid total_vm      rss ...`` with one
   ``[%7d] %5d %5d %8lu %8lu ...`` row per task (columns per version, read
   from the header line); ``Out of memory: Killed process %d (%s)
