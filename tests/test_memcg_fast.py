@@ -61,12 +61,12 @@ def test_member_int_layout_decodes_as_int(vmcore, suite):
 
 _IN_CRASH = '''
 from crashext.kernel import pykdump_backend
-from crashext.analysis import memcg, memcg_read
+from crashext.analysis import memcg_read, memcg_tree
 t = pykdump_backend.open_session()
 lay = memcg_read.MemcgLayout(t)
 root = int(t.symbol("root_mem_cgroup"))
 memcg_read.FastLayout(t, lay)
-tree, _ = memcg.tree_memcgs(t, lay, root)
+tree, _ = memcg_tree.tree_memcgs(t, lay, root)
 fast = memcg_read.MemcgReader(t, lay, root)
 slow = memcg_read.MemcgReader(t, lay, root)
 rows = [(fast.read_fast(a).to_json(), slow.read_slow(a).to_json()) for a in tree]
