@@ -1,4 +1,4 @@
-"""Hypothesis fuzzing of every text parser (issue 10).
+"""Hypothesis fuzzing of every text parser.
 
 Targets (tests/faults/fuzz.py): kernel-log normalising and record
 extraction (crashext.sources.logs / kmsg), allocfail's analysis on both its

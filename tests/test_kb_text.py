@@ -222,8 +222,8 @@ def test_sosreport_proc_cgroups_is_text(tmp_path):
 
 
 def test_cli_kb_dir_with_one_bad_file_loads_the_others(tmp_path):
-    """Bad-input rule of issue 15: the bad file is named with its line, the good
-    one is used, triage goes on."""
+    """Bad input is one clear line: the bad file is named with its line, the
+    good one is used, triage goes on."""
     kb = tmp_path / "kb"
     kb.mkdir()
     (kb / "good.toml").write_text(GOOD_TEXT_ENTRY.replace("pattern = 'x'", "pattern = 'podbfeaeabc'"))

@@ -65,7 +65,7 @@ def _cgroup_stat(fx) -> dict:
 def _scale(vmcore):
     """The benchmarks' fixture, when the benchmarks have built it.
 
-    It is the benchmarks' dump, not the test suite's (issue 17): an 8 GiB
+    It is the benchmarks' dump, not the test suite's: an 8 GiB
     guest that takes 20+ minutes under TCG, so the suite checks it where it
     was built (by a benchmark run, or build-fixture as the skip says) and
     skips, saying how, where it was not."""

@@ -1,4 +1,4 @@
-"""Every Mem-Info block analysed alike (issue 16): OOM-kill reports (memcg and
+"""Every Mem-Info block analysed alike: OOM-kill reports (memcg and
 global) and SysRq-m dumps, checked against the numbers the kernel printed.
 
 Sources:

@@ -1,4 +1,4 @@
-"""Sosreports read in place (issue 16): real ones made by Debian's ``sosreport``
+"""Sosreports read in place: real ones made by Debian's ``sosreport``
 package on this machine, and sosreport-shaped trees made of a fixture guest's
 truth files; then broken, hostile and incomplete ones.
 

@@ -388,7 +388,7 @@ def _memory_section(rep: Optional["allocreport.AllocReport"], errors: Dict[str, 
         memory["zone_verdicts"].append(zv)
     if rep.warnings:
         memory["log_warnings"] = list(rep.warnings)
-    # every other Mem-Info block of the log (analysis/meminfo_blocks.py, issue 16)
+    # every other Mem-Info block of the log (analysis/meminfo_blocks.py)
     memory["oom_reports"] = rep.oom_views
     memory["show_mem"] = rep.showmem_views
     memory["mem_info_timeline"] = meminfo_blocks.report_timeline(rep)
