@@ -1,4 +1,4 @@
-"""allocfail on the seed incident and the public logs: what the log says, and
+"""allocfail on the RHEL7 idr-bug incident and the public logs: what the log says, and
 the watermark verdict the kernel's own rule gives on the logged numbers."""
 
 import glob

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from crashext.analysis import buddy, buddy_read
 from crashext.sources import procfs
 
-# The seed host's logged buddy line (RHEL7 3.10, Node 0 Normal), blocks per order 0..10
+# The RHEL7 idr-bug host's logged buddy line (RHEL7 3.10, Node 0 Normal), blocks per order 0..10
 SEED_NORMAL = [8454, 6702, 5452, 3852, 1960, 389, 3, 0, 0, 0, 0]
 
 
@@ -61,7 +61,7 @@ SEED_ZONEINFO = (
 
 
 def test_from_proc_310_text_gives_the_kernels_verdict(tmp_path):
-    """The seed's Normal zone as text: rule 3.10 (from the release), order 6 fails at min."""
+    """The RHEL7 idr-bug log's Normal zone as text: rule 3.10 (from the release), order 6 fails at min."""
     buddyinfo = "Node 0, zone   Normal " + " ".join(map(str, SEED_NORMAL)) + "\n"
     d = _write_proc(tmp_path, buddyinfo, SEED_ZONEINFO, {"uname_r": "3.10.0-693.2.2.el7.x86_64\n"})
     rep = buddy_read.from_proc(procfs.ProcDir(d))

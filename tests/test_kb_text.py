@@ -105,7 +105,7 @@ def test_text_and_kernel_log_are_searched_separately():
 
 
 def test_kernel_log_and_text_together():
-    """The seed's log with the kubelet's ENOMEM: the seed's BUG stays first, the
+    """The RHEL7 idr-bug log with the kubelet's ENOMEM: the RHEL7 idr-bug log's BUG stays first, the
     user-space face of the same cache-array growth failure matches too."""
     rep = triage(TriageInputs(
         log_lines=load_log(str(DATA / "rhel7-3.10.0-693.2.2-idr-bug.dmesg")),
@@ -217,7 +217,7 @@ def test_sosreport_proc_cgroups_is_text(tmp_path):
     res = _result(rep, "memcg-id-exhaustion")
     assert res["matched"], res["why_not"]
     assert _element(res, "text: /proc/cgroups")["detail"].split()[:3] == ["memory", "4", "64734"]
-    # the kernel log of the report is still the kernel log: the seed's BUG first
+    # the kernel log of the report is still the kernel log: the RHEL7 idr-bug log's BUG first
     assert rep["verdict"]["matches"][0]["id"] == "rhel7-kmemcg-id-ida-bug"
 
 

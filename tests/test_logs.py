@@ -69,7 +69,7 @@ def test_rsyslog_012_escapes_split_lines():
 def test_unprefixed_continuations_keep_their_record_time():
     lines = list(logs.log_lines(SEED))
     cont = [l for l in lines if l.cont]
-    # the seed's Mem-Info counters lost their stamps (printk continuation lines)
+    # the RHEL7 idr-bug log's Mem-Info counters lost their stamps (printk continuation lines)
     assert [l.text.split(":")[0] for l in cont] == [
         "active_file", "unevictable", "slab_reclaimable", "mapped", "free"]
     assert all(l.ts == pytest.approx(66249123.178901) for l in cont)
@@ -351,7 +351,7 @@ def test_read_windows_cut_at_newlines_and_grow_for_long_lines():
 
 
 def test_gated_file_on_a_big_log_equals_log_lines(tmp_path):
-    """A 9 MB log (the seed's failure every 2,000 lines among noise, some
+    """A 9 MB log (the RHEL7 idr-bug log's failure every 2,000 lines among noise, some
     lines longer than a read, no newline at the end): the fast scan, with
     each newline counter and each finder, gives the records, line numbers
     and line count of the plain line-by-line reading."""

@@ -6,7 +6,7 @@ Sources:
   a Debian 6.1 guest that ran SysRq-m, a memcg OOM in /oom (memory.max 32M),
   a global OOM and SysRq-m again, and saved its whole kernel log as
   truth/dmesg before the dump was taken; the dump holds the same log;
-- the seed's RHEL7 log (tests/data/logs, project corpus) for an allocation
+- the RHEL7 idr-bug log (tests/data/logs, project corpus) for an allocation
   failure's Mem-Info block;
 - the real public OOM excerpts in tests/data/logs (SOURCES.md names where each
   was published) for OOM headers without a Mem-Info block.

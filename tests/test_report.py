@@ -3,7 +3,7 @@ headless browser (Debian's chromium, tests/browser.py), read back from the
 DOM the browser built, and looked at in a screenshot.
 
 Every number read from the page is compared with what the kernel said: the
-seed incident's log lines (tests/data/logs/), the fixture guests' truth/
+RHEL7 idr-bug incident's log lines (tests/data/logs/), the fixture guests' truth/
 files captured just before the dump (tests/vmcore/), and -- where the issue
 asks for it -- the ``--json`` of the commands that own the numbers.
 """
@@ -103,14 +103,14 @@ def screenshot_not_blank(png):
     assert dark > 0.01, f"{png}: {dark:.3%} dark pixels, the page looks empty"
 
 
-# -- the seed incident's log ------------------------------------------------------------
+# -- the RHEL7 idr-bug incident's log ------------------------------------------------------------
 
 _BUDDY = re.compile(r"\] Node (\d+) (\w+): (.*?) = \d+kB")
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
 
 
 def seed_truth():
-    """What the seed log itself says: the failure, its buddy lines, the BUG line."""
+    """What the RHEL7 idr-bug log itself says: the failure, its buddy lines, the BUG line."""
     text = open(SEED, encoding="utf-8").read().splitlines()
     fail = next(ln for ln in text if "page allocation failure" in ln)
     bug = next(ln for ln in text if "kernel BUG at" in ln)
@@ -415,7 +415,7 @@ def test_thirteen_orders_readable(tmp_path):
 
 
 def test_memcg_section_of_a_rhel7_kernel(tmp_path):
-    """The seed's kernel state on the synthetic 3.10 kernel (tests/test_memcg_rhel7.py:
+    """The RHEL7 idr-bug kernel state on the synthetic 3.10 kernel (tests/test_memcg_rhel7.py:
     structures stated from the v3.10 sources): a memcg with kmem active and
     kmemcg_id -1 is in the flagged table, the capacity is the kernel's
     memcg_limited_groups_array_size, and the next array growth is order 6."""

@@ -1,9 +1,9 @@
-"""triage on the seed's real RHEL 7 log and crash transcript: what they say.
+"""triage on the RHEL7 idr-bug log and crash transcript: what they say.
 
 The log (/work/shared/corpus/rhel7-3.10.0-693.2.2-idr-bug.dmesg) and the
 crash session (…-crash-session.txt) are the real ones of the CentOS 7 node
 whose crash crashext exists for; the expected values below are read off them
-(and the fix from the seed write-up), not off our own output.
+(and the fix from the RHEL7 idr-bug write-up), not off our own output.
 """
 
 import json
@@ -174,7 +174,7 @@ def test_bad_crash_log_and_nothing_given(tmp_path):
     assert p.returncode == 2 and "nothing to triage" in p.stderr
 
 
-# -- logs that are not the seed: other real logs, mutilated ones ---------------------
+# -- logs that are not the RHEL7 idr-bug log: other real logs, mutilated ones ---------------------
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
@@ -185,7 +185,7 @@ _DATA = os.path.join(_HERE, "data", "logs")
 
 @pytest.mark.parametrize("name", sorted(n for n in os.listdir(_DATA) if n.endswith(".log")))
 def test_every_real_log_gives_a_report(name):
-    """Each public log in tests/data/logs: a report, no crash; the seed's bug is
+    """Each public log in tests/data/logs: a report, no crash; the RHEL7 idr bug is
     matched by none of them (none has its panic string)."""
     rep = triage(TriageInputs(log_lines=load_log(os.path.join(_DATA, name))))
     assert SEED not in [m["id"] for m in rep["verdict"]["matches"]]
@@ -267,8 +267,8 @@ def test_log_scan_hits_are_the_first_matching_line(texts, block):
 
 
 def test_failures_beyond_the_kept_ones_still_count(monkeypatch):
-    """With no failure kept in full, the group's last failure (the seed's one
-    order-6 failure) is still the evidence the seed's entry matches on."""
+    """With no failure kept in full, the group's last failure (the RHEL7 idr-bug log's one
+    order-6 failure) is still the evidence the RHEL7 idr-bug entry matches on."""
     from crashext.analysis import log_evidence
     monkeypatch.setattr(log_evidence, "KEEP_FAILURES", 0)
     rep = triage(TriageInputs(log_lines=load_log(_corpus(LOG))))

@@ -1,6 +1,6 @@
 """Warnings before the panic (AT RISK) and the diagnosis when no entry matches.
 
-The precursor log is the seed host's own kernel log up to the line before the
+The precursor log is the RHEL7 idr-bug host's own kernel log up to the line before the
 BUG (``------------[ cut here ]``): the order-6 failure in
 memcg_update_cache_size is there, the BUG is not.  Expected numbers are read
 off the logs (order, task, caller, victim, anon-rss in kB / 1024).
@@ -132,7 +132,7 @@ def test_diagnosis_names_the_class_and_key_numbers(name, want):
 
 
 def test_seed_failure_diagnosis_is_fragmentation():
-    """The seed's zone lines: Normal free 473548 kB > min 55540 kB but no free block
+    """The RHEL7 idr-bug log's zone lines: Normal free 473548 kB > min 55540 kB but no free block
     of order >= 6 (0*512kB 0*1024kB ...); DMA/DMA32 held by lowmem_reserve."""
     rep = triage(TriageInputs(log_lines=_before_the_bug(), entries=[]))
     h = rep["verdict"]["headline"]
@@ -188,7 +188,7 @@ status = "unconfirmed"
 
 
 def test_panic_subsystem_comes_from_the_source_file_crash_names():
-    """The seed's crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157."""
+    """The RHEL7 idr-bug crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157."""
     text = open(os.path.join(_DATA, "rhel7-3.10.0-693.2.2-crash-session.txt")).read()
     rep = triage(TriageInputs(crash_text=text, entries=[]))
     assert rep["verdict"]["headline"] == ("kernel BUG in ida_simple_remove (ID allocator, lib/idr.c)"

@@ -59,7 +59,7 @@ def test_sysrq_dump_is_a_deliberate_panic(vmcore, suite, scenario):
 
 def test_log_of_another_kernel_is_refused(vmcore):
     """--log with a dump: the guest's own serial log is accepted (same release
-    in its CPU: lines), the seed's RHEL 7 log is not this dump's and is refused."""
+    in its CPU: lines), the RHEL7 idr-bug log is not this dump's and is refused."""
     import os
     from crashext.errors import InputError
     from crashext.kernel import drgn_backend

@@ -491,7 +491,7 @@ def _verdict_section(entries: List["kb.Entry"], ev: Evidence,
 def _headline(matches: List[Dict[str, Any]], at_risk: List[Dict[str, Any]],
               diag: Dict[str, Any]) -> str:
     """The verdict's first line.  A warning of a known bug outranks known
-    conditions: the seed's order-6 failure before its BUG is AT RISK for that
+    conditions: the RHEL7 idr-bug log's order-6 failure before its BUG is AT RISK for that
     bug even though the same failure also shows a condition (its DMA32 zone
     held back by lowmem_reserve)."""
     conditions_only = bool(matches) and all(m["kind"] == "condition" for m in matches)

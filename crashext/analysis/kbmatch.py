@@ -77,7 +77,7 @@ def _gfp_names(f: Dict[str, Any]) -> set:
 #: sysctl_lowmem_reserve_ratio[ZONE_DMA] = 256 (mm/page_alloc.c,
 #: setup_per_zone_lowmem_reserve(), the default in every version from v2.6
 #: through v6.x) -- more than the whole zone on any host above ~4 GB (the
-#: seed: 15869 pages reserved of a 3977-page zone).  It is kept for
+#: RHEL7 idr-bug log: 15869 pages reserved of a 3977-page zone).  It is kept for
 #: __GFP_DMA requests by design.  (On arm64 and others ZONE_DMA can be
 #: larger; the entry is about x86-64 hosts.)
 _HELD_BY_DESIGN = frozenset({"DMA"})

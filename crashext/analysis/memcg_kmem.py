@@ -2,7 +2,7 @@
 
 On kernels that index per-cache (and per-list_lru) arrays by ``kmemcg_id``
 (3.10 to 5.17), creating a memcg whose id is beyond the arrays' size makes
-the kernel allocate bigger arrays; the seed crash was that allocation
+the kernel allocate bigger arrays; the RHEL7 idr-bug crash was that allocation
 failing at order 6.  :func:`next_array_resize` says what the next one will
 be and :func:`kmalloc_order` which page order it takes from the buddy
 allocator.

@@ -12,7 +12,7 @@ Accepted forms, detected per line (files mix them after rotation and copy):
 - ``journalctl -o short-monotonic``: ``[ 1234.567890] host kernel: text``;
 - rsyslog's control-character escaping: ``#012`` (newline) splits a line
   into several, ``#011`` is a tab;
-- lines with no prefix at all (the body of Mem-Info in the seed's log, where
+- lines with no prefix at all (the body of Mem-Info in the RHEL7 idr-bug log, where
   printk continuation lines lost their stamp) keep the previous line's time
   and are marked ``cont``.
 

@@ -5,7 +5,7 @@ or a pasted log, and lets only :class:`~crashext.errors.CrashextError`
 (InputError, KbError: a one-line message for the user) through as an
 expected outcome.  Anything else escaping is a bug.
 
-Seeds are real inputs: the seed host's kernel log and crash session
+Seeds are real inputs: the RHEL7 idr-bug host's kernel log and crash session
 (/work/shared/corpus), the test logs (tests/data/logs), the fixtures' /proc
 captures (truth/), and the shipped knowledge-base files.  The mutator cuts,
 splices, repeats and flips them, and swaps numbers for extreme ones, so the
