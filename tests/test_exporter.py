@@ -407,8 +407,8 @@ def test_gfp_atomic_may_take_a_highatomic_block(release):
     st = ZoneState(node=0, name="Normal", free_pages=5248, min=1000, low=1250, high=1500,
                    lowmem_reserve=[0, 0, 0, 0], nr_free=nr, free_by_mt=by_mt, index=2)
     rep = buddy.FragReport(source="test", release=release, rule=rule_for_release(release),
-                        orders=11, page_size=4096, migratetypes=list(by_mt),
-                        zones=[buddy.ZoneInfo(state=st)], zone_types=[])
+                           orders=11, page_size=4096, migratetypes=list(by_mt),
+                           zones=[buddy.ZoneInfo(state=st)], zone_types=[])
     fams = {f.name: f for f in families.frag_families(rep)}
     got = {(s.labels["gfp"], s.labels["order"]): s.value
            for s in fams["crashext_watermark_ok"].samples}

@@ -259,8 +259,8 @@ def _verdict_families(rep: "buddy.FragReport", cz: int) -> List:
     orders = list(range(min(rep.orders, MAX_VERDICT_ORDER + 1)))
     for cls in GFP_CLASSES:
         for o in orders:
-            ver = buddy.verdicts(rep, [o], cz, marks=("min",), **gfp_flags(rep.release, rep.rule,
-                                                                         cls, o, rep.uts_version))
+            ver = buddy.verdicts(rep, [o], cz, marks=("min",),
+                                 **gfp_flags(rep.release, rep.rule, cls, o, rep.uts_version))
             if not ver:
                 continue
             passing = False
