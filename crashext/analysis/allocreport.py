@@ -290,7 +290,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             if len(rep.ooms) < _OTHER_CAP:
                 rep.ooms.append(rec)
                 rep.oom_views.append(meminfo_blocks.oom_view(rec, kernel_version or rec.release
-                                                   or last_release))
+                                                             or last_release))
         elif isinstance(rec, ShowMem):
             if len(rep.showmem) < _OTHER_CAP:
                 rep.showmem.append(rec)
@@ -325,7 +325,7 @@ def _choose_table(rec: AllocFailure, release: Optional[str]):
         return gfp.table_for_release(release)
     if rec.mode_names is None:
         return gfp.T310, ("kernel version unknown; no names printed, so a kernel before "
-                             "v4.5: assumed the 3.10 table (give --kernel-version)")
+                          "v4.5: assumed the 3.10 table (give --kernel-version)")
     fits = [t for t in gfp.TABLES if gfp.decode(rec.mode, t) == rec.mode_names]
     if fits:
         t = fits[-1]

@@ -230,7 +230,7 @@ def _log_section(inp: TriageInputs, entries: List["kb.Entry"],
         release_hint = _section(lambda: t.release)[0]
         gfp_names = _section(gfp.names_from_target, t)[0]
     regexes = [lp for e in entries for lp in e.signature.log + (e.precursor.log if e.precursor
-                                                                  else []) if lp.kind == "regex"]
+                                                                else []) if lp.kind == "regex"]
     scan = log_evidence.LogScan(sorted({lp.pattern for lp in regexes if lp.source == "kernel"}
                                        | set(diagnosis.SCAN_PATTERNS)))
     rep = _scan_log(inp, lines, scan, release_hint, gfp_names)
@@ -480,7 +480,7 @@ def _verdict_section(entries: List["kb.Entry"], ev: Evidence,
             at_risk.append(dict(r, precursor=pre))
     rep = log.rep
     diag = diagnosis.diagnose(pan, memory, rep, log.scan.hits if rep is not None else None,
-                            _page_kb(rep))
+                              _page_kb(rep))
     return {"headline": _headline(matches, at_risk, diag), "matches": matches,
             "at_risk": at_risk, "diagnosis": diag,
             "not_matched": [r for r in results if not r["matched"]],

@@ -94,10 +94,10 @@ KEEP_FAILURES = 1000
 
 
 def analyze(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
-                 gfp_names: Optional[List[Tuple[str, int]]] = None,
-                 source: str = "kernel log",
-                 keep: int = KEEP_FAILURES, gate: Optional[logs.Gate] = None
-                 ) -> "allocreport.AllocReport":
+            gfp_names: Optional[List[Tuple[str, int]]] = None,
+            source: str = "kernel log",
+            keep: int = KEEP_FAILURES, gate: Optional[logs.Gate] = None
+            ) -> "allocreport.AllocReport":
     """The shared log analysis of ``lines``, watched by ``scan`` (``gate``:
     that of a gated line source, see :func:`allocfail.analyze`)."""
     return allocreport.analyze(scan.watch(lines), source, release, gfp_names, keep, gate)

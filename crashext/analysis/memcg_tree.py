@@ -28,10 +28,10 @@ _PTR = 8
 
 
 def tree_memcgs(t: Target, lay: MemcgLayout, root: int, progress=None,
-          visit: Optional[Callable[[int], int]] = None,
-          cache: Optional[BlockCache] = None,
-          childless: Optional[Callable[[int], bool]] = None,
-          members: Optional[Dict[int, None]] = None) -> Tuple["array[int]", Optional[str]]:
+                visit: Optional[Callable[[int], int]] = None,
+                cache: Optional[BlockCache] = None,
+                childless: Optional[Callable[[int], bool]] = None,
+                members: Optional[Dict[int, None]] = None) -> Tuple["array[int]", Optional[str]]:
     """The cgroup tree's memcgs in pre-order, and the corruption reason or None.
 
     ``visit(address)`` reads a memcg and returns the handle it is kept
@@ -145,7 +145,7 @@ def _cgroup_tree(t: Target, lay: MemcgLayout, root: int, visit: Callable[[int], 
 
 
 def idr_sources(t: Target, lay: MemcgLayout) -> List[Tuple[str, "array[int]", "array[int]",
-                                                      Optional[str]]]:
+                                                           Optional[str]]]:
     """(source name, ids, memcg addresses, corruption) for each id tree this
     kernel has; ids and addresses are parallel arrays in the order found."""
     out = []

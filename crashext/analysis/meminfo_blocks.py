@@ -141,7 +141,7 @@ def showmem_view(rec, release: Optional[str], uts_version: Optional[str] = None
     for o in range(orders):
         try:
             rule, verdicts, out = zonecheck.explain_request(gk, o, rec.zones, rec.buddy, table,
-                                                     release, uts_version)
+                                                            release, uts_version)
         except ValueError as exc:   # numbers a mangled log cannot give the check
             rule, verdicts, out = None, [], [f"watermark check not possible: {exc}"]
         if not verdicts:

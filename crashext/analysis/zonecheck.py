@@ -115,11 +115,11 @@ def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[watermark.ZoneSt
             notes.append("high-atomic pages: the reserve (reserved_highatomic); kernels from "
                          "v6.12 subtract only its free part, which this log does not print")
     st = watermark.ZoneState(node=z.node, name=z.zone, free_pages=pages("free") or 0,
-                      min=pages("min") or 0, low=pages("low") or 0, high=pages("high") or 0,
-                      lowmem_reserve=list(z.lowmem_reserve or []), nr_free=nr_free,
-                      free_by_mt=free_by_mt or None, managed=pages("managed"),
-                      present=pages("present"), index=index,
-                      free_cma=pages("free_cma") or 0, highatomic=highatomic or 0)
+                             min=pages("min") or 0, low=pages("low") or 0, high=pages("high") or 0,
+                             lowmem_reserve=list(z.lowmem_reserve or []), nr_free=nr_free,
+                             free_by_mt=free_by_mt or None, managed=pages("managed"),
+                             present=pages("present"), index=index,
+                             free_cma=pages("free_cma") or 0, highatomic=highatomic or 0)
     return st, notes
 
 
@@ -165,8 +165,8 @@ def request_flags(mode: int, order: int, table: gfp.GfpTable, release: Optional[
     if gen is None:
         name = "3.10" if table.since < (4, 4) else ("4.4" if table.since < (6, 3) else "6.3")
         gen = allocflags.KernelGen(name, allocflags.WATERMARK_RULE[name],
-                            f"kernel release unknown: generation {name} assumed from the "
-                            "GFP table")
+                                   f"kernel release unknown: generation {name} assumed from the "
+                                   "GFP table")
     if gen.assumed:
         notes.append(gen.assumed)
     flags = allocflags.alloc_flags(mode, order, table, gen.name)
@@ -227,7 +227,7 @@ def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[Z
             # held back by lowmem_reserve: fails with the reserve, passes without
             # it (the rule and its kernel source: watermark.held_back_by_reserve)
             held, bare = watermark.held_back_by_reserve(st, v, order, "min", cz, rule,
-                                                 **flags.kwargs())
+                                                        **flags.kwargs())
             vj["lowmem_reserve_held"] = held
             vj["without_reserve"] = None if bare is None else {
                 "ok": bare.ok, "check": bare.check, "failed_order": bare.failed_order,

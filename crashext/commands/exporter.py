@@ -136,8 +136,8 @@ def make_collector(args, ctx, warn=None, one_shot=False):
             counts = logwatch.LogCounts(top=args.top)
             log = logwatch.LogWatcher(logwatch.open_source(path, counts), counts)
     c = collector.Collector(proc=proc, sys_dir=sys_dir, kernel=kernel, log=log, top=args.top,
-                       release=args.release, warn=warn,
-                       cgroupfs_interval=0.0 if one_shot else args.cgroupfs_interval)
+                            release=args.release, warn=warn,
+                            cgroupfs_interval=0.0 if one_shot else args.cgroupfs_interval)
     if not c.sources():
         raise InputError("nothing to read: give --proc/--sys, --log, -k or --qemu")
     return c

@@ -152,8 +152,8 @@ def run(args, ctx) -> int:
             return _watch_sample(res)
 
         return watch.watch(sample, args.watch, ctx.out, count=args.count,
-                               header=f"free lists of {first['source']}", json_lines=args.json,
-                               err=ctx.err)
+                           header=f"free lists of {first['source']}", json_lines=args.json,
+                           err=ctx.err)
     res = _result(args, ctx)
     for e in res["errors"]:
         ctx.warn(e)

@@ -146,8 +146,8 @@ def run(args, ctx) -> int:
                     "flagged": s["flagged"], "walk": "incomplete" if s["walk_problem"] else "ok"}
 
         return watch.watch(sample, args.watch, ctx.out, count=args.count,
-                               header=f"memcgs of the {t.source}", json_lines=args.json,
-                               err=ctx.err)
+                           header=f"memcgs of the {t.source}", json_lines=args.json,
+                           err=ctx.err)
     prog = Progress("memcgids: memcgs read", stream=ctx.err)
     with _live_scan(t, ctx, progress=prog) as scan:
         prog.done()
@@ -247,7 +247,7 @@ def _run_sys(args, ctx) -> int:
                     "num_cgroups (memory)": s["num_cgroups"], "root usage": s["memory_current"]}
 
         return watch.watch(sample, args.watch, ctx.out, count=args.count,
-                               header=f"cgroupfs {args.sys}", json_lines=args.json, err=ctx.err)
+                           header=f"cgroupfs {args.sys}", json_lines=args.json, err=ctx.err)
     report = read()
     rows = report.cgroups
     if args.dying:

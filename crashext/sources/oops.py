@@ -44,7 +44,7 @@ class OopsHeader:
 
 
 CPU_LINE = re.compile(r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.*?) "
-                  r"(?P<taint>Not tainted|Tainted: [^#]*?)\s*(?P<rel>\d+\.\d+[^\s#]*)?\s*#")
+                      r"(?P<taint>Not tainted|Tainted: [^#]*?)\s*(?P<rel>\d+\.\d+[^\s#]*)?\s*#")
 _FRAME = re.compile(r"^\s*(?:</?[A-Z]+>\s*)*(?:\[<[0-9a-fA-F]+>\]\s*)?(?P<q>\?\s+)?"
                     r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)/0x(?P<size>[0-9a-fA-F]+)"
                     r"(?:\s+\[(?P<mod>[^\]]+)\])?")
