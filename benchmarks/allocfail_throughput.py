@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """allocfail throughput on a large generated log, against grep -c, in one run.
 
-Builds SIZE_MB of kernel log: the seed incident's allocation failure (with
+Builds SIZE_MB of kernel log: the RHEL7 idr-bug incident's allocation failure (with
 its full Mem-Info, zone and buddy lines) every 5,000 lines among ordinary
 dmesg lines, timestamps increasing, then runs, each in a fresh process and
 taking turns for ``--repeat`` rounds,

@@ -8,7 +8,7 @@ in their pod's cgroup.stat) and a /proc copy made from the bookworm
 fragmented fixture's own buddyinfo, zoneinfo, pagetypeinfo and vmstat with
 every count scaled so the Normal zone is 8 GiB (the text's shape, hence the
 parsing cost, does not depend on the numbers), plus a kernel log with the
-seed's allocation failure.  Then it runs the exporter's collector in this
+RHEL7 idr-bug log's allocation failure.  Then it runs the exporter's collector in this
 process SCRAPES times, as the HTTP server does for each GET /metrics
 (collect + the text format), and prints the median and 95th percentile
 time of a scrape and the RSS after the first, the 10th and the last one.

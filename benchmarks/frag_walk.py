@@ -64,18 +64,18 @@ def _clock():
 
 def child_frag(vmcore: str, vmlinux: str, code: str) -> dict:
     sys.path.insert(0, code)
-    from crashext.analysis import frag as fa
+    from crashext.analysis import buddy_read
     from crashext.kernel import drgn_backend
     w0, _ = _clock()
     t = drgn_backend.open_core(vmcore, vmlinux)
     w1, c1 = _clock()
-    rep = fa.from_target(t, migratetypes=False, progress=False)
+    rep = buddy_read.from_target(t, migratetypes=False, progress=False)
     w2, c2 = _clock()
     hwm_before = _hwm_kb()
-    rep = fa.from_target(t, migratetypes=True, progress=False)
+    rep = buddy_read.from_target(t, migratetypes=True, progress=False)
     w3, c3 = _clock()
     hwm_after = _hwm_kb()
-    rep2 = fa.from_target(t, migratetypes=True, progress=False)
+    rep2 = buddy_read.from_target(t, migratetypes=True, progress=False)
     w4, c4 = _clock()
     blocks = sum(sum(z.state.nr_free) for z in rep.zones)
     walked = sum(sum(sum(c) for c in z.state.free_by_mt.values()) for z in rep.zones)
@@ -88,10 +88,10 @@ def child_frag(vmcore: str, vmlinux: str, code: str) -> dict:
     # the floor for any walk through this reader: each 4 KiB block holding a
     # free-list node read once, in a freshly opened program (cold caches)
     from crashext.kernel.walk import walk_list
-    pgdats = fa._online_pgdats(t)
+    pgdats = buddy_read.online_pgdats(t)
     blocks_read = set()
     for z in rep.zones:
-        fa_ = fa.pgdats_zone(t, pgdats, z).free_area
+        fa_ = buddy_read.pgdats_zone(t, pgdats, z).free_area
         for o in range(fa_.length()):
             for mt in range(fa_[o].free_list.length()):
                 blocks_read.update(n & ~4095 for n in walk_list(t, fa_[o].free_list[mt].address))

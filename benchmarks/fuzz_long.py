@@ -3,7 +3,7 @@
 
     python3 benchmarks/fuzz_long.py [--inputs 100000] [--seed 1] [--json FILE]
 
-Inputs are mutations of real text (seed log, crash session, test logs,
+Inputs are mutations of real text (RHEL7 idr-bug log, crash session, test logs,
 fixture /proc captures, knowledge-base files), spread evenly over the
 targets.  Prints inputs, time, inputs per second, accepted one-line errors
 and peak RSS, and RSS at the start and the end of the run (memory must stay

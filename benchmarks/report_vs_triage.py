@@ -8,9 +8,9 @@ For each fixture dump in the cache (or SUITE/SCENARIO arguments), times
 
 (best of --runs, wall clock, each a fresh process so imports count) and
 prints the page size; then the same for a generated kernel log of --log-mb
-MB (the seed incident's allocation failure every 5000 lines, as
+MB (the RHEL7 idr-bug incident's allocation failure every 5000 lines, as
 benchmarks/allocfail_throughput.py makes it), whose timeline carries every
-kept failure.  Targets (issue 18): the report adds at most a second or two
+kept failure.  Targets: the report adds at most a second or two
 to triage on the largest fixture dump; the page stays small for 20,000
 memcgs.  Run by hand; numbers go in docs/report.md.
 

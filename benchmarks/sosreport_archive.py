@@ -6,7 +6,7 @@ kernel, memory, cgroups and logs plugins unless one is given), unpacks it to
 a temporary directory, adds
 
 - ``var/log/kern.log``: LOG_MB of kernel log (the generator of
-  benchmarks/allocfail_throughput.py: the seed's allocation failure every 5000
+  benchmarks/allocfail_throughput.py: the RHEL7 idr-bug log's allocation failure every 5000
   lines among ordinary dmesg lines), and
 - ``var/log/journal/filler.journal``: FILL_MB of random bytes, so the archive
   is large when compressed (a real report's binary journal does not compress

@@ -2,8 +2,8 @@
 """triage on a large kernel log: time and peak memory against the log's size.
 
 Builds SIZE_MB of kernel log (the same generator as
-benchmarks/allocfail_throughput.py: the seed incident's allocation failure
-every 5000 lines among ordinary dmesg lines), appends the seed's BUG report,
+benchmarks/allocfail_throughput.py: the RHEL7 idr-bug incident's allocation failure
+every 5000 lines among ordinary dmesg lines), appends the RHEL7 idr-bug log's BUG report,
 and times
 
     python3 -m crashext triage --log FILE

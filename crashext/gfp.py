@@ -89,7 +89,7 @@ def _bits(spec: str) -> Dict[str, int]:
 # kernel-3.10.0-514.el7 (checked).  RHEL7 3.10.0-1127.el7 names bit 0x100000
 # __GFP_ACCOUNT instead of __GFP_KMEMCG (same value); we print the 3.10 name.
 # 3.10's kmalloc_order() (include/linux/slub_def.h, same in RHEL7 -514) adds
-# __GFP_COMP | __GFP_KMEMCG to a large kmalloc, which is why the seed's
+# __GFP_COMP | __GFP_KMEMCG to a large kmalloc, which is why the RHEL7 idr-bug log's
 # kzalloc(GFP_KERNEL) of memcg_update_cache_size() failed with 0x10c0d0.
 _B310 = _bits("DMA=1 HIGHMEM=2 DMA32=4 MOVABLE=8 WAIT=10 HIGH=20 IO=40 FS=80 COLD=100 "
               "NOWARN=200 REPEAT=400 NOFAIL=800 NORETRY=1000 MEMALLOC=2000 COMP=4000 "
@@ -121,7 +121,9 @@ T310 = _table(
     printed=False, zero="GFP_NOWAIT",
     notes="the kernel printed no names; order of the tracepoint's show_gfp_flags")
 
-# -- 4.4: __GFP_WAIT split into DIRECT/KSWAPD_RECLAIM (commit d0164adc89f6) -----
+# -- 4.4: __GFP_WAIT split into DIRECT/KSWAPD_RECLAIM since Linux kernel commit
+# d0164adc89f6 ("mm, page_alloc: distinguish between being unable to sleep,
+# unwilling to sleep and avoiding waking kswapd") (in v4.4) ---------------------
 _B44 = _bits("DMA=1 HIGHMEM=2 DMA32=4 MOVABLE=8 RECLAIMABLE=10 HIGH=20 IO=40 FS=80 "
              "COLD=100 NOWARN=200 REPEAT=400 NOFAIL=800 NORETRY=1000 MEMALLOC=2000 "
              "COMP=4000 ZERO=8000 NOMEMALLOC=10000 HARDWALL=20000 THISNODE=40000 "

@@ -1,7 +1,9 @@
 """Presentation: aligned tables, JSON, human units and bars.
 
-Analyses return plain data; only this module and the command modules turn it
-into text, so every number is testable without parsing output.
+Analyses return plain data; this module, :mod:`crashext.presentation` and
+the command modules turn it into text, so every number is testable without
+parsing output.  Byte counts are written by :func:`crashext.units.human_bytes`
+(here as ``render.human_bytes`` for the tables).
 """
 
 import json
@@ -10,8 +12,10 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 
 from tabulate import tabulate
 
-__all__ = ["table", "write_table", "write_json", "Rows", "human_bytes", "bar", "kv_block",
-           "dash"]
+from .units import human_bytes
+
+__all__ = ["table", "write_table", "write_json", "json_default", "Rows", "human_bytes", "bar",
+           "kv_block", "dash", "plural"]
 
 
 def dash(v: Any) -> str:
@@ -155,7 +159,7 @@ def _encode(o: Any, level: int, parts: List[str], out: TextIO) -> None:
             _encode(v, level + 1, parts, out)
         add("\n" + "  " * level + "}")
     else:
-        _encode(_json_default(o), level, parts, out)
+        _encode(json_default(o), level, parts, out)
 
 
 class Rows:
@@ -178,7 +182,7 @@ class Rows:
         return False
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if hasattr(obj, "to_json"):
         return obj.to_json()
     if hasattr(obj, "__dataclass_fields__"):
@@ -189,21 +193,9 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-
-
-def human_bytes(n: Optional[float]) -> str:
-    """``1536`` -> ``1.5 KiB``; whole numbers of a unit print without decimals."""
-    if n is None:
-        return "-"
-    n = float(n)
-    i = 0
-    while abs(n) >= 1024 and i < len(_UNITS) - 1:
-        n /= 1024
-        i += 1
-    if n == int(n):
-        return f"{int(n)} {_UNITS[i]}"
-    return f"{n:.1f} {_UNITS[i]}"
+def plural(n: int, noun: str) -> str:
+    """``1 sample``, ``2 samples``: a count and its noun (plural by an s)."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def bar(value: float, maximum: float, width: int = 20) -> str:

@@ -20,10 +20,19 @@ import time
 from typing import Any, Callable, Dict, Optional, TextIO
 
 from .errors import CrashextError, InputError
+from .render import plural
 
-__all__ = ["watch", "check_interval"]
+__all__ = ["watch", "check_interval", "add_arguments", "live_stamp", "stamp_line"]
 
 Sample = Dict[str, Any]
+
+
+def add_arguments(parser) -> None:
+    """``--watch SECONDS`` and ``--count N``, as every command that watches takes them."""
+    parser.add_argument("--watch", type=float, metavar="SECONDS",
+                        help="live only: print the changes every SECONDS")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="with --watch: stop after N samples")
 
 
 def check_interval(seconds: Optional[float], count: Optional[int]) -> None:
@@ -109,7 +118,7 @@ def watch(sample: Callable[[], Sample], seconds: float, out: TextIO,
                 next_at = clock()
     except KeyboardInterrupt:
         if not json_lines:
-            out.write(f"{_stamp(clock())} stopped after {n} sample{'s' if n != 1 else ''}\n")
+            out.write(f"{_stamp(clock())} stopped after {plural(n, 'sample')}\n")
             out.flush()
     return 0
 

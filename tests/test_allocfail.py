@@ -1,4 +1,4 @@
-"""allocfail on the seed incident and the public logs: what the log says, and
+"""allocfail on the RHEL7 idr-bug incident and the public logs: what the log says, and
 the watermark verdict the kernel's own rule gives on the logged numbers."""
 
 import glob
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from crashext import cli
-from crashext.analysis import allocfail
+from crashext.analysis import allocreport
 from crashext.sources import logs
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "logs")
@@ -22,7 +22,7 @@ SEED = os.path.join(DATA, "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
 
 @pytest.fixture(scope="module")
 def seed():
-    return allocfail.analyze(logs.log_lines(SEED), "seed")
+    return allocreport.analyze(logs.log_lines(SEED), "seed")
 
 
 def test_seed_one_failure_as_logged(seed):
@@ -170,7 +170,7 @@ def test_cli_never_internal_error_on_bytes(tmp_path_factory, blob):
                                             ("trixie-backports", "fragmented")])
 def test_fixture_serial_logs_have_no_failures(vmcore, suite, scenario):
     d = vmcore(suite, scenario).dir
-    rep = allocfail.analyze_file(str(d / "serial.log"), "serial", keep=0)
+    rep = allocreport.analyze_file(str(d / "serial.log"), "serial", keep=0)
     # a sysrq-c crash in a healthy guest: the console shows no allocation failure
     assert rep.failures == []
     assert any(o.kind in ("panic", "oops", "pagefault", "bug") for o in rep.oops)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from crashext import gfp as gfpmod
-from crashext.analysis import allocfail as af
-from crashext.analysis import allocflags as afl
+from crashext import gfp
+from crashext.analysis import allocflags
+from crashext.analysis import zonecheck
 from crashext.sources.kmsg import AllocFailure, extract
 from crashext.sources import logs
 
@@ -53,7 +53,7 @@ def _cli(*args):
     ("6.1.0-27-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1 (2024-11-01)", "4.4"),
 ])
 def test_generation_of_release(release, version, gen):
-    got = afl.generation(release, version)
+    got = allocflags.generation(release, version)
     assert got.name == gen and got.assumed is None
     assert got.rule == {"3.10": "3.10", "4.4": "4.4", "6.3": "6.3", "6.18": "6.3"}[gen]
 
@@ -61,16 +61,16 @@ def test_generation_of_release(release, version, gen):
 def test_unknown_sublevel_is_said():
     """A Debian/Ubuntu ".0-ABI" release on a branch with backports: the
     branch's own generation, and the answer says it is a guess."""
-    g = afl.generation("6.1.0-57-cloud-amd64")
+    g = allocflags.generation("6.1.0-57-cloud-amd64")
     assert g.name == "4.4" and "6.1.116+" in g.assumed and "6.1.157" in g.assumed
-    g = afl.generation("5.15.0-124-generic", "#134-Ubuntu SMP Fri Sep 27 20:20:17 UTC 2024")
+    g = allocflags.generation("5.15.0-124-generic", "#134-Ubuntu SMP Fri Sep 27 20:20:17 UTC 2024")
     assert g.name == "4.4" and g.assumed
-    assert afl.generation("5.10.0-32-cloud-amd64").assumed is None  # no backport on 5.10
-    g = afl.generation("5.14.0-427.el9.x86_64")     # RHEL 9: backports not checked
+    assert allocflags.generation("5.10.0-32-cloud-amd64").assumed is None  # no backport on 5.10
+    g = allocflags.generation("5.14.0-427.el9.x86_64")     # RHEL 9: backports not checked
     assert g.name == "4.4" and "unconfirmed" in g.assumed
-    assert afl.generation("3.10.0-693.2.2.el7.x86_64").assumed is None
+    assert allocflags.generation("3.10.0-693.2.2.el7.x86_64").assumed is None
     with pytest.raises(ValueError):
-        afl.generation("garbage")
+        allocflags.generation("garbage")
 
 
 def _mask(table, *names):
@@ -115,8 +115,8 @@ _CASES = [
 
 @pytest.mark.parametrize("table,gen,request_,order,names", _CASES)
 def test_alloc_flags_per_generation(table, gen, request_, order, names):
-    t = gfpmod.table_by_key(table)
-    got = afl.alloc_flags(_mask(t, *request_), order, t, gen)
+    t = gfp.table_by_key(table)
+    got = allocflags.alloc_flags(_mask(t, *request_), order, t, gen)
     assert got.names(gen) == names
 
 
@@ -137,10 +137,10 @@ def test_printed_highatomic_reserve_is_subtracted_without_reserve_rights():
     assert normal["reserved"] == 1024
     rec = next(r for r in extract(logs.normalize(text.splitlines()))
                if isinstance(r, AllocFailure))
-    table, _ = gfpmod.table_for_release(rec.release)
+    table, _ = gfp.table_for_release(rec.release)
 
     def check(mode):
-        rule, verdicts, _notes, flags = af.explain_request(
+        rule, verdicts, _notes, flags = zonecheck.explain_request(
             mode, rec.order, rec.zones, rec.buddy, table, rec.release, with_flags=True)
         return rule, {v.zone: v.verdict for v in verdicts}, flags
 
@@ -180,14 +180,14 @@ def test_fixture_kernels(vmcore, suite, gen):
     fx = vmcore(suite, "fragmented")
     uname = fx.truth()["uname_a"]
     release, version = uname.split()[2], " ".join(uname.split()[3:])
-    assert afl.generation(release, version).name == gen
-    from crashext.analysis import frag as fa
+    assert allocflags.generation(release, version).name == gen
+    from crashext.analysis import buddy_read
     from crashext.sources import procfs
-    text = fa.from_proc(procfs.ProcDir(str(fx.truth_dir)))
-    assert text.release == release and text.rule == afl.WATERMARK_RULE[gen]
+    text = buddy_read.from_proc(procfs.ProcDir(str(fx.truth_dir)))
+    assert text.release == release and text.rule == allocflags.WATERMARK_RULE[gen]
     p = _cli("frag", "--json", "-c", str(fx.vmcore), "-s", str(fx.vmlinux))
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["rule"] == afl.WATERMARK_RULE[gen]
+    assert json.loads(p.stdout)["rule"] == allocflags.WATERMARK_RULE[gen]
 
 
 def test_verdict_changes_with_the_generation_on_real_zones():
@@ -202,10 +202,10 @@ def test_verdict_changes_with_the_generation_on_real_zones():
     rec = next(r for r in extract(logs.normalize(text.splitlines()))
                if isinstance(r, AllocFailure))
     assert rec.release == "6.3.9-gentoo-e350" and rec.order == 9
-    table = gfpmod.table_by_key("6.12")
+    table = gfp.table_by_key("6.12")
 
     def normal(mode, release):
-        rule, verdicts, _n, flags = af.explain_request(
+        rule, verdicts, _n, flags = zonecheck.explain_request(
             mode, 9, rec.zones, rec.buddy, table, release, with_flags=True)
         return rule, {v.zone: v.verdict for v in verdicts}["Normal"], flags
 

@@ -105,7 +105,7 @@ def test_imports_with_no_site_packages(made, tmp_path):
 
 
 def test_allocfail_from_bundle_reads_the_seed_log(made, tmp_path):
-    """The seed's real log through the bundle alone: the order-6 failure of docker-runc."""
+    """The RHEL7 idr-bug log through the bundle alone: the order-6 failure of docker-runc."""
     seed = os.path.join(os.path.dirname(__file__), "data", "logs", "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
             "from crashext.cli import main; sys.exit(main(['allocfail', '--json', sys.argv[2]]))")

@@ -250,7 +250,7 @@ def test_without_drgn_cli_works_and_plugin_is_skipped():
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = _plugin_log_lines(proc.stderr)
     assert len(lines) == 1 and "drgn is not installed" in lines[0], proc.stderr
-    # the seed host's log has docker-runc's order-6 failure (the line is in the log)
+    # the RHEL7 idr-bug host's log has docker-runc's order-6 failure (the line is in the log)
     with open(SEED, errors="replace") as f:
         assert "docker-runc: page allocation failure: order:6" in f.read()
     fails = json.loads(proc.stdout)["failures"]

@@ -397,7 +397,7 @@ def test_gfp_atomic_may_take_a_highatomic_block(release):
     may take it (ALLOC_HARDER before v6.3; ALLOC_HIGHATOMIC, which v6.3+
     gfp_to_alloc_flags() gives non-blocking requests of order > 0), GFP_KERNEL
     may not (mm/page_alloc.c __zone_watermark_ok)."""
-    from crashext.analysis import frag as fa
+    from crashext.analysis import buddy
     from crashext.analysis.watermark import ZoneState, rule_for_release
     from crashext.exporter import families
     nr = [5000, 100, 10, 1] + [0] * 7
@@ -407,9 +407,9 @@ def test_gfp_atomic_may_take_a_highatomic_block(release):
              "MIGRATE_HIGHATOMIC": [0, 0, 0, 1] + [0] * 7}
     st = ZoneState(node=0, name="Normal", free_pages=5248, min=1000, low=1250, high=1500,
                    lowmem_reserve=[0, 0, 0, 0], nr_free=nr, free_by_mt=by_mt, index=2)
-    rep = fa.FragReport(source="test", release=release, rule=rule_for_release(release),
-                        orders=11, page_size=4096, migratetypes=list(by_mt),
-                        zones=[fa.ZoneInfo(state=st)], zone_types=[])
+    rep = buddy.FragReport(source="test", release=release, rule=rule_for_release(release),
+                           orders=11, page_size=4096, migratetypes=list(by_mt),
+                           zones=[buddy.ZoneInfo(state=st)], zone_types=[])
     fams = {f.name: f for f in families.frag_families(rep)}
     got = {(s.labels["gfp"], s.labels["order"]): s.value
            for s in fams["crashext_watermark_ok"].samples}

@@ -132,7 +132,7 @@ def test_stored_series_equal_the_guest_files(stack, job):
 
 @pytest.mark.vmcore
 def test_alloc_failures_followed_in_the_log(stack):
-    """The seed's log first; then a failure appended; then the log rotated."""
+    """The RHEL7 idr-bug log first; then a failure appended; then the log rotated."""
     prom = stack["prom"]
     log = stack["log"]
 
@@ -151,7 +151,7 @@ def test_alloc_failures_followed_in_the_log(stack):
 
     seed = "rhel7-3.10.0-693.2.2-idr-bug.dmesg"
     exp = want(seed)
-    assert ("6", "docker-runc") in exp  # the seed's order-6 failure
+    assert ("6", "docker-runc") in exp  # the RHEL7 idr-bug log's order-6 failure
     prom.wait("1", pred=lambda _r: stored() == exp, timeout=30)
     with open(log, "a") as f:
         f.write((LOGS / "writeboost-3.18.log").read_text(errors="replace"))

@@ -1,4 +1,4 @@
-"""The fault matrix (issue 10): broken dumps and vmlinuxes x every command.
+"""The fault matrix: broken dumps and vmlinuxes x every command.
 
 Cases and their expected outcomes are in tests/faults/cases.py; each run is
 a subprocess with a time limit (tests/faults/harness.py), so a hang fails

@@ -8,44 +8,44 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from crashext.analysis import frag as fa
+from crashext.analysis import buddy, buddy_read
 from crashext.sources import procfs
 
-# The seed host's logged buddy line (RHEL7 3.10, Node 0 Normal), blocks per order 0..10
+# The RHEL7 idr-bug host's logged buddy line (RHEL7 3.10, Node 0 Normal), blocks per order 0..10
 SEED_NORMAL = [8454, 6702, 5452, 3852, 1960, 389, 3, 0, 0, 0, 0]
 
 
 def test_indices_by_hand_on_the_seed_zone():
     # fill_contig_page_info: free_pages = sum(n << o) = 118482 (473928 kB / 4)
-    assert fa.contig_page_info(SEED_NORMAL, 6) == (118482, 26812, 3)
+    assert buddy.contig_page_info(SEED_NORMAL, 6) == (118482, 26812, 3)
     # unusable_free_index(6) = (118482 - (3 << 6)) * 1000 / 118482 = 998 (truncated)
-    assert fa.unusable_index(SEED_NORMAL, 6) == 998
+    assert buddy.unusable_index(SEED_NORMAL, 6) == 998
     # an order-6 block is free: __fragmentation_index returns -1000
-    assert fa.fragmentation_index(SEED_NORMAL, 6) == -1000
+    assert buddy.fragmentation_index(SEED_NORMAL, 6) == -1000
     # order 7: no suitable block; 1000 - (1000 + 118482*1000/128) / 26812
     #        = 1000 - (1000 + 925640) / 26812 = 1000 - 34 = 966
-    assert fa.fragmentation_index(SEED_NORMAL, 7) == 966
-    assert fa.unusable_index(SEED_NORMAL, 7) == 1000
-    assert fa.format_index(-1000) == "-1.000" and fa.format_index(966) == "0.966"
-    assert fa.unusable_index([0] * 11, 3) == 1000 and fa.fragmentation_index([0] * 11, 3) == 0
+    assert buddy.fragmentation_index(SEED_NORMAL, 7) == 966
+    assert buddy.unusable_index(SEED_NORMAL, 7) == 1000
+    assert buddy.format_index(-1000) == "-1.000" and buddy.format_index(966) == "0.966"
+    assert buddy.unusable_index([0] * 11, 3) == 1000 and buddy.fragmentation_index([0] * 11, 3) == 0
 
 
 @settings(max_examples=300, deadline=None)
 @given(nr=st.lists(st.integers(0, 10 ** 6), min_size=11, max_size=11), order=st.integers(0, 10))
 def test_index_properties(nr, order):
-    u = fa.unusable_index(nr, order)
-    e = fa.fragmentation_index(nr, order)
+    u = buddy.unusable_index(nr, order)
+    e = buddy.fragmentation_index(nr, order)
     assert 0 <= u <= 1000
     if order:
-        assert u >= fa.unusable_index(nr, order - 1)   # bigger requests: more unusable
+        assert u >= buddy.unusable_index(nr, order - 1)   # bigger requests: more unusable
     # extfrag is -1000 exactly when a block of the order or larger is free
     assert (e == -1000) == any(nr[order:])
     if e != -1000:
         assert 0 <= e <= 1000
 
 
-def _write_proc(tmp_path, buddy, zoneinfo=None, extra=None):
-    (tmp_path / "buddyinfo").write_text(buddy)
+def _write_proc(tmp_path, buddyinfo, zoneinfo=None, extra=None):
+    (tmp_path / "buddyinfo").write_text(buddyinfo)
     if zoneinfo:
         (tmp_path / "zoneinfo").write_text(zoneinfo)
     for k, v in (extra or {}).items():
@@ -61,12 +61,12 @@ SEED_ZONEINFO = (
 
 
 def test_from_proc_310_text_gives_the_kernels_verdict(tmp_path):
-    """The seed's Normal zone as text: rule 3.10 (from the release), order 6 fails at min."""
-    buddy = "Node 0, zone   Normal " + " ".join(map(str, SEED_NORMAL)) + "\n"
-    d = _write_proc(tmp_path, buddy, SEED_ZONEINFO, {"uname_r": "3.10.0-693.2.2.el7.x86_64\n"})
-    rep = fa.from_proc(procfs.ProcDir(d))
+    """The RHEL7 idr-bug log's Normal zone as text: rule 3.10 (from the release), order 6 fails at min."""
+    buddyinfo = "Node 0, zone   Normal " + " ".join(map(str, SEED_NORMAL)) + "\n"
+    d = _write_proc(tmp_path, buddyinfo, SEED_ZONEINFO, {"uname_r": "3.10.0-693.2.2.el7.x86_64\n"})
+    rep = buddy_read.from_proc(procfs.ProcDir(d))
     assert rep.rule == "3.10" and rep.orders == 11
-    v = fa.verdicts(rep, [6], fa.classzone_index(rep, "Normal"))
+    v = buddy.verdicts(rep, [6], buddy.classzone_index(rep, "Normal"))
     (zone_v,) = v.values()
     assert not zone_v[6]["min"].ok and zone_v[6]["min"].failed_order == 6
 
@@ -78,8 +78,8 @@ def _cli(*args):
 
 
 def test_cli_seed_text(tmp_path):
-    buddy = "Node 0, zone   Normal " + " ".join(map(str, SEED_NORMAL)) + "\n"
-    d = _write_proc(tmp_path, buddy, SEED_ZONEINFO)
+    buddyinfo = "Node 0, zone   Normal " + " ".join(map(str, SEED_NORMAL)) + "\n"
+    d = _write_proc(tmp_path, buddyinfo, SEED_ZONEINFO)
     r = _cli("--proc", d, "--release", "3.10.0-693.2.2.el7.x86_64", "--order", "6")
     assert r.returncode == 0, r.stderr
     first = r.stdout.splitlines()[0]

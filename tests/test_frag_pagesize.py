@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crashext.analysis import frag as fa
+from crashext.analysis import buddy_read
 from crashext.sources import procfs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def test_text_page_size_is_the_dumps(vmcore, suite):
     from crashext.kernel import drgn_backend
     fx = vmcore(suite, "fragmented")
     t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
-    rep = fa.from_proc(procfs.ProcDir(str(fx.truth_dir)))
+    rep = buddy_read.from_proc(procfs.ProcDir(str(fx.truth_dir)))
     assert rep.page_size == t.page_size
     assert rep.page_size_source == "meminfo MemTotal / zoneinfo managed pages"
 
@@ -46,7 +46,7 @@ def test_without_meminfo_the_assumption_is_said(vmcore, tmp_path):
     d.mkdir()
     for name in ("buddyinfo", "zoneinfo", "pagetypeinfo", "uname_r"):
         shutil.copy(fx.truth_dir / name, d / name)
-    rep = fa.from_proc(procfs.ProcDir(str(d)))
+    rep = buddy_read.from_proc(procfs.ProcDir(str(d)))
     assert rep.page_size == 4096 and rep.page_size_source.startswith("assumed 4 KiB")
     p = _cli("--proc", str(d))
     assert p.returncode == 0, p.stderr
@@ -74,7 +74,7 @@ def test_bad_page_size_is_one_line(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/proc/buddyinfo"), reason="no /proc here")
 def test_live_proc_is_this_systems():
-    rep = fa.from_proc(procfs.ProcDir("/proc"))
+    rep = buddy_read.from_proc(procfs.ProcDir("/proc"))
     assert rep.page_size == os.sysconf("SC_PAGE_SIZE")
     assert rep.page_size_source == "this system (sysconf PAGE_SIZE)"
 

@@ -10,7 +10,7 @@ were read a little earlier and may differ by the pages those forks took.
 
 import pytest
 
-from crashext.analysis import frag as fa
+from crashext.analysis import buddy, buddy_read
 from crashext.sources import procfs
 
 pytestmark = pytest.mark.vmcore
@@ -28,7 +28,7 @@ def _dump(vmcore, suite, scenario):
         from crashext.kernel import drgn_backend
         fx = vmcore(suite, scenario)
         t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
-        rep = fa.from_target(t, migratetypes=True, progress=False)
+        rep = buddy_read.from_target(t, migratetypes=True, progress=False)
         # snapshot the truth with the dump, so all tests of a case see one build
         fx.texts = {n: (fx.truth_dir / n).read_text() for n in
                     ("buddyinfo", "zoneinfo", "pagetypeinfo", "extfrag_index",
@@ -99,10 +99,10 @@ def test_migratetypes_equal_crash_kmem_f(vmcore, suite, scenario):
             theirs[int(m.group(2), 16)] = (int(m.group(1)), int(m.group(3)))
     tail = " ".join((r.stdout + r.stderr).split()[-25:])
     assert theirs, f"crash {crash} printed no kmem -f table for {t.release}: {tail}"
-    pgdats = fa._online_pgdats(t)
+    pgdats = buddy_read.online_pgdats(t)
     compared = 0
     for z in rep.zones:
-        zone = fa.pgdats_zone(t, pgdats, z)
+        zone = buddy_read.pgdats_zone(t, pgdats, z)
         for o in range(rep.orders):
             for i, mt in enumerate(rep.migratetypes):
                 head = zone.free_area[o].free_list[i].address
@@ -127,8 +127,8 @@ def test_indices_equal_debugfs(vmcore, suite, scenario):
         # the counts at pagetypeinfo time (read just before the index files)
         then = [sum(c[o] for c in pt["free"][z.key].values()) for o in range(len(nr))]
         for counts, label in ((nr, "dump"), (then, "pagetypeinfo")):
-            mine_u = [fa.unusable_index(counts, o) for o in range(len(counts))]
-            mine_e = [fa.fragmentation_index(counts, o) for o in range(len(counts))]
+            mine_u = [buddy.unusable_index(counts, o) for o in range(len(counts))]
+            mine_e = [buddy.fragmentation_index(counts, o) for o in range(len(counts))]
             if mine_u == unus[z.key] and mine_e == ext[z.key]:
                 exact += 1
                 break
@@ -141,7 +141,7 @@ def test_indices_equal_debugfs(vmcore, suite, scenario):
 @pytest.mark.parametrize("suite,scenario", CASES)
 def test_proc_truth_dir_gives_the_dump_numbers(vmcore, suite, scenario):
     fx, t, rep = _dump(vmcore, suite, scenario)
-    text = fa.from_proc(procfs.ProcDir(str(fx.truth_dir)))
+    text = buddy_read.from_proc(procfs.ProcDir(str(fx.truth_dir)))
     assert text.release == t.release and text.rule == rep.rule
     assert {z.key: z.state.nr_free for z in text.zones} == \
         {z.key: z.state.nr_free for z in rep.zones}

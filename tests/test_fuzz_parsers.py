@@ -1,10 +1,10 @@
-"""Hypothesis fuzzing of every text parser (issue 10).
+"""Hypothesis fuzzing of every text parser.
 
 Targets (tests/faults/fuzz.py): kernel-log normalising and record
 extraction (crashext.sources.logs / kmsg), allocfail's analysis on both its
 paths, the /proc parsers, the knowledge-base loader, and crash session
 transcripts.  Each gets arbitrary bytes and mutations of real inputs (the
-seed host's log and crash session, tests/data/logs, fixture /proc captures,
+RHEL7 idr-bug host's log and crash session, tests/data/logs, fixture /proc captures,
 the shipped TOML files).  The only accepted failure is a CrashextError
 with a one-line message.  Example counts are modest for CI; the long run is
 benchmarks/fuzz_long.py.

@@ -34,7 +34,7 @@ def write(tmp_path, text, name="e.toml"):
 def test_shipped_kb_loads_and_has_the_seed_bug():
     entries = {e.id: e for e in load_kb()}
     seed = entries["rhel7-kmemcg-id-ida-bug"]
-    # the seed write-up: fixed in kernel-3.10.0-1048.el7
+    # the RHEL7 idr-bug write-up: fixed in kernel-3.10.0-1048.el7
     assert seed.fixed_in == ["kernel-3.10.0-1048.el7"]
     assert seed.affected[0].before == "3.10.0-1048.el7"
     assert any("cgroup.memory=nokmem" in w for w in seed.workarounds)

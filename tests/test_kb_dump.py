@@ -9,7 +9,7 @@ the 65535 limit, so memcg-id-exhaustion must not.  Slow: the dump takes
 
 import pytest
 
-from crashext.analysis.triage import triage
+from crashext.analysis.evidence import TriageInputs, triage
 
 
 @pytest.mark.slow
@@ -22,7 +22,7 @@ def test_many_dying_memcgs_match_the_dying_entry_not_id_exhaustion(vmcore):
     assert count >= 15000
     from crashext.kernel import drgn_backend
     t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
-    rep = triage(target=t)
+    rep = triage(TriageInputs(target=t))
     mc = rep["memory"]["memcg"]["summary"]
     assert mc["dying"] >= count > mc["online"]
     ids = {m["id"]: m for m in rep["verdict"]["matches"]}

@@ -10,9 +10,9 @@ what triage printed:
 - "Out of memory: Kill..." with CONSTRAINT_NONE and an order-0 request -> oom-global;
 - CONSTRAINT_CPUSET / CONSTRAINT_MEMORY_POLICY -> the constrained OOM entries;
 - "invoked oom-killer: ... order=2" -> oom-high-order-fragmented;
-- the seed's order-6 failure: every zone fails, DMA32 only because of
+- the RHEL7 idr-bug log's order-6 failure: every zone fails, DMA32 only because of
   lowmem_reserve (recomputed below from its zone and buddy lines) ->
-  lowmem-reserve-held as well as the seed's bug (which stays first);
+  lowmem-reserve-held as well as the RHEL7 idr bug (which stays first);
 - SLUB "Objects remaining in kmalloc-256(0:<container>)" -> memcg-kmem-cache-leak,
   "Objects remaining in tfw_cli_conn_cache" (a global cache) -> nothing;
 - and so on for each file.
@@ -33,8 +33,8 @@ import re
 
 import pytest
 
-from crashext.analysis.kbmatch import _allocfail_ok, held_back_zones
-from crashext.analysis.triage import triage
+from crashext.analysis.kbmatch import allocfail_ok, held_back_zones
+from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import LogPattern, load_kb
 from crashext.sources.logs import load_log
 
@@ -44,7 +44,7 @@ SEED_LOG = "rhel7-3.10.0-693.2.2-idr-bug.dmesg"
 
 #: log -> the entries its content shows (empty: no entry, a diagnosis)
 EXPECTED = {
-    # the seed's bug, and its order-6 failure's DMA32 zone held back by lowmem_reserve
+    # the RHEL7 idr bug, and its order-6 failure's DMA32 zone held back by lowmem_reserve
     SEED_LOG: {"rhel7-kmemcg-id-ida-bug", "lowmem-reserve-held"},
     "runc-1725-slub-memcg.log": {"rhel7-kmem-accounting-slub"},
     "moby-27576-slub-el7-syslog.log": {"rhel7-kmem-accounting-slub"},
@@ -113,9 +113,9 @@ def _reports():
             path = os.path.join("/work/shared/corpus", name)
         if name.endswith(".text"):
             with open(path, encoding="utf-8") as f:
-                out[name] = triage(texts=f.read().splitlines())
+                out[name] = triage(TriageInputs(texts=f.read().splitlines()))
         else:
-            out[name] = triage(log_lines=load_log(path))
+            out[name] = triage(TriageInputs(log_lines=load_log(path)))
     return out
 
 
@@ -170,7 +170,7 @@ def test_the_same_family_is_told_apart_by_what_the_log_says(reports):
     # global skbuff_head_cache vs a per-memcg copy (name(id:cgroup))
     assert "per-memcg copy" in why("linuxmm-skbuff-slub-atomic.log", "rhel7-kmem-accounting-slub")
     assert "not a per-memcg copy" in why("runc-1725-slub-memcg.log", "slab-growth-failure-atomic")
-    # the seed's order-6 failure grows the memcg cache array: not a generic costly failure
+    # the RHEL7 idr-bug log's order-6 failure grows the memcg cache array: not a generic costly failure
     assert "required element unmatched" in why(SEED_LOG, "costly-order-failure")
     # a cpuset-constrained OOM is not a global one, and not a memory-policy one
     assert "not constrained by a cpuset" in why("lkml-cpuset-oom.log", "oom-global")
@@ -246,7 +246,7 @@ def _entry(rep, eid="lowmem-reserve-held"):
 
 
 def test_seed_dma32_is_held_back_by_lowmem_reserve(reports):
-    """The seed: "order:6, mode:0x10c0d0" (GFP_KERNEL: class zone Normal,
+    """The RHEL7 idr-bug log: "order:6, mode:0x10c0d0" (GFP_KERNEL: class zone Normal,
     index 2).  DMA32 free:64312kB min:11976kB, lowmem_reserve[]: 0 0 13054:
     it fails with the reserve and passes without it; Normal fails at order 6
     either way (its reserve is 0), so every zone failed."""
@@ -268,7 +268,7 @@ def test_seed_dma32_is_held_back_by_lowmem_reserve(reports):
     res = _entry(rep)
     assert res["matched"] and res["kind"] == "condition"
     assert "DMA32" in res["elements"][0]["detail"]
-    # an additional match: the seed's own bug stays first and names the headline
+    # an additional match: the RHEL7 idr-bug log's own bug stays first and names the headline
     ids = [m["id"] for m in rep["verdict"]["matches"]]
     assert ids == ["rhel7-kmemcg-id-ida-bug", "lowmem-reserve-held"]
     assert rep["verdict"]["headline"].startswith("known bug: RHEL 7 kmem cgroup id")
@@ -313,6 +313,6 @@ def test_only_the_dma_zone_held_back_does_not_count(reports):
                   "zones": "fragmentation"}
     assert held_back_zones(as_failure) == []
     lp = LogPattern(kind="allocfail", name="n", zones_held_back=True)
-    assert not _allocfail_ok(lp, as_failure)
-    assert _allocfail_ok(LogPattern(kind="allocfail", name="n", zones_held_back=False), as_failure)
+    assert not allocfail_ok(lp, as_failure)
+    assert allocfail_ok(LogPattern(kind="allocfail", name="n", zones_held_back=False), as_failure)
     assert not _entry(rep)["matched"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crashext.analysis.triage import triage
+from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import KbError, load_file
 from crashext.sources.logs import load_log
 
@@ -50,7 +50,7 @@ def _cli(*args):
 
 def test_kubelet_enomem_line_is_the_evidence():
     name = "k8s-96701-mkdir-enomem-rhel79.text"
-    rep = triage(texts=_lines(name))
+    rep = triage(TriageInputs(texts=_lines(name)))
     res = _result(rep, "memcg-mkdir-enomem")
     assert res["matched"] and rep["verdict"]["matches"][0]["id"] == "memcg-mkdir-enomem"
     el = _element(res, "text: mkdir in the memory hierarchy failed with cannot allocate memory")
@@ -65,7 +65,7 @@ def test_kubelet_enomem_line_is_the_evidence():
 
 def test_enospc_and_proc_cgroups_are_the_id_space():
     name = "k8s-61937-proc-cgroups-65535.text"
-    rep = triage(texts=_lines(name))
+    rep = triage(TriageInputs(texts=_lines(name)))
     res = _result(rep, "memcg-id-exhaustion")
     assert res["matched"]
     mkdir = _element(res, "text: mkdir in the memory hierarchy failed with No space left")
@@ -82,11 +82,11 @@ def test_enospc_and_proc_cgroups_are_the_id_space():
 def test_proc_cgroups_count_near_miss():
     """A real /proc/cgroups with 1 memory cgroup (and 83 device cgroups) is no
     id exhaustion; 64734 memory cgroups is."""
-    low = triage(texts=_lines("leviathan-99-proc-cgroups.text"))
+    low = triage(TriageInputs(texts=_lines("leviathan-99-proc-cgroups.text")))
     el = _element(_result(low, "memcg-id-exhaustion"), "text: /proc/cgroups")
     assert el["status"] == "unmatched"
     assert low["verdict"]["matches"] == []
-    high = triage(texts=_lines("dailywork-58-proc-cgroups-64734.text"))
+    high = triage(TriageInputs(texts=_lines("dailywork-58-proc-cgroups-64734.text")))
     el = _element(_result(high, "memcg-id-exhaustion"), "text: /proc/cgroups")
     assert el["status"] == "matched" and el["detail"].split()[:3] == ["memory", "4", "64734"]
 
@@ -95,20 +95,21 @@ def test_text_and_kernel_log_are_searched_separately():
     """A text element is unknown without text (not unmatched), and a kernel-log
     element never looks at user-space text: the SLUB lines of runc#1725 given
     as text do not make the SLUB entry match."""
-    rep = triage(log_lines=load_log(str(DATA / "runc-1725-slub-memcg.log")))
+    rep = triage(TriageInputs(log_lines=load_log(str(DATA / "runc-1725-slub-memcg.log"))))
     el = _element(_result(rep, "memcg-mkdir-enomem"), "text: ")
     assert el["status"] == "unknown" and "--text" in el["detail"]
-    as_text = triage(texts=_lines("runc-1725-slub-memcg.log"))
+    as_text = triage(TriageInputs(texts=_lines("runc-1725-slub-memcg.log")))
     slub = _result(as_text, "rhel7-kmem-accounting-slub")
     assert not slub["matched"]
     assert all(e["status"] == "unknown" for e in slub["elements"] if e["group"] == "log")
 
 
 def test_kernel_log_and_text_together():
-    """The seed's log with the kubelet's ENOMEM: the seed's BUG stays first, the
+    """The RHEL7 idr-bug log with the kubelet's ENOMEM: the RHEL7 idr-bug log's BUG stays first, the
     user-space face of the same cache-array growth failure matches too."""
-    rep = triage(log_lines=load_log(str(DATA / "rhel7-3.10.0-693.2.2-idr-bug.dmesg")),
-                 texts=_lines("k8s-96701-mkdir-enomem-rhel79.text"))
+    rep = triage(TriageInputs(
+        log_lines=load_log(str(DATA / "rhel7-3.10.0-693.2.2-idr-bug.dmesg")),
+        texts=_lines("k8s-96701-mkdir-enomem-rhel79.text")))
     ids = [m["id"] for m in rep["verdict"]["matches"]]
     assert ids[0] == "rhel7-kmemcg-id-ida-bug" and "memcg-mkdir-enomem" in ids
     assert "user-space text" in rep["sources"]
@@ -216,13 +217,13 @@ def test_sosreport_proc_cgroups_is_text(tmp_path):
     res = _result(rep, "memcg-id-exhaustion")
     assert res["matched"], res["why_not"]
     assert _element(res, "text: /proc/cgroups")["detail"].split()[:3] == ["memory", "4", "64734"]
-    # the kernel log of the report is still the kernel log: the seed's BUG first
+    # the kernel log of the report is still the kernel log: the RHEL7 idr-bug log's BUG first
     assert rep["verdict"]["matches"][0]["id"] == "rhel7-kmemcg-id-ida-bug"
 
 
 def test_cli_kb_dir_with_one_bad_file_loads_the_others(tmp_path):
-    """Bad-input rule of issue 15: the bad file is named with its line, the good
-    one is used, triage goes on."""
+    """Bad input is one clear line: the bad file is named with its line, the
+    good one is used, triage goes on."""
     kb = tmp_path / "kb"
     kb.mkdir()
     (kb / "good.toml").write_text(GOOD_TEXT_ENTRY.replace("pattern = 'x'", "pattern = 'podbfeaeabc'"))

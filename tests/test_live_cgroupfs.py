@@ -213,7 +213,7 @@ def test_vanishing_directory_is_counted_not_an_error(tmp_path, monkeypatch):
     root = tmp_path / "cg"
     (root / "a" / "b").mkdir(parents=True)
     (root / "cgroup.controllers").write_text("memory\n")
-    real = cgroupfs._read_dir
+    real = cgroupfs.read_dir
 
     def racing(r, rel, hierarchy, **kw):
         if rel == "/a":  # removed between listing its parent and reading it
@@ -221,7 +221,7 @@ def test_vanishing_directory_is_counted_not_an_error(tmp_path, monkeypatch):
             shutil.rmtree(root / "a")
         return real(r, rel, hierarchy, **kw)
 
-    monkeypatch.setattr(cgroupfs, "_read_dir", racing)
+    monkeypatch.setattr(cgroupfs, "read_dir", racing)
     rep = cgroupfs.read_cgroupfs(str(root), proc=None)
     assert [c.path for c in rep.cgroups] == ["/"]
     assert rep.summary["vanished"] == 1

@@ -69,7 +69,7 @@ def test_rsyslog_012_escapes_split_lines():
 def test_unprefixed_continuations_keep_their_record_time():
     lines = list(logs.log_lines(SEED))
     cont = [l for l in lines if l.cont]
-    # the seed's Mem-Info counters lost their stamps (printk continuation lines)
+    # the RHEL7 idr-bug log's Mem-Info counters lost their stamps (printk continuation lines)
     assert [l.text.split(":")[0] for l in cont] == [
         "active_file", "unevictable", "slab_reclaimable", "mapped", "free"]
     assert all(l.ts == pytest.approx(66249123.178901) for l in cont)
@@ -329,7 +329,7 @@ def test_growing_counter_counts_the_same_before_and_after_it_switches():
     threshold, here 100 KB) with numpy when installed: the same numbers."""
     rnd = random.Random(5)
     buf = bytearray(rnd.choice(b"ab\n") for _ in range(400000))
-    count = logscan._growing_counter(after=100000)
+    count = logscan.growing_counter(after=100000)
     pos = 0
     while pos < len(buf):
         end = min(len(buf), pos + rnd.randint(1, 90000))
@@ -343,7 +343,7 @@ def test_read_windows_cut_at_newlines_and_grow_for_long_lines():
     read size (here 64 bytes) grows the buffer instead of being split."""
     raw = b"".join(b"x" * n + b"\n" for n in (3, 200, 0, 64, 65, 1000, 7)) + b"tail"
     got = []
-    for buf, lo, hi in logscan._read_windows(io.BytesIO(raw), "t", size=64):
+    for buf, lo, hi in logscan.read_windows(io.BytesIO(raw), "t", size=64):
         part = bytes(buf[lo:hi])
         assert part.endswith(b"\n") or len(b"".join(got)) + len(part) == len(raw)
         got.append(part)
@@ -351,7 +351,7 @@ def test_read_windows_cut_at_newlines_and_grow_for_long_lines():
 
 
 def test_gated_file_on_a_big_log_equals_log_lines(tmp_path):
-    """A 9 MB log (the seed's failure every 2,000 lines among noise, some
+    """A 9 MB log (the RHEL7 idr-bug log's failure every 2,000 lines among noise, some
     lines longer than a read, no newline at the end): the fast scan, with
     each newline counter and each finder, gives the records, line numbers
     and line count of the plain line-by-line reading."""

@@ -1,7 +1,7 @@
 """The one-read-per-struct paths give what member-by-member reads give.
 
 On real dumps of each kernel generation: memcgids' report read through
-:class:`crashext.analysis.memcg._Fast` (one read per memcg and per kernfs
+:class:`crashext.analysis.memcg_read.FastLayout` (one read per memcg and per kernfs
 node, id tree slots as arrays) equals, field for field, the report read
 member by member; and ``Target.member_int_layout`` decodes every member it
 describes to what ``int()`` of that member reads.
@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from crashext.analysis import memcg
+from crashext.analysis import memcg, memcg_read
 from crashext.errors import MissingSymbolError
 from crashext.kernel.fields import StructFields
 
@@ -30,13 +30,13 @@ def _open(fx):
 def test_fast_report_equals_member_by_member(vmcore, suite, scenario, monkeypatch):
     fx = vmcore(suite, scenario)
     t = _open(fx)
-    lay = memcg._Layout(t)
-    memcg._Fast(t, lay)  # these kernels (5.10, 6.1, 6.12, 7.3) have the layout it covers
+    lay = memcg_read.MemcgLayout(t)
+    memcg_read.FastLayout(t, lay)  # these kernels (5.10, 6.1, 6.12, 7.3) have the layout it covers
     fast = memcg.memcg_report(t).to_json()
 
     def off(self, t, lay):
         raise MissingSymbolError("disabled for the comparison")
-    monkeypatch.setattr(memcg._Fast, "__init__", off)
+    monkeypatch.setattr(memcg_read.FastLayout, "__init__", off)
     slow = memcg.memcg_report(_open(fx)).to_json()
     assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
     # as many dying as the kernel's own cgroup.stat says (none on 7.3, which
@@ -64,15 +64,15 @@ def test_member_int_layout_decodes_as_int(vmcore, suite):
 
 _IN_CRASH = '''
 from crashext.kernel import pykdump_backend
-from crashext.analysis import memcg
+from crashext.analysis import memcg_read, memcg_tree
 t = pykdump_backend.open_session()
-lay = memcg._Layout(t)
+lay = memcg_read.MemcgLayout(t)
 root = int(t.symbol("root_mem_cgroup"))
-memcg._Fast(t, lay)
-tree, _ = memcg._tree(t, lay, root)
-fast = memcg._Reader(t, lay, root)
-slow = memcg._Reader(t, lay, root)
-rows = [(fast._read_fast(a).to_json(), slow.read_slow(a).to_json()) for a in tree]
+memcg_read.FastLayout(t, lay)
+tree, _ = memcg_tree.tree_memcgs(t, lay, root)
+fast = memcg_read.MemcgReader(t, lay, root)
+slow = memcg_read.MemcgReader(t, lay, root)
+rows = [(fast.read_fast(a).to_json(), slow.read_slow(a).to_json()) for a in tree]
 print("CXCHECK %d %d" % (len(rows), sum(1 for f, s in rows if f == s)))
 '''
 

@@ -38,7 +38,7 @@ The structures below are stated from the upstream v3.10 sources (RHEL7's
   mem_cgroup *memcg; struct list_head list; struct kmem_cache *root_cache;
   bool dead; atomic_t nr_pages; struct work_struct destroy; }; }; }`` (80 bytes).
 
-The seed state (rhel7-3.10.0-693.2.2-idr-bug.dmesg): a child memcg whose
+The RHEL7 idr-bug state (rhel7-3.10.0-693.2.2-idr-bug.dmesg): a child memcg whose
 ``memcg_propagate_kmem`` copied ACTIVE|ACTIVATED from its parent, whose
 ``memcg_update_cache_sizes`` failed (order-6 allocation), left with
 ``kmemcg_id == -1``; freeing it hits ``BUG_ON(id < 0)``.
@@ -197,7 +197,7 @@ def test_seed_state_is_flagged_and_clean_memcgs_are_not():
     on = (1 << ACTIVE) | (1 << ACTIVATED)
     docker = h.add(h.root, "docker", kmemcg_id=0, flags=on)
     good = h.add(docker, "good", kmemcg_id=1, flags=on, usage_bytes=10 * PAGE)
-    # the seed: parent's flags copied, cache growth failed, id left at -1
+    # the RHEL7 idr-bug log: parent's flags copied, cache growth failed, id left at -1
     bad = h.add(docker, "bad", kmemcg_id=-1, flags=on)
     plain = h.add(h.root, "plain", kmemcg_id=-1, flags=0)  # no kmem limit: not accounted
     r = memcg_report(h.finish())
@@ -262,7 +262,7 @@ def test_next_resize_reproduces_the_seed_order6_allocation():
     # allocation is size * 8 + sizeof(struct memcg_cache_params) (80 here).
     # An array of 8190 ids means the next growth asks for 2 * 8191 = 16382
     # entries: 131136 bytes, just over 128 KiB, so kmalloc_large order 6 —
-    # the "order:6" of the seed's page allocation failure.
+    # the "order:6" of the RHEL7 idr-bug log's page allocation failure.
     h = Rhel7(array_size=8190)
     t = h.finish()
     r = next_array_resize(t, 8190)
@@ -318,7 +318,7 @@ def test_rows_kept_in_a_temporary_file_equal_rows_kept_in_memory():
     h = Rhel7(array_size=4)
     on = 1 << ACTIVE
     a = h.add(h.root, "a", kmemcg_id=2, flags=on)
-    h.add(a, "a1", kmemcg_id=-1, flags=on)                 # the seed state
+    h.add(a, "a1", kmemcg_id=-1, flags=on)                 # the RHEL7 idr-bug state
     h.add(h.root, "b", kmemcg_id=2, flags=on)              # duplicate of /a's id
     h.add(h.root, "c", kmemcg_id=7, flags=on)              # over capacity
     h.add(h.root, "zgone", kmemcg_id=3, flags=on | (1 << DEAD), css_flags=0,

@@ -65,7 +65,7 @@ def _cgroup_stat(fx) -> dict:
 def _scale(vmcore):
     """The benchmarks' fixture, when the benchmarks have built it.
 
-    It is the benchmarks' dump, not the test suite's (issue 17): an 8 GiB
+    It is the benchmarks' dump, not the test suite's: an 8 GiB
     guest that takes 20+ minutes under TCG, so the suite checks it where it
     was built (by a benchmark run, or build-fixture as the skip says) and
     skips, saying how, where it was not."""
@@ -112,12 +112,12 @@ def test_scale_fixture_free_blocks_equal_buddyinfo(vmcore):
     """The ~900k isolated free blocks: frag's per-order counts equal the
     guest's /proc/buddyinfo, and its walk of every free list finds each
     block (per-type counts add up to nr_free)."""
-    from crashext.analysis import frag as fa
+    from crashext.analysis import buddy_read
     from crashext.kernel import drgn_backend
     from crashext.sources import procfs
     fx = _scale(vmcore)
     t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
-    rep = fa.from_target(t, migratetypes=True, progress=False)
+    rep = buddy_read.from_target(t, migratetypes=True, progress=False)
     truth = procfs.parse_buddyinfo((fx.truth_dir / "buddyinfo").read_text())
     assert {z.key: z.state.nr_free for z in rep.zones} == truth
     for z in rep.zones:

@@ -1,4 +1,4 @@
-"""Every Mem-Info block analysed alike (issue 16): OOM-kill reports (memcg and
+"""Every Mem-Info block analysed alike: OOM-kill reports (memcg and
 global) and SysRq-m dumps, checked against the numbers the kernel printed.
 
 Sources:
@@ -6,7 +6,7 @@ Sources:
   a Debian 6.1 guest that ran SysRq-m, a memcg OOM in /oom (memory.max 32M),
   a global OOM and SysRq-m again, and saved its whole kernel log as
   truth/dmesg before the dump was taken; the dump holds the same log;
-- the seed's RHEL7 log (tests/data/logs, project corpus) for an allocation
+- the RHEL7 idr-bug log (tests/data/logs, project corpus) for an allocation
   failure's Mem-Info block;
 - the real public OOM excerpts in tests/data/logs (SOURCES.md names where each
   was published) for OOM headers without a Mem-Info block.
@@ -323,17 +323,17 @@ def test_buddy_parts_equal_the_one_regex_on_any_text(head, pieces):
     """meminfo splits a buddy line without the one regex's slow lazy body;
     on any text (whitespace of every kind, truncated terms, stray '=') it
     finds the same node, zone, body and total, or the same no-match."""
-    from crashext.sources.meminfo import _buddy_parts
+    from crashext.sources.showmem import buddy_parts
     text = head + "".join(pieces)
-    assert _buddy_parts(text) == _one_regex(text)
+    assert buddy_parts(text) == _one_regex(text)
 
 
 def test_buddy_parts_equal_the_one_regex_on_every_real_line():
-    from crashext.sources.meminfo import _buddy_parts
+    from crashext.sources.showmem import buddy_parts
     logs_dir = Path(__file__).parent / "data" / "logs"
     n = 0
     for p in sorted(logs_dir.iterdir()):
         for ln in logs.log_lines(str(p)):
-            assert _buddy_parts(ln.text) == _one_regex(ln.text), (p.name, ln.lineno)
+            assert buddy_parts(ln.text) == _one_regex(ln.text), (p.name, ln.lineno)
             n += _one_regex(ln.text) is not None
     assert n >= 8   # the 8 real buddy lines of these logs were among them

@@ -2,7 +2,7 @@
 built from the sdist, so a file missing from the sdist fails here) that
 install into a fresh venv with only PyPI to fetch dependencies from, and the
 installed command works: --version, frag on this machine's /proc, allocfail
-on the seed's real log, crash-init finding the epython scripts and the
+on the RHEL7 idr-bug log, crash-init finding the epython scripts and the
 knowledge base loading from the installed package.
 
 The build runs on a copy of the repository's files (tracked or new, not
@@ -138,7 +138,7 @@ def test_frag_on_proc(venv, tmp_path):
 
 
 def test_allocfail_on_seed_log(venv, tmp_path):
-    """The seed host's log: docker-runc's order-6 failure (the line is in the log)."""
+    """The RHEL7 idr-bug host's log: docker-runc's order-6 failure (the line is in the log)."""
     with open(SEED, errors="replace") as f:
         assert "docker-runc: page allocation failure: order:6" in f.read()
     proc = _crashext(venv, "allocfail", "--json", SEED, cwd=tmp_path)

@@ -21,7 +21,7 @@ _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=5)
 
 def _reference(data) -> str:
     buf = io.StringIO()
-    json.dump(data, buf, indent=2, sort_keys=True, default=render._json_default)
+    json.dump(data, buf, indent=2, sort_keys=True, default=render.json_default)
     return buf.getvalue() + "\n"
 
 

@@ -3,7 +3,7 @@ headless browser (Debian's chromium, tests/browser.py), read back from the
 DOM the browser built, and looked at in a screenshot.
 
 Every number read from the page is compared with what the kernel said: the
-seed incident's log lines (tests/data/logs/), the fixture guests' truth/
+RHEL7 idr-bug incident's log lines (tests/data/logs/), the fixture guests' truth/
 files captured just before the dump (tests/vmcore/), and -- where the issue
 asks for it -- the ``--json`` of the commands that own the numbers.
 """
@@ -104,14 +104,14 @@ def screenshot_not_blank(png):
     assert dark > 0.01, f"{png}: {dark:.3%} dark pixels, the page looks empty"
 
 
-# -- the seed incident's log ------------------------------------------------------------
+# -- the RHEL7 idr-bug incident's log ------------------------------------------------------------
 
 _BUDDY = re.compile(r"\] Node (\d+) (\w+): (.*?) = \d+kB")
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
 
 
 def seed_truth():
-    """What the seed log itself says: the failure, its buddy lines, the BUG line."""
+    """What the RHEL7 idr-bug log itself says: the failure, its buddy lines, the BUG line."""
     text = open(SEED, encoding="utf-8").read().splitlines()
     fail = next(ln for ln in text if "page allocation failure" in ln)
     bug = next(ln for ln in text if "kernel BUG at" in ln)
@@ -401,10 +401,10 @@ def test_thirteen_orders_readable(tmp_path):
     and its bar label, and the picture fits the page (checked by screenshot)."""
     from crashext.report import plots
     nr = [5000, 2100, 900, 400, 150, 60, 30, 12, 6, 3, 2, 1, 1]
-    from crashext.analysis import frag as fa
+    from crashext.analysis import buddy
     zone = {"node": 0, "zone": "Normal", "nr_free": nr, "free_by_migratetype": {
         "MIGRATE_UNMOVABLE": [n // 5 for n in nr], "MIGRATE_MOVABLE": [n - n // 5 for n in nr]},
-        "unusable_index": [fa.unusable_index(nr, o) for o in range(13)],
+        "unusable_index": [buddy.unusable_index(nr, o) for o in range(13)],
         "passes": [{"order": o, "min": o < 9, "low": o < 8} for o in range(13)]}
     svg = plots.zone_figure(zone, 16384, 11, "0:Normal")
     texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
@@ -418,13 +418,13 @@ def test_thirteen_orders_readable(tmp_path):
 
 
 def test_memcg_section_of_a_rhel7_kernel(tmp_path):
-    """The seed's kernel state on the synthetic 3.10 kernel (tests/test_memcg_rhel7.py:
+    """The RHEL7 idr-bug kernel state on the synthetic 3.10 kernel (tests/test_memcg_rhel7.py:
     structures stated from the v3.10 sources): a memcg with kmem active and
     kmemcg_id -1 is in the flagged table, the capacity is the kernel's
     memcg_limited_groups_array_size, and the next array growth is order 6."""
     pytest.importorskip("drgn")
     from test_memcg_rhel7 import ACTIVATED, ACTIVE, Rhel7
-    from crashext.analysis.triage import memcg_evidence
+    from crashext.analysis.evidence import memcg_evidence
     from crashext.report import data, page
     h = Rhel7(array_size=8190)
     on = (1 << ACTIVE) | (1 << ACTIVATED)

@@ -1,4 +1,4 @@
-"""Sosreports read in place (issue 16): real ones made by Debian's ``sosreport``
+"""Sosreports read in place: real ones made by Debian's ``sosreport``
 package on this machine, and sosreport-shaped trees made of a fixture guest's
 truth files; then broken, hostile and incomplete ones.
 
@@ -408,7 +408,7 @@ def test_rotated_logs_are_read_oldest_first(tmp_path):
         assert files == ["var/log/kern.log.2.gz", "var/log/kern.log.1", "var/log/kern.log"]
         assert any("messages" in n for n in notes) and any("dmesg" in n for n in notes)
         assert list(s.log_lines()) == seed
-    # the seed's verdict through the report is the one from the log itself
+    # the RHEL7 idr-bug verdict through the report is the one from the log itself
     direct = json.loads(_cli("triage", "--log", str(DATA / "rhel7-3.10.0-693.2.2-idr-bug.dmesg"),
                              "--json").stdout)
     via = json.loads(_cli("triage", str(arc), "--json").stdout)

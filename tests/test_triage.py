@@ -1,9 +1,9 @@
-"""triage on the seed's real RHEL 7 log and crash transcript: what they say.
+"""triage on the RHEL7 idr-bug log and crash transcript: what they say.
 
 The log (/work/shared/corpus/rhel7-3.10.0-693.2.2-idr-bug.dmesg) and the
 crash session (…-crash-session.txt) are the real ones of the CentOS 7 node
 whose crash crashext exists for; the expected values below are read off them
-(and the fix from the seed write-up), not off our own output.
+(and the fix from the RHEL7 idr-bug write-up), not off our own output.
 """
 
 import json
@@ -14,8 +14,9 @@ import sys
 
 import pytest
 
-from crashext.analysis import panic as panicmod
-from crashext.analysis.triage import triage
+from crashext.analysis import panic
+from crashext.analysis.evidence import TriageInputs, triage
+from crashext.sources import crashlog
 from crashext.sources.logs import load_log
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,7 +42,7 @@ def run_cli(*args):
 
 @pytest.fixture(scope="module")
 def log_report():
-    return triage(log_lines=load_log(_corpus(LOG)))
+    return triage(TriageInputs(log_lines=load_log(_corpus(LOG))))
 
 
 def test_log_names_the_seed_bug_first(log_report):
@@ -98,10 +99,10 @@ def test_log_system_and_panic(log_report):
 
 def test_crash_session_parsed():
     with open(_corpus(CRASH)) as f:
-        s = panicmod.parse_crash_session(f.read())
+        s = crashlog.parse_crash_session(f.read())
     assert s["sys"]["RELEASE"] == "3.10.0-693.2.2.el7.x86_64"
     assert len(s["bt"]["frames"]) == 14                 # #0 .. #13
-    p = panicmod.panic_from_crash_session(s)
+    p = panic.panic_from_crash_session(s)
     assert p["panic"] == "kernel BUG at lib/idr.c:1157!"
     assert (p["pid"], p["comm"], p["cpu"], p["task"]) == (18614, "kworker/3:94", 3, 0xffff88015cb20fd0)
     # "[exception RIP: ida_simple_remove+65]" + "dis -l": lib/idr.c: 1157
@@ -114,8 +115,8 @@ def test_crash_session_parsed():
 
 
 def test_crash_log_adds_panic_string_and_bt():
-    rep = triage(log_lines=load_log(_corpus(LOG)),
-                 crash_text=open(_corpus(CRASH)).read())
+    rep = triage(TriageInputs(log_lines=load_log(_corpus(LOG)),
+                              crash_text=open(_corpus(CRASH)).read()))
     assert rep["verdict"]["matches"][0]["id"] == SEED
     p = rep["panic"]
     assert p["source"] == "crash-log" and p["panic"] == "kernel BUG at lib/idr.c:1157!"
@@ -126,7 +127,7 @@ def test_crash_log_adds_panic_string_and_bt():
 
 
 def test_crash_log_alone_leaves_log_elements_unknown():
-    rep = triage(crash_text=open(_corpus(CRASH)).read())
+    rep = triage(TriageInputs(crash_text=open(_corpus(CRASH)).read()))
     top = rep["verdict"]["matches"][0]
     assert top["id"] == SEED
     st = {e["element"]: e["status"] for e in top["elements"]}
@@ -173,20 +174,20 @@ def test_bad_crash_log_and_nothing_given(tmp_path):
     assert p.returncode == 2 and "nothing to triage" in p.stderr
 
 
-# -- logs that are not the seed: other real logs, mutilated ones ---------------------
+# -- logs that are not the RHEL7 idr-bug log: other real logs, mutilated ones ---------------------
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from crashext.sources import logs as logsmod  # noqa: E402
+from crashext.sources import logs  # noqa: E402
 
 _DATA = os.path.join(_HERE, "data", "logs")
 
 
 @pytest.mark.parametrize("name", sorted(n for n in os.listdir(_DATA) if n.endswith(".log")))
 def test_every_real_log_gives_a_report(name):
-    """Each public log in tests/data/logs: a report, no crash; the seed's bug is
+    """Each public log in tests/data/logs: a report, no crash; the RHEL7 idr bug is
     matched by none of them (none has its panic string)."""
-    rep = triage(log_lines=load_log(os.path.join(_DATA, name)))
+    rep = triage(TriageInputs(log_lines=load_log(os.path.join(_DATA, name))))
     assert SEED not in [m["id"] for m in rep["verdict"]["matches"]]
     raw = "".join(ln for ln in open(os.path.join(_DATA, name), errors="replace")
                   if not ln.startswith("# source:"))
@@ -201,11 +202,11 @@ def test_every_real_log_gives_a_report(name):
 
 def test_vmalloc_failure_has_no_order():
     # mm/vmalloc.c (v5.x) warn_alloc(gfp, NULL, "vmalloc: allocation failure: %lu bytes", ...)
-    lines = list(logsmod.normalize([
+    lines = list(logs.normalize([
         "[    1.000000] insmod: vmalloc: allocation failure: 4096 bytes, "
         "mode:0xcc0(GFP_KERNEL), nodemask=(null)",
         "[    1.000001] CPU: 0 PID: 5 Comm: insmod Not tainted 5.10.0-30-amd64 #1 Debian"]))
-    rep = triage(log_lines=lines)
+    rep = triage(TriageInputs(log_lines=lines))
     (f,) = rep["memory"]["allocation_failures"]
     assert (f["kind"], f["size"], f["order"], f["pid"]) == ("vmalloc", 4096, None, 5)
     seed = next(r for r in rep["verdict"]["not_matched"] if r["id"] == SEED)
@@ -239,7 +240,7 @@ def test_mutilated_seed_log_never_breaks_triage(data):
         out.append(ln)
         if op == "twice":
             out.append(ln)
-    rep = triage(log_lines=list(logsmod.normalize(out)))
+    rep = triage(TriageInputs(log_lines=list(logs.normalize(out))))
     assert rep["verdict"]["headline"]
     for m in rep["verdict"]["matches"]:
         assert m["score"] <= 1.0
@@ -256,21 +257,21 @@ _WORDS = st.sampled_from(["sysrq", ":", " ", "trigger", "BUG", "node", "-1", "7"
 def test_log_scan_hits_are_the_first_matching_line(texts, block):
     """LogScan searches blocks of lines at once; its hit for each regex must be
     what searching line by line gives: the first line that matches by itself."""
-    from crashext.analysis.triage import LogScan
+    from crashext.analysis.log_evidence import LogScan
     scan = LogScan(_PATTERNS)
     scan.BLOCK = block
-    lines = [logsmod.LogLine(None, t, i, None, True) for i, t in enumerate(texts, 1)]
+    lines = [logs.LogLine(None, t, i, None, True) for i, t in enumerate(texts, 1)]
     assert list(scan.watch(lines)) == lines
     for p in _PATTERNS:
         assert scan.hits[p] == next((t for t in texts if re.search(p, t)), None), p
 
 
 def test_failures_beyond_the_kept_ones_still_count(monkeypatch):
-    """With no failure kept in full, the group's last failure (the seed's one
-    order-6 failure) is still the evidence the seed's entry matches on."""
-    from crashext.analysis import triage as triagemod
-    monkeypatch.setattr(triagemod, "KEEP_FAILURES", 0)
-    rep = triage(log_lines=load_log(_corpus(LOG)))
+    """With no failure kept in full, the group's last failure (the RHEL7 idr-bug log's one
+    order-6 failure) is still the evidence the RHEL7 idr-bug entry matches on."""
+    from crashext.analysis import log_evidence
+    monkeypatch.setattr(log_evidence, "KEEP_FAILURES", 0)
+    rep = triage(TriageInputs(log_lines=load_log(_corpus(LOG))))
     assert rep["memory"]["allocation_failures"] == [] and rep["memory"]["failures_not_kept"] == 1
     top = rep["verdict"]["matches"][0]
     st = {e["element"]: e["status"] for e in top["elements"]}

@@ -1,6 +1,6 @@
 """Warnings before the panic (AT RISK) and the diagnosis when no entry matches.
 
-The precursor log is the seed host's own kernel log up to the line before the
+The precursor log is the RHEL7 idr-bug host's own kernel log up to the line before the
 BUG (``------------[ cut here ]``): the order-6 failure in
 memcg_update_cache_size is there, the BUG is not.  Expected numbers are read
 off the logs (order, task, caller, victim, anon-rss in kB / 1024).
@@ -11,7 +11,7 @@ import os
 import pytest
 
 from crashext.analysis.kbmatch import Evidence, evaluate_precursor
-from crashext.analysis.triage import triage
+from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import load_kb
 from crashext.sources.logs import load_log, normalize
 
@@ -35,7 +35,7 @@ def _before_the_bug():
 
 @pytest.fixture(scope="module")
 def precursor_report():
-    return triage(log_lines=_before_the_bug())
+    return triage(TriageInputs(log_lines=_before_the_bug()))
 
 
 def test_order6_failure_without_the_bug_gives_at_risk_not_the_panic_verdict(precursor_report):
@@ -91,7 +91,7 @@ def test_precursor_needs_an_affected_kernel(precursor_report):
 def test_costly_failures_elsewhere_are_not_at_risk():
     # order-4 (spdk) and order-8 (writeboost) failures: not through memcg cache paths
     for name in ("spdk-5.4-dmesg-T.log", "writeboost-3.18.log"):
-        assert triage(log_lines=_log(name))["verdict"]["at_risk"] == []
+        assert triage(TriageInputs(log_lines=_log(name)))["verdict"]["at_risk"] == []
 
 
 # -- the diagnosis: what happened, when no entry names it ------------------------------
@@ -126,15 +126,15 @@ def test_costly_failures_elsewhere_are_not_at_risk():
 ])
 def test_diagnosis_names_the_class_and_key_numbers(name, want):
     # with an empty knowledge base the diagnosis is the verdict line
-    rep = triage(log_lines=_log(name), entries=[])
+    rep = triage(TriageInputs(log_lines=_log(name), entries=[]))
     assert rep["verdict"]["headline"].startswith(want), rep["verdict"]["headline"]
     assert rep["verdict"]["diagnosis"]["headline"] == rep["verdict"]["headline"]
 
 
 def test_seed_failure_diagnosis_is_fragmentation():
-    """The seed's zone lines: Normal free 473548 kB > min 55540 kB but no free block
+    """The RHEL7 idr-bug log's zone lines: Normal free 473548 kB > min 55540 kB but no free block
     of order >= 6 (0*512kB 0*1024kB ...); DMA/DMA32 held by lowmem_reserve."""
-    rep = triage(log_lines=_before_the_bug(), entries=[])
+    rep = triage(TriageInputs(log_lines=_before_the_bug(), entries=[]))
     h = rep["verdict"]["headline"]
     assert h.startswith("high-order allocation failure: order 6 (256 KiB) for docker-runc "
                         "in memcg_update_cache_size")
@@ -151,7 +151,7 @@ def test_every_corpus_log_gets_an_entry_or_a_diagnosis_class():
     names = [n for n in os.listdir(_DATA) if n.endswith((".log", ".dmesg"))]
     for name in names:
         for kb in (None, []):
-            h = triage(log_lines=_log(name), entries=kb)["verdict"]["headline"]
+            h = triage(TriageInputs(log_lines=_log(name), entries=kb))["verdict"]["headline"]
             assert h.startswith(classes), (name, h)
 
 
@@ -188,9 +188,9 @@ status = "unconfirmed"
 
 
 def test_panic_subsystem_comes_from_the_source_file_crash_names():
-    """The seed's crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157."""
+    """The RHEL7 idr-bug crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157."""
     text = open(os.path.join(_DATA, "rhel7-3.10.0-693.2.2-crash-session.txt")).read()
-    rep = triage(crash_text=text, entries=[])
+    rep = triage(TriageInputs(crash_text=text, entries=[]))
     assert rep["verdict"]["headline"] == ("kernel BUG in ida_simple_remove (ID allocator, lib/idr.c)"
                                           "; no known fix in the knowledge base")
 

@@ -1,8 +1,9 @@
 """triage --log FILE reads a log the fast way (logscan.gated_kernel_log):
 only lines that can hold a record or match a knowledge-base regex are
 decoded.  Everything here compares it with the plain reading of every line
-(triage(log_lines=logs.kernel_log(path))), which is what the report is
-defined by, on real logs and on random ones built to hit the edges."""
+(``triage(TriageInputs(log_lines=logs.kernel_log(path)))``), which is what
+the report is defined by, on real logs and on random ones built to hit the
+edges."""
 
 import glob
 import io
@@ -14,8 +15,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from crashext import render
-from crashext.analysis import allocfail as allocmod
-from crashext.analysis.triage import LogScan, triage
+from crashext.analysis import allocreport
+from crashext.analysis.evidence import TriageInputs, triage
+from crashext.analysis.log_evidence import LogScan
 from crashext.errors import InputError
 from crashext.sources import logs, logscan
 from crashext.sources.literals import required_literals
@@ -34,8 +36,8 @@ def _json(rep) -> str:
 def _both(path):
     def run(fast):
         try:
-            return _json(triage(log_path=path) if fast
-                         else triage(log_lines=logs.kernel_log(path)))
+            return _json(triage(TriageInputs(log_path=path)) if fast
+                         else triage(TriageInputs(log_lines=logs.kernel_log(path))))
         except InputError as exc:
             return f"InputError: {exc}"
     return run(False), run(True)
@@ -60,17 +62,17 @@ def test_fast_triage_equals_reading_every_line_on_real_logs(path):
 
 def _scan_parts(path, engine):
     """The log-side evidence triage takes from a gated read with ``engine``."""
-    from crashext.analysis.triage import _BANNER
-    import crashext.kb as kbmod
-    from crashext.analysis import diagnosis as diagmod
-    pats = sorted({lp.pattern for e in kbmod.load_kb()
+    from crashext.analysis.log_evidence import BANNER
+    from crashext import kb
+    from crashext.analysis import diagnosis
+    pats = sorted({lp.pattern for e in kb.load_kb()
                    for lp in e.signature.log + (e.precursor.log if e.precursor else [])
-                   if lp.kind == "regex" and lp.source == "kernel"} | set(diagmod.SCAN_PATTERNS))
+                   if lp.kind == "regex" and lp.source == "kernel"} | set(diagnosis.SCAN_PATTERNS))
     scan = LogScan(pats)
     gate, facts = logs.Gate(), logscan.ScanFacts()
-    lines = logscan.gated_kernel_log(path, gate, pats + [_BANNER.pattern], facts, engine)
+    lines = logscan.gated_kernel_log(path, gate, pats + [BANNER.pattern], facts, engine)
     assert lines is not None      # every pattern of the knowledge base has a literal
-    rep = allocmod.analyze(scan.watch(lines), "t", None, None, 1000, gate)
+    rep = allocreport.analyze(scan.watch(lines), "t", None, None, 1000, gate)
     rep.lines = None   # input lines here, normalised lines (rsyslog splits) when ungated
     return scan.hits, facts.last_ts, scan.banner_release, _json(rep)
 
@@ -88,7 +90,7 @@ def test_both_literal_engines_find_the_same_lines(engine):
             assert str(slow.value) == str(exc)
             continue
         scan = LogScan(hits.keys())
-        rep = allocmod.analyze(scan.watch(logs.kernel_log(path)), "t", None, None, 1000)
+        rep = allocreport.analyze(scan.watch(logs.kernel_log(path)), "t", None, None, 1000)
         rep.lines = None
         assert hits == scan.hits, path
         assert last_ts == scan.last_ts and banner == scan.banner_release, path
@@ -148,11 +150,11 @@ def test_last_timestamp_comes_from_lines_that_were_skipped():
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
         f.write(text)
     try:
-        rep = triage(log_path=f.name)
+        rep = triage(TriageInputs(log_path=f.name))
         # 99999.125 s after boot, as the report writes an uptime
         assert rep["system"]["uptime"] == "1 days, 03:46:39"
         assert rep["system"]["sources"]["uptime"] == "log (last timestamp)"
-        assert _json(rep) == _json(triage(log_lines=logs.kernel_log(f.name)))
+        assert _json(rep) == _json(triage(TriageInputs(log_lines=logs.kernel_log(f.name))))
     finally:
         os.unlink(f.name)
 
@@ -201,8 +203,8 @@ def test_a_line_matching_a_pattern_holds_one_of_its_literals(pieces, caseless, l
 def test_knowledge_base_patterns_all_have_literals():
     """Every kernel-log regex of the shipped knowledge base has a literal to
     search for; otherwise triage --log would fall back to every line."""
-    import crashext.kb as kbmod
-    for e in kbmod.load_kb():
+    from crashext import kb
+    for e in kb.load_kb():
         for lp in e.signature.log + (e.precursor.log if e.precursor else []):
             if lp.kind == "regex" and lp.source == "kernel":
                 assert required_literals(lp.pattern) is not None, (e.id, lp.pattern)

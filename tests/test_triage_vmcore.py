@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from crashext.analysis.triage import triage
+from crashext.analysis.evidence import TriageInputs, triage
 
 pytestmark = pytest.mark.vmcore
 
@@ -29,7 +29,7 @@ def test_sysrq_dump_is_a_deliberate_panic(vmcore, suite, scenario):
     from crashext.kernel import drgn_backend
     fx = vmcore(suite, scenario)
     t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
-    rep = triage(target=t)
+    rep = triage(TriageInputs(target=t))
     v = rep["verdict"]
     assert [m["id"] for m in v["matches"]] == ["sysrq-triggered-crash"]
     assert v["deliberate"] and v["headline"].startswith("deliberate panic: sysrq triggered crash")
@@ -64,19 +64,19 @@ def test_sysrq_dump_is_a_deliberate_panic(vmcore, suite, scenario):
 
 def test_log_of_another_kernel_is_refused(vmcore):
     """--log with a dump: the guest's own serial log is accepted (same release
-    in its CPU: lines), the seed's RHEL 7 log is not this dump's and is refused."""
+    in its CPU: lines), the RHEL7 idr-bug log is not this dump's and is refused."""
     import os
     from crashext.errors import InputError
     from crashext.kernel import drgn_backend
     from crashext.sources.logs import load_log
     fx = vmcore("bullseye", "memcg-churn")
     t = drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux))
-    own = triage(target=t, log_lines=load_log(str(fx.serial_log)))
+    own = triage(TriageInputs(target=t, log_lines=load_log(str(fx.serial_log))))
     assert [m["id"] for m in own["verdict"]["matches"]] == ["sysrq-triggered-crash"]
     seed = os.path.join(os.path.dirname(__file__), "data", "logs",
                         "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
     with pytest.raises(InputError, match="3.10.0-693.2.2.el7.x86_64 but the dump runs 5.10"):
-        triage(target=t, log_lines=load_log(seed))
+        triage(TriageInputs(target=t, log_lines=load_log(seed)))
 
 
 @pytest.mark.parametrize("suite", ["bookworm", "bullseye"])

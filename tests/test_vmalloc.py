@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crashext.analysis import allocfail as af
+from crashext.analysis import allocreport
 from crashext.sources import logs
 from crashext.sources.kmsg import AllocFailure, extract
 
@@ -46,12 +46,12 @@ def test_partial_area_4_10_xfs():
     allocator (vzalloc and __vmalloc_node_range) is kmem_zalloc_greedy [xfs]."""
     (r,) = _records("linuxmm-4.10-vmalloc-xfs-greedy.log")
     assert (r.kind, r.comm, r.order, r.size, r.allocated) == ("vmalloc", "fsstress", 0, 20480,
-                                                             12288)
+                                                              12288)
     assert (r.mode, r.mode_names) == (0x14080c2, ["GFP_KERNEL", "__GFP_HIGHMEM", "__GFP_ZERO"])
     assert (r.pid, r.cpu, r.release, r.nodemask) == (23460, 1, "4.10.0-master-45554b2+", "(null)")
     assert r.trace[-1].func == "entry_SYSCALL64_slow_path" and not r.partial
-    rep = af.analyze(logs.normalize((LOGS / "linuxmm-4.10-vmalloc-xfs-greedy.log")
-                                    .read_text().splitlines()), "t")
+    rep = allocreport.analyze(logs.normalize((LOGS / "linuxmm-4.10-vmalloc-xfs-greedy.log")
+                                             .read_text().splitlines()), "t")
     (v,) = rep.failures
     assert v.caller == "kmem_zalloc_greedy" and v.names_agree
     assert v.alloc_flags == {"generation": "4.4", "names": [], "assumed": None}

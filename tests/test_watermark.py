@@ -1,6 +1,6 @@
 """The watermark emulation against what kernels decided.
 
-The seed case: a RHEL7 3.10.0-693.2.2 node logged "page allocation failure:
+The RHEL7 idr-bug case: a RHEL7 3.10.0-693.2.2 node logged "page allocation failure:
 order:6, mode:0x10c0d0" (a kmalloc from memcg_update_cache_size, GFP_KERNEL,
 no ALLOC_HIGH/ALLOC_HARDER) and then its Mem-Info.  The kernel *failed* that
 allocation, so every zone of the zonelist must fail the emulated check at
@@ -25,7 +25,7 @@ _BUDDY = re.compile(r"Node (\d+) (\w+): (.*) = (\d+)kB")
 
 
 def _seed_zones():
-    """Zones of the seed log, in pages (4 kB), built only from logged numbers."""
+    """Zones of the RHEL7 idr-bug log, in pages (4 kB), built only from logged numbers."""
     if not os.path.exists(CORPUS):
         pytest.skip("corpus log not present")
     with open(CORPUS) as f:
@@ -166,7 +166,7 @@ def test_reserve_and_fragmentation_is_not_held_back(rule, check):
 
 @pytest.mark.parametrize("mark", ["min", "low", "high"])
 def test_reason_names_the_mark_compared(mark):
-    """The seed's logged zones checked at each watermark: the reason names
+    """The RHEL7 idr-bug log's logged zones checked at each watermark: the reason names
     that mark and the value the log printed for it (kB / 4), not "min"."""
     zones = _seed_zones()
     z, _ = zones["Normal"]

@@ -12,14 +12,15 @@ knows how that derivation changed, mainline and stable:
         ALLOC_HARDER = atomic and not __GFP_NOMEMALLOC
         atomic       = no __GFP_WAIT and no __GFP_NO_KSWAPD
 
-    (``atomic`` was ``!__GFP_WAIT`` until commit b104a35d3202, "mm, thp:
-    do not allow thp faults to avoid cpuset restrictions" -- release
-    unconfirmed, v3.16 by its date, marked for stable; the two differ only
-    for THP faults with defrag off.  The later form is used throughout.)
+    (``atomic`` was ``!__GFP_WAIT`` until Linux kernel commit b104a35d3202
+    ("mm, thp: do not allow thp faults to avoid cpuset restrictions") (in
+    v3.16 by its date, the release unconfirmed; marked for stable); the two
+    differ only for THP faults with defrag off.  The later form is used
+    throughout.)
 
-``"4.4"`` -- v4.4 .. v6.2 (commit d0164adc89f6, "mm, page_alloc:
-    distinguish between being unable to sleep, unwilling to sleep and
-    avoiding waking kswapd", v4.4)::
+``"4.4"`` -- v4.4 .. v6.2, since Linux kernel commit d0164adc89f6 ("mm,
+    page_alloc: distinguish between being unable to sleep, unwilling to
+    sleep and avoiding waking kswapd") (in v4.4)::
 
         ALLOC_HARDER = __GFP_ATOMIC and not __GFP_NOMEMALLOC
 
@@ -27,21 +28,23 @@ knows how that derivation changed, mainline and stable:
     request the high-atomic reserve subtraction (rule "4.4" of the
     watermark module).
 
-``"6.3"`` -- v6.3 (Mel Gorman's series: commit eb2e2b425c69, "explicitly
-    record high-order atomic allocations in alloc_flags"; ab3508854353,
-    "explicitly define what alloc flags deplete min reserves"; 1ebbb21811b7,
-    "explicitly define how __GFP_HIGH non-blocking allocations accesses
-    reserves").  Backported to stable 6.1.116 and 5.15.171 (Nov 2024, as
-    dependencies of 281dd25c1a01, "let GFP_ATOMIC order-0 allocs access
-    highatomic reserves")::
+``"6.3"`` -- since Mel Gorman's series (in v6.3): Linux kernel commits
+    eb2e2b425c69 ("mm/page_alloc: explicitly record high-order atomic
+    allocations in alloc_flags"), ab3508854353 ("mm/page_alloc: explicitly
+    define what alloc flags deplete min reserves") and 1ebbb21811b7
+    ("mm/page_alloc: explicitly define how __GFP_HIGH non-blocking
+    allocations accesses reserves").  Backported to stable 6.1.116 and
+    5.15.171 (Nov 2024, as dependencies of Linux kernel commit 281dd25c1a01
+    ("mm/page_alloc: let GFP_ATOMIC order-0 allocs access highatomic
+    reserves"))::
 
         ALLOC_MIN_RESERVE = __GFP_HIGH
         ALLOC_NON_BLOCK   = no __GFP_DIRECT_RECLAIM and not __GFP_NOMEMALLOC
         ALLOC_HIGHATOMIC  = ALLOC_NON_BLOCK and order > 0
 
-``"6.18"`` -- commit 6a204d4b14c9, "mm/page_alloc: only set
-    ALLOC_HIGHATOMIC for __GPF_HIGH allocations" (mainline after v6.17: it
-    was backported to 6.17.4, so v6.18 -- the tag itself is unconfirmed
+``"6.18"`` -- since Linux kernel commit 6a204d4b14c9 ("mm/page_alloc: only
+    set ALLOC_HIGHATOMIC for __GPF_HIGH allocations") (in v6.18: mainline
+    after v6.17, it was backported to 6.17.4; the tag itself is unconfirmed
     here), also in stable 6.12.54, 6.1.157 and 5.15.195 (Oct 2025)::
 
         ALLOC_HIGHATOMIC  = ALLOC_NON_BLOCK and ALLOC_MIN_RESERVE and order > 0
@@ -67,7 +70,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from .. import gfp as gfpmod
+from .. import gfp
 
 __all__ = ["GENERATIONS", "WATERMARK_RULE", "NEWEST_KNOWN", "KernelGen", "AllocFlags",
            "kernel_version", "generation", "alloc_flags", "watermark_rule"]
@@ -220,7 +223,7 @@ class AllocFlags:
         return out
 
 
-def alloc_flags(mask: int, order: int, table: gfpmod.GfpTable, gen: str) -> AllocFlags:
+def alloc_flags(mask: int, order: int, table: gfp.GfpTable, gen: str) -> AllocFlags:
     """``gfp_to_alloc_flags(mask, order)`` of generation ``gen``, the bits
     the watermark check uses; ``table`` gives the bit values of ``mask``."""
     if gen not in GENERATIONS:

@@ -1,6 +1,6 @@
 """Matching the evidence of a crash against knowledge-base entries.
 
-Split out of :mod:`crashext.analysis.triage` (which collects the evidence):
+Split out of :mod:`crashext.analysis.evidence` (which collects the evidence):
 :class:`Evidence` is what the matcher may look at, :func:`evaluate` marks
 each signature element of an entry matched, unmatched or unknown and
 scores it.
@@ -10,9 +10,10 @@ import re
 from typing import Any, Dict, List, Optional
 
 from ..sources.kmsg import vmalloc_size_text
-from .. import kb as kbmod
+from .. import kb
 
-__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func", "held_back_zones",
+__all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func",
+           "held_back_zones", "allocfail_ok",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
 
 STATUS_MATCHED = "matched"
@@ -36,7 +37,7 @@ def norm_func(name: Optional[str]) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------
-# Matching (the evidence is collected by crashext.analysis.triage)
+# Matching (the evidence is collected by crashext.analysis.evidence)
 # ---------------------------------------------------------------------------
 
 class Evidence:
@@ -76,7 +77,7 @@ def _gfp_names(f: Dict[str, Any]) -> set:
 #: sysctl_lowmem_reserve_ratio[ZONE_DMA] = 256 (mm/page_alloc.c,
 #: setup_per_zone_lowmem_reserve(), the default in every version from v2.6
 #: through v6.x) -- more than the whole zone on any host above ~4 GB (the
-#: seed: 15869 pages reserved of a 3977-page zone).  It is kept for
+#: RHEL7 idr-bug log: 15869 pages reserved of a 3977-page zone).  It is kept for
 #: __GFP_DMA requests by design.  (On arm64 and others ZONE_DMA can be
 #: larger; the entry is about x86-64 hosts.)
 _HELD_BY_DESIGN = frozenset({"DMA"})
@@ -97,7 +98,7 @@ def held_back_zones(f: Dict[str, Any]) -> Optional[List[str]]:
     return [z for z in held if z not in _HELD_BY_DESIGN]
 
 
-def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
+def allocfail_ok(lp: "kb.LogPattern", f: Dict[str, Any]) -> bool:
     """Whether one allocation failure (triage's dict) meets an allocfail element."""
     if lp.min_order is not None and (f["order"] is None or f["order"] < lp.min_order):
         return False
@@ -122,7 +123,7 @@ def _allocfail_ok(lp: "kbmod.LogPattern", f: Dict[str, Any]) -> bool:
     return True
 
 
-def _allocfail_wanted(lp: "kbmod.LogPattern") -> str:
+def _allocfail_wanted(lp: "kb.LogPattern") -> str:
     parts = []
     if lp.min_order is not None:
         parts.append(f"order >= {lp.min_order}")
@@ -161,7 +162,7 @@ def _excerpt(line: str, pattern: str) -> str:
             + ("..." if start + _EXCERPT < len(text) else ""))
 
 
-def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
+def log_element(lp: "kb.LogPattern", ev: Evidence) -> Dict[str, Any]:
     """One log element of a signature or precursor against ``ev``."""
     group = "log-absent" if lp.absent else "log"
     if lp.source == "text":
@@ -181,7 +182,7 @@ def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
                    _excerpt(hit, lp.pattern) if hit else f"no line matches /{lp.pattern}/",
                    lp.weight, lp.required, group)
     # allocfail
-    found = next((f for f in ev.allocfails or [] if _allocfail_ok(lp, f)), None)
+    found = next((f for f in ev.allocfails or [] if allocfail_ok(lp, f)), None)
     if found:
         via = sorted(set(norm_func(x["function"]) for x in found["frames"]) & set(lp.frames_any))
         what = ("vmalloc failure of "
@@ -201,9 +202,8 @@ def log_element(lp: "kbmod.LogPattern", ev: Evidence) -> Dict[str, Any]:
                lp.weight, lp.required, group)
 
 
-def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
-    """Each signature element of ``entry`` against ``ev``, and the score."""
-    sig = entry.signature
+def _panic_elements(sig: "kb.Signature", ev: Evidence) -> List[Dict[str, Any]]:
+    """The panic string, exception RIP and backtrace frame elements."""
     els: List[Dict[str, Any]] = []
     if sig.panic:
         if not ev.panic_known:
@@ -236,8 +236,12 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
             els.append(_el(f"frame {fr}", STATUS_MATCHED if ok else STATUS_UNMATCHED,
                            "in the panicking task's backtrace" if ok else "not in the backtrace",
                            w, req, "backtrace"))
-    for lp in sig.log:
-        els.append(log_element(lp, ev))
+    return els
+
+
+def _dump_elements(sig: "kb.Signature", ev: Evidence) -> List[Dict[str, Any]]:
+    """The dump predicates: anomaly codes of the memcg analysis."""
+    els: List[Dict[str, Any]] = []
     for dp in sig.dump:
         label = f"dump: {dp.name}"
         if ev.dump_codes is None:
@@ -248,8 +252,18 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
                            f"memcg analysis reports {dp.code}" if ok else
                            f"memcg analysis does not report {dp.code}", dp.weight, dp.required,
                            "dump"))
+    return els
+
+
+def evaluate(entry: "kb.Entry", ev: Evidence) -> Dict[str, Any]:
+    """Each signature element of ``entry`` against ``ev``, and the score."""
+    sig = entry.signature
+    els = _panic_elements(sig, ev)
+    for lp in sig.log:
+        els.append(log_element(lp, ev))
+    els += _dump_elements(sig, ev)
     if entry.affected:
-        status, why = kbmod.release_affected(ev.release, entry.affected)
+        status, why = kb.release_affected(ev.release, entry.affected)
         els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
     checked = [e for e in els if e["status"] != STATUS_UNKNOWN]
     got = sum(e["weight"] for e in checked if e["status"] == STATUS_MATCHED)
@@ -284,7 +298,7 @@ def evaluate(entry: "kbmod.Entry", ev: Evidence) -> Dict[str, Any]:
     }
 
 
-def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str, Any]]:
+def evaluate_precursor(entry: "kb.Entry", ev: Evidence) -> Optional[Dict[str, Any]]:
     """The entry's precursor against ``ev``: None if the entry has none.
 
     It matches when at least one of its (not absent) log elements matched,
@@ -296,7 +310,7 @@ def evaluate_precursor(entry: "kbmod.Entry", ev: Evidence) -> Optional[Dict[str,
         return None
     els = [log_element(lp, ev) for lp in pre.log]
     if entry.affected:
-        status, why = kbmod.release_affected(ev.release, entry.affected)
+        status, why = kb.release_affected(ev.release, entry.affected)
         els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
     blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
     evidence = [e for e in els if e["group"] == "log" and e["status"] == STATUS_MATCHED]

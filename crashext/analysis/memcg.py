@@ -14,9 +14,11 @@ Where the memcgs are found, by kernel generation:
   offline (dying) css stays linked there until ``css_release_work_fn``
   unlinks it (``list_del_rcu(&css->sibling)``, kernel/cgroup/cgroup.c,
   v4.x-6.x; kernel/cgroup.c before v4.5), i.e. until its last reference
-  goes.  Cross-checks: ``mem_cgroup_idr`` (v4.8+, commit 73f576c04b94) and
-  the memory subsystem's ``css_idr`` (entries replaced by NULL in
-  ``css_release_work_fn`` too).
+  goes.  Cross-checks: ``mem_cgroup_idr`` (since Linux kernel commit
+  73f576c04b94 ("mm: memcontrol: fix cgroup creation failure after many small
+  jobs") (in v4.8 as read here; the knowledge base's memcg-id-exhaustion
+  entry says 4.7: not confirmed)) and the memory subsystem's ``css_idr``
+  (entries replaced by NULL in ``css_release_work_fn`` too).
 - 3.10 (RHEL7): the tree is ``cgroup->children`` / ``cgroup->sibling`` with
   the css in ``cgroup->subsys[mem_cgroup_subsys_id]``; ``cgroup_destroy_locked``
   unlinks a removed cgroup from its parent at rmdir (kernel/cgroup.c v3.10),
@@ -25,30 +27,29 @@ Where the memcgs are found, by kernel generation:
   is dropped only by ``free_css_id`` in ``__mem_cgroup_free``
   (mm/memcontrol.c v3.10).
 
-Everything is read through :class:`~crashext.kernel.target.Target`; kernel
+The walks are in :mod:`.memcg_tree`, the reading of one memcg in
+:mod:`.memcg_read`.  Everything is read through
+:class:`~crashext.kernel.target.Target`; kernel
 names (members, enumerators) come from debug info.
 """
 
 from array import array
-from bisect import bisect_left
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError
-from ..kernel.idr import IdrWalk, idr_entries  # noqa: F401  (IdrWalk: re-exported)
 from ..kernel.target import Target
-from ..kernel.walk import BlockCache, walk_list
 from ..spool import FileStore, ListStore
-# the reading of one memcg lives in memcg_read; _Fast is named here for tests
-from .memcg_read import Memcg, _Fast, _Layout, _Reader, _opt_symbol  # noqa: F401
-# the kmem id arrays' growth rules live in memcg_kmem; named here as before
-from .memcg_kmem import kmalloc_order, largest_free_order, next_array_resize  # noqa: F401
+# the reading of one memcg lives in memcg_read; named here with the report
+from .memcg_read import Memcg, MemcgLayout, MemcgReader, optional_symbol
+# the kmem id arrays' growth rules live in memcg_kmem; named here with the report
+from .memcg_kmem import kmalloc_order, largest_free_order_or_why, next_array_resize
+# the tree walk and the id trees that find them live in memcg_tree
+from .memcg_tree import IdMap, SortedInts, idr_sources, tree_memcgs
 
-__all__ = ["Memcg", "MemcgReport", "MemcgScan", "memcg_report", "memcg_scan", "idr_entries",
+__all__ = ["Memcg", "MemcgReport", "MemcgScan", "memcg_report", "memcg_scan",
            "ANOMALIES", "next_array_resize", "kmalloc_order", "dying_by_parent"]
-
-_PTR = 8
 
 #: Anomaly codes and their one-line explanations.
 ANOMALIES: Dict[str, str] = {
@@ -82,177 +83,6 @@ class MemcgReport:
         return {"summary": self.summary, "memcgs": [m.to_json() for m in self.memcgs]}
 
 
-# -- finding them ---------------------------------------------------------------------
-
-def _tree(t: Target, lay: _Layout, root: int, progress=None,
-          visit: Optional[Callable[[int], int]] = None,
-          cache: Optional[BlockCache] = None,
-          childless: Optional[Callable[[int], bool]] = None,
-          members: Optional[Dict[int, None]] = None) -> Tuple["array[int]", Optional[str]]:
-    """The cgroup tree's memcgs in pre-order, and the corruption reason or None.
-
-    ``visit(address)`` reads a memcg and returns the handle it is kept
-    under; the result holds those handles (the addresses themselves without
-    ``visit``).  It is called as soon as the walk reaches the memcg (as a
-    node of its parent's children list, whose block is then in ``cache``,
-    shared with the list walks): in list order, not pre-order, and possibly
-    twice for a node reached twice (the result has it once).
-    ``childless(address)``: True if that memcg's children list is known to
-    be empty (its walk is skipped); asked once per read, right after
-    ``visit``.  ``members``, if given, is a dict filled with the addresses
-    of the memcgs in the result (as keys)."""
-    if visit is None:
-        visit = int
-    out = array("Q")
-    problems: List[str] = []
-    if lay.css_tree:
-        css_off = t.member_offset("struct mem_cgroup", "css")
-        children_off = t.member_offset("struct cgroup_subsys_state", "children")
-        sib_off = t.member_offset("struct cgroup_subsys_state", "sibling")
-        # The memcgs read and not yet walked: css address, handle, and
-        # whether the read found no children (asked right after the read,
-        # so the reader need not remember it), as arrays.  A parent's
-        # children are all read when its list is walked, so the 15,000
-        # children of one parent wait here at once, 17 bytes each.
-        stack, handles = array("Q", [root + css_off]), array("Q", [visit(root)])
-        leaves = bytearray([childless is not None and childless(root)])
-        # memcg addresses; a dict, not a set: a third of the memory for
-        # 20,000 addresses
-        seen: Dict[int, None] = {} if members is None else members
-        while stack:
-            css, handle, leaf = stack.pop(), handles.pop(), leaves.pop()
-            addr = css - css_off
-            if addr in seen:
-                problems.append(f"css {css:#x} reached twice")
-                continue
-            seen[addr] = None
-            out.append(handle)
-            if progress is not None:
-                progress.step()
-            if leaf:
-                continue
-            w = walk_list(t, css + children_off, cache=cache)
-            kids, kid_handles, kid_leaves = array("Q"), array("Q"), bytearray()
-            for node in w:
-                kid = node - sib_off - css_off
-                kids.append(node - sib_off)
-                kid_handles.append(visit(kid))
-                kid_leaves.append(childless is not None and childless(kid))
-            if w.corruption:
-                problems.append(f"children of css {css:#x}: {w.corruption}")
-            kids.reverse()
-            kid_handles.reverse()
-            kid_leaves.reverse()
-            stack.extend(kids)
-            handles.extend(kid_handles)
-            leaves.extend(kid_leaves)
-        return out, "; ".join(problems[:3]) or None
-    # v3.10: cgroup->children / ->sibling, css in cgroup->subsys[id]
-    if lay.mem_subsys_id is None:
-        raise MissingSymbolError("cannot tell the memory controller's subsystem id")
-    root_cg = int(t.object("struct mem_cgroup", root).css.cgroup)
-    children_off = t.member_offset("struct cgroup", "children")
-    sib_off = t.member_offset("struct cgroup", "sibling")
-    subsys_off = t.member_offset("struct cgroup", "subsys") + lay.mem_subsys_id * _PTR
-    css_off = t.member_offset("struct mem_cgroup", "css")
-    stack = [root_cg]
-    cgroups_seen = set()
-    while stack:
-        cg = stack.pop()
-        if cg in cgroups_seen:
-            problems.append(f"cgroup {cg:#x} reached twice")
-            continue
-        cgroups_seen.add(cg)
-        try:
-            css = t.read_pointer(cg + subsys_off)
-        except ReadError as exc:
-            problems.append(exc.one_line())
-            continue
-        if css:
-            out.append(visit(css - css_off))
-            if members is not None:
-                members[css - css_off] = None
-        if progress is not None:
-            progress.step()
-        w = walk_list(t, cg + children_off, cache=cache)
-        kids = [node - sib_off for node in w]
-        if w.corruption:
-            problems.append(f"children of cgroup {cg:#x}: {w.corruption}")
-        stack.extend(reversed(kids))
-    return out, "; ".join(problems[:3]) or None
-
-
-def _idr_sources(t: Target, lay: _Layout) -> List[Tuple[str, "array[int]", "array[int]",
-                                                      Optional[str]]]:
-    """(source name, ids, memcg addresses, corruption) for each id tree this
-    kernel has; ids and addresses are parallel arrays in the order found."""
-    out = []
-    css_off = t.member_offset("struct mem_cgroup", "css")
-    idr = _opt_symbol(t, "mem_cgroup_idr")
-    if idr is not None:
-        w = idr_entries(t, idr)
-        out.append(("mem_cgroup_idr", w.ids, w.ptrs, w.corruption))
-    if lay.css_id_is_ptr:
-        ss = _opt_symbol(t, "mem_cgroup_subsys")
-        if ss is not None and t.has_member("struct cgroup_subsys", "idr"):
-            w = idr_entries(t, ss.idr)
-            css_ptr_off = t.member_offset("struct css_id", "css")
-            ids, addrs = array("Q"), array("Q")
-            for i, cid in zip(w.ids, w.ptrs):
-                try:
-                    css = t.read_pointer(cid + css_ptr_off)
-                except ReadError:
-                    w.corruption = w.corruption or f"unreadable css_id {cid:#x}"
-                    continue
-                if css:
-                    ids.append(i)
-                    addrs.append(css - css_off)
-            out.append(("css_id_idr", ids, addrs, w.corruption))
-    elif t.has_member("struct cgroup_subsys", "css_idr") and lay.mem_subsys_id is not None:
-        subsys = _opt_symbol(t, "cgroup_subsys")
-        if subsys is not None:
-            ss = subsys[lay.mem_subsys_id]
-            if int(ss):
-                w = idr_entries(t, ss.css_idr)
-                addrs = w.ptrs if css_off == 0 else array("Q", (p - css_off for p in w.ptrs))
-                out.append(("css_idr", w.ids, addrs, w.corruption))
-    return out
-
-
-class _Sorted:
-    """A set of integers as one sorted array (8 bytes each, against about
-    65 for a Python set of addresses): membership by bisection."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: Iterable[int]) -> None:
-        self.values = array("Q", sorted(values))
-
-    def __contains__(self, v: int) -> bool:
-        vals = self.values
-        i = bisect_left(vals, v)
-        return i < len(vals) and vals[i] == v
-
-
-class _IdMap:
-    """id -> address of an id tree, as two arrays sorted by id."""
-
-    __slots__ = ("ids", "addrs")
-
-    def __init__(self, ids: "array[int]", addrs: "array[int]") -> None:
-        order = sorted(range(len(ids)), key=ids.__getitem__)
-        self.ids = array("Q", (ids[i] for i in order))
-        self.addrs = array("Q", (addrs[i] for i in order))
-
-    def get(self, i: int) -> Optional[int]:
-        if i < 0:
-            return None
-        j = bisect_left(self.ids, i)
-        if j < len(self.ids) and self.ids[j] == i:
-            return self.addrs[j]
-        return None
-
-
 # -- the report ---------------------------------------------------------------------------
 
 def memcg_report(t: Target, progress=None) -> MemcgReport:
@@ -273,7 +103,7 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
     writable ``TMPDIR``), they are kept in a list.  The summary is counted
     from the finished rows, so it says what the rows say.
     """
-    root_obj = _opt_symbol(t, "root_mem_cgroup")
+    root_obj = optional_symbol(t, "root_mem_cgroup")
     if root_obj is None or not t.has_type("struct mem_cgroup"):
         raise MissingSymbolError("this kernel has no memory cgroup controller "
                                  "(no root_mem_cgroup / struct mem_cgroup in debug info)")
@@ -292,8 +122,8 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
     except ReadError as exc:
         raise CrashextError(f"root_mem_cgroup ({root:#x}) cannot be read from the dump, so "
                             f"the memcg hierarchy is unknown: {exc.one_line()}") from exc
-    lay = _Layout(t)
-    reader = _Reader(t, lay, root)
+    lay = MemcgLayout(t)
+    reader = MemcgReader(t, lay, root)
     store = ListStore()
     if spool:
         try:
@@ -308,7 +138,7 @@ def memcg_scan(t: Target, progress=None, spool: bool = False) -> "MemcgScan":
         raise
 
 
-def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) -> "MemcgScan":
+def _scan(t: Target, lay: MemcgLayout, root: int, reader: MemcgReader, store, progress) -> "MemcgScan":
     facts = _Facts(lay, root)
 
     def keep(addr: int) -> Tuple[Memcg, int]:
@@ -326,26 +156,26 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
     in_tree: Dict[int, None] = {}
     # progress is stepped per read (in visit), not again per node walked:
     # "memcgs read" counts each memcg once
-    order, tree_problem = _tree(t, lay, root, None, visit, reader.cache,
+    order, tree_problem = tree_memcgs(t, lay, root, None, visit, reader.cache,
                                 reader.children_empty, members=in_tree)
     n_tree = len(order)
     # the tree's addresses as one sorted array: the set goes before the id
     # trees are read
-    tree_addrs = _Sorted(in_tree)
+    tree_addrs = SortedInts(in_tree)
     del in_tree
     sources_used = ["css tree (css.children/sibling)" if lay.css_tree
                     else "cgroup tree (cgroup.children/sibling)"]
     idr_problems = {}
     only_idr = []
     found_only: set = set()
-    for name, ids, addrs, problem in _idr_sources(t, lay):
+    for name, ids, addrs, problem in idr_sources(t, lay):
         sources_used.append(name)
         facts.idr_names.append(name)
-        facts.idr_addrs.append(_Sorted(addrs))
+        facts.idr_addrs.append(SortedInts(addrs))
         if problem:
             idr_problems[name] = problem
         if name == "mem_cgroup_idr":
-            facts.memcg_ids = _IdMap(ids, addrs)
+            facts.memcg_ids = IdMap(ids, addrs)
         # what only an id tree knows, in the order the trees gave it
         for addr in addrs:
             if addr in tree_addrs or addr in found_only:
@@ -433,14 +263,14 @@ class _Facts:
     gives a row those from scratch, so finishing a row twice changes
     nothing."""
 
-    def __init__(self, lay: _Layout, root: int) -> None:
+    def __init__(self, lay: MemcgLayout, root: int) -> None:
         self.lay = lay
         self.root = root
         #: names of the id trees read, in order, and the memcgs each holds
         self.idr_names: List[str] = []
-        self.idr_addrs: List[_Sorted] = []
+        self.idr_addrs: List[SortedInts] = []
         #: mem_cgroup_idr's id -> memcg, where the kernel has it
-        self.memcg_ids: Optional[_IdMap] = None
+        self.memcg_ids: Optional[IdMap] = None
         #: memcg address -> the kmemcg_id it must own (see _holds_own_id);
         #: by address, so a memcg read twice (a list reached twice) counts once
         self.holder_ids: Dict[int, int] = {}
@@ -497,9 +327,9 @@ class _Facts:
         m.anomalies = a
 
 
-def _kmem_facts(t: Target, lay: _Layout, facts: _Facts) -> Dict[str, Any]:
+def _kmem_facts(t: Target, lay: MemcgLayout, facts: _Facts) -> Dict[str, Any]:
     kmem: Dict[str, Any] = {"kmemcg_id": lay.has_kmemcg_id}
-    nokmem = _opt_symbol(t, "cgroup_memory_nokmem")
+    nokmem = optional_symbol(t, "cgroup_memory_nokmem")
     if not lay.has_kmemcg_id:
         kmem["mode"] = "no kmemcg_id in this kernel"
         kmem["enabled"] = False
@@ -523,21 +353,21 @@ def _kmem_facts(t: Target, lay: _Layout, facts: _Facts) -> Dict[str, Any]:
     return kmem
 
 
-def _holds_own_id(lay: _Layout, m: Memcg) -> bool:
+def _holds_own_id(lay: MemcgLayout, m: Memcg) -> bool:
     """Whether ``m``'s kmemcg_id must be its own, unique one.
 
     3.10 (``kmem_account_flags``): a memcg keeps its id until
-    ``__mem_cgroup_free`` (disarm_kmem_keys), dying or not.  v4.5+
-    (commit 2788cf0c401c "memcg: reparent list_lrus and free kmemcg_id on
-    css offline"): offline memcgs hand their id back and carry the parent's,
-    so only online ones own one.
+    ``__mem_cgroup_free`` (disarm_kmem_keys), dying or not.  Since Linux
+    kernel commit 2788cf0c401c ("memcg: reparent list_lrus and free kmemcg_id
+    on css offline") (in v4.5) offline memcgs hand their id back and carry
+    the parent's, so only online ones own one.
     """
     if m.kmemcg_id is None or m.kmemcg_id < 0:
         return False
     return bool(lay.kmem_account_flags or m.online)
 
 
-def _summary(t: Target, lay: _Layout, scan: MemcgScan, sources: List[str],
+def _summary(t: Target, lay: MemcgLayout, scan: MemcgScan, sources: List[str],
              tree_problem: Optional[str], idr_problems: Dict[str, str]) -> Dict[str, Any]:
     total = online = dying = unknown = flagged = in_tree = 0
     counts: Dict[str, int] = {}
@@ -562,7 +392,7 @@ def _summary(t: Target, lay: _Layout, scan: MemcgScan, sources: List[str],
         resize = next_array_resize(t, kmem["capacity"])
     lfo, lfo_why = (None, None)
     if resize is not None and resize.get("order") is not None:
-        lfo, lfo_why = largest_free_order(t)
+        lfo, lfo_why = largest_free_order_or_why(t)
     return {
         "release": t.release,
         "layout": "css tree (v3.15+)" if lay.css_tree else "cgroup tree (v3.10)",

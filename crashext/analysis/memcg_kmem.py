@@ -2,7 +2,7 @@
 
 On kernels that index per-cache (and per-list_lru) arrays by ``kmemcg_id``
 (3.10 to 5.17), creating a memcg whose id is beyond the arrays' size makes
-the kernel allocate bigger arrays; the seed crash was that allocation
+the kernel allocate bigger arrays; the RHEL7 idr-bug crash was that allocation
 failing at order 6.  :func:`next_array_resize` says what the next one will
 be and :func:`kmalloc_order` which page order it takes from the buddy
 allocator.
@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 from ..errors import CrashextError, MissingSymbolError
 from ..kernel.target import Target
 
-__all__ = ["kmalloc_order", "next_array_resize", "largest_free_order"]
+__all__ = ["kmalloc_order", "next_array_resize", "largest_free_order_or_why"]
 
 _PTR = 8
 
@@ -68,8 +68,9 @@ def next_array_resize(t: Target, capacity: int) -> Optional[Dict[str, Any]]:
       (mm/slab_common.c) allocates ``sizeof(struct memcg_cache_array) +
       size * sizeof(void *)`` per root cache, and ``memcg_update_list_lru``
       a ``struct list_lru_memcg`` array per list_lru node; both kvzalloc
-      (vmalloc fallback) since v4.13 (commit f80c7dab95a1 "mm: memcontrol:
-      use vmalloc fallback for large kmem memcg arrays"), kzalloc before.
+      (vmalloc fallback) since Linux kernel commit f80c7dab95a1 ("mm:
+      memcontrol: use vmalloc fallback for large kmem memcg arrays") (in
+      v4.13), kzalloc before.
     - v5.9-v5.17: only the list_lru arrays remain (kvmalloc).
     - v5.18+: no ``memcg_nr_cache_ids``; nothing to grow (None).
     """
@@ -110,16 +111,10 @@ def _release_at_least(release: str, want: Tuple[int, int]) -> bool:
     return (int(m.group(1)), int(m.group(2))) >= want
 
 
-def largest_free_order(t: Target) -> Tuple[Optional[int], Optional[str]]:
-    """From the buddy-allocator analysis, if it exists: (order, why not)."""
+def largest_free_order_or_why(t: Target) -> Tuple[Optional[int], Optional[str]]:
+    """:func:`crashext.analysis.buddy_read.largest_free_order`: (order, why not)."""
+    from . import buddy_read
     try:
-        from . import frag  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "frag analysis not available"
-    fn = getattr(frag, "largest_free_order", None)
-    if fn is None:
-        return None, "frag analysis has no largest_free_order()"
-    try:
-        return fn(t), None
+        return buddy_read.largest_free_order(t), None
     except CrashextError as exc:
         return None, exc.one_line()

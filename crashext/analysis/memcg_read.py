@@ -1,10 +1,10 @@
 """One memory cgroup read from a kernel (used by :mod:`.memcg`).
 
-:class:`Memcg` is what is read; :class:`_Layout` is what this kernel's
+:class:`Memcg` is what is read; :class:`MemcgLayout` is what this kernel's
 memcg and cgroup structures look like, decided once from debug info;
-:class:`_Reader` reads one memcg either member by member through the
+:class:`MemcgReader` reads one memcg either member by member through the
 access layer (every kernel generation, each unreadable member named) or,
-on the layouts :class:`_Fast` covers, from one read of its struct decoded
+on the layouts :class:`FastLayout` covers, from one read of its struct decoded
 by offset, falling back to the first on any read error.
 """
 
@@ -16,7 +16,8 @@ from ..kernel.fields import StructFields
 from ..kernel.target import KObj, Target
 from ..kernel.walk import BlockCache
 
-__all__ = ["Memcg"]
+__all__ = ["Memcg", "MemcgLayout", "FastLayout", "MemcgReader", "optional_symbol",
+           "optional_constant"]
 
 
 @dataclass
@@ -75,14 +76,14 @@ class Memcg:
 
 # -- small helpers ------------------------------------------------------------
 
-def _opt_symbol(t: Target, name: str) -> Optional[KObj]:
+def optional_symbol(t: Target, name: str) -> Optional[KObj]:
     try:
         return t.symbol(name)
     except MissingSymbolError:
         return None
 
 
-def _opt_constant(t: Target, name: str) -> Optional[int]:
+def optional_constant(t: Target, name: str) -> Optional[int]:
     try:
         return t.constant(name)
     except MissingSymbolError:
@@ -108,7 +109,45 @@ def _counter(obj: KObj) -> int:
 
 # -- the layout of this kernel -------------------------------------------------------
 
-class _Layout:
+def _mem_subsys_id(t: Target) -> Optional[int]:
+    """The memory controller's index in ``cgroup->subsys[]``."""
+    sid = optional_constant(t, "memory_cgrp_id")
+    if sid is None:
+        sid = optional_constant(t, "mem_cgroup_subsys_id")
+    if sid is None:
+        ss = optional_symbol(t, "mem_cgroup_subsys")
+        if ss is not None and t.has_member("struct cgroup_subsys", "subsys_id"):
+            sid = int(ss.subsys_id)
+    return sid
+
+
+def _memcg_on_dfl(t: Target) -> bool:
+    """Whether the memory controller is on the default (v2) hierarchy."""
+    dfl = optional_symbol(t, "cgrp_dfl_root")
+    if dfl is not None and t.has_member("struct cgroup", "root"):
+        try:
+            root = t.symbol("root_mem_cgroup")
+            return int(root.css.cgroup.root) == dfl.address
+        except (ReadError, MissingSymbolError):
+            pass
+    return False
+
+
+def _kn_id_mode(t: Target) -> Optional[str]:
+    """How a kernfs node holds its id (the cgroup inode number): a u64
+    kn->id since Linux kernel commit 67c0496e87d1 ("kernfs: convert
+    kernfs_node->id from union kernfs_node_id to u64") (in v5.5); union
+    kernfs_node_id with .ino v4.14-v5.4; kn->ino v3.14-v4.13."""
+    if t.has_member("struct kernfs_node", "id.ino"):
+        return "union"
+    if t.has_member("struct kernfs_node", "id"):
+        return "u64"
+    if t.has_member("struct kernfs_node", "ino"):
+        return "ino"
+    return None
+
+
+class MemcgLayout:
     """What this kernel's memcg/cgroup structures look like, decided once."""
 
     def __init__(self, t: Target) -> None:
@@ -116,13 +155,7 @@ class _Layout:
         self.css_tree = t.has_member("struct cgroup_subsys_state", "children")
         self.kernfs = t.has_member("struct cgroup", "kn")
         # the memory controller's index in cgroup->subsys[]
-        self.mem_subsys_id = _opt_constant(t, "memory_cgrp_id")
-        if self.mem_subsys_id is None:
-            self.mem_subsys_id = _opt_constant(t, "mem_cgroup_subsys_id")
-        if self.mem_subsys_id is None:
-            ss = _opt_symbol(t, "mem_cgroup_subsys")
-            if ss is not None and t.has_member("struct cgroup_subsys", "subsys_id"):
-                self.mem_subsys_id = int(ss.subsys_id)
+        self.mem_subsys_id = _mem_subsys_id(t)
         # v3.10: css->id is a struct css_id * (removed in v3.15 for an int id)
         self.css_id_is_ptr = t.has_type("struct css_id")
         self.css_id_int = not self.css_id_is_ptr and \
@@ -135,34 +168,20 @@ class _Layout:
         # usage counters: page_counter (v3.19+) or res_counter in bytes (3.10)
         self.res_counter = t.has_member("struct mem_cgroup", "res.usage")
         self.usage_member = None
+        # Since Linux kernel commit bbec2e15170a ("mm: rename page_counter's
+        # count/limit into usage/max") (in v4.16) the counter is usage, before count
         if t.has_member("struct mem_cgroup", "memory.usage"):
-            self.usage_member = "usage"     # v4.16+ (commit bbec2e15170a renamed count)
+            self.usage_member = "usage"
         elif t.has_member("struct mem_cgroup", "memory.count"):
             self.usage_member = "count"
         self.kmem_counter = t.has_member("struct mem_cgroup", "kmem")
         # On the default (v2) hierarchy memcg->kmem is never charged: kmem is
         # charged to it only "if (!cgroup_subsys_on_dfl(memory_cgrp_subsys))"
         # (mm/memcontrol.c v5.10 __memcg_kmem_charge, v6.1 memcg_account_kmem).
-        self.on_dfl = False
-        dfl = _opt_symbol(t, "cgrp_dfl_root")
-        if dfl is not None and t.has_member("struct cgroup", "root"):
-            try:
-                root = t.symbol("root_mem_cgroup")
-                self.on_dfl = int(root.css.cgroup.root) == dfl.address
-            except (ReadError, MissingSymbolError):
-                pass
+        self.on_dfl = _memcg_on_dfl(t)
         if self.on_dfl:
             self.kmem_counter = False
-        # kernfs ino: u64 kn->id since v5.5 (commit 67c0496e87d1); union
-        # kernfs_node_id with .ino v4.14-v5.4; kn->ino v3.14-v4.13.
-        self.kn_id_mode = None
-        if self.kernfs:
-            if t.has_member("struct kernfs_node", "id.ino"):
-                self.kn_id_mode = "union"
-            elif t.has_member("struct kernfs_node", "id"):
-                self.kn_id_mode = "u64"
-            elif t.has_member("struct kernfs_node", "ino"):
-                self.kn_id_mode = "ino"
+        self.kn_id_mode = _kn_id_mode(t) if self.kernfs else None
         # Since Linux kernel commit 633488947ef6 ("kernfs: Use RCU to access
         # kernfs_node::parent.") (in v6.15), kernfs_node::parent is __parent.
         self.kn_parent = "__parent" if self.kernfs and \
@@ -171,23 +190,25 @@ class _Layout:
         self.css_flags: List[Tuple[str, int]] = []
         for name in ("CSS_NO_REF", "CSS_ROOT", "CSS_ONLINE", "CSS_RELEASED",
                      "CSS_VISIBLE", "CSS_DYING", "CSS_REMOVED"):
-            v = _opt_constant(t, name)
+            v = optional_constant(t, name)
             if v is not None:
                 self.css_flags.append((name, v))
-        self.css_online = _opt_constant(t, "CSS_ONLINE")
-        # percpu_ref: count moved into percpu_ref_data in v5.9 (commit 2b0d3d3e4fcf)
+        self.css_online = optional_constant(t, "CSS_ONLINE")
+        # percpu_ref: its count is in percpu_ref_data since Linux kernel commit
+        # 2b0d3d3e4fcf ("percpu_ref: reduce memory footprint of percpu_ref in fast
+        # path") (in v5.9)
         self.percpu_ref = t.has_type("struct percpu_ref") and \
             t.has_member("struct cgroup_subsys_state", "refcnt.percpu_count_ptr")
         self.ref_data = t.has_member("struct percpu_ref", "data")
-        ra = _opt_constant(t, "__PERCPU_REF_ATOMIC")
-        rd = _opt_constant(t, "__PERCPU_REF_DEAD")
+        ra = optional_constant(t, "__PERCPU_REF_ATOMIC")
+        rd = optional_constant(t, "__PERCPU_REF_DEAD")
         self.ref_atomic = 1 if ra is None else ra   # include/linux/percpu-refcount.h v3.18+
         self.ref_dead = 2 if rd is None else rd
         self.kmem_bits: List[Tuple[str, int]] = []
         if self.kmem_account_flags:
             for name in ("KMEM_ACCOUNTED_ACTIVE", "KMEM_ACCOUNTED_ACTIVATED",
                          "KMEM_ACCOUNTED_DEAD", "KMEM_MAY_SHRINK"):
-                v = _opt_constant(t, name)
+                v = optional_constant(t, name)
                 if v is not None:
                     self.kmem_bits.append((name, v))
         self.kmem_state_names: Dict[int, str] = {}
@@ -201,13 +222,13 @@ class _Layout:
 
 # -- reading one memcg -----------------------------------------------------------------
 
-class _Fast:
-    """Where the fast path finds what :meth:`_Reader.read_slow` reads member
+class FastLayout:
+    """Where the fast path finds what :meth:`MemcgReader.read_slow` reads member
     by member, on the layouts it covers: css tree, kernfs, percpu_ref with
     ``percpu_ref_data`` (v5.9+) and page_counter usage.  None of it exists
     (the constructor raises MissingSymbolError) on other kernels."""
 
-    def __init__(self, t: Target, lay: _Layout) -> None:
+    def __init__(self, t: Target, lay: MemcgLayout) -> None:
         if not (lay.css_tree and lay.kernfs and lay.css_id_int and lay.percpu_ref
                 and lay.ref_data and lay.usage_member and lay.kn_id_mode == "u64"
                 and lay.css_online is not None and not lay.kmem_account_flags):
@@ -232,8 +253,8 @@ class _Fast:
                                {"id": "id", "parent": lay.kn_parent, "name": "name"})
 
 
-class _Reader:
-    def __init__(self, t: Target, lay: _Layout, root_addr: int) -> None:
+class MemcgReader:
+    def __init__(self, t: Target, lay: MemcgLayout, root_addr: int) -> None:
         self.t = t
         self.lay = lay
         self.root_addr = root_addr
@@ -242,7 +263,7 @@ class _Reader:
         #: kernfs_node -> its id (the cgroup inode number), read with its path
         self._kn_id: Dict[int, int] = {}
         try:
-            self.fast: Optional[_Fast] = _Fast(t, lay)
+            self.fast: Optional[FastLayout] = FastLayout(t, lay)
         except MissingSymbolError:
             self.fast = None
         self._checks = 16
@@ -262,12 +283,12 @@ class _Reader:
 
     def read(self, addr: int) -> Memcg:
         """One memcg: from one read of its struct where the layout allows
-        (:class:`_Fast`), member by member otherwise or if any of that read
+        (:class:`FastLayout`), member by member otherwise or if any of that read
         fails (the slow path then says which member could not be read)."""
         self._childless = None
         if self.fast is not None:
             try:
-                m = self._read_fast(addr)
+                m = self.read_fast(addr)
             except ReadError:
                 return self.read_slow(addr)
             if self._checks <= 0:
@@ -281,7 +302,7 @@ class _Reader:
             return slow
         return self.read_slow(addr)
 
-    def _read_fast(self, addr: int) -> Memcg:
+    def read_fast(self, addr: int) -> Memcg:
         f, lay, cache = self.fast, self.lay, self.cache
         v = f.memcg.read(addr, cache)
         # everything that can fail is read before the Memcg is built

@@ -3,9 +3,9 @@
 Three sources, one shape.  From a dump, :func:`panic_from_target` asks the
 kernel access layer (``t.crashed_task()``, ``t.backtrace()``: drgn's
 crashed thread and unwinder, or crash's ``bt`` and ``dis -l`` inside crash).
-From a saved crash session transcript, :func:`parse_crash_session` reads the
-``sys`` banner, the ``bt`` frames with the ``[exception RIP: ...]`` line and
-the ``dis -l`` source lines.  From the kernel log, the oops header
+From a saved crash session transcript (``sys`` banner, ``bt`` and ``dis -l``
+output, parsed by :func:`crashext.sources.crashlog.parse_crash_session`),
+:func:`panic_from_crash_session`.  From the kernel log, the oops header
 :mod:`crashext.sources.kmsg` extracts (RIP, task line, call trace) is
 normalised by :func:`panic_from_oops`.
 
@@ -14,15 +14,16 @@ nothing is printed here.
 """
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from ..errors import CrashextError, InputError
+from ..errors import CrashextError
 from ..kernel.target import Target
+from ..sources.crashlog import kernel_source_path
 from ..sources.kmsg import Frame, OopsHeader, parse_frame
 from .system import panic_message
 
 __all__ = ["empty_panic", "panic_from_target", "panic_from_oops", "frame_from_log",
-           "parse_crash_session", "panic_from_crash_session", "format_location"]
+           "panic_from_crash_session"]
 
 
 def empty_panic(source: str) -> Dict[str, Any]:
@@ -35,22 +36,6 @@ def empty_panic(source: str) -> Dict[str, Any]:
         "frames": [],            # [{"function", "offset", "pc", "file", "line", "exception", ...}]
         "errors": {},            # part -> one-line reason it could not be read
     }
-
-
-def format_location(rip: Optional[Dict[str, Any]]) -> str:
-    """``ida_simple_remove+0x41/0x50 at lib/idr.c:1157`` (parts that are known)."""
-    if not rip:
-        return "-"
-    text = rip.get("function") or (f"{rip['pc']:#x}" if rip.get("pc") is not None else "?")
-    if rip.get("function") and rip.get("offset") is not None:
-        text += f"+{rip['offset']:#x}"
-        if rip.get("size"):
-            text += f"/{rip['size']:#x}"
-    if rip.get("file"):
-        text += f" at {rip['file']}"
-        if rip.get("line"):
-            text += f":{rip['line']}"
-    return text
 
 
 # -- from a dump ----------------------------------------------------------------
@@ -119,90 +104,6 @@ def panic_from_oops(oops: Optional[OopsHeader], panic: Optional[str]) -> Dict[st
 
 # -- from a crash session transcript ------------------------------------------------------
 
-_PROMPT = re.compile(r"^(?:crash(?:\s+\S+)?>\s*)(?P<cmd>.*)$")
-_SYS_LINE = re.compile(r"^\s*(?P<key>[A-Z][A-Z ]*[A-Z]):\s(?P<value>.*)$")
-_BT_HEAD = re.compile(r"^PID:\s*(?P<pid>\d+)\s+TASK:\s*(?P<task>[0-9a-f]+)\s+CPU:\s*(?P<cpu>\d+)"
-                      r"\s+COMMAND:\s*\"(?P<comm>.*)\"")
-# " #8 [ffff88015ae33dc0] __mem_cgroup_free at ffffffff811f0654 [module]"
-_BT_FRAME = re.compile(r"^\s*#(?P<n>\d+)\s+\[(?P<sp>[0-9a-f]+)\]\s+(?P<func>\S+)\s+at\s+"
-                       r"(?P<pc>[0-9a-f]+)(?:\s+\[(?P<mod>[^\]]+)\])?")
-_BT_EXC = re.compile(r"^\s*\[exception RIP:\s*(?P<func>[^+\]\s]+)(?:\+(?P<off>\d+))?\]")
-_BT_RIP = re.compile(r"^\s*RIP:\s*(?P<pc>[0-9a-f]{8,16})\b")
-# "/usr/src/debug/.../lib/idr.c: 1157"
-_DIS_SRC = re.compile(r"^(?P<file>/?\S+\.[chS]):\s*(?P<line>\d+)\s*$")
-# "0xffffffff81324031 <ida_simple_remove+65>:\tud2"
-_DIS_INSN = re.compile(r"^0x(?P<addr>[0-9a-f]+)\s+<(?P<func>[^+>]+)(?:\+(?P<off>\d+))?>:\s*(?P<insn>.*)$")
-
-
-def parse_crash_session(text: str, name: str = "crash log") -> Dict[str, Any]:
-    """Parse a saved crash session: ``sys`` banner, ``bt`` and ``dis -l`` output.
-
-    Returns ``{"sys": {KEY: value}, "bt": {...} or None, "dis": [...]}``.
-    The banner keys are crash's (``RELEASE``, ``PANIC``, ``PID``,
-    ``COMMAND``, ``CPU``, ...).  InputError if nothing of these is found.
-    """
-    sysinfo: Dict[str, str] = {}
-    bt: Optional[Dict[str, Any]] = None
-    dis: List[Dict[str, Any]] = []
-    cmd = ""
-    src = None
-    pending_exc = None
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        m = _PROMPT.match(line.strip())
-        if m:
-            cmd = m.group("cmd").split()[0] if m.group("cmd").strip() else cmd
-            src = None
-            continue
-        m = _BT_HEAD.match(line.strip())
-        if m and bt is None:
-            bt = {"pid": int(m.group("pid")), "task": int(m.group("task"), 16),
-                  "cpu": int(m.group("cpu")), "comm": m.group("comm"), "frames": [],
-                  "exception": None}
-            cmd = "bt"
-            continue
-        if bt is not None and cmd == "bt":
-            m = _BT_FRAME.match(line)
-            if m:
-                bt["frames"].append({"index": int(m.group("n")), "sp": int(m.group("sp"), 16),
-                                     "function": m.group("func"), "pc": int(m.group("pc"), 16),
-                                     "module": m.group("mod"), "offset": None, "file": None,
-                                     "line": None, "exception": False})
-                continue
-            m = _BT_EXC.match(line)
-            if m:
-                pending_exc = {"function": m.group("func"),
-                               "offset": int(m.group("off")) if m.group("off") else None,
-                               "pc": None, "size": None, "file": None, "line": None}
-                bt["exception"] = pending_exc
-                bt["exception_after"] = len(bt["frames"])
-                continue
-            m = _BT_RIP.match(line)
-            if m and pending_exc is not None and pending_exc["pc"] is None:
-                pending_exc["pc"] = int(m.group("pc"), 16)
-                continue
-        m = _DIS_SRC.match(line.strip())
-        if m:
-            src = (m.group("file"), int(m.group("line")))
-            continue
-        m = _DIS_INSN.match(line.strip())
-        if m:
-            dis.append({"address": int(m.group("addr"), 16), "function": m.group("func"),
-                        "offset": int(m.group("off")) if m.group("off") else 0,
-                        "insn": m.group("insn").strip(),
-                        "file": src[0] if src else None, "line": src[1] if src else None})
-            continue
-        m = _SYS_LINE.match(line)
-        if m and not cmd.startswith(("bt", "dis")):
-            key = m.group("key").strip()
-            if key not in sysinfo:
-                sysinfo[key] = m.group("value").strip()
-    if not sysinfo.get("PANIC") and bt is None and not dis:
-        raise InputError(f"{name}: no crash 'sys' banner, 'bt' or 'dis -l' output found; "
-                         "is this a crash session transcript?")
-    return {"sys": sysinfo, "bt": bt, "dis": dis}
-
-
 def _unquote(s: Optional[str]) -> Optional[str]:
     if s is None:
         return None
@@ -212,14 +113,9 @@ def _unquote(s: Optional[str]) -> Optional[str]:
     return s or None
 
 
-def kernel_source_path(path: str) -> str:
-    """``/usr/src/debug/kernel-X/linux-X/lib/idr.c`` -> ``lib/idr.c``."""
-    m = re.search(r"/linux-[^/]+/(.+)$", path)
-    return m.group(1) if m else path
-
-
 def panic_from_crash_session(session: Dict[str, Any]) -> Dict[str, Any]:
-    """The panic record of a parsed crash transcript (see :func:`parse_crash_session`)."""
+    """The panic record of a parsed crash transcript
+    (:func:`crashext.sources.crashlog.parse_crash_session`)."""
     out = empty_panic("crash-log")
     sysinfo = session.get("sys", {})
     out["panic"] = _unquote(sysinfo.get("PANIC"))

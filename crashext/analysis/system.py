@@ -46,9 +46,9 @@ def panic_message(records: Iterable[LogRecord]) -> Optional[str]:
 def total_ram_pages(t: Target) -> int:
     """Pages the kernel manages (MemTotal in /proc/meminfo).
 
-    ``totalram_pages`` became the atomic ``_totalram_pages`` in v5.0
-    (commit ca79b0c211af, "mm: convert totalram_pages and totalhigh_pages
-    variables to atomic").
+    ``totalram_pages`` is the atomic ``_totalram_pages`` since Linux kernel
+    commit ca79b0c211af ("mm: convert totalram_pages and totalhigh_pages
+    variables to atomic") (in v5.0).
     """
     if t.has_symbol("_totalram_pages"):
         return int(t.symbol("_totalram_pages").counter)
@@ -60,10 +60,11 @@ def uptime_seconds(t: Target) -> float:
 
     kernel/time/timekeeping.c: monotonic time is ``xtime_sec +
     wall_to_monotonic`` plus the shifted ``xtime_nsec``; boot time adds
-    ``offs_boot`` (time spent suspended).  The timekeeper moved into
-    ``tk_core`` in v3.17 (commit 3fdb14fd1df7), and ``xtime_nsec``/``shift``
-    into ``tkr_mono`` in v4.1 (commit 876e78818def, "time: Rename
-    timekeeper::tkr to tkr_mono"; ``tkr`` from v3.17).
+    ``offs_boot`` (time spent suspended).  The timekeeper is in ``tk_core``
+    since Linux kernel commit 3fdb14fd1df7 (its subject not confirmed here)
+    (in v3.17), and ``xtime_nsec``/``shift`` in ``tkr_mono`` since Linux
+    kernel commit 876e78818def ("time: Rename timekeeper::tkr to tkr_mono")
+    (in v4.1; ``tkr`` from v3.17).
     """
     # Since Linux kernel commit 22c62b9a84b8 ("timekeeping: Introduce auxiliary
     # timekeepers") (in v6.17), tk_core is a macro for

@@ -52,10 +52,12 @@ The three rules (see :data:`RULES`):
     must exceed ``min >> k``.  (free_cma since v3.7, "cma: fix watermark
     checking"; ALLOC_CMA is set for movable requests only.)
 
-``"4.4"`` -- v4.4 through v6.2 (commit 97a16fc82a7c, "mm, page_alloc: only
-    enforce watermarks for order-0 allocations", v4.4; the high-atomic
-    reserve, commit 0aaa29a56e4f, same release).  As read in v5.10 and
-    v6.1 (``__zone_watermark_ok`` + ``__zone_watermark_unusable_free``)::
+``"4.4"`` -- v4.4 through v6.2, since Linux kernel commit 97a16fc82a7c ("mm,
+    page_alloc: only enforce watermarks for order-0 allocations") (in v4.4),
+    with the high-atomic reserve of Linux kernel commit 0aaa29a56e4f ("mm,
+    page_alloc: reserve pageblocks for high-order atomic allocations on
+    demand") (in v4.4).  As read in v5.10 and v6.1 (``__zone_watermark_ok``
+    + ``__zone_watermark_unusable_free``)::
 
         free -= (1 << order) - 1
         if not (ALLOC_HARDER or ALLOC_OOM): free -= nr_reserved_highatomic
@@ -86,9 +88,10 @@ The three rules (see :data:`RULES`):
             only with ALLOC_HIGHATOMIC or ALLOC_OOM
 
     ``highatomic`` is ``nr_reserved_highatomic`` until the zone has
-    ``nr_free_highatomic`` (commit "mm/page_alloc: keep track of free
-    highatomic", v6.12), which counts only free high-atomic pages; the
-    caller passes whichever the kernel has in ``ZoneState.highatomic``.
+    ``nr_free_highatomic``, since Linux kernel commit c928807f6f6b
+    ("mm/page_alloc: keep track of free highatomic") (in v6.12), which counts
+    only free high-atomic pages; the caller passes whichever the kernel has in
+    ``ZoneState.highatomic``.
 
 Not emulated: the order-0 shortcut of ``zone_watermark_fast()`` (v4.6+),
 which can pass an order-0 request that ``__zone_watermark_ok`` alone would
@@ -281,7 +284,14 @@ def watermark_ok(zone: ZoneState, order: int, mark: Union[str, int],
     if order == 0:
         return Verdict(True, None, "ok", f"free {free} > {label} {mn} + reserve {reserve}",
                        nums, True, rule)
-    lists = _usable_lists(rule, cma, harder, oom, highatomic)
+    return _free_block(zone, order, rule, _usable_lists(rule, cma, harder, oom, highatomic),
+                       nums)
+
+
+def _free_block(zone: ZoneState, order: int, rule: str, lists: List[str],
+                nums: Dict[str, Any]) -> Verdict:
+    """The second half of the check (rules "4.4" and "6.3"): a free block of
+    order >= ``order`` on a list the request may take from."""
     nums["lists"] = lists
     if zone.free_by_mt is None:
         have = suitable_free_pages(zone.nr_free, order)
@@ -362,8 +372,9 @@ def held_back_by_reserve(zone: ZoneState, verdict: Verdict, order: int, mark: Un
     lowmem_reserve)`` with ``lowmem_reserve = z->lowmem_reserve[classzone_idx]``
     in v3.10 (and RHEL7's 3.10.0), ``if (free_pages <= min +
     z->lowmem_reserve[classzone_idx])`` in v4.4 .. v5.7, and ``... +
-    z->lowmem_reserve[highest_zoneidx])`` since v5.8 (commit 97a225e69a1f,
-    the rename); so only a ``"watermark"`` failure with a non-zero reserve
+    z->lowmem_reserve[highest_zoneidx])`` since Linux kernel commit
+    97a225e69a1f ("mm/page_alloc: integrate classzone_idx and high_zoneidx")
+    (in v5.8), the rename; so only a ``"watermark"`` failure with a non-zero reserve
     can be the reserve's doing, and the check is re-run to see whether the
     zone then also has the blocks (rule "3.10": every ``min >> k`` step;
     "4.4"/"6.3": a usable free block of the order).  The verdict without

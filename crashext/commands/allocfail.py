@@ -2,10 +2,11 @@
 
 from typing import Any, Dict, List, Optional
 
-from .. import gfp as gfpmod
+from .. import gfp
 from .. import render
+from ..render import plural
 from ..analysis import allocflags as afl
-from ..analysis.allocfail import AllocReport, Counted, FailureView, analyze, analyze_file
+from ..analysis.allocreport import AllocReport, FailureView, analyze, analyze_file
 from ..errors import CrashextError, InputError
 from ..sources import logs
 from ..sources.kmsg import record_when
@@ -64,7 +65,7 @@ def _reports(args, ctx) -> List[AllocReport]:
         if not files:
             raise InputError(f"{args.sos}: the sosreport has no kernel log "
                              "(sos_commands/kernel/dmesg, var/log/kern.log, var/log/messages)")
-        raw = Counted(sos.log_lines(files))
+        raw = logs.CountingLines(sos.log_lines(files))
         rep = analyze(logs.normalize(raw), f"{args.sos} ({', '.join(files)})",
                       args.kernel_version)
         # the lines read, as for a log file, not the kernel lines kept after
@@ -84,7 +85,7 @@ def _reports(args, ctx) -> List[AllocReport]:
     if not ctx.has_target:
         raise InputError("give a log FILE ('-' for stdin) or a dump with -c VMCORE -s VMLINUX")
     t = ctx.target()
-    names = gfpmod.names_from_target(t)
+    names = gfp.names_from_target(t)
     try:
         uts = None if args.kernel_version else t.uts()["version"]
     except CrashextError:
@@ -116,16 +117,16 @@ def _verdict_line(rep: AllocReport) -> str:
         head = "no allocation failures found"
     else:
         comms = len({g.comm for g in rep.groups})
-        head = f"{n} allocation failure{'s' if n != 1 else ''} ({comms} task name{'s' if comms != 1 else ''})"
+        head = f"{plural(n, 'allocation failure')} ({plural(comms, 'task name')})"
     extra = []
     if rep.ooms:
-        extra.append(f"{len(rep.ooms)} OOM-killer report{'s' if len(rep.ooms) != 1 else ''}")
+        extra.append(plural(len(rep.ooms), "OOM-killer report"))
     if rep.slub:
-        extra.append(f"{len(rep.slub)} SLUB failure{'s' if len(rep.slub) != 1 else ''}")
+        extra.append(plural(len(rep.slub), "SLUB failure"))
     if rep.oops:
-        extra.append(f"{len(rep.oops)} oops/BUG/panic header{'s' if len(rep.oops) != 1 else ''}")
+        extra.append(plural(len(rep.oops), "oops/BUG/panic header"))
     if rep.showmem:
-        extra.append(f"{len(rep.showmem)} show_mem dump{'s' if len(rep.showmem) != 1 else ''} "
+        extra.append(f"{plural(len(rep.showmem), 'show_mem dump')} "
                      "(SysRq-m or other)")
     return head + ("; " + ", ".join(extra) if extra else "") + f" in {rep.source} ({rep.lines} lines)"
 

@@ -17,7 +17,7 @@ import re
 import shutil
 import sys
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import __version__
 from ..crashenv import epython_dir, linked_python_stdlib, pykdump_path
@@ -159,31 +159,8 @@ Start crash from a directory that has no other crashext in it ('.' comes first).
 
 def run(args, ctx) -> int:
     mpy = pykdump_path(args.mpykdump)
-    if args.python:
-        target = _parse_version(args.python)
-        how = "--python"
-    else:
-        linked = linked_python_version(mpy)
-        target = linked or sys.version_info[:2]
-        how = f"linked by {mpy}" if linked else f"this Python ({sys.executable})"
-    if target < MIN_PYTHON:
-        raise InputError("crashext needs Python %d.%d or later; the target is %d.%d" % (MIN_PYTHON + target))
-
-    names = ["crashext", "tabulate"]
-    if target < TOMLLIB_SINCE:
-        try:
-            __import__("tomli")
-        except ImportError:
-            raise InputError("Python %d.%d has no tomllib: crashext's knowledge base needs tomli there; "
-                             "pip install tomli here and rerun" % target)
-        names.append("tomli")
-    sources = {name: _module_source(name) for name in names}
-    modules = {name: _dist_info(name) for name in names}
-    modules["crashext"]["version"] = __version__
-    for name, info in modules.items():
-        if _requires_python_excludes(info["requires_python"], target):
-            ctx.warn(f"{name} {info['version']} requires Python {info['requires_python']}, "
-                     "the target is %d.%d: install an older %s here and rerun" % (target + (name,)))
+    target, how = _target_python(args, mpy)
+    names, sources, modules = _modules(target, ctx)
     scripts_dir = epython_dir()
     scripts = sorted(f for f in os.listdir(scripts_dir) if f.endswith(".py"))
 
@@ -197,32 +174,8 @@ def run(args, ctx) -> int:
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the bundle is for other users too
     try:
-        for name in names:
-            _copy(sources[name], tmp)
-        for f in scripts:
-            shutil.copy2(os.path.join(scripts_dir, f), os.path.join(tmp, f))
-        stdlib = linked_python_stdlib(mpy)
-        crashrc = [f"extend {mpy}", f"epython {os.path.join(out, 'crashext_init.py')}"]
-        with open(os.path.join(tmp, "crashrc"), "w") as f:
-            f.write("\n".join(crashrc) + "\n")
-        with open(os.path.join(tmp, "env.sh"), "w") as f:
-            f.write("# . this file in the shell that starts crash\n"
-                    "export PYKDUMPPATH=" + ":".join(stdlib + [out]) + "${PYKDUMPPATH:+:$PYKDUMPPATH}\n")
-        with open(os.path.join(tmp, "README.txt"), "w") as f:
-            f.write(_readme(out, target, modules, stdlib, mpy))
-        manifest = {
-            "crashext_version": __version__,
-            "python": "%d.%d" % target,
-            "python_from": how,
-            "modules": {name: dict(modules[name], copied_from=sources[name]) for name in names},
-            "scripts": scripts,
-            "mpykdump": mpy,
-            "pykdumppath": stdlib + [out],
-            "crashrc": crashrc,
-        }
-        with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
-            f.write("\n")
+        manifest = _write_bundle(tmp, out, names, sources, modules, scripts_dir, scripts, mpy,
+                                 target, how)
         if os.path.isdir(out):
             shutil.rmtree(out)  # empty, or an earlier bundle with --force (checked above)
         os.rename(tmp, out)
@@ -241,3 +194,71 @@ def run(args, ctx) -> int:
     if not os.path.isfile(mpy):
         ctx.warn(f"{mpy} does not exist here: crashrc names it; pass --mpykdump with its path on the crash host")
     return 0
+
+
+def _target_python(args, mpy: str) -> Tuple[Tuple[int, int], str]:
+    """The Python the bundle is for, and how that was decided."""
+    if args.python:
+        target = _parse_version(args.python)
+        how = "--python"
+    else:
+        linked = linked_python_version(mpy)
+        target = linked or sys.version_info[:2]
+        how = f"linked by {mpy}" if linked else f"this Python ({sys.executable})"
+    if target < MIN_PYTHON:
+        raise InputError("crashext needs Python %d.%d or later; the target is %d.%d" % (MIN_PYTHON + target))
+    return target, how
+
+
+def _modules(target: Tuple[int, int], ctx) -> Tuple[List[str], Dict[str, str], Dict[str, Dict]]:
+    """The modules the bundle copies, where each is copied from, and their
+    distribution facts (a version that excludes the target Python is warned of)."""
+    names = ["crashext", "tabulate"]
+    if target < TOMLLIB_SINCE:
+        try:
+            __import__("tomli")
+        except ImportError:
+            raise InputError("Python %d.%d has no tomllib: crashext's knowledge base needs tomli there; "
+                             "pip install tomli here and rerun" % target)
+        names.append("tomli")
+    sources = {name: _module_source(name) for name in names}
+    modules = {name: _dist_info(name) for name in names}
+    modules["crashext"]["version"] = __version__
+    for name, info in modules.items():
+        if _requires_python_excludes(info["requires_python"], target):
+            ctx.warn(f"{name} {info['version']} requires Python {info['requires_python']}, "
+                     "the target is %d.%d: install an older %s here and rerun" % (target + (name,)))
+    return names, sources, modules
+
+
+def _write_bundle(tmp: str, out: str, names: List[str], sources: Dict[str, str],
+                  modules: Dict[str, Dict], scripts_dir: str, scripts: List[str], mpy: str,
+                  target: Tuple[int, int], how: str) -> Dict[str, Any]:
+    """The bundle's files in ``tmp`` (to become ``out``); its manifest."""
+    for name in names:
+        _copy(sources[name], tmp)
+    for f in scripts:
+        shutil.copy2(os.path.join(scripts_dir, f), os.path.join(tmp, f))
+    stdlib = linked_python_stdlib(mpy)
+    crashrc = [f"extend {mpy}", f"epython {os.path.join(out, 'crashext_init.py')}"]
+    with open(os.path.join(tmp, "crashrc"), "w") as f:
+        f.write("\n".join(crashrc) + "\n")
+    with open(os.path.join(tmp, "env.sh"), "w") as f:
+        f.write("# . this file in the shell that starts crash\n"
+                "export PYKDUMPPATH=" + ":".join(stdlib + [out]) + "${PYKDUMPPATH:+:$PYKDUMPPATH}\n")
+    with open(os.path.join(tmp, "README.txt"), "w") as f:
+        f.write(_readme(out, target, modules, stdlib, mpy))
+    manifest = {
+        "crashext_version": __version__,
+        "python": "%d.%d" % target,
+        "python_from": how,
+        "modules": {name: dict(modules[name], copied_from=sources[name]) for name in names},
+        "scripts": scripts,
+        "mpykdump": mpy,
+        "pykdumppath": stdlib + [out],
+        "crashrc": crashrc,
+    }
+    with open(os.path.join(tmp, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return manifest

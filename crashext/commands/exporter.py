@@ -107,11 +107,11 @@ def _check(args, ctx) -> None:
             raise InputError(f"--{opt} {v}: not a directory")
 
 
-def build(args, ctx, warn=None, one_shot=False):
+def make_collector(args, ctx, warn=None, one_shot=False):
     """The collector for these options (its kernel cache, log watcher and background
     cgroupfs walk are started by run())."""
     try:
-        from ..exporter import collector as coll
+        from ..exporter import collector
         from ..exporter import logwatch
     except ImportError as exc:
         if "prometheus_client" in str(exc):
@@ -126,7 +126,7 @@ def build(args, ctx, warn=None, one_shot=False):
         proc, sys_dir = "/proc", "/sys/fs/cgroup"
     kernel = None
     if ctx.has_target:
-        kernel = coll.KernelCache(ctx.target, args.kernel_interval, frag=proc is None)
+        kernel = collector.KernelCache(ctx.target, args.kernel_interval, frag=proc is None)
     log = None
     if not args.no_log:
         path = args.log
@@ -135,9 +135,9 @@ def build(args, ctx, warn=None, one_shot=False):
         if path is not None:
             counts = logwatch.LogCounts(top=args.top)
             log = logwatch.LogWatcher(logwatch.open_source(path, counts), counts)
-    c = coll.Collector(proc=proc, sys_dir=sys_dir, kernel=kernel, log=log, top=args.top,
-                       release=args.release, warn=warn,
-                       cgroupfs_interval=0.0 if one_shot else args.cgroupfs_interval)
+    c = collector.Collector(proc=proc, sys_dir=sys_dir, kernel=kernel, log=log, top=args.top,
+                            release=args.release, warn=warn,
+                            cgroupfs_interval=0.0 if one_shot else args.cgroupfs_interval)
     if not c.sources():
         raise InputError("nothing to read: give --proc/--sys, --log, -k or --qemu")
     return c
@@ -189,7 +189,7 @@ def run(args, ctx) -> int:
             setattr(args, opt, default)
     _check(args, ctx)
     one_shot = bool(args.once or (args.textfile and args.interval is None))
-    c = build(args, ctx, warn=ctx.warn, one_shot=one_shot)
+    c = make_collector(args, ctx, warn=ctx.warn, one_shot=one_shot)
     if c.kernel is not None:
         c.kernel.refresh()  # the first read, before the first scrape
         _, error, _, _ = c.kernel.get()

@@ -2,14 +2,15 @@
 indices; and whether an order-N allocation would pass each zone's watermark."""
 
 import argparse
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .. import render
-from .. import watch as watch_mod
+from .. import watch
+from ..analysis import buddy
+from ..analysis.fragmentation import FragOptions, fragmentation, verdict_line
 from ..analysis import allocflags as afl
-from ..analysis import frag as fa
-from ..analysis.watermark import RULES
 from ..errors import InputError
+from ..presentation import snapshot_label
 from ..sources.procfs import ProcDir
 
 NAME = "frag"
@@ -70,10 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alloc-flags", metavar="FLAGS", default="",
                         help="comma-separated ALLOC_* rights of the request: "
                              + ", ".join(_FLAGS) + " (default none, as GFP_KERNEL)")
-    parser.add_argument("--watch", type=float, metavar="SECONDS",
-                        help="live only: print the changes every SECONDS")
-    parser.add_argument("--count", type=int, metavar="N",
-                        help="with --watch: stop after N samples")
+    watch.add_arguments(parser)
 
 
 def _parse_flags(text: str) -> Dict[str, bool]:
@@ -97,163 +95,6 @@ def _newer(res: Dict[str, Any]) -> bool:
         return False
 
 
-def build(args, ctx) -> Dict[str, Any]:
-    """Run the analysis and return the JSON-shaped result (also used by tables)."""
-    flags = _parse_flags(args.alloc_flags)
-    snapshot = None
-    pdir: Any = None
-    missing: List[str] = []
-    if args.proc and args.sos:
-        raise InputError("give either --proc DIR or --sos PATH, not both")
-    if args.sos:
-        if ctx.has_target:
-            raise InputError("give either --sos PATH or a kernel (-c/-k), not both")
-        from ..sources import sosreport
-        # triage hands over the report it already opened
-        sos = getattr(args, "sos_report", None) or sosreport.SosReport(args.sos)
-        pdir = sosreport.SosProcDir(sos)
-        missing = [m for m in sos.missing() if m.split(" ")[0] in
-                   ("proc/buddyinfo", "proc/zoneinfo", "proc/pagetypeinfo", "proc/vmstat")]
-        report = fa.from_proc(pdir, release=args.release, all_zones=args.all,
-                              page_size=getattr(args, "page_size", None))
-        report.errors[:0] = sos.problems + [f"{m}: missing from the sosreport" for m in missing]
-        snapshot = dict(sos.taken)
-    elif args.proc:
-        if ctx.has_target:
-            raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
-        pdir = ProcDir(args.proc)
-        report = fa.from_proc(pdir, release=args.release, all_zones=args.all,
-                              page_size=getattr(args, "page_size", None))
-        if not pdir.live:
-            snapshot = pdir.snapshot()
-    else:
-        if not ctx.has_target:
-            raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
-        t = ctx.target()
-        report = fa.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
-                                err=ctx.err)
-        if t.is_live and any(z.walk_errors for z in report.zones):
-            # a block allocated while its free list was walked: read once more
-            report = fa.from_target(t, migratetypes=args.migratetypes, all_zones=args.all,
-                                    err=ctx.err)
-    if not report.zones:
-        raise InputError(f"{report.source}: no populated zones found")
-    if args.order is not None and not 0 <= args.order < report.orders:
-        raise InputError(f"--order {args.order} out of range: this kernel has orders "
-                         f"0..{report.orders - 1}")
-    cz = fa.classzone_index(report, args.classzone)
-    orders = [args.order] if args.order is not None else list(range(report.orders))
-    ver = fa.verdicts(report, orders, cz, **flags)
-    zones = []
-    for z in report.zones:
-        d = fa.zone_json(z, report.page_size)
-        if not args.migratetypes and not args.proc:
-            d["free_by_migratetype"] = None
-        v = ver.get(z.key)
-        d["verdicts"] = None if v is None else {
-            str(o): {m: vv.to_json() for m, vv in per.items()} for o, per in v.items()}
-        zones.append(d)
-    summary = _summary(report, ver, orders, cz)
-    reclaim = _reclaim(args, ctx, pdir if (args.proc or args.sos) else None, report.errors)
-    live = None
-    if not args.proc and not args.sos and ctx.target().is_live:
-        live = watch_mod.live_stamp(ctx.target())
-    return {
-        "live": live, "snapshot": snapshot,
-        "source": report.source, "release": report.release, "rule": report.rule,
-        "rule_covers": RULES[report.rule], "rule_note": report.rule_note,
-        "orders": report.orders,
-        "page_size": report.page_size, "page_size_source": report.page_size_source,
-        "migratetypes": report.migratetypes,
-        "classzone": {"index": cz, "name": _zone_name(report, cz)},
-        "alloc_flags": sorted(flags), "order": args.order,
-        "verdict": summary, "zones": zones, "errors": report.errors,
-        "reclaim": reclaim,
-    }
-
-
-def _reclaim(args, ctx, pdir, errors: List[str]) -> Optional[Dict[str, Any]]:
-    """Compaction and reclaim counters: /proc/vmstat of the text, or the kernel's."""
-    from ..analysis import vmstat
-    from ..errors import CrashextError
-    if pdir is not None:
-        text = pdir.read("vmstat")
-        if not text:
-            errors.append("no vmstat: compaction and reclaim counters unknown")
-            return None
-        return vmstat.summary(vmstat.parse_vmstat(text), "vmstat")
-    try:
-        counters = vmstat.from_target(ctx.target())
-    except CrashextError as exc:
-        errors.append(f"compaction and reclaim counters: {exc}")
-        return None
-    if not counters:
-        return None
-    return vmstat.summary(counters, "vm_event_states (per-CPU, summed)")
-
-
-def _zone_name(report, idx: int) -> Optional[str]:
-    for z in report.zones:
-        if z.state.index == idx:
-            return z.state.name
-    if report.zone_types and idx < len(report.zone_types):
-        return report.zone_types[idx][5:].capitalize()
-    return None
-
-
-def _summary(report, ver, orders: List[int], cz: int) -> Dict[str, Any]:
-    """Per order: passes min somewhere (allocation can succeed without
-    reclaim), passes low somewhere (no kswapd wakeup needed)."""
-    per_order = {}
-    # the zonelist is tried from the classzone downwards (Normal, DMA32, DMA)
-    idx = {z.key: (z.state.index or 0) for z in report.zones}
-    ver = dict(sorted(ver.items(), key=lambda kv: (-idx.get(kv[0], 0), kv[0][0])))
-    for o in orders:
-        min_pass = [f"{k[0]}:{k[1]}" for k, per in ver.items() if o in per and per[o]["min"].ok]
-        low_pass = [f"{k[0]}:{k[1]}" for k, per in ver.items() if o in per and per[o]["low"].ok]
-        per_order[str(o)] = {"min_pass_zones": min_pass, "low_pass_zones": low_pass,
-                             "ok": bool(min_pass)}
-    failing = [o for o in orders if not per_order[str(o)]["ok"]]
-    return {"checked_zones": [f"{k[0]}:{k[1]}" for k in ver], "per_order": per_order,
-            "ok": not failing and bool(ver), "first_failing_order": failing[0] if failing else None,
-            "unknown": not ver}
-
-
-def _verdict_line(res: Dict[str, Any], page_size: int) -> str:
-    s = res["verdict"]
-    cz = res["classzone"]["name"] or res["classzone"]["index"]
-    head = f"rule {res['rule']}, zones up to {cz}"
-    if res["alloc_flags"]:
-        head += ", flags " + "|".join(res["alloc_flags"])
-    if s["unknown"]:
-        return f"VERDICT UNKNOWN: no zone with watermarks to check ({head})"
-    zones = {f"{z['node']}:{z['zone']}": z for z in res["zones"]}
-    if res["order"] is not None:
-        o = res["order"]
-        po = s["per_order"][str(o)]
-        size = render.human_bytes(page_size << o)
-        if po["ok"]:
-            where = po["min_pass_zones"][0]
-            v = zones[where]["verdicts"][str(o)]["min"]
-            kswapd = "" if po["low_pass_zones"] else "; below low in every zone: kswapd woken"
-            return (f"PASS: order-{o} ({size}) request passes the min watermark in Node "
-                    f"{where.replace(':', ' ')} ({v['reason']}){kswapd} [{head}]")
-        parts = []
-        for key in s["checked_zones"]:
-            v = zones[key]["verdicts"][str(o)]["min"]
-            parts.append(f"Node {key.replace(':', ' ')}: {v['reason']}")
-        return (f"FAIL: order-{o} ({size}) request fails the min watermark in every zone "
-                f"[{head}]: " + "; ".join(parts))
-    first = s["first_failing_order"]
-    if first is None:
-        top = max(int(o) for o in s["per_order"])
-        return (f"PASS: every order 0..{top} passes the min watermark in some zone [{head}]")
-    return (f"FAIL: orders {first} and above (>= {render.human_bytes(page_size << first)}) "
-            f"fail the min watermark in every zone; order {first - 1} is the largest that "
-            f"passes [{head}]" if first > 0 else
-            f"FAIL: even order 0 fails the min watermark in every zone [{head}]")
-
-
 def _watch_sample(res: Dict[str, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for z in res["zones"]:
@@ -267,12 +108,40 @@ def _watch_sample(res: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def _result(args, ctx) -> Dict[str, Any]:
+    """The options and the source the arguments name, and the analysis of it."""
+    flags = _parse_flags(args.alloc_flags)
+    if args.proc and args.sos:
+        raise InputError("give either --proc DIR or --sos PATH, not both")
+    opts = FragOptions(order=args.order, classzone=args.classzone, alloc_flags=flags,
+                       migratetypes=args.migratetypes, all_zones=args.all,
+                       release=args.release, page_size=getattr(args, "page_size", None))
+    source: Any
+    if args.sos:
+        if ctx.has_target:
+            raise InputError("give either --sos PATH or a kernel (-c/-k), not both")
+        from ..sources import sosreport
+        source = sosreport.SosReport(args.sos)
+    elif args.proc:
+        if ctx.has_target:
+            raise InputError("give either --proc DIR or a kernel (-c/-k), not both")
+        source = ProcDir(args.proc)
+    else:
+        if not ctx.has_target:
+            raise InputError("nothing to read: give -c VMCORE -s VMLINUX, -k, or --proc DIR")
+        source = ctx.target()
+    res = fragmentation(source, opts, err=ctx.err)
+    if not args.proc and not args.sos and ctx.target().is_live:
+        res["live"] = watch.live_stamp(ctx.target())
+    return res
+
+
 def run(args, ctx) -> int:
     # options added for live use; callers that build args by hand may omit them
     for opt in ("watch", "count", "sys", "proc", "sos", "log"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
-    watch_mod.check_interval(args.watch, args.count)
+    watch.check_interval(args.watch, args.count)
     if args.log:
         return _run_log(args, ctx)
     if args.watch is not None:
@@ -282,19 +151,19 @@ def run(args, ctx) -> int:
         if not args.proc and ctx.has_target and not ctx.target().is_live:
             raise InputError("--watch needs a running kernel (-k, --qemu) or --proc DIR; "
                              "a dump does not change")
-        first = build(args, ctx)
+        first = _result(args, ctx)
         for e in first["errors"]:
             ctx.warn(e)
         pending = [first]
 
         def sample():
-            res = pending.pop() if pending else build(args, ctx)
+            res = pending.pop() if pending else _result(args, ctx)
             return _watch_sample(res)
 
-        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
-                               header=f"free lists of {first['source']}", json_lines=args.json,
-                               err=ctx.err)
-    res = build(args, ctx)
+        return watch.watch(sample, args.watch, ctx.out, count=args.count,
+                           header=f"free lists of {first['source']}", json_lines=args.json,
+                           err=ctx.err)
+    res = _result(args, ctx)
     for e in res["errors"]:
         ctx.warn(e)
     if args.json:
@@ -302,7 +171,7 @@ def run(args, ctx) -> int:
         return 0
     out = ctx.out
     ps = res["page_size"]
-    out.write(_verdict_line(res, ps) + "\n")
+    out.write(verdict_line(res, ps) + "\n")
     if res["rule_note"] and (res["alloc_flags"] or _newer(res)):
         # without ALLOC_* rights the candidate rules agree; with them, say it is a
         # guess; a kernel newer than any known is said to be one either way
@@ -310,9 +179,8 @@ def run(args, ctx) -> int:
     if res["page_size_source"].startswith("assumed"):
         out.write(f"PAGE SIZE: {render.human_bytes(ps)}, {res['page_size_source']}\n")
     if res["live"]:
-        out.write("LIVE: " + watch_mod.stamp_line(res["live"]) + "\n")
+        out.write("LIVE: " + watch.stamp_line(res["live"]) + "\n")
     if res.get("snapshot"):
-        from .memcgids import snapshot_label
         out.write("SNAPSHOT: " + snapshot_label(res["snapshot"]) + "\n")
     for z in res["zones"]:
         out.write("\n")
@@ -370,7 +238,7 @@ def _zone_block(out, z: Dict[str, Any], ps: int, res: Dict[str, Any], args) -> N
             if {"migratetype": m, "order": o} in z["migratetype_capped"]:
                 val = ">" + val
             row.append(val)
-        row += [fa.format_index(z["unusable_index"][o]), fa.format_index(z["extfrag_index"][o])]
+        row += [buddy.format_index(z["unusable_index"][o]), buddy.format_index(z["extfrag_index"][o])]
         if ver:
             vo = ver.get(str(o))
             row += [("PASS" if vo["low"]["ok"] else "FAIL") if vo else "-",
@@ -394,10 +262,10 @@ def _zone_block(out, z: Dict[str, Any], ps: int, res: Dict[str, Any], args) -> N
 
 def log_timeline(lines, source: str) -> Dict[str, Any]:
     """The JSON of ``frag --log``: every show_mem block of a log, per zone."""
-    from ..analysis import meminfo as mimod
+    from ..analysis import meminfo_blocks
     from ..sources import kmsg
-    entries = mimod.timeline(kmsg.extract(lines))
-    series = mimod.zone_series(entries)
+    entries = meminfo_blocks.timeline(kmsg.extract(lines))
+    series = meminfo_blocks.zone_series(entries)
     return {"source": source, "blocks": entries,
             "zones": {f"{k[0]}:{k[1]}": v for k, v in sorted(series.items())}}
 
@@ -425,7 +293,7 @@ def write_timeline(out, res: Dict[str, Any], indent: str = "") -> None:
     kinds: Dict[str, int] = {}
     for b in blocks:
         kinds[b["kind"]] = kinds.get(b["kind"], 0) + 1
-    out.write(f"{indent}{len(blocks)} Mem-Info block{'s' if len(blocks) != 1 else ''} in "
+    out.write(f"{indent}{render.plural(len(blocks), 'Mem-Info block')} in "
               f"{res['source']} ({', '.join(f'{k} x{n}' for k, n in kinds.items())})\n")
     for key, rows in res["zones"].items():
         node, zone = key.split(":", 1)

@@ -1,11 +1,10 @@
 """``memcgids``: every memory cgroup, online and dying, with its ids and kmem id anomalies."""
 
-from typing import Any, Dict
-
 from .. import render
-from .. import watch as watch_mod
+from .. import watch
 from ..analysis.memcg import ANOMALIES, memcg_scan
 from ..errors import InputError
+from ..presentation import kmem_ids_text, snapshot_label
 from ..progress import Progress
 from ..sources import cgroupfs
 
@@ -54,21 +53,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--proc", metavar="DIR", default=None,
                         help="with --sys: where to read cgroups (/proc/cgroups) from "
                              "(default /proc)")
-    parser.add_argument("--watch", type=float, metavar="SECONDS",
-                        help="live only: print the changes every SECONDS")
-    parser.add_argument("--count", type=int, metavar="N",
-                        help="with --watch: stop after N samples")
+    watch.add_arguments(parser)
 
 
 _dash = render.dash
-
-
-def kmem_ids_text(s: Dict[str, Any]) -> str:
-    """``16 in use, capacity 22 (memcg_nr_cache_ids)`` from a memcg summary;
-    ``-`` where the kernel has no such number (no per-id arrays since v5.18)."""
-    return (f"{_dash(s.get('kmem_ids_in_use'))} in use, capacity "
-            f"{_dash(s.get('kmem_id_capacity'))}"
-            + (f" ({s['kmem_id_capacity_symbol']})" if s.get("kmem_id_capacity_symbol") else ""))
 
 
 def _refs(m) -> str:
@@ -102,7 +90,7 @@ def _summary_lines(s) -> list:
         pairs.append(("NEXT RESIZE", f"{r['size']} ids, {render.human_bytes(r['bytes'])} "
                                      f"({r['bytes']} bytes) {order}, {r['what']}{fb}; {lfo_s}"))
     if s.get("live"):
-        pairs.insert(0, ("LIVE", watch_mod.stamp_line(s["live"])))
+        pairs.insert(0, ("LIVE", watch.stamp_line(s["live"])))
     if s["walk_problem"]:
         pairs.append(("WALK", "INCOMPLETE: " + s["walk_problem"]))
     for name, why in sorted(s["idr_problems"].items()):
@@ -122,7 +110,7 @@ def _live_scan(t, ctx, progress=None):
         scan.close()
         scan = memcg_scan(t, spool=True)
     if t.is_live:
-        scan.summary["live"] = watch_mod.live_stamp(t)
+        scan.summary["live"] = watch.live_stamp(t)
     return scan
 
 
@@ -131,7 +119,7 @@ def run(args, ctx) -> int:
     for opt in ("watch", "count", "sys", "proc", "sos"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
-    watch_mod.check_interval(args.watch, args.count)
+    watch.check_interval(args.watch, args.count)
     if args.sos:
         if args.sys or args.proc or args.watch is not None:
             raise InputError("--sos PATH reads the report's own sys/fs/cgroup and proc/: "
@@ -157,9 +145,9 @@ def run(args, ctx) -> int:
             return {"memcgs": s["total"], "online": s["online"], "dying": s["dying"],
                     "flagged": s["flagged"], "walk": "incomplete" if s["walk_problem"] else "ok"}
 
-        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
-                               header=f"memcgs of the {t.source}", json_lines=args.json,
-                               err=ctx.err)
+        return watch.watch(sample, args.watch, ctx.out, count=args.count,
+                           header=f"memcgs of the {t.source}", json_lines=args.json,
+                           err=ctx.err)
     prog = Progress("memcgids: memcgs read", stream=ctx.err)
     with _live_scan(t, ctx, progress=prog) as scan:
         prog.done()
@@ -235,26 +223,17 @@ def _sys_summary(s) -> str:
     return render.kv_block(pairs)
 
 
-def snapshot_label(snap) -> str:
-    """When a saved tree was taken, and how that is known."""
-    start, end = snap.get("start"), snap.get("end")
-    if not start and not end:
-        return f"time unknown ({snap.get('how')})"
-    span = end if not start else (start if end in (None, start) else f"{start} .. {end}")
-    return f"taken {span} ({snap.get('how')}); not read now"
-
-
 def _run_sys(args, ctx) -> int:
     warn = None if args.json else ctx.warn
     proc = args.proc or "/proc"
 
     def read():
         if args.sos:
-            from ..sources import sosreport
+            from ..sources import sosreport, sosviews
             sos = sosreport.SosReport(args.sos)
             for p in sos.problems:
                 ctx.warn(p)
-            return sosreport.read_cgroups(sos, warn=warn)
+            return sosviews.read_cgroups(sos, warn=warn)
         return cgroupfs.read_cgroupfs(args.sys, proc=proc, warn=warn)
 
     if args.watch is not None:
@@ -267,8 +246,8 @@ def _run_sys(args, ctx) -> int:
             return {"visible cgroups": s["visible"], "dying": s["dying"],
                     "num_cgroups (memory)": s["num_cgroups"], "root usage": s["memory_current"]}
 
-        return watch_mod.watch(sample, args.watch, ctx.out, count=args.count,
-                               header=f"cgroupfs {args.sys}", json_lines=args.json, err=ctx.err)
+        return watch.watch(sample, args.watch, ctx.out, count=args.count,
+                           header=f"cgroupfs {args.sys}", json_lines=args.json, err=ctx.err)
     report = read()
     rows = report.cgroups
     if args.dying:

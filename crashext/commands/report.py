@@ -2,6 +2,7 @@
 memcgs and the log's timeline with pictures -- for a ticket."""
 
 from ..errors import InputError
+from ..report import write_report
 
 NAME = "report"
 SUMMARY = "one self-contained HTML page: verdict, fragmentation, memcgs, log timeline"
@@ -34,30 +35,6 @@ def add_arguments(parser) -> None:
                         help="kernel release of --proc text (picks the watermark rule)")
     parser.add_argument("--kb", metavar="DIR", action="append", default=[],
                         help="extra knowledge-base directory of .toml entries (repeatable)")
-
-
-def write_report(ctx, output: str, log=None, proc=None, release=None, kb=None,
-                 crash_log=None) -> int:
-    """Assemble and write the page; prints one line saying where it went."""
-    from ..report import page
-    page.require(ctx.inside_crash)  # before any work: one line if matplotlib/Jinja2 are missing
-    from ..report import data
-    import os
-    parent = os.path.dirname(os.path.abspath(output))
-    if os.path.isdir(output) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        # before the work, not after it: a typo in -o should not cost a dump's analysis
-        why = ("is a directory" if os.path.isdir(output) else
-               "no such directory" if not os.path.isdir(parent) else "directory not writable")
-        raise InputError(f"cannot write the report to {output}: {why}")
-    if not ctx.has_target and not log and not proc and not crash_log:
-        raise InputError("nothing to report on: give -c VMCORE -s VMLINUX, -k, --qemu SOCKET, "
-                         "--log FILE or --proc DIR")
-    target = ctx.target() if ctx.has_target else None
-    d = data.assemble(target=target, log_path=log, proc_dir=proc, release=release,
-                      kb_dirs=kb or [], crash_log=crash_log, err=ctx.err)
-    size = page.write_page(d, output)
-    ctx.err.write(f"report: wrote {output} ({size // 1024} KiB)\n")
-    return 0
 
 
 def run(args, ctx) -> int:

@@ -1,17 +1,15 @@
 """``triage``: why did this kernel crash -- verdict first, then the evidence."""
 
-import argparse
 import itertools
 import os
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from .. import render
 from ..render import dash
-from .memcgids import kmem_ids_text
-from ..analysis.panic import format_location
-from ..analysis.triage import log_source, triage
+from ..analysis.evidence import TriageInputs, log_source, triage
 from ..errors import InputError
-from ..sources import kmsg, logs
+from ..presentation import MARKS, evidence_lines
+from ..sources import logs
 
 NAME = "triage"
 SUMMARY = "why the kernel crashed (or is about to): known-bug verdict, panic, allocation failures, memcgs"
@@ -65,21 +63,7 @@ def run(args, ctx) -> int:
     for opt in ("path", "sos"):
         if not hasattr(args, opt):
             setattr(args, opt, None)
-    sos_path = args.sos or args.path
-    if args.sos and args.path:
-        raise InputError("give the sosreport once: as PATH or with --sos")
-    sos = None
-    if sos_path:
-        from ..sources import sosreport
-        if args.path and not os.path.isdir(args.path) and not sosreport.is_sosreport_path(args.path):
-            if not os.path.exists(args.path):
-                raise InputError(f"{args.path}: no such file or directory")
-            raise InputError(f"{args.path}: not a sosreport directory or tar archive (a kernel "
-                             "log goes with --log FILE)")
-        if args.log or ctx.has_target:
-            raise InputError("a sosreport brings its own kernel log and system: not with --log "
-                             "or a dump")
-        sos = sosreport.SosReport(sos_path)
+    sos = _sosreport(args, ctx)
     if args.html:
         if getattr(args, "text", None):
             # the HTML page (crashext report) has no place for user-space text yet
@@ -89,10 +73,41 @@ def run(args, ctx) -> int:
             # a sosreport's parts are not wired into it yet
             raise InputError("--html does not take a sosreport yet: give its kernel log "
                              "with --log (and its proc/ with `crashext report --proc`)")
-        from .report import write_report
+        from ..report import write_report
         return write_report(ctx, args.html, log=args.log, kb=args.kb, crash_log=args.crash_log)
+    report = triage(_inputs(args, ctx, sos))
+    if args.json:
+        render.write_json(ctx.out, report)
+    elif args.markdown:
+        ctx.out.write(markdown_report(report, show_all=args.all))
+    else:
+        ctx.out.write(text_report(report, show_all=args.all))
+    return 0
+
+
+def _sosreport(args, ctx):
+    """The sosreport PATH or --sos names (None if neither), opened."""
+    sos_path = args.sos or args.path
+    if args.sos and args.path:
+        raise InputError("give the sosreport once: as PATH or with --sos")
+    if not sos_path:
+        return None
+    from ..sources import sosreport
+    if args.path and not os.path.isdir(args.path) and not sosreport.is_sosreport_path(args.path):
+        if not os.path.exists(args.path):
+            raise InputError(f"{args.path}: no such file or directory")
+        raise InputError(f"{args.path}: not a sosreport directory or tar archive (a kernel "
+                         "log goes with --log FILE)")
+    if args.log or ctx.has_target:
+        raise InputError("a sosreport brings its own kernel log and system: not with --log "
+                         "or a dump")
+    return sosreport.SosReport(sos_path)
+
+
+def _inputs(args, ctx, sos) -> TriageInputs:
+    """What the arguments name, opened in this order: a bad log or transcript
+    is refused before a dump is opened."""
     lines, log_path = log_source(args.log)
-    sos_files: List[str] = []
     if sos is not None:
         sos_files, _notes = sos.kernel_log_sources()
         if sos_files:
@@ -105,23 +120,9 @@ def run(args, ctx) -> int:
             and sos is None and texts is None:
         raise InputError("nothing to triage: give -c VMCORE -s VMLINUX, --log FILE, "
                          "--crash-log FILE, --text FILE or a sosreport")
-    if sos is not None and lines is None and log_path is None and crash_text is None:
-        report = triage(log_lines=iter(()), kb_dirs=args.kb, texts=texts)
-        report["errors"]["log"] = "the sosreport has no kernel log (sos_commands/kernel/dmesg, " \
-                                  "var/log/kern.log, var/log/messages)"
-    else:
-        report = triage(target=target, log_lines=lines, crash_text=crash_text,
-                        crash_name=args.crash_log or "crash log", kb_dirs=args.kb, texts=texts,
-                        log_path=log_path)
-    if sos is not None:
-        add_sosreport(report, sos, sos_files, ctx)
-    if args.json:
-        render.write_json(ctx.out, report)
-    elif args.markdown:
-        ctx.out.write(markdown(report, show_all=args.all))
-    else:
-        ctx.out.write(human(report, show_all=args.all))
-    return 0
+    return TriageInputs(target=target, log_lines=lines, log_path=log_path,
+                        crash_text=crash_text, crash_name=args.crash_log or "crash log",
+                        kb_dirs=args.kb, texts=texts, sos=sos)
 
 
 #: a sosreport's user-space text: the memory hierarchy's cgroup count, and the
@@ -150,126 +151,7 @@ def _texts(paths: List[str], sos) -> Optional[Iterator[str]]:
     return itertools.chain.from_iterable(parts) if parts else None
 
 
-def _oom_and_showmem(mem: Dict[str, Any]) -> List[str]:
-    """OOM reports, show_mem dumps and the free-memory timeline, as lines."""
-    out: List[str] = []
-    ooms = mem.get("oom_reports") or []
-    for v in ooms[:_SHOW_FAILURES]:
-        g = v["gfp"]
-        names = "|".join(g["names"] or g["printed"] or [])
-        out.append(f"[{v['when']}] {v['comm']} invoked the OOM killer ({v['scope']}): order "
-                   f"{dash(v['order'])}, gfp_mask {dash(g['mask'])}"
-                   + (f" ({names})" if names else "")
-                   + f", oom_score_adj {dash(v['oom_score_adj'])}")
-        if v["killed"]:
-            k = v["killed"]
-            rss = sum(k["kb"].get(x, 0) for x in ("anon-rss", "file-rss", "shmem-rss"))
-            out.append(f"  killed {k['pid']} ({k['comm']})"
-                       + (f", rss {render.human_bytes(rss * 1024)}" if k["kb"] else ""))
-        m = (v["memcg"] or {}).get("counters", {}).get("memory")
-        if m:
-            out.append(f"  memcg {v['memcg']['path'] or '?'}: usage {dash(m['usage_kb'])} kB, "
-                       f"limit {dash(m['limit_kb'])} kB, failcnt {dash(m['failcnt'])}")
-        if v["conclusion"]:
-            out.append(f"  verdict: {v['conclusion']}")
-        for z in v["verdicts"]:
-            d = z["verdict"]
-            out.append(f"    Node {z['node']} {z['zone']:<8} {'ok  ' if d['ok'] else 'FAIL'} "
-                       f"{d['reason']}")
-    if len(ooms) > _SHOW_FAILURES:
-        out.append(f"... and {len(ooms) - _SHOW_FAILURES} more OOM report(s) (allocfail -v)")
-    for v in (mem.get("show_mem") or [])[:_SHOW_FAILURES]:
-        zones = "; ".join(f"{z['zone']} free {dash(z['free_kb'])} kB, largest order "
-                          f"{dash(z['largest_free_order'])}" for z in v["zones"])
-        out.append(f"[{v['when']}] {v['kind']} Mem-Info: {zones or 'no zone lines'}")
-    tl = mem.get("mem_info_timeline") or []
-    if len(tl) > 1:
-        per: Dict[str, List[str]] = {}
-        for e in tl:
-            for z in e["zones"]:
-                per.setdefault(f"Node {z['node']} {z['zone']}", []).append(
-                    "-" if z["largest_free_order"] is None else str(z["largest_free_order"]))
-        out.append(f"largest free order at each of the {len(tl)} Mem-Info blocks "
-                   "(frag --log shows the timeline):")
-        for k, v in per.items():
-            out.append(f"  {k}: " + " -> ".join(v))
-    return out
-
-
 # -- a sosreport: when it was taken, what it lacks, the memory state in its /proc ----
-
-def add_sosreport(report: Dict[str, Any], sos, log_files: List[str], ctx) -> None:
-    """Add the ``sosreport`` section (snapshot time, parts present and
-    missing, the /proc memory state with frag's verdict, compaction and
-    reclaim counters, cgroups) and fill the system facts the log lacked."""
-    from . import frag as fragcmd
-    from ..errors import CrashextError
-    from ..sources import sosreport
-    files, notes = sos.kernel_log_sources()
-    sec: Dict[str, Any] = {"path": sos.path, "kind": sos.kind, "taken": sos.taken,
-                           "label": sos.taken_label(), "release": sos.release(),
-                           "hostname": sos.hostname(), "missing": sos.missing(),
-                           "log_files": files, "log_notes": notes, "frag": None,
-                           "reclaim": None, "cgroups": None, "errors": {}}
-    fargs = argparse.Namespace(order=None, migratetypes=False, all=False, proc=None,
-                               sos=sos.path, sos_report=sos, release=None, classzone=None,
-                               alloc_flags="", watch=None, count=None, log=None)
-    try:
-        res = fragcmd.build(fargs, ctx)
-        sec["frag"] = {"verdict": fragcmd._verdict_line(res, res["page_size"]),
-                       "rule": res["rule"], "summary": res["verdict"],
-                       "zones": [{"node": z["node"], "zone": z["zone"],
-                                  "free_pages": z["free_pages"],
-                                  "min": z["watermark"]["min"],
-                                  "largest_free_order": max(
-                                      [o for o, n in enumerate(z["nr_free"]) if n] or [-1]),
-                                  "nr_free": z["nr_free"]} for z in res["zones"]],
-                       "errors": res["errors"]}
-        sec["reclaim"] = res.get("reclaim")
-    except CrashextError as exc:
-        sec["errors"]["frag"] = str(exc)
-    sec["meminfo"], sec["slab_top"] = _sos_memory(sos, sec["errors"])
-    try:
-        cg = sosreport.read_cgroups(sos)
-        sec["cgroups"] = cg.summary
-    except CrashextError as exc:
-        sec["errors"]["cgroups"] = str(exc)
-    sec["problems"] = list(sos.problems)
-    report["sosreport"] = sec
-    report["sources"].append(f"sosreport {sos.path}")
-    system = report["system"]
-    if system.get("release") is None and sec["release"]:
-        system["release"] = sec["release"]
-        system["sources"]["release"] = "sosreport uname"
-    if system.get("nodename") is None and sec["hostname"]:
-        system["nodename"] = sec["hostname"]
-        system["sources"]["nodename"] = "sosreport uname"
-
-
-_MEMINFO_KEYS = ("MemTotal", "MemFree", "MemAvailable", "Slab", "SReclaimable", "SUnreclaim",
-                 "AnonPages", "Cached", "Shmem", "PageTables", "KernelStack", "VmallocUsed")
-
-
-def _sos_memory(sos, errors: Dict[str, str]):
-    """/proc/meminfo's main lines and the five largest slab caches."""
-    from ..errors import CrashextError
-    from ..sources import procfs
-    mi = top = None
-    text = sos.read("proc/meminfo")
-    if text:
-        try:
-            full = procfs.parse_meminfo(text, "proc/meminfo")
-            mi = {k: full[k] for k in _MEMINFO_KEYS if k in full}
-        except CrashextError as exc:
-            errors["meminfo"] = str(exc)
-    text = sos.read("proc/slabinfo")
-    if text:
-        try:
-            caches = procfs.parse_slabinfo(text, "proc/slabinfo")
-            top = sorted(caches, key=lambda c: (-c["bytes"], c["name"]))[:5]
-        except CrashextError as exc:
-            errors["slabinfo"] = str(exc)
-    return mi, top
 
 
 def _sos_lines(sec: Dict[str, Any]) -> List[str]:
@@ -312,9 +194,6 @@ def _sos_lines(sec: Dict[str, Any]) -> List[str]:
 
 # -- rendering ------------------------------------------------------------------
 
-_MARK = {"matched": "+", "unmatched": "-", "unknown": "?"}
-_SHOW_FAILURES = 10   # failures shown with their verdict; JSON has every kept one
-
 
 def _bytes(v) -> str:
     return render.human_bytes(v) if isinstance(v, (int, float)) else (v or "-")
@@ -329,17 +208,6 @@ def _system_rows(s: Dict[str, Any]) -> List[tuple]:
             ("PANIC", f'"{s["panic"]}"' if s.get("panic") else "-")]
 
 
-def _frame_text(f: Dict[str, Any]) -> str:
-    loc = format_location(f)
-    if f.get("pc") is not None and f.get("function"):
-        loc += f"  ({f['pc']:#x})"
-    if f.get("module"):
-        loc += f" [{f['module']}]"
-    if f.get("reliable") is False:
-        loc = "? " + loc
-    return loc
-
-
 def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
     lines = []
     checked = f"{m['matched_weight']:g}/{m['checked_weight']:g} of checked weight"
@@ -352,7 +220,7 @@ def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
         if md:
             lines.append(f"- `{e['status']}` {e['element']}{req}: {e['detail']}")
         else:
-            lines.append(f"  [{_MARK[e['status']]}] {e['element']}{req}: {e['detail']}")
+            lines.append(f"  [{MARKS[e['status']]}] {e['element']}{req}: {e['detail']}")
     lines.append(("**What it means:** " if md else "meaning: ") + m["meaning"])
     lines.append(("**Fixed in:** " if md else "fixed in: ")
                  + (", ".join(m["fixed_in"]) if m["fixed_in"] else "no fixed release known"))
@@ -375,71 +243,6 @@ def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
     return lines
 
 
-def _evidence(report: Dict[str, Any]) -> Dict[str, List[str]]:
-    """Panic and memory sections as lines (shared by both renderings)."""
-    out: Dict[str, List[str]] = {"panic": [], "memory": []}
-    p = report.get("panic")
-    if p:
-        task = "-"
-        if p.get("pid") is not None or p.get("comm"):
-            task = f"PID {p.get('pid', '?')} \"{p.get('comm') or '?'}\" on CPU {p.get('cpu', '?')}"
-            if p.get("task"):
-                task += f" (task {p['task']:#x})"
-        out["panic"].append(f"task: {task}  [from {p['source']}]")
-        out["panic"].append(f"exception RIP: {format_location(p.get('rip'))}")
-        if p.get("frames"):
-            out["panic"].append("backtrace:")
-            for i, f in enumerate(p["frames"]):
-                tag = "  <exception>" if f.get("exception") else ""
-                out["panic"].append(f"  #{i:<2} {_frame_text(f)}{tag}")
-        for k, v in p.get("errors", {}).items():
-            out["panic"].append(f"({k}: {v})")
-        if report["system"].get("crash_warning"):
-            out["panic"].append(f"crash warned: {report['system']['crash_warning']}")
-    else:
-        out["panic"].append("no panic information")
-    mem = report["memory"]
-    shown = list(zip(mem["allocation_failures"], mem["zone_verdicts"]))
-    more = len(shown) - _SHOW_FAILURES + (mem.get("failures_not_kept") or 0)
-    for f, zv in shown[:_SHOW_FAILURES]:
-        when = f"[{f['time']:.6f}] " if f.get("time") is not None else ""
-        who = f"{f['comm']}" + (f" (PID {f['pid']}, CPU {f['cpu']})" if f.get("pid") is not None else "")
-        what = ("vmalloc failure, " + kmsg.vmalloc_size_text(f.get("size"), f.get("allocated"))
-                if f.get("kind") == "vmalloc"
-                else f"page allocation failure, order {f['order']}")
-        out["memory"].append(f"{when}{who}: {what}, mode {f['mode'] or '?'}"
-                             + (f" ({f['flags']})" if f.get("flags") else ""))
-        chain = [x["function"] for x in f["frames"]][:16]
-        if chain:
-            out["memory"].append("  via " + " <- ".join(chain))
-        if f.get("caller"):
-            out["memory"].append(f"  caller: {f['caller']}"
-                                 + (f" -- {f['caller_why']}" if f.get("caller_why") else ""))
-        if zv.get("conclusion"):
-            out["memory"].append(f"  verdict: {zv['conclusion']}")
-        for z in zv.get("zones", []):
-            out["memory"].append(f"    Node {z['node']} {z['zone']:<8} "
-                                 f"{'ok  ' if z['ok'] else 'FAIL'} largest free order "
-                                 f"{dash(z['largest_free_order'])}: {z['reason']}")
-        if zv.get("error"):
-            out["memory"].append(f"  verdict: unavailable ({zv['error']})")
-    if more > 0:
-        out["memory"].append(f"... and {more} more allocation failure(s) (allocfail lists them all)")
-    out["memory"] += _oom_and_showmem(mem)
-    mc = mem.get("memcg")
-    if mc:
-        s = mc["summary"]
-        out["memory"].append(f"memcgs: {dash(s.get('total'))} ({dash(s.get('online'))} online, "
-                             f"{dash(s.get('dying'))} dying), kmem ids {kmem_ids_text(s)}")
-        for c in mc["codes"]:
-            out["memory"].append(f"  anomaly {c}: {mc['explanations'].get(c) or ''}".rstrip(": "))
-    for k, v in mem["errors"].items():
-        out["memory"].append(f"({k}: {v})")
-    if not out["memory"]:
-        out["memory"].append("no allocation failures in the log")
-    return out
-
-
 def _event_line(v: Dict[str, Any]) -> List[str]:
     """The diagnosis class when the headline names something else (an entry)."""
     d = v.get("diagnosis")
@@ -454,13 +257,13 @@ def _at_risk_lines(a: Dict[str, Any], md: bool) -> List[str]:
     for e in pre["elements"]:
         req = " (required)" if e["required"] else ""
         out.append(f"- `{e['status']}` {e['element']}{req}: {e['detail']}" if md
-                   else f"  [{_MARK[e['status']]}] {e['element']}{req}: {e['detail']}")
+                   else f"  [{MARKS[e['status']]}] {e['element']}{req}: {e['detail']}")
     m = dict(a, elements=[])
     return out + ([""] if md else []) + [ln for ln in _match_lines(m, md)
                                          if not ln.startswith(("score", "why", "**Why"))]
 
 
-def human(report: Dict[str, Any], show_all: bool = False) -> str:
+def text_report(report: Dict[str, Any], show_all: bool = False) -> str:
     v = report["verdict"]
     lines = [f"VERDICT: {v['headline']}"] + _event_line(v) + [""]
     risk: List[str] = []
@@ -491,7 +294,7 @@ def human(report: Dict[str, Any], show_all: bool = False) -> str:
     lines.append("SYSTEM")
     lines.append(render.kv_block(_system_rows(report["system"])))
     lines.append("")
-    ev = _evidence(report)
+    ev = evidence_lines(report)
     lines.append("PANIC")
     lines += ["  " + ln for ln in ev["panic"]]
     lines.append("")
@@ -511,7 +314,7 @@ def human(report: Dict[str, Any], show_all: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
+def markdown_report(report: Dict[str, Any], show_all: bool = False) -> str:
     v = report["verdict"]
     lines = ["## Kernel crash triage", "", f"**Verdict:** {v['headline']}", ""]
     lines += [f"**Event:** {ln[len('EVENT: '):]}" for ln in _event_line(v)]
@@ -538,7 +341,7 @@ def markdown(report: Dict[str, Any], show_all: bool = False) -> str:
         lines.append("")
     lines += ["### System", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {str(val).replace('|', '/')} |" for k, val in _system_rows(report["system"])]
-    ev = _evidence(report)
+    ev = evidence_lines(report)
     lines += ["", "### Panic", "", "```"] + ev["panic"] + ["```", "", "### Memory", "", "```"]
     lines += ev["memory"] + ["```"]
     if report.get("sosreport"):

@@ -30,12 +30,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ..analysis import frag as fa
+from ..analysis import buddy_read
 from ..analysis.memcg import memcg_scan
 from ..errors import CrashextError
 from ..sources import cgroupfs
 from ..sources.procfs import ProcDir
-from . import families as fam
+from . import families
 
 __all__ = ["Collector", "KernelCache", "Background", "SOURCES"]
 
@@ -45,9 +45,9 @@ SOURCES = ("cgroupfs", "buddy", "vmstat", "kernel", "log")
 class _Partial(Exception):
     """A source read, but with problems: its families are kept."""
 
-    def __init__(self, families: List, problems: List[str]) -> None:
+    def __init__(self, kept: List, problems: List[str]) -> None:
         super().__init__("; ".join(problems))
-        self.families = families
+        self.families = kept
 
 
 def _one_line(exc: BaseException) -> str:
@@ -64,7 +64,7 @@ def _memcg_counts(t) -> Tuple[Dict[str, Any], Any]:
     the rows kept in a temporary file while counted: an exporter on a host
     with tens of thousands of memcgs keeps counts between scrapes, not rows."""
     with memcg_scan(t, spool=True) as scan:
-        return scan.summary, fam.kernel_memcg_counts(scan.rows())
+        return scan.summary, families.kernel_memcg_counts(scan.rows())
 
 
 class KernelCache:
@@ -94,9 +94,7 @@ class KernelCache:
                 memcg = _memcg_counts(t)  # a memcg freed mid-walk: once more
             fr = None
             if self.frag:
-                fr = fa.from_target(t, progress=False)
-                if t.is_live and any(z.walk_errors for z in fr.zones):
-                    fr = fa.from_target(t, progress=False)
+                fr = buddy_read.from_target(t, progress=False)
             data = {"memcg": memcg, "frag": fr, "release": t.release, "source": t.source}
             with self._lock:
                 self.data, self.error = data, None
@@ -218,7 +216,7 @@ class Collector:
             rep = self.cgroupfs_bg.get()
         else:
             rep = self._read_cgroupfs()
-        out = fam.cgroupfs_families(rep, self.top)
+        out = families.cgroupfs_families(rep, self.top)
         problems += rep.summary["errors"]
         if rep.summary["walk_problem"]:
             problems.append(rep.summary["walk_problem"])
@@ -227,11 +225,11 @@ class Collector:
         return out
 
     def _buddy(self) -> List:
-        rep = fa.from_proc(ProcDir(self.proc), release=self.release)
+        rep = buddy_read.from_proc(ProcDir(self.proc), release=self.release)
         if not rep.zones:
             raise CrashextError(f"{self.proc}: no populated zones in buddyinfo")
         self._info = (rep.release, rep.rule, rep.source)
-        out = fam.frag_families(rep)
+        out = families.frag_families(rep)
         if rep.errors:
             raise _Partial(out, rep.errors)
         return out
@@ -240,7 +238,7 @@ class Collector:
         text = ProcDir(self.proc).read("vmstat")
         if text is None:
             raise CrashextError(f"{self.proc}/vmstat: missing or unreadable")
-        return fam.vmstat_families(fam.parse_vmstat(text))
+        return families.vmstat_families(families.parse_vmstat(text))
 
     def _kernel(self) -> List:
         data, error, read_at, secs = self.kernel.get()
@@ -256,9 +254,9 @@ class Collector:
         if data is None:
             raise _Partial(out, [error or "kernel not read yet"])
         summary, counts = data["memcg"]
-        out += fam.kernel_memcg_families(summary, counts, self.top)
+        out += families.kernel_memcg_families(summary, counts, self.top)
         if data["frag"] is not None:
-            out += fam.frag_families(data["frag"])
+            out += families.frag_families(data["frag"])
             self._info = (data["release"], data["frag"].rule, data["source"])
         elif self._info is None:
             self._info = (data["release"], None, data["source"])
@@ -274,7 +272,7 @@ class Collector:
         if self.log.problem and not snap["lines"]:
             # nothing read at all: zero counts would claim a quiet log
             raise CrashextError(self.log.problem)
-        out = fam.log_families(snap)
+        out = families.log_families(snap)
         if self.log.problem:
             raise _Partial(out, [self.log.problem])
         return out
@@ -306,7 +304,7 @@ class Collector:
                     self.errors[source] += 1
                     self._say(source, _one_line(exc))
             if self._info is not None:
-                out.append(fam.kernel_info_family(*self._info))
+                out.append(families.kernel_info_family(*self._info))
             err = CounterMetricFamily("crashext_exporter_scrape_errors",
                                       "Scrapes in which a source could not be read in full, "
                                       "by source", labels=["source"])

@@ -17,9 +17,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
-from .. import gfp as gfpmod
-from ..analysis import frag as fa
-from ..analysis import allocflags as afl
+from .. import gfp
+from ..analysis import buddy
+from ..analysis import allocflags
 from ..analysis.vmstat import parse_vmstat  # noqa: F401  (one /proc/vmstat reader; collector uses it here)
 from ..analysis.memcg import ANOMALIES
 from ..sources.cgroupfs import MEM_CGROUP_ID_MAX, CgroupfsReport
@@ -171,19 +171,19 @@ def gfp_flags(release: Optional[str], rule: str, cls: str, order: int,
     the rights from :func:`crashext.analysis.allocflags.alloc_flags` (the
     one place that follows gfp_to_alloc_flags() across versions).  Without
     a release the generation of the watermark ``rule`` is taken."""
-    table, _how = gfpmod.table_for_release(release)
+    table, _how = gfp.table_for_release(release)
     mask = dict(table.names)[cls]
     gen = None
     if release:
         try:
-            gen = afl.generation(release, uts_version).name
+            gen = allocflags.generation(release, uts_version).name
         except ValueError:
             gen = None
-    return afl.alloc_flags(mask, order, table, gen or rule).kwargs()
+    return allocflags.alloc_flags(mask, order, table, gen or rule).kwargs()
 
 
-def frag_families(rep: "fa.FragReport") -> List:
-    """From a :class:`~crashext.analysis.frag.FragReport` (``/proc`` text or drgn)."""
+def frag_families(rep: "buddy.FragReport") -> List:
+    """From a :class:`~crashext.analysis.buddy.FragReport` (``/proc`` text or drgn)."""
     ps = rep.page_size
     blocks = GaugeMetricFamily("crashext_buddy_free_blocks",
                                "Free blocks in the buddy allocator per zone and order "
@@ -219,8 +219,8 @@ def frag_families(rep: "fa.FragReport") -> List:
         lab = [str(st.node), st.name]
         for o, n in enumerate(st.nr_free):
             blocks.add_metric(lab + [str(o)], n)
-            unusable.add_metric(lab + [str(o)], fa.unusable_index(st.nr_free, o) / 1000.0)
-            extfrag.add_metric(lab + [str(o)], fa.fragmentation_index(st.nr_free, o) / 1000.0)
+            unusable.add_metric(lab + [str(o)], buddy.unusable_index(st.nr_free, o) / 1000.0)
+            extfrag.add_metric(lab + [str(o)], buddy.fragmentation_index(st.nr_free, o) / 1000.0)
         for mt, counts in sorted((st.free_by_mt or {}).items()):
             for o, n in enumerate(counts):
                 bymt.add_metric(lab + [str(o), _mt_label(mt)], n)
@@ -233,7 +233,7 @@ def frag_families(rep: "fa.FragReport") -> List:
                 marks.add_metric(lab + [k], v * ps)
     fams = [blocks, bymt, unusable, extfrag, free, managed, marks]
     try:
-        cz = fa.classzone_index(rep, None)
+        cz = buddy.classzone_index(rep, None)
     except Exception:  # no zones to pick from: no verdicts
         return fams
     best = -1
@@ -248,7 +248,7 @@ def frag_families(rep: "fa.FragReport") -> List:
     return fams
 
 
-def _verdict_families(rep: "fa.FragReport", cz: int) -> List:
+def _verdict_families(rep: "buddy.FragReport", cz: int) -> List:
     ok = GaugeMetricFamily("crashext_watermark_ok",
                            "1 if an order-N request of the GFP class would pass the min "
                            "watermark in some zone it may use, now (the kernel's "
@@ -260,8 +260,8 @@ def _verdict_families(rep: "fa.FragReport", cz: int) -> List:
     orders = list(range(min(rep.orders, MAX_VERDICT_ORDER + 1)))
     for cls in GFP_CLASSES:
         for o in orders:
-            ver = fa.verdicts(rep, [o], cz, marks=("min",), **gfp_flags(rep.release, rep.rule,
-                                                                         cls, o, rep.uts_version))
+            ver = buddy.verdicts(rep, [o], cz, marks=("min",),
+                                 **gfp_flags(rep.release, rep.rule, cls, o, rep.uts_version))
             if not ver:
                 continue
             passing = False

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import CrashextError
+# an entry's affected ranges, kernel release parsing and comparison (re-exported here)
+from .releases import Affected, compare_releases, release_affected, split_release
 
 __all__ = ["KbError", "Entry", "Signature", "LogPattern", "DumpPredicate", "Affected",
            "Reference", "Fix", "Precursor", "load_kb", "load_file", "default_dirs",
@@ -107,15 +109,6 @@ class Signature:
     frames_optional: List[str] = field(default_factory=list)
     log: List[LogPattern] = field(default_factory=list)
     dump: List[DumpPredicate] = field(default_factory=list)
-
-
-@dataclass
-class Affected:
-    family: str                 # "rhel" | "upstream"
-    dist: Optional[str] = None  # rhel: the dist tag, e.g. "el7"
-    since: Optional[str] = None  # first affected release (inclusive)
-    before: Optional[str] = None  # first fixed release (exclusive bound)
-    note: str = ""
 
 
 @dataclass
@@ -492,7 +485,3 @@ def load_kb(extra_dirs: Optional[Sequence[str]] = None, builtin: bool = True,
         if problems is not None:
             problems.extend(f"skipped: {exc}" for exc in bad)
     return entries
-
-
-# kernel release parsing and comparison live in releases.py (re-exported here)
-from .releases import compare_releases, release_affected, split_release  # noqa: E402,F401

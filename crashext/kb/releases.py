@@ -3,12 +3,21 @@ RHEL-style ``VER-REL.elN`` packages (rpm's version comparison), and whether
 a release falls in an entry's affected ranges."""
 
 import re
-from typing import Optional, Sequence, Tuple, TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
-if TYPE_CHECKING:  # pragma: no cover
-    from . import Affected
+__all__ = ["Affected", "split_release", "compare_releases", "release_affected"]
 
-__all__ = ["split_release", "compare_releases", "release_affected"]
+
+@dataclass
+class Affected:
+    """One ``[[affected]]`` range of a knowledge-base entry."""
+
+    family: str                 # "rhel" | "upstream"
+    dist: Optional[str] = None  # rhel: the dist tag, e.g. "el7"
+    since: Optional[str] = None  # first affected release (inclusive)
+    before: Optional[str] = None  # first fixed release (exclusive bound)
+    note: str = ""
 
 _ARCH = re.compile(r"\.(x86_64|aarch64|ppc64le|ppc64|s390x|i686|noarch)$")
 _RHEL = re.compile(r"^(?P<ver>\d+(?:\.\d+)*)-(?P<rel>[0-9][0-9A-Za-z._~+]*?)$")
@@ -74,7 +83,7 @@ def compare_releases(a: str, b: str) -> int:
     return _rpmvercmp(pa[1], pb[1])
 
 
-def release_affected(release: Optional[str], ranges: Sequence["Affected"]) -> Tuple[str, str]:
+def release_affected(release: Optional[str], ranges: Sequence[Affected]) -> Tuple[str, str]:
     """Whether ``release`` falls in one of ``ranges``: (status, why).
 
     status is ``"matched"`` (in a range), ``"unmatched"`` (in none) or

@@ -276,9 +276,9 @@ def check_vmlinux_file(path: str) -> VmlinuxInfo:
 def check_pair(core: str, vmlinux: str) -> DumpInfo:
     """Check that ``vmlinux`` is the kernel that wrote ``core``.
 
-    Compares build-ids where VMCOREINFO has one (Linux 5.9+, commit
-    0935288c6e00 "kdump: append kernel build-id string to VMCOREINFO"), and
-    the release strings otherwise.
+    Compares build-ids where VMCOREINFO has one (since Linux kernel commit
+    0935288c6e00 ("kdump: append kernel build-id string to VMCOREINFO") (in
+    v5.9)), and the release strings otherwise.
     """
     dump = read_dump_info(core)
     vm = check_vmlinux_file(vmlinux)

@@ -75,17 +75,19 @@ def idr_entries(t: Target, idr: KObj, node_limit: int = 1 << 20) -> IdrWalk:
 
     - v4.20+: ``idr_rt`` is a ``struct xarray``; ``xa_head`` and node slots
       hold internal entries tagged ``(entry & 3) == 2``, nodes being those
-      above 4096 (include/linux/xarray.h, ``xa_is_node``, v4.20 commit
-      f8d5d0cc145c "xarray: Add definition of struct xarray").
+      above 4096 (include/linux/xarray.h, ``xa_is_node``): since Linux kernel
+      commit f8d5d0cc145c ("xarray: Add definition of struct xarray") (in
+      v4.20).
     - v4.11-v4.19: ``idr_rt`` is a ``struct radix_tree_root`` whose ``rnode``
       and slots tag nodes with ``RADIX_TREE_INTERNAL_NODE`` = 1
-      (include/linux/radix-tree.h v4.11, commit 0a835c4f090a "Reimplement IDR
-      and IDA using the radix tree").
+      (include/linux/radix-tree.h): since Linux kernel commit 0a835c4f090a
+      ("Reimplement IDR and IDA using the radix tree") (in v4.11).
     - v3.9-v4.10: the layered idr: ``top`` with ``layers``; each
       ``struct idr_layer`` has ``ary[1 << IDR_BITS]`` and ``layer`` (0 for
       leaves) (lib/idr.c and include/linux/idr.h v3.10).
 
-    ``idr_base`` (v4.16+, commit 6ce711f27500) is added to every index.
+    ``idr_base`` is added to every index since Linux kernel commit
+    6ce711f27500 ("idr: Make 1-based IDRs more efficient") (in v4.16).
     """
     w = IdrWalk()
     if t.has_member("struct idr", "idr_rt"):

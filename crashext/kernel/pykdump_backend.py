@@ -408,7 +408,8 @@ class PykdumpTarget(Target):
 
     # -- per-CPU ---------------------------------------------------------------
     def possible_cpus(self) -> List[int]:
-        # the mask became __cpu_possible_mask in v4.5 (commit 5aec01b83472)
+        # Since Linux kernel commit 5aec01b834fd ("kernel/cpu.c: eliminate
+        # cpu_*_mask") (in v4.5) the mask is __cpu_possible_mask
         name = "__cpu_possible_mask" if self.has_symbol("__cpu_possible_mask") else "cpu_possible_mask"
         mask = self.symbol(name)
         if mask._is_pointer():  # type: ignore[attr-defined]
@@ -437,7 +438,7 @@ class PykdumpTarget(Target):
         # crash's own unwinder: `bt` of the panic task (the default context),
         # run once per session: crashed_task() and backtrace() both need it
         if self._bt_cache is None:
-            from ..analysis.panic import parse_crash_session
+            from ..sources.crashlog import parse_crash_session
             from ..errors import InputError
             try:
                 parsed = parse_crash_session(self.command("bt"), "crash bt")
@@ -468,7 +469,7 @@ class PykdumpTarget(Target):
                      "inline": False}
             if frame["pc"] is not None:
                 # `dis -l ADDR 1` names the source line of the exception RIP
-                from ..analysis.panic import kernel_source_path, parse_crash_session
+                from ..sources.crashlog import kernel_source_path, parse_crash_session
                 try:
                     dis = parse_crash_session(self.command(f"dis -l {frame['pc']:#x} 1"), "dis")["dis"]
                 except CrashextError:

@@ -190,15 +190,7 @@ class Walk:
         blocks = self.cache if self.cache is not None else BlockCache(self.target)
         head = self.head
         node = blocks.word(head)
-        if blocks.native is None or node is None:
-            # the block bytes must decode as the backend's own pointer read;
-            # a shared cache checks that once (the byte order is the kernel's)
-            native = node == self._read(head)
-            if node is not None:
-                blocks.native = native
-        else:
-            native = blocks.native
-        if not native:
+        if not self._native(blocks, node):
             # not so (a big-endian kernel, or the head unreadable): walk with
             # the backend's reads instead
             yield from self._iter_list()
@@ -222,14 +214,7 @@ class Walk:
         while node != head:
             if count >= check:
                 if count >= limit:
-                    # the set-based walk names a NULL next and a revisit before the bound
-                    back = blocks.word(node + _PTR) if node else None
-                    if not node:
-                        self._stop(prev, f"NULL next pointer at {prev:#x}")
-                    elif back != prev and self._seen_before(blocks, node, count - start):
-                        self._stop(prev, f"cycle: node {node:#x} visited twice")
-                    else:
-                        self._stop(prev, f"more than {limit} nodes")
+                    self._over_limit(blocks, prev, node, count - start)
                     break
                 progress.step(count - stepped)
                 stepped = count
@@ -272,6 +257,28 @@ class Walk:
                 self._stop(prev, f"list head {head:#x} prev does not point to the last node")
         if progress is not None and count > stepped:
             progress.step(count - stepped)
+
+    def _native(self, blocks: BlockCache, first: Optional[int]) -> bool:
+        """Whether the block bytes decode as the backend's own pointer read
+        (``first``: the head's next pointer from the blocks); a shared cache
+        checks that once (the byte order is the kernel's)."""
+        if blocks.native is not None and first is not None:
+            return blocks.native
+        native = first == self._read(self.head)
+        if first is not None:
+            blocks.native = native
+        return native
+
+    def _over_limit(self, blocks: BlockCache, prev: int, node: int, n: int) -> None:
+        """The walk reached its bound at ``node`` after ``n`` nodes: the
+        set-based walk names a NULL next and a revisit before the bound."""
+        back = blocks.word(node + _PTR) if node else None
+        if not node:
+            self._stop(prev, f"NULL next pointer at {prev:#x}")
+        elif back != prev and self._seen_before(blocks, node, n):
+            self._stop(prev, f"cycle: node {node:#x} visited twice")
+        else:
+            self._stop(prev, f"more than {self.limit} nodes")
 
     def _bad_pointer(self, prev_node: int, ptr: Optional[int]) -> bool:
         if ptr is None:

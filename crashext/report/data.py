@@ -1,19 +1,19 @@
 """What the HTML report shows, as plain data (no plotting, no HTML).
 
-:func:`assemble` runs the analyses once -- :func:`crashext.analysis.triage.triage`
+:func:`assemble` runs the analyses once -- :func:`crashext.analysis.evidence.triage`
 for the verdict, system, panic, allocation failures and memcgs (its result
-dict is used through its existing keys), :mod:`crashext.analysis.frag` for
+dict is used through its existing keys), :mod:`crashext.analysis.buddy_read` for
 the free lists -- and adds what only the report shows: per-order watermark
 passes for every zone, the log's events on one time axis and the largest
 free order each Mem-Info block printed.
 
 Where the fragmentation numbers come from, first that applies:
 
-- ``--proc DIR``: buddyinfo, zoneinfo, pagetypeinfo (:func:`frag.from_proc`);
+- ``--proc DIR``: buddyinfo, zoneinfo, pagetypeinfo (:func:`buddy_read.from_proc`);
 - a kernel (dump, live, QEMU): the zones and, walked, the free lists per
-  migrate type (:func:`frag.from_target`);
+  migrate type (:func:`buddy_read.from_target`);
 - a log: the Mem-Info block of the last allocation failure that printed
-  one (zone and buddy lines, :func:`allocfail.mem_info_zones`); the buddy
+  one (zone and buddy lines, :func:`zonecheck.mem_info_zones`); the buddy
   line's letters tell only which migrate types had free blocks, so the
   bars are not split by type there.
 
@@ -23,16 +23,17 @@ reason in place of the picture.
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..analysis import allocfail as allocmod
-from ..analysis import frag as fa
-from ..analysis.triage import log_source, triage
+from ..analysis import allocreport
+from ..analysis import buddy, buddy_read
+from ..analysis import zonecheck
+from ..analysis.evidence import TriageInputs, log_source, triage
 from ..analysis.watermark import rule_for_release
 from ..errors import CrashextError, InputError
 from ..kernel.target import Target
 from ..sources import kmsg, logs
 from ..sources.procfs import ProcDir
 
-__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section", "printk_time",
+__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section",
            "TOP_PARENTS"]
 
 #: dying-memcg parents shown (the page aggregates; JSON of memcgids lists every memcg)
@@ -53,14 +54,14 @@ def assemble(target: Optional[Target] = None, log_path: Optional[str] = None,
         raise InputError("give either --proc DIR or a kernel (-c/-k/--qemu), not both")
     tri: Optional[Dict[str, Any]] = None
     tri_why = None
-    sink: List[allocmod.AllocReport] = []
+    sink: List[allocreport.AllocReport] = []
     if target is not None or log_path is not None or crash_log is not None:
         lines, path = log_source(log_path)
         crash_text = ("\n".join(logs.checked_lines(crash_log, "crash session transcript"))
                       if crash_log else None)
-        tri = triage(target=target, log_lines=lines, crash_text=crash_text,
-                     crash_name=crash_log or "crash log", kb_dirs=kb_dirs, log_sink=sink,
-                     log_path=path)
+        tri = triage(TriageInputs(target=target, log_lines=lines, crash_text=crash_text,
+                                  crash_name=crash_log or "crash log", kb_dirs=kb_dirs,
+                                  log_sink=sink, log_path=path))
     else:
         tri_why = "the verdict needs a dump or a kernel log (--proc gives only fragmentation)"
     rep = sink[0] if sink else None
@@ -91,13 +92,13 @@ def _failed_order(tri: Optional[Dict[str, Any]]) -> Optional[int]:
 
 # -- fragmentation ---------------------------------------------------------------
 
-def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Optional[int], str]:
+def _log_frag(rep: "allocreport.AllocReport") -> Tuple[Optional[buddy.FragReport], Optional[int], str]:
     """A FragReport of the last failure's Mem-Info block, its class zone, and why not."""
     for view in reversed(rep.failures):
         rec = view.record
         if not rec.zones or not rec.buddy:
             continue
-        states, notes = allocmod.mem_info_zones(rec)
+        states, notes = zonecheck.mem_info_zones(rec)
         if not states:
             continue
         page_kb = rec.buddy[0].block_kb[0] if rec.buddy[0].block_kb else 4
@@ -114,11 +115,11 @@ def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Opt
             notes.append("the buddy lines' letters (U, M, E, ...) say which migrate types had "
                          "free blocks at each order, not how many: the bars are not split by type")
         when = f" at [{rec.ts:.6f}]" if rec.ts is not None else ""
-        report = fa.FragReport(
+        report = buddy.FragReport(
             source=f"kernel log: Mem-Info of {rec.comm}'s order-{rec.order} failure{when}",
             release=view.release, rule=rule, orders=max(len(s.nr_free) for s in states),
             page_size=page_kb * 1024, migratetypes=[],
-            zones=[fa.ZoneInfo(state=s) for s in states], zone_types=[], errors=list(notes),
+            zones=[buddy.ZoneInfo(state=s) for s in states], zone_types=[], errors=list(notes),
             page_size_source=("the buddy line's order-0 block size" if rec.buddy[0].block_kb
                               else "assumed 4 KiB: the buddy line gives no block size"))
         cz = view.zone_verdicts[0].classzone_idx if view.zone_verdicts else None
@@ -129,17 +130,14 @@ def _log_frag(rep: "allocmod.AllocReport") -> Tuple[Optional[fa.FragReport], Opt
 
 
 def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Optional[str],
-                 rep: Optional["allocmod.AllocReport"], failed_order: Optional[int],
+                 rep: Optional["allocreport.AllocReport"], failed_order: Optional[int],
                  err=None) -> Dict[str, Any]:
     cz: Optional[int] = None
     try:
         if proc_dir:
-            report = fa.from_proc(ProcDir(proc_dir), release=release)
+            report = buddy_read.from_proc(ProcDir(proc_dir), release=release)
         elif target is not None:
-            report = fa.from_target(target, migratetypes=True, progress=False, err=err)
-            if target.is_live and any(z.walk_errors for z in report.zones):
-                # a block allocated while its list was walked: read once more (as frag does)
-                report = fa.from_target(target, migratetypes=True, progress=False, err=err)
+            report = buddy_read.from_target(target, migratetypes=True, progress=False, err=err)
         elif rep is not None:
             report, cz, why = _log_frag(rep)
             if report is None:
@@ -156,12 +154,12 @@ def frag_section(target: Optional[Target], proc_dir: Optional[str], release: Opt
     if not zones_in:
         return {"error": f"{report.source}: no populated zones"}
     if cz is None:
-        cz = fa.classzone_index(report, None)
+        cz = buddy.classzone_index(report, None)
     orders = list(range(report.orders))
-    ver = fa.verdicts(report, orders, cz)
+    ver = buddy.verdicts(report, orders, cz)
     zones = []
     for z in zones_in:
-        d = fa.zone_json(z, report.page_size)
+        d = buddy.zone_json(z, report.page_size)
         v = ver.get(z.key)
         st = z.state
         reserve = (st.lowmem_reserve[cz] if st.lowmem_reserve and cz < len(st.lowmem_reserve)
@@ -218,7 +216,7 @@ def memcg_section(tri: Optional[Dict[str, Any]], target: Optional[Target]) -> Di
 
 # -- the log on one time axis ------------------------------------------------------------
 
-def timeline_section(rep: Optional["allocmod.AllocReport"], tri: Optional[Dict[str, Any]],
+def timeline_section(rep: Optional["allocreport.AllocReport"], tri: Optional[Dict[str, Any]],
                      source: Optional[str] = None) -> Dict[str, Any]:
     if rep is None:
         why = (tri or {}).get("errors", {}).get("log") or "no kernel log"
@@ -264,7 +262,7 @@ def timeline_section(rep: Optional["allocmod.AllocReport"], tri: Optional[Dict[s
                            "label": f"panic: {pan.get('panic') or '?'}"})
     events.sort(key=lambda e: e["time"])
     for e in events:
-        e["when"] = printk_time(e["time"])
+        e["when"] = logs.printk_time(e["time"])
     counts = {k: sum(1 for e in events if e["kind"] == k)
               for k in ("allocfail", "oom", "warning", "oops", "panic")}
     out: Dict[str, Any] = {"events": events, "counts": counts, "untimed": untimed,
@@ -276,14 +274,6 @@ def timeline_section(rep: Optional["allocmod.AllocReport"], tri: Optional[Dict[s
         out["error"] = ("no allocation failure, OOM kill, warning or panic with a time stamp "
                         "in the log" + (f" ({untimed} without time stamps)" if untimed else ""))
     return out
-
-
-def printk_time(secs: float) -> str:
-    """A time stamp as printk printed it: "%5lu.%06lu", microseconds truncated
-    (kernel/printk/printk.c print_time()), so the page shows the log's own
-    digits; the float is rounded to the nanosecond first."""
-    ns = int(round(secs * 1e9))
-    return f"{ns // 1000000000}.{ns // 1000 % 1000000:06d}"
 
 
 # -- system facts --------------------------------------------------------------------

@@ -10,15 +10,13 @@ from typing import Any, Dict, List, Optional
 
 from .. import __version__, render
 from ..errors import InputError
+from ..presentation import MARKS, evidence_lines
 
 __all__ = ["require", "render_page", "write_page", "MISSING_HINT"]
 
 #: The one line ``report`` prints when its optional libraries are missing.
 MISSING_HINT = ("the HTML report needs matplotlib and Jinja2: pip install 'crashext[report]' "
                 "(or scripts/setup)")
-
-_MARK = {"matched": "+", "unmatched": "-", "unknown": "?"}
-
 
 #: Inside crash the libraries must load in PyKdump's embedded Python.
 CRASH_HINT = ("the HTML report needs matplotlib and Jinja2 importable by PyKdump's Python "
@@ -70,10 +68,9 @@ def render_page(d: Dict[str, Any], generated: Optional[str] = None) -> str:
     env.filters["bytes"] = _fmt_bytes
     evidence: Dict[str, List[str]] = {"panic": [], "memory": []}
     if d["triage"] is not None:
-        from ..commands.triage import _evidence
-        evidence = _evidence(d["triage"])
+        evidence = evidence_lines(d["triage"])
     tpl = env.get_template("report.html.j2")
-    return tpl.render(r=d, t=d["triage"], evidence=evidence, figs=_figures(d), mark=_MARK,
+    return tpl.render(r=d, t=d["triage"], evidence=evidence, figs=_figures(d), mark=MARKS,
                       version=__version__,
                       generated=generated or datetime.datetime.now(datetime.timezone.utc)
                       .strftime("%Y-%m-%d %H:%M UTC"))

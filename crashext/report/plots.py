@@ -9,7 +9,7 @@ SVG text (``svg.fonttype = none``): smaller pages, searchable numbers.
 
 import io
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import matplotlib
 
@@ -60,13 +60,82 @@ def _mark_failed(ax, failed: Optional[int], orders: int) -> None:
                    linestyle="--", linewidth=1.2, label=f"failed request: order {failed}")
 
 
+def _order_bars(ax, what: str, series: List[Tuple[str, List[int]]], n: int,
+                page_size: int, failed: Optional[int], title: str) -> None:
+    """One bar panel of :func:`zone_figure` over ``n`` orders: free blocks
+    (``what`` "blocks") or free memory ("mib") by order, stacked by migrate
+    type."""
+    orders = list(range(n))
+    page_mib = page_size / MIB
+    bottom = [0.0] * n
+    for i, (mt, counts) in enumerate(series):
+        vals = [(counts[o] if o < len(counts) else 0) * ((1 << o) * page_mib
+                                                           if what == "mib" else 1)
+                for o in orders]
+        # zero-height bars draw nothing but still cost SVG paths: leave them out
+        nz = [o for o in orders if vals[o]] or [0]
+        ax.bar(nz, [vals[o] for o in nz], bottom=[bottom[o] for o in nz],
+               color=_SHADES[i % len(_SHADES)], hatch=_HATCHES[i % len(_HATCHES)],
+               edgecolor="#222222", linewidth=0.5, label=_short_mt(mt))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    _mark_failed(ax, failed, n)
+    ax.set_xticks(orders)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_xlabel(f"order (block = 2^order x {page_size // 1024} KiB pages)")
+    if what == "mib":
+        ax.set_ylim(0, (max(bottom) or 1) * 1.08)
+    if what == "blocks":
+        ymax = max(bottom) or 1
+        nonzero = [v for v in bottom if v]
+        # order-0 counts can dwarf the rest by 10^5: a log axis keeps the
+        # high orders visible (the totals are printed on the bars either way)
+        logy = bool(nonzero) and ymax / min(nonzero) > 50
+        if logy:
+            ax.set_yscale("log")
+            ax.set_ylim(0.5, ymax * 4)
+        else:
+            ax.set_ylim(0, ymax * 1.12)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("free blocks (count" + (", log scale)" if logy else ")"))
+        ax.set_title(f"{title}: free blocks by order")
+        for o, tot in enumerate(bottom):
+            ax.text(o, tot * 1.1 if logy else tot + ymax * 0.01, f"{int(tot)}",
+                    ha="center", va="bottom", fontsize=7)
+    else:
+        ax.set_ylabel("free memory (MiB)")
+        ax.set_title(f"{title}: free memory by order")
+    ax.grid(axis="y", linestyle=":", linewidth=0.5)
+
+
+def _unusable_panel(ax, zone: Dict[str, Any], failed: Optional[int], title: str) -> None:
+    """The unusable free index by order, with the orders whose request fails
+    the min watermark marked."""
+    n = len(zone["nr_free"])
+    orders = list(range(n))
+    ui = [v / 1000 for v in zone["unusable_index"]]
+    ax.plot(orders, ui, marker="o", color="#1b3a6b", label="unusable free index")
+    if zone.get("passes"):
+        fails = [p["order"] for p in zone["passes"] if not p["min"]]
+        if fails:
+            ax.plot(fails, [ui[o] for o in fails], linestyle="none", marker="X",
+                    markersize=10, color="#7a2e2e",
+                    label="order-N request fails min watermark")
+    _mark_failed(ax, failed, n)
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xticks(orders)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_xlabel("order")
+    ax.set_ylabel("unusable index (fraction, 0..1)")
+    ax.set_title(f"{title}: unusable free index")
+    ax.grid(linestyle=":", linewidth=0.5)
+
+
 def zone_figure(zone: Dict[str, Any], page_size: int, failed: Optional[int], key: str) -> str:
     """Free blocks and free memory by order (stacked by migrate type where
     known) and the unusable free index by order, for one zone."""
     with plt.rc_context(_RC):
         nr = zone["nr_free"]
         n = len(nr)
-        orders = list(range(n))
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
         title = f"Node {zone['node']} zone {zone['zone']}"
         by_mt = zone.get("free_by_migratetype") or None
@@ -76,63 +145,10 @@ def zone_figure(zone: Dict[str, Any], page_size: int, failed: Optional[int], key
                 series = [("all types", nr)]
         else:
             series = [("all types (split unknown)", nr)]
-        page_mib = page_size / MIB
         for ax, what in ((axes[0], "blocks"), (axes[1], "mib")):
-            bottom = [0.0] * n
-            for i, (mt, counts) in enumerate(series):
-                vals = [(counts[o] if o < len(counts) else 0) * ((1 << o) * page_mib
-                                                                   if what == "mib" else 1)
-                        for o in orders]
-                # zero-height bars draw nothing but still cost SVG paths: leave them out
-                nz = [o for o in orders if vals[o]] or [0]
-                ax.bar(nz, [vals[o] for o in nz], bottom=[bottom[o] for o in nz],
-                       color=_SHADES[i % len(_SHADES)], hatch=_HATCHES[i % len(_HATCHES)],
-                       edgecolor="#222222", linewidth=0.5, label=_short_mt(mt))
-                bottom = [b + v for b, v in zip(bottom, vals)]
-            _mark_failed(ax, failed, n)
-            ax.set_xticks(orders)
-            ax.set_xlim(-0.6, n - 0.4)
-            ax.set_xlabel(f"order (block = 2^order x {page_size // 1024} KiB pages)")
-            if what == "mib":
-                ax.set_ylim(0, (max(bottom) or 1) * 1.08)
-            if what == "blocks":
-                ymax = max(bottom) or 1
-                nonzero = [v for v in bottom if v]
-                # order-0 counts can dwarf the rest by 10^5: a log axis keeps the
-                # high orders visible (the totals are printed on the bars either way)
-                logy = bool(nonzero) and ymax / min(nonzero) > 50
-                if logy:
-                    ax.set_yscale("log")
-                    ax.set_ylim(0.5, ymax * 4)
-                else:
-                    ax.set_ylim(0, ymax * 1.12)
-                    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-                ax.set_ylabel("free blocks (count" + (", log scale)" if logy else ")"))
-                ax.set_title(f"{title}: free blocks by order")
-                for o, tot in enumerate(bottom):
-                    ax.text(o, tot * 1.1 if logy else tot + ymax * 0.01, f"{int(tot)}",
-                            ha="center", va="bottom", fontsize=7)
-            else:
-                ax.set_ylabel("free memory (MiB)")
-                ax.set_title(f"{title}: free memory by order")
-            ax.grid(axis="y", linestyle=":", linewidth=0.5)
+            _order_bars(ax, what, series, n, page_size, failed, title)
         ax = axes[2]
-        ui = [v / 1000 for v in zone["unusable_index"]]
-        ax.plot(orders, ui, marker="o", color="#1b3a6b", label="unusable free index")
-        if zone.get("passes"):
-            fails = [p["order"] for p in zone["passes"] if not p["min"]]
-            if fails:
-                ax.plot(fails, [ui[o] for o in fails], linestyle="none", marker="X",
-                        markersize=10, color="#7a2e2e",
-                        label="order-N request fails min watermark")
-        _mark_failed(ax, failed, n)
-        ax.set_ylim(-0.03, 1.05)
-        ax.set_xticks(orders)
-        ax.set_xlim(-0.6, n - 0.4)
-        ax.set_xlabel("order")
-        ax.set_ylabel("unusable index (fraction, 0..1)")
-        ax.set_title(f"{title}: unusable free index")
-        ax.grid(linestyle=":", linewidth=0.5)
+        _unusable_panel(ax, zone, failed, title)
         # one legend under the panels: it never hides a bar or a point
         handles, labels = axes[0].get_legend_handles_labels()
         h2, l2 = ax.get_legend_handles_labels()

@@ -13,10 +13,12 @@ Kernel facts used (file and version named where each comes from):
   ``mem_cgroup_idr`` in ``[1, MEM_CGROUP_ID_MAX]`` and ``mkdir`` fails with
   ENOSPC when none is left.  On 3.10 (RHEL7) the memory controller's css ids
   have the same ceiling (``CSS_ID_MAX`` 65535, kernel/cgroup.c v3.10).
-- Who holds an id: before v4.8 and on RHEL7 a dying memcg keeps its id until
-  it is freed, so leaked dying memcgs exhaust the ids; from v4.8 (commit
-  73f576c04b94, "mm: memcontrol: fix cgroup creation failure after many
-  small jobs") the id is released at offline unless swap entries pin it.
+- Who holds an id: since Linux kernel commit 73f576c04b94 ("mm: memcontrol:
+  fix cgroup creation failure after many small jobs") (in v4.8 as read here;
+  the knowledge base's memcg-id-exhaustion entry says 4.7: not confirmed) the
+  id is released at offline unless swap entries pin it; before, and on
+  RHEL7, a dying memcg keeps its id until it is freed, so leaked dying
+  memcgs exhaust the ids.
 - ``num_cgroups`` in ``/proc/cgroups`` is ``root->nr_cgrps`` of the
   controller's hierarchy (kernel/cgroup/cgroup-v1.c ``proc_cgroupstats_show``,
   v4.x-6.x), decremented only when a cgroup is freed
@@ -27,9 +29,9 @@ Kernel facts used (file and version named where each comes from):
   v3.10), while a memcg still charged with pages outlives its cgroup
   (``mem_cgroup_put`` -> ``__mem_cgroup_free``, mm/memcontrol.c v3.10): there
   dying memcgs are not in the count.
-- ``cgroup.stat`` (v2 only, since v4.14, commit ec39225cca42 "cgroup: add
-  cgroup.stat interface with basic hierarchy stats"): ``nr_descendants`` and
-  ``nr_dying_descendants`` of the whole subtree.  A dying cgroup has no
+- ``cgroup.stat`` (v2 only, since Linux kernel commit ec39225cca42 ("cgroup:
+  add cgroup.stat interface with basic hierarchy stats") (in v4.14)):
+  ``nr_descendants`` and ``nr_dying_descendants`` of the whole subtree.  A dying cgroup has no
   directory, so its count shows in the nearest visible ancestor; the
   difference between a cgroup's count and the sum of its visible children's
   (``dying_here``) says where the dying ones were removed from.
@@ -44,11 +46,11 @@ import errno
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import InputError
 
-__all__ = ["CgroupDir", "CgroupfsReport", "read_cgroupfs", "find_memory_root",
+__all__ = ["CgroupDir", "CgroupfsReport", "read_cgroupfs", "read_dir", "find_memory_root",
            "parse_proc_cgroups", "MEM_CGROUP_ID_MAX"]
 
 #: include/linux/memcontrol.h (v4.6-6.x): ``#define MEM_CGROUP_ID_MAX USHRT_MAX``
@@ -99,7 +101,7 @@ class LocalFs:
 
     A saved copy (anything outside ``/sys``) is a snapshot: its inode numbers
     are the copy's, not cgroup ids, so :meth:`ino` gives None there.
-    ``crashext.sources.sosreport.SosCgroupFs`` is the same interface over a
+    ``crashext.sources.sosviews.SosCgroupFs`` is the same interface over a
     sosreport directory or archive."""
 
     def __init__(self, path: str) -> None:
@@ -248,7 +250,7 @@ def _opt_int(kv: Optional[Dict[str, str]], key: str) -> Optional[int]:
         return None
 
 
-def _read_dir(root: str, rel: str, hierarchy: str, fs: "LocalFs") -> CgroupDir:
+def read_dir(root: str, rel: str, hierarchy: str, fs: "LocalFs") -> CgroupDir:
     full = root if rel == "/" else root + rel
     d = CgroupDir(path=rel, depth=0 if rel == "/" else rel.count("/"))
     try:
@@ -285,7 +287,7 @@ def _walk(root: str, hierarchy: str, limit: int, fs: "LocalFs"):
             break
         full = root if rel == "/" else root + rel
         try:
-            d = _read_dir(root, rel, hierarchy, fs=fs)
+            d = read_dir(root, rel, hierarchy, fs=fs)
         except _Gone:
             vanished += 1
             continue
@@ -358,36 +360,12 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
     for d in dirs:
         for e in d.errors:
             errors.append(f"{root if d.path == '/' else root + d.path}: {e}")
-    proc_cg = None
-    if proc_cgroups is not None:
-        proc_cg = parse_proc_cgroups(proc_cgroups, "proc/cgroups")
-    elif proc:
-        pc_path = os.path.join(proc, "cgroups")
-        try:
-            with open(pc_path) as f:
-                proc_cg = parse_proc_cgroups(f.read(), pc_path)
-        except FileNotFoundError:
-            errors.append(f"{pc_path}: no such file (kernel without cgroups, or not a /proc)")
-        except OSError as exc:
-            errors.append(f"{pc_path}: {_why(exc)}")
+    proc_cg = _proc_cgroups(proc_cgroups, proc, errors)
     mem = (proc_cg or {}).get("memory")
     num = mem["num_cgroups"] if mem else None
     visible = len(dirs)
     top = dirs[0]
-    if hierarchy == "v2":
-        dying = top.nr_dying_descendants
-        dying_how = "cgroup.stat nr_dying_descendants of the root" if dying is not None else None
-    elif num is not None:
-        # v1: the memory hierarchy's nr_cgrps counts the dying until freed
-        dying = max(0, num - visible)
-        dying_how = "/proc/cgroups num_cgroups minus visible directories"
-        rel = release or _release(proc)
-        if rel and rel.startswith(("2.", "3.")):
-            # kernel/cgroup.c v3.10 cgroup_free_fn: the count drops when the
-            # cgroup is freed, but a charged memcg outlives its cgroup
-            dying_how += " (3.x: memcgs still charged after their cgroup was freed are not counted)"
-    else:
-        dying, dying_how = None, None
+    dying, dying_how = _dying(hierarchy, top, num, visible, release or _release(proc))
     num_how = "/proc/cgroups memory num_cgroups" if num is not None else None
     if num is None and proc_cg is not None and hierarchy == "v2" and dying is not None:
         # Since Linux kernel commit af000ce85293 ("cgroup: Do not report
@@ -403,11 +381,7 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
             warn(e)
     live = bool(getattr(fs, "live", False))
     if snapshot is None and not live:
-        newest = getattr(fs, "newest", None)
-        snapshot = {"start": None, "end": None if newest is None else
-                    time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest)),
-                    "how": "newest modification time of the files read (a saved copy)"
-                    if newest is not None else "unknown (a saved copy without file times)"}
+        snapshot = _saved_when(fs)
     summary = {
         "root": root,
         "hierarchy": hierarchy,
@@ -430,6 +404,52 @@ def read_cgroupfs(path: str, proc: Optional[str] = "/proc", limit: int = DIR_LIM
         "errors": errors,
     }
     return CgroupfsReport(summary=summary, cgroups=dirs)
+
+
+def _proc_cgroups(text: Optional[str], proc: Optional[str],
+                  errors: List[str]) -> Optional[Dict[str, Dict[str, int]]]:
+    """/proc/cgroups: the ``text`` given, else read from ``proc`` (None: not
+    read); a file that cannot be read is one line in ``errors``."""
+    if text is not None:
+        return parse_proc_cgroups(text, "proc/cgroups")
+    if not proc:
+        return None
+    pc_path = os.path.join(proc, "cgroups")
+    try:
+        with open(pc_path) as f:
+            return parse_proc_cgroups(f.read(), pc_path)
+    except FileNotFoundError:
+        errors.append(f"{pc_path}: no such file (kernel without cgroups, or not a /proc)")
+    except OSError as exc:
+        errors.append(f"{pc_path}: {_why(exc)}")
+    return None
+
+
+def _dying(hierarchy: str, top: CgroupDir, num: Optional[int], visible: int,
+           release: Optional[str]) -> Tuple[Optional[int], Optional[str]]:
+    """The dying memcgs of the hierarchy and how that is known."""
+    if hierarchy == "v2":
+        dying = top.nr_dying_descendants
+        return dying, ("cgroup.stat nr_dying_descendants of the root" if dying is not None
+                       else None)
+    if num is None:
+        return None, None
+    # v1: the memory hierarchy's nr_cgrps counts the dying until freed
+    dying_how = "/proc/cgroups num_cgroups minus visible directories"
+    if release and release.startswith(("2.", "3.")):
+        # kernel/cgroup.c v3.10 cgroup_free_fn: the count drops when the
+        # cgroup is freed, but a charged memcg outlives its cgroup
+        dying_how += " (3.x: memcgs still charged after their cgroup was freed are not counted)"
+    return max(0, num - visible), dying_how
+
+
+def _saved_when(fs) -> Dict[str, Any]:
+    """When a saved copy was taken, as far as its file times tell."""
+    newest = getattr(fs, "newest", None)
+    return {"start": None, "end": None if newest is None else
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest)),
+            "how": "newest modification time of the files read (a saved copy)"
+            if newest is not None else "unknown (a saved copy without file times)"}
 
 
 def _read_root_controllers(root: str, fs: "LocalFs") -> Optional[List[str]]:

@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from .logs import LogLine
-from . import meminfo as mi
+from . import showmem
 # oops headers and the frame format live in oops.py (re-exported here)
-from .oops import _CPU, Frame, OopsHeader, _OopsTracker, iter_oops, parse_frame
-from .meminfo import (MIGRATE_LETTERS, BuddyLine, MemInfo, ShowMem, Task, ZoneLine,
+from .oops import CPU_LINE, Frame, OopsHeader, OopsTracker, iter_oops, parse_frame
+from .showmem import (MIGRATE_LETTERS, BuddyLine, MemInfo, ShowMem, Task, ZoneLine,
                       parse_buddy_line, parse_zone_line)
 
 __all__ = ["Frame", "ZoneLine", "BuddyLine", "MemInfo", "AllocFailure", "OomReport",
@@ -132,7 +132,7 @@ class OomReport:
     memcg_counters: Dict[str, Dict[str, int]] = field(default_factory=dict)
     memcg_path: Optional[str] = None
     task_columns: List[str] = field(default_factory=list)
-    tasks: List[Task] = field(default_factory=list)   # the largest by rss (meminfo.TASKS_KEPT)
+    tasks: List[Task] = field(default_factory=list)   # the largest by rss (showmem.TASKS_KEPT)
     tasks_seen: int = 0
     # show_mem() of a global or cpuset OOM (a memcg OOM prints none)
     meminfo: Optional[MemInfo] = None
@@ -245,7 +245,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
     skip the lines in between without normalising them.
     """
     cur: Optional[_Open] = None
-    oops = _OopsTracker()
+    oops = OopsTracker()
 
     def close(o: _Open):
         rec = o.rec
@@ -270,7 +270,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
             cur = _Open(new, ln.lineno)
             continue
         if cur is None:
-            if mi.is_showmem_line(text):
+            if showmem.is_showmem_line(text):
                 # show_mem() with no failure or OOM header before it
                 sm = ShowMem("show_mem", header=text.strip(), ts=ln.ts, stamp=ln.stamp)
                 sm.meminfo = MemInfo({}, ln.lineno)
@@ -391,7 +391,7 @@ def _body(o: _Open, ln: LogLine) -> bool:
         o.done_tail = True  # anything else ends the SLUB block
         return False
     if isinstance(rec, ShowMem):
-        sec = mi.feed(rec, o.section, text, ln.lineno, ln.cont)
+        sec = showmem.feed_line(rec, o.section, text, ln.lineno, ln.cont)
         if sec is None:
             if rec.meminfo is not None:
                 o.done_tail = True
@@ -402,7 +402,7 @@ def _body(o: _Open, ln: LogLine) -> bool:
         return True
     # both allocation failures and OOM reports carry dump_stack + show_mem
     if "PID:" in text or "Pid:" in text:
-        m = _CPU.match(text) or _PID_OLD.match(text)
+        m = CPU_LINE.match(text) or _PID_OLD.match(text)
         if m and getattr(rec, "pid", None) is None:
             rec.pid = int(m.group("pid"))
             rec.cpu = int(m.group("cpu")) if "cpu" in m.groupdict() else None
@@ -420,7 +420,7 @@ def _body(o: _Open, ln: LogLine) -> bool:
         rec.hardware = text.split("Hardware name:", 1)[1].strip()
         return True
     if isinstance(rec, OomReport):
-        sec = mi.feed_oom(rec, o.section, text, ln.lineno)
+        sec = showmem.feed_oom_line(rec, o.section, text, ln.lineno)
         if sec is not None:
             o.section = sec
             if sec == "killed":
@@ -431,7 +431,7 @@ def _body(o: _Open, ln: LogLine) -> bool:
         o.section = "trace"
         rec.trace.append(fr)
         return True
-    sec = mi.feed(rec, o.section, text, ln.lineno, ln.cont)
+    sec = showmem.feed_line(rec, o.section, text, ln.lineno, ln.cont)
     if sec is not None:
         if sec == "end":
             if isinstance(rec, AllocFailure):
@@ -460,7 +460,7 @@ def _finish(rec) -> None:
             rec.problems.append("no call trace")
         if rec.release is None:
             rec.problems.append("no CPU/PID/release line")
-        mi.finish_showmem(rec)
+        showmem.finish_showmem(rec)
         rec.partial = bool(rec.mode is None or not rec.trace or rec.release is None
                            or (rec.meminfo is not None and (not rec.zones or not rec.buddy))
                            or any(b.total_ok is None for b in rec.buddy)
@@ -468,13 +468,13 @@ def _finish(rec) -> None:
     elif isinstance(rec, OomReport):
         if rec.killed_pid is None:
             rec.problems.append("no 'Killed process' line")
-        mi.finish_showmem(rec)
+        showmem.finish_showmem(rec)
         rec.tasks.sort(key=lambda t: -(t.rss or 0))
-        del rec.tasks[mi.TASKS_KEPT:]
+        del rec.tasks[showmem.TASKS_KEPT:]
         rec.partial = rec.killed_pid is None or (
             rec.meminfo is not None and (not rec.zones or not rec.buddy))
     elif isinstance(rec, ShowMem):
-        mi.finish_showmem(rec)
+        showmem.finish_showmem(rec)
         if rec.meminfo is None:
             rec.problems.append("no Mem-Info block after the trigger")
         rec.partial = rec.meminfo is None or not rec.zones or not rec.buddy \

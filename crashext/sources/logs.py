@@ -12,7 +12,7 @@ Accepted forms, detected per line (files mix them after rotation and copy):
 - ``journalctl -o short-monotonic``: ``[ 1234.567890] host kernel: text``;
 - rsyslog's control-character escaping: ``#012`` (newline) splits a line
   into several, ``#011`` is a tab;
-- lines with no prefix at all (the body of Mem-Info in the seed's log, where
+- lines with no prefix at all (the body of Mem-Info in the RHEL7 idr-bug log, where
   printk continuation lines lost their stamp) keep the previous line's time
   and are marked ``cont``.
 
@@ -33,7 +33,7 @@ from typing import IO, Iterable, Iterator, List, Optional, Tuple
 from ..errors import InputError
 
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
-           "log_lines", "raw_lines", "Normalizer", "Gate", "gated", "gated_chunks",
+           "log_lines", "raw_lines", "Normalizer", "printk_time", "CountingLines", "Gate", "gated", "gated_chunks",
            "text_chunks", "byte_chunks", "TRIGGER", "checked_lines", "checked_stream", "kernel_log",
            "load_log", "TRIGGER_LITERALS", "is_kernel_line", "no_kernel_lines"]
 
@@ -223,6 +223,28 @@ TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "invoked oom-killer",
                     "SLUB: Unable", "BUG", "Oops", "protection fault", "invalid opcode",
                     "WARNING", "Kernel panic", "Show Memory", "Mem-Info:", "Mem-info:")
 TRIGGER = re.compile("|".join(re.escape(x) for x in TRIGGER_LITERALS))
+
+
+def printk_time(secs: float) -> str:
+    """A time stamp as printk printed it: "%5lu.%06lu", microseconds truncated,
+    not rounded (kernel/printk/printk.c print_time()), so what is shown has the
+    log's own digits; the float is rounded to the nanosecond first."""
+    ns = int(round(secs * 1e9))
+    return f"{ns // 1000000000}.{ns // 1000 % 1000000:06d}"
+
+
+class CountingLines:
+    """Iterates ``it`` and counts what went by (``n``): log lines, raw or
+    normalised."""
+
+    def __init__(self, it: Iterable) -> None:
+        self.it = it
+        self.n = 0
+
+    def __iter__(self):
+        for x in self.it:
+            self.n += 1
+            yield x
 
 
 class Gate:

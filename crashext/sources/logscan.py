@@ -15,7 +15,7 @@ from .logs import (KERNEL_LOG_HINT, TRIGGER_LITERALS, Gate, LogLine, Normalizer,
                    checked_stream, is_kernel_line, kernel_log, open_log)
 
 __all__ = ["byte_chunks", "gated_bytes", "gated_file", "trigger_finder", "newline_counter",
-           "literal_finder", "gated_kernel_log", "ScanFacts"]
+           "literal_finder", "gated_kernel_log", "growing_counter", "read_windows", "ScanFacts"]
 
 
 def _hyperscan_finder(literals: Tuple[Tuple[str, bool], ...]):
@@ -143,7 +143,7 @@ def newline_counter(engine: Optional[str] = None):
     return _COUNTER[0]
 
 
-def _growing_counter(after: int = 384 << 20):
+def growing_counter(after: int = 384 << 20):
     """``bytes.count`` for the first ``after`` bytes counted, then
     :func:`newline_counter`'s best.  Measured here: numpy's import costs
     ~90 ms of CPU and its count saves ~0.33 ms per MiB, so it pays for
@@ -176,7 +176,7 @@ def _stream_windows(chunks: Iterable[bytes]) -> Iterator[Tuple[bytearray, int, i
         yield buf, 0, len(buf)
 
 
-def _read_windows(stream, name: str, size: int = 1 << 18) -> Iterator[Tuple[bytearray, int, int]]:
+def read_windows(stream, name: str, size: int = 1 << 18) -> Iterator[Tuple[bytearray, int, int]]:
     """:func:`_stream_windows` of a stream, read straight into one buffer
     (no copy of each chunk, no fresh megabyte per read)."""
     buf = bytearray(2 * size)
@@ -220,7 +220,7 @@ def _gated_windows(windows, gate: Gate, finder=None, counter=None,
     for the skipped lines too (:class:`ScanFacts`)."""
     import bisect
     find = finder or trigger_finder()
-    count = counter or _growing_counter()
+    count = counter or growing_counter()
     n = Normalizer()
     lineno = 0
     for buf, lo, hi in windows:
@@ -274,7 +274,7 @@ def _gated_stream(stream, name: str, gate: Gate, finder, counter,
                   facts: Optional["ScanFacts"] = None) -> Iterator[LogLine]:
     """:func:`_gated_windows` of an open stream, closed at the end (stdin is left open)."""
     try:
-        yield from _gated_windows(_read_windows(stream, name), gate, finder, counter, facts)
+        yield from _gated_windows(read_windows(stream, name), gate, finder, counter, facts)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()

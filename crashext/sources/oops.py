@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, List, Optional
 
 from .logs import LogLine
 
-__all__ = ["Frame", "OopsHeader", "parse_frame", "iter_oops"]
+__all__ = ["Frame", "OopsHeader", "OopsTracker", "CPU_LINE", "parse_frame", "iter_oops"]
 
 
 @dataclass
@@ -43,8 +43,8 @@ class OopsHeader:
     trace: List[Frame] = field(default_factory=list)  # the first "Call Trace:" after the header
 
 
-_CPU = re.compile(r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.*?) "
-                  r"(?P<taint>Not tainted|Tainted: [^#]*?)\s*(?P<rel>\d+\.\d+[^\s#]*)?\s*#")
+CPU_LINE = re.compile(r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.*?) "
+                      r"(?P<taint>Not tainted|Tainted: [^#]*?)\s*(?P<rel>\d+\.\d+[^\s#]*)?\s*#")
 _FRAME = re.compile(r"^\s*(?:</?[A-Z]+>\s*)*(?:\[<[0-9a-fA-F]+>\]\s*)?(?P<q>\?\s+)?"
                     r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)/0x(?P<size>[0-9a-fA-F]+)"
                     r"(?:\s+\[(?P<mod>[^\]]+)\])?")
@@ -97,7 +97,7 @@ _TRACE_START = re.compile(r"^\s*Call [Tt]race:")
 _TRACE_MARK = re.compile(r"^\s*(?:</?(?:IRQ|TASK|NMI|EOI|SOFTIRQ)>\s*)+$")
 
 
-class _OopsTracker:
+class OopsTracker:
     """The oops header being read: attaches the RIP, the ``CPU: .. PID: ..
     Comm:`` line and the first call trace that follow it.
 
@@ -137,7 +137,7 @@ class _OopsTracker:
                     p.rip_func = m.group("func")
                     if m.group("pc"):
                         p.rip_pc = int(m.group("pc"), 16)
-                c = _CPU.match(text) if "PID:" in text else None
+                c = CPU_LINE.match(text) if "PID:" in text else None
                 if c and p.pid is None:
                     p.pid = int(c.group("pid"))
                     p.cpu = int(c.group("cpu"))
@@ -168,8 +168,8 @@ class _OopsTracker:
 
 def iter_oops(lines: Iterable[LogLine], lookahead: int = 60) -> Iterator[OopsHeader]:
     """Oops/BUG/WARNING/panic headers with the RIP, the ``CPU: .. PID: ..
-    Comm:`` line and the call trace that follow them (see :class:`_OopsTracker`)."""
-    tr = _OopsTracker(lookahead)
+    Comm:`` line and the call trace that follow them (see :class:`OopsTracker`)."""
+    tr = OopsTracker(lookahead)
     for ln in lines:
         for h in tr.feed(ln):
             yield h

@@ -11,10 +11,10 @@ Formats (mm/vmstat.c of each version):
 
 - buddyinfo: ``Node %d, zone %8s`` then ``%6lu`` per order (frag_show_print).
 - pagetypeinfo: ``Page block order: %d``, ``Pages per block: %lu``, then
-  ``Node %4d, zone %8s, type %12s`` and per order ``%6lu``; since v5.6
-  (commit 93b3a674485f, "mm,vmstat: reduce zone->lock holding time by
-  /proc/pagetypeinfo") a count of 100000 or more prints as ``>100000`` --
-  kept as 100000 and listed in ``capped``.  Then a "Number of blocks type"
+  ``Node %4d, zone %8s, type %12s`` and per order ``%6lu``; since Linux
+  kernel commit 93b3a674485f ("mm,vmstat: reduce zone->lock holding time by
+  /proc/pagetypeinfo") (in v5.6) a count of 100000 or more prints as
+  ``>100000`` -- kept as 100000 and listed in ``capped``.  Then a "Number of blocks type"
   table.  Type names are ``migratetype_names[]`` ("Unmovable", "Movable",
   "Reclaimable", "HighAtomic"/"Reserve", "CMA", "Isolate"), which are the
   ``MIGRATE_*`` enumerators' names in another case: we key by the

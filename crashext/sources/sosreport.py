@@ -40,8 +40,7 @@ from typing import IO, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InputError
 
-__all__ = ["SosReport", "SosProcDir", "SosCgroupFs", "read_cgroups", "PARTS", "LOG_FAMILIES", "is_sosreport_path",
-           "MEMBER_LIMIT"]
+__all__ = ["SosReport", "PARTS", "LOG_FAMILIES", "is_sosreport_path", "MEMBER_LIMIT"]
 
 #: What crashext reads from a sosreport, with what it is used for.
 PARTS: Tuple[Tuple[str, str], ...] = (
@@ -170,6 +169,25 @@ class SosReport:
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise InputError(f"{path}: cannot read the archive: {exc}") from exc
         self._tar = tar
+        entries, top = self._members(tar)
+        if not entries:
+            raise InputError(f"{path}: an empty archive, not a sosreport")
+        self._index_members(entries, top)
+        if not any(m in self._index for m in _MARKERS):
+            if self.partial:
+                raise InputError(f"{path}: {self.problems[-1].split(':')[0]}, before any "
+                                 "sosreport part (sos_commands/, sos_reports/, sos_logs/)")
+            raise InputError(f"{path}: not a sosreport (no sos_commands/, sos_reports/ or "
+                             "sos_logs/ in the archive)")
+
+    def _members(self, tar: tarfile.TarFile
+                 ) -> Tuple[List[Tuple[str, tarfile.TarInfo]], Optional[str]]:
+        """One pass over the archive: its members by clean name, the small
+        ones crashext reads kept in memory, and the one top directory (""
+        if there are several).  A member naming a path outside the report
+        is ignored; damage after the first member ends the pass (said in
+        :attr:`problems`)."""
+        path = self.path
         entries: List[Tuple[str, tarfile.TarInfo]] = []
         top: Optional[str] = None
         count = 0
@@ -202,8 +220,13 @@ class SosReport:
             self.partial = True
             self.problems.append(f"archive damaged or truncated after {count} members "
                                  f"({exc or type(exc).__name__}): the rest is missing")
-        if not entries:
-            raise InputError(f"{path}: an empty archive, not a sosreport")
+        return entries, top
+
+    def _index_members(self, entries: List[Tuple[str, tarfile.TarInfo]],
+                       top: Optional[str]) -> None:
+        """The index of the members by their path inside the report (the top
+        directory stripped), with directory entries for every parent and the
+        children of each directory."""
         # sosreports hold one top directory (sosreport-HOST-DATE-ID/)
         strip = top + "/" if top and any(n.startswith(top + "/") for n, _ in entries) else ""
         self.root = top or ""
@@ -241,12 +264,6 @@ class SosReport:
             e.path = rel
             self._children.setdefault(posixpath.dirname(rel), []).append(
                 posixpath.basename(rel))
-        if not any(m in self._index for m in _MARKERS):
-            if self.partial:
-                raise InputError(f"{path}: {self.problems[-1].split(':')[0]}, before any "
-                                 "sosreport part (sos_commands/, sos_reports/, sos_logs/)")
-            raise InputError(f"{path}: not a sosreport (no sos_commands/, sos_reports/ or "
-                             "sos_logs/ in the archive)")
 
     @staticmethod
     def _wanted(name: str) -> bool:
@@ -566,7 +583,3 @@ def _decompressed(raw: IO[bytes], rel: str) -> IO[bytes]:
         if head.startswith(magic):
             return cls(fileobj=buf)  # type: ignore[call-arg]
     return buf
-
-
-# the report's parts as the /proc and cgroupfs readers take them
-from .sosviews import SosCgroupFs, SosProcDir, read_cgroups  # noqa: E402,F401

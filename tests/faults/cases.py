@@ -344,12 +344,12 @@ def b_desc_beyond_eof(path: str):
         out = env.path(case, "vmcore")
         copy(core, out)
         prog = env.prog(case.fixture)
-        from .corrupt import phys_of, _DESC
+        from .corrupt import phys_of, DESC
         lay = DumpLayout.read(out)
         with open(out, "r+b") as f:
             at, off, size, flags, pf = lay.page_desc(f, phys_of(prog, memcg_addr(prog, path)) // 4096)
             f.seek(at)
-            f.write(_DESC.pack(lay.size + (1 << 30), size, flags, pf))
+            f.write(DESC.pack(lay.size + (1 << 30), size, flags, pf))
         return out, vmlinux
     return build
 

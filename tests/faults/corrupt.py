@@ -45,7 +45,7 @@ __all__ = ["DumpLayout", "Corrupter", "NotInDump", "phys_of", "open_clean", "tru
 
 _KDUMP_SIG = b"KDUMP   "
 _ELF_MAGIC = b"\x7fELF"
-_DESC = struct.Struct("<qIIQ")  # struct page_desc (diskdump_mod.h)
+DESC = struct.Struct("<qIIQ")  # struct page_desc (diskdump_mod.h)
 _PT_LOAD = 1
 
 
@@ -109,7 +109,7 @@ class DumpLayout:
         f.seek(lay.bitmap_start + (lay.bitmap_end - lay.bitmap_start) // 2)
         lay._bitmap2 = f.read((lay.bitmap_end - lay.bitmap_start) // 2)
         lay.dumped = int.from_bytes(lay._bitmap2, "little").bit_count()
-        lay.desc_end = lay.desc_start + lay.dumped * _DESC.size
+        lay.desc_end = lay.desc_start + lay.dumped * DESC.size
         lay.data_start = lay.desc_end
         lay.data_end = size
         return lay
@@ -142,12 +142,12 @@ class DumpLayout:
 
     def page_desc(self, f, pfn: int) -> Tuple[int, int, int, int, int]:
         """(descriptor file offset, data offset, size, flags, page_flags) of ``pfn``."""
-        at = self.desc_start + self.desc_index(pfn) * _DESC.size
+        at = self.desc_start + self.desc_index(pfn) * DESC.size
         f.seek(at)
-        raw = f.read(_DESC.size)
-        if len(raw) < _DESC.size:
+        raw = f.read(DESC.size)
+        if len(raw) < DESC.size:
             raise NotInDump(f"pfn {pfn:#x}: its page descriptor is beyond the end of the file")
-        return (at,) + _DESC.unpack(raw)
+        return (at,) + DESC.unpack(raw)
 
     def elf_offset(self, phys: int) -> int:
         for off, paddr, filesz in self.loads:
@@ -229,7 +229,7 @@ class Corrupter:
                 new_off = f.tell()
                 f.write(buf)
                 f.seek(at)
-                f.write(_DESC.pack(new_off, self.page_size, 0, pflags))
+                f.write(DESC.pack(new_off, self.page_size, 0, pflags))
         n = len(self.pages)
         self.pages = {}
         return n

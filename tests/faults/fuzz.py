@@ -5,7 +5,7 @@ or a pasted log, and lets only :class:`~crashext.errors.CrashextError`
 (InputError, KbError: a one-line message for the user) through as an
 expected outcome.  Anything else escaping is a bug.
 
-Seeds are real inputs: the seed host's kernel log and crash session
+Seeds are real inputs: the RHEL7 idr-bug host's kernel log and crash session
 (/work/shared/corpus), the test logs (tests/data/logs), the fixtures' /proc
 captures (truth/), and the shipped knowledge-base files.  The mutator cuts,
 splices, repeats and flips them, and swaps numbers for extreme ones, so the
@@ -48,13 +48,13 @@ def t_logs(data: bytes) -> None:
 
 
 def t_allocfail(data: bytes) -> None:
-    from crashext.analysis import allocfail
+    from crashext.analysis import allocreport
     from crashext.sources import logs
     lines = list(logs.read_lines(io.BytesIO(data)))
-    rep = allocfail.analyze(logs.normalize(lines), "fuzz")
+    rep = allocreport.analyze(logs.normalize(lines), "fuzz")
     # the gated path (what analyze_file uses) must not fail either
     gate = logs.Gate()
-    allocfail.analyze(logs.gated_chunks(iter([_text(data)]), gate), "fuzz", None, None, 100000, gate)
+    allocreport.analyze(logs.gated_chunks(iter([_text(data)]), gate), "fuzz", None, None, 100000, gate)
     for g in rep.groups:
         repr(g)
 
@@ -83,14 +83,15 @@ def t_kb(data: bytes) -> None:
 
 def t_crash_session(data: bytes) -> None:
     from crashext.analysis import panic
-    s = panic.parse_crash_session(_text(data))
+    from crashext.sources import crashlog
+    s = crashlog.parse_crash_session(_text(data))
     panic.panic_from_crash_session(s)
 
 
 def t_sosreport(data: bytes) -> None:
     """Bytes as a sosreport archive: index it, read every part, run the readers."""
-    from crashext.analysis import frag as fa
-    from crashext.sources import sosreport
+    from crashext.analysis import buddy_read
+    from crashext.sources import sosreport, sosviews
     fd, path = tempfile.mkstemp(suffix=".tar")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -102,8 +103,8 @@ def t_sosreport(data: bytes) -> None:
         for i, _ln in enumerate(sos.log_lines()):
             if i > 5000:
                 break
-        for fn in (lambda: sosreport.read_cgroups(sos),
-                   lambda: fa.from_proc(sosreport.SosProcDir(sos))):
+        for fn in (lambda: sosviews.read_cgroups(sos),
+                   lambda: buddy_read.from_proc(sosviews.SosProcDir(sos))):
             try:
                 fn()
             except CrashextError:

@@ -22,17 +22,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .. import gfp as gfpmod
-from ..sources.kmsg import (AllocFailure, record_when, BuddyLine, MIGRATE_LETTERS, OomReport, OopsHeader,
-                            ShowMem, SlubFailure, ZoneLine, extract)
-from ..sources.logs import Gate, LogLine
+from .. import gfp
+from ..sources.kmsg import (AllocFailure, record_when, OomReport, OopsHeader, ShowMem,
+                            SlubFailure, extract)
+from ..sources.logs import CountingLines, Gate, LogLine
 from ..sources.logscan import gated_file
-from . import allocflags as afl
-from . import watermark as wm
+from . import meminfo_blocks
+from .zonecheck import ZoneVerdict, explain
 
-__all__ = ["AllocReport", "FailureView", "ZoneVerdict", "analyze", "analyze_file", "caller_of",
-           "explain_request", "Counted",
-           "KNOWN_FRAMES", "ALLOCATOR_FRAMES", "mem_info_zones"]
+__all__ = ["AllocReport", "FailureView", "analyze", "analyze_file", "caller_of",
+           "KNOWN_FRAMES", "ALLOCATOR_FRAMES"]
 
 #: Frames of the allocator itself and of the report: skipped when naming the caller.
 ALLOCATOR_FRAMES = re.compile(
@@ -80,26 +79,6 @@ KNOWN_FRAMES: Sequence[Tuple[str, str]] = (
 )
 _KNOWN = [(re.compile(r"^(?:%s)(?:\.\w+.*)?$" % pat), why) for pat, why in KNOWN_FRAMES]
 
-# zone type order on x86-64 and most arches (include/linux/mmzone.h, enum zone_type);
-# HighMem only on 32-bit, Device (v4.3+, CONFIG_ZONE_DEVICE) last.
-_ZONE_ORDER = ["DMA", "DMA32", "Normal", "HighMem", "Movable", "Device"]
-
-
-@dataclass
-class ZoneVerdict:
-    node: int
-    zone: str
-    index: int
-    classzone_idx: int
-    free_pages: int
-    min: int
-    low: int
-    high: int
-    reserve: int
-    verdict: Dict[str, Any]
-    notes: List[str] = field(default_factory=list)
-
-
 @dataclass
 class FailureView:
     """One allocation failure with everything derived from it.
@@ -119,7 +98,7 @@ class FailureView:
     printed_names: Optional[List[str]]
     names_agree: Optional[bool]
     names_source: str
-    table: gfpmod.GfpTable = field(repr=False, compare=False)
+    table: gfp.GfpTable = field(repr=False, compare=False)
     _caller: Optional[Tuple[Optional[str], Optional[str], List[Dict[str, str]]]] = field(
         default=None, repr=False, compare=False)
     uts_version: Optional[str] = field(default=None, repr=False, compare=False)
@@ -208,7 +187,7 @@ class AllocReport:
     slub: List[SlubFailure] = field(default_factory=list)
     oops: List[OopsHeader] = field(default_factory=list)
     showmem: List[ShowMem] = field(default_factory=list)
-    oom_views: List[Dict[str, Any]] = field(default_factory=list)      # analysis.meminfo.oom_view
+    oom_views: List[Dict[str, Any]] = field(default_factory=list)      # meminfo_blocks.oom_view
     showmem_views: List[Dict[str, Any]] = field(default_factory=list)  # .showmem_view
     releases: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
@@ -250,204 +229,6 @@ def caller_of(trace) -> Tuple[Optional[str], List[Dict[str, str]]]:
     return caller, known
 
 
-def _zone_indices(zones: List[ZoneLine]) -> Tuple[Dict[str, int], List[str]]:
-    """zone name -> zone type index, from the zones printed and lowmem_reserve."""
-    seen = {z.zone for z in zones}
-    order = [z for z in _ZONE_ORDER
-             if z in seen or z in ("Normal", "Movable") or (z == "DMA32" and "DMA" in seen)]
-    if "Device" in order and "Device" not in seen:
-        order.remove("Device")
-    if "DMA32" in order and "DMA32" not in seen:
-        order.remove("DMA32")
-    n = max((len(z.lowmem_reserve) for z in zones if z.lowmem_reserve), default=len(order))
-    while len(order) < n:
-        order.append("Device")
-    idx = {name: i for i, name in enumerate(order)}
-    notes = []
-    for z in zones:
-        i = idx.get(z.zone)
-        if z.lowmem_reserve and i is not None and i < len(z.lowmem_reserve) \
-                and z.lowmem_reserve[i] != 0:
-            notes.append(f"zone {z.zone}: lowmem_reserve[{i}] is not 0; zone index uncertain")
-    return idx, notes
-
-
-def _highest_zone(mask: int, table: gfpmod.GfpTable, idx: Dict[str, int]) -> Optional[str]:
-    """gfp_zone(): the highest zone type the request may use."""
-    zb = gfpmod.zone_bits(mask, table)
-    if zb["DMA"]:
-        return "DMA"
-    if zb["DMA32"]:
-        return "DMA32" if "DMA32" in idx else "Normal"
-    if zb["HIGHMEM"] and zb["MOVABLE"]:
-        return "Movable"
-    if zb["HIGHMEM"]:
-        return "HighMem" if "HighMem" in idx else "Normal"
-    return "Normal"
-
-
-def _zone_state(z: ZoneLine, b: BuddyLine, index: int) -> Tuple[wm.ZoneState, List[str]]:
-    page_kb = b.block_kb[0] if b.block_kb else 4
-    notes = []
-
-    def pages(key):
-        v = z.kb(key)
-        return None if v is None else v // page_kb
-
-    free_by_mt: Dict[str, List[int]] = {}
-    if any(b.types):
-        for o, letters in enumerate(b.types):
-            for ch in letters:
-                name = MIGRATE_LETTERS.get(ch)
-                if name is None:
-                    continue
-                free_by_mt.setdefault(name, [0] * len(b.counts))[o] = 1
-        notes.append("migrate types from the buddy line's letters (which lists are "
-                     "non-empty per order), not counts")
-    nr_free = list(b.counts)
-    if len(nr_free) < 11:
-        notes.append(f"buddy line has {len(nr_free)} orders; higher orders taken as empty")
-        nr_free += [0] * (11 - len(nr_free))
-    # The high-atomic pages __zone_watermark_ok() subtracts for requests without
-    # reserve rights: zone->nr_reserved_highatomic, or from v6.12 (commit
-    # c928807f6f6b, "keep track of free highatomic") zone->nr_free_highatomic.
-    # show_free_areas() prints the first as "reserved_highatomic:" and, on kernels
-    # that have the second, "free_highatomic:" too; with only the reserve printed
-    # on a v6.12+ kernel it is an upper bound of what the kernel subtracted.
-    highatomic = pages("free_highatomic")
-    if highatomic is None:
-        highatomic = pages("reserved_highatomic")
-        if highatomic:
-            notes.append("high-atomic pages: the reserve (reserved_highatomic); kernels from "
-                         "v6.12 subtract only its free part, which this log does not print")
-    st = wm.ZoneState(node=z.node, name=z.zone, free_pages=pages("free") or 0,
-                      min=pages("min") or 0, low=pages("low") or 0, high=pages("high") or 0,
-                      lowmem_reserve=list(z.lowmem_reserve or []), nr_free=nr_free,
-                      free_by_mt=free_by_mt or None, managed=pages("managed"),
-                      present=pages("present"), index=index,
-                      free_cma=pages("free_cma") or 0, highatomic=highatomic or 0)
-    return st, notes
-
-
-def mem_info_zones(rec: AllocFailure) -> Tuple[List[wm.ZoneState], List[str]]:
-    """The zones a failure's Mem-Info printed (zone + buddy lines) as
-    :class:`~crashext.analysis.watermark.ZoneState`, for a fragmentation
-    picture of the moment of the failure; ``free_by_mt`` there marks only
-    which lists were non-empty (the buddy line's letters), not counts."""
-    idx, notes = _zone_indices(rec.zones)
-    buddies = {(b.node, b.zone): b for b in rec.buddy}
-    out = []
-    for z in rec.zones:
-        b = buddies.get((z.node, z.zone))
-        if b is None:
-            continue
-        st, znotes = _zone_state(z, b, idx.get(z.zone, 0))
-        out.append(st)
-        notes.extend(n for n in znotes if n not in notes)
-    return out, notes
-
-
-def explain(rec: AllocFailure, table: gfpmod.GfpTable, release: Optional[str],
-            uts_version: Optional[str] = None):
-    """Watermark verdicts for every zone the request could use:
-    ``(rule, verdicts, notes, alloc flags as JSON or None)``."""
-    return explain_request(rec.mode, rec.order, rec.zones, rec.buddy, table, release,
-                           uts_version=uts_version, with_flags=True)
-
-
-def request_flags(mode: int, order: int, table: gfpmod.GfpTable, release: Optional[str],
-                  uts_version: Optional[str] = None
-                  ) -> Tuple[str, afl.AllocFlags, Dict[str, Any], List[str]]:
-    """The watermark rule and ALLOC_* flags of a request, as
-    :mod:`crashext.analysis.allocflags` derives them for ``release``; the
-    flags as JSON and notes on what was assumed."""
-    notes: List[str] = []
-    gen = None
-    if release:
-        try:
-            gen = afl.generation(release, uts_version)
-        except ValueError:
-            gen = None
-    if gen is None:
-        name = "3.10" if table.since < (4, 4) else ("4.4" if table.since < (6, 3) else "6.3")
-        gen = afl.KernelGen(name, afl.WATERMARK_RULE[name],
-                            f"kernel release unknown: generation {name} assumed from the "
-                            "GFP table")
-    if gen.assumed:
-        notes.append(gen.assumed)
-    flags = afl.alloc_flags(mode, order, table, gen.name)
-    js = {"generation": gen.name, "names": flags.names(gen.name), "assumed": gen.assumed}
-    return gen.rule, flags, js, notes
-
-
-def explain_request(mode: Optional[int], order: Optional[int], all_zones: List[ZoneLine],
-                    buddy: List[BuddyLine], table: gfpmod.GfpTable, release: Optional[str],
-                    uts_version: Optional[str] = None, with_flags: bool = False):
-    """:func:`explain` for a request given by its GFP ``mode`` and ``order``
-    and the zone and buddy lines of any show_mem() block (an allocation
-    failure, an OOM report, a SysRq-m dump): ``(rule, verdicts, notes)``,
-    and the ALLOC_* flags as JSON (None if not derived) with ``with_flags``."""
-    def ret(rule, verdicts, notes, flags_js=None):
-        return (rule, verdicts, notes, flags_js) if with_flags else (rule, verdicts, notes)
-    out: List[str] = []
-    if mode is None or order is None:
-        what = ("no mode printed" if mode is None and order is not None else
-                "no allocation order printed (a vmalloc failure before any page allocation, "
-                "or a cut header)" if mode is not None else "no mode/order")
-        return ret(None, [], [f"{what}: cannot re-run the watermark check"])
-    rule, flags, flags_js, fnotes = request_flags(mode, order, table, release, uts_version)
-    if not all_zones:
-        return ret(None, [], ["no zone lines printed with this failure (rate-limited show_mem, "
-                              "or a filtered report): cannot re-run the watermark check"],
-                   flags_js)
-    out.extend(fnotes)
-    idx, notes = _zone_indices(all_zones)
-    out.extend(notes)
-    top = _highest_zone(mode, table, idx)
-    top_i = idx.get(top, idx.get("Normal", 0))
-    buddies = {(b.node, b.zone): b for b in buddy}
-    verdicts: List[ZoneVerdict] = []
-    ver = gfpmod.parse_version(release or "") or table.since
-    for node in sorted({z.node for z in all_zones}):
-        zones = [z for z in all_zones if z.node == node and idx.get(z.zone, 99) <= top_i]
-        if not zones:
-            continue
-        # the class zone: gfp_zone() itself since v5.8 (commit 97a225e69a1f,
-        # highest_zoneidx); before, the preferred (highest populated) zone's index
-        populated = max(idx[z.zone] for z in zones)
-        classzone = top_i if ver >= (5, 8) else populated
-        for z in sorted(zones, key=lambda z: -idx[z.zone]):
-            b = buddies.get((z.node, z.zone))
-            if b is None or not z.lowmem_reserve:
-                out.append(f"node {node} {z.zone}: no buddy or lowmem_reserve line; not checked")
-                continue
-            st, znotes = _zone_state(z, b, idx[z.zone])
-            cz = min(classzone, len(st.lowmem_reserve) - 1)
-            if order >= len(st.nr_free):
-                out.append(f"order {order} beyond the buddy line's orders")
-                continue
-            v = wm.watermark_ok(st, order, "min", cz, rule, **flags.kwargs())
-            vj = v.to_json()
-            # held back by lowmem_reserve: fails with the reserve, passes without
-            # it (the rule and its kernel source: wm.held_back_by_reserve)
-            held, bare = wm.held_back_by_reserve(st, v, order, "min", cz, rule,
-                                                 **flags.kwargs())
-            vj["lowmem_reserve_held"] = held
-            vj["without_reserve"] = None if bare is None else {
-                "ok": bare.ok, "check": bare.check, "failed_order": bare.failed_order,
-                "reason": bare.reason}
-            verdicts.append(ZoneVerdict(node, z.zone, idx[z.zone], cz, st.free_pages, st.min,
-                                        st.low, st.high, st.lowmem_reserve[cz], vj, znotes))
-    if verdicts:
-        all_fail = all(not v.verdict["ok"] for v in verdicts)
-        out.insert(0, ("every zone the request could use fails the MIN watermark check"
-                       if all_fail else
-                       "some zone passes the MIN watermark as printed: the failure came from "
-                       "elsewhere (cpuset/mempolicy, numbers changed between check and report, "
-                       "or a flag not modelled)"))
-    return ret(rule, verdicts, out, flags_js)
-
-
 #: OOM, SLUB and oops records kept per report (``keep`` limits failures only).
 _OTHER_CAP = 10000
 
@@ -475,7 +256,7 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
     last_release: Optional[str] = None
     last_uts: Optional[str] = None
     # a gated source counts its own lines (gate.lines); others are counted here
-    counted = Counted(lines) if gate is None else None
+    counted = CountingLines(lines) if gate is None else None
     for rec in extract(counted if counted is not None else lines, gate):
         if isinstance(rec, AllocFailure):
             if rec.release:
@@ -508,12 +289,12 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
             _note_release(rep, rec.release)
             if len(rep.ooms) < _OTHER_CAP:
                 rep.ooms.append(rec)
-                rep.oom_views.append(mimod.oom_view(rec, kernel_version or rec.release
-                                                   or last_release))
+                rep.oom_views.append(meminfo_blocks.oom_view(rec, kernel_version or rec.release
+                                                             or last_release))
         elif isinstance(rec, ShowMem):
             if len(rep.showmem) < _OTHER_CAP:
                 rep.showmem.append(rec)
-                rep.showmem_views.append(mimod.showmem_view(
+                rep.showmem_views.append(meminfo_blocks.showmem_view(
                     rec, kernel_version or last_release,
                     uts_version if kernel_version else last_uts))
         elif isinstance(rec, SlubFailure):
@@ -528,26 +309,9 @@ def analyze(lines: Iterable[LogLine], source: str, kernel_version: Optional[str]
     return rep
 
 
-from . import meminfo as mimod  # noqa: E402  (it imports explain_request from here)
-
-
 def _note_release(rep: AllocReport, rel: Optional[str]) -> None:
     if rel and rel not in rep.releases:
         rep.releases.append(rel)
-
-
-class Counted:
-    """Iterates ``it`` and counts what went by (``n``): log lines, raw or
-    normalised."""
-
-    def __init__(self, it: Iterable) -> None:
-        self.it = it
-        self.n = 0
-
-    def __iter__(self):
-        for x in self.it:
-            self.n += 1
-            yield x
 
 
 def _choose_table(rec: AllocFailure, release: Optional[str]):
@@ -558,16 +322,16 @@ def _choose_table(rec: AllocFailure, release: Optional[str]):
     newest that reproduces them is taken.
     """
     if release or rec.mode is None:
-        return gfpmod.table_for_release(release)
+        return gfp.table_for_release(release)
     if rec.mode_names is None:
-        return gfpmod.T310, ("kernel version unknown; no names printed, so a kernel before "
-                             "v4.5: assumed the 3.10 table (give --kernel-version)")
-    fits = [t for t in gfpmod.TABLES if gfpmod.decode(rec.mode, t) == rec.mode_names]
+        return gfp.T310, ("kernel version unknown; no names printed, so a kernel before "
+                          "v4.5: assumed the 3.10 table (give --kernel-version)")
+    fits = [t for t in gfp.TABLES if gfp.decode(rec.mode, t) == rec.mode_names]
     if fits:
         t = fits[-1]
         return t, (f"kernel version unknown: the {t.key} table is the newest that reproduces "
                    f"the printed names (also: {', '.join(x.key for x in fits[:-1]) or 'none'})")
-    return gfpmod.table_for_release(None)
+    return gfp.table_for_release(None)
 
 
 def _view(rec: AllocFailure, release: Optional[str],
@@ -578,10 +342,10 @@ def _view(rec: AllocFailure, release: Optional[str],
     names_source = "table"
     if rec.mode is not None:
         if gfp_names is not None:
-            decoded = gfpmod.decode(rec.mode, table, gfp_names)
+            decoded = gfp.decode(rec.mode, table, gfp_names)
             names_source = "dump (gfpflag_names)"
         else:
-            decoded = gfpmod.decode(rec.mode, table)
+            decoded = gfp.decode(rec.mode, table)
     agree = None
     if rec.mode_names is not None and decoded is not None:
         agree = decoded == rec.mode_names

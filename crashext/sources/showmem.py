@@ -4,7 +4,7 @@ around it, parsed line by line.
 The same Mem-Info block is printed by ``warn_alloc()`` (allocation
 failures), ``dump_header()`` (OOM kills, global and cpuset; a memcg OOM
 prints the memcg's counters instead), SysRq-m (``sysrq_handle_showmem``)
-and other ``show_mem()`` callers.  :func:`feed` takes one line into any
+and other ``show_mem()`` callers.  :func:`feed_line` takes one line into any
 record with the show_mem fields (``meminfo``, ``node_lines``, ``zones``,
 ``buddy``, ``extra``, ``problems``); :mod:`crashext.sources.kmsg` decides
 which record a line belongs to.
@@ -22,8 +22,8 @@ mm/show_mem.c since v6.5, mm/oom_kill.c, mm/memcontrol.c of each version):
   reserved``.
 - OOM, dump_header(): ``oom-kill:constraint=%s,nodemask=%*pbl,cpuset=...,
   mems_allowed=...,oom_memcg=...|global_oom,task_memcg=...,task=%s,pid=%d,
-  uid=%d`` (v4.19+, commit ef8444ea01d7 "mm, oom: reorganize the oom
-  report in dump_header"); the task table ``Tasks state (memory values in
+  uid=%d`` (since Linux kernel commit ef8444ea01d7 ("mm, oom: reorganize
+  the oom report in dump_header") (in v4.19)); the task table ``Tasks state (memory values in
   pages):`` / ``[ pid ]   uid  tgid total_vm      rss ...`` with one
   ``[%7d] %5d %5d %8lu %8lu ...`` row per task (columns per version, read
   from the header line); ``Out of memory: Killed process %d (%s)
@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = ["ZoneLine", "BuddyLine", "MemInfo", "ShowMem", "Task", "parse_zone_line",
-           "parse_buddy_line", "parse_constraint", "MIGRATE_LETTERS", "feed", "finish_showmem",
-           "is_showmem_line", "largest_free_order", "TASKS_KEPT"]
+           "parse_buddy_line", "buddy_parts", "parse_constraint", "MIGRATE_LETTERS", "feed_line",
+           "feed_oom_line", "finish_showmem", "is_showmem_line", "largest_order_of",
+           "TASKS_KEPT"]
 
 #: show_migration_types() letters -> enum migratetype names (mm/page_alloc.c).
 MIGRATE_LETTERS = {"U": "MIGRATE_UNMOVABLE", "M": "MIGRATE_MOVABLE",
@@ -159,7 +160,7 @@ _ZONE = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighM
 _NODE_STATS = re.compile(r"^\s*Node (?P<node>\d+) (?:active_anon|inactive_anon):")
 _RESERVE = re.compile(r"^\s*lowmem_reserve\[\]:((?:\s+\d+)*)\s*$")
 # A buddy line is ``^\s*(?:Node N )?ZONE: (?P<body>(?:\d+\*\d+kB.*?)?)\s*(?:= (?P<total>\d+)kB)?\s*$``;
-# as one regex its lazy body costs ~10 us a line, so :func:`_buddy_parts` finds
+# as one regex its lazy body costs ~10 us a line, so :func:`buddy_parts` finds
 # the same body and total from the head, the first term and the line's end
 # (tests/test_meminfo_blocks.py holds the one-regex form and checks they agree).
 _BUDDY_HEAD = re.compile(r"^\s*(?:Node (?P<node>\d+) )?(?P<zone>DMA32|DMA|Normal|HighMem|Movable|Device): ")
@@ -218,7 +219,7 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
     total that does not equal the sum of the terms is flagged, a missing one
     (a truncated line) leaves ``total_ok`` None.
     """
-    parts = _buddy_parts(text)
+    parts = buddy_parts(text)
     if parts is None or (not parts[2] and parts[3] is None):
         return None
     node, zone, body, total_s = parts
@@ -264,7 +265,7 @@ def parse_buddy_line(text: str, lineno: int = 0) -> Optional[BuddyLine]:
                      total, computed, ok, lineno, problems)
 
 
-def _buddy_parts(text: str) -> Optional[Tuple[Optional[str], str, str, Optional[str]]]:
+def buddy_parts(text: str) -> Optional[Tuple[Optional[str], str, str, Optional[str]]]:
     """(node, zone, body, total) of a buddy line, as the one-regex form in the
     comment above gives them, or None when it does not match: the lazy body
     ends where only whitespace and an optional ``= NkB`` are left, and it is
@@ -286,7 +287,7 @@ def _buddy_parts(text: str) -> Optional[Tuple[Optional[str], str, str, Optional[
     return m.group("node"), m.group("zone"), text[start:end], total
 
 
-def largest_free_order(b: BuddyLine) -> Optional[int]:
+def largest_order_of(b: BuddyLine) -> Optional[int]:
     """The highest order with a free block on a buddy line (None: none free)."""
     top = [o for o, n in enumerate(b.counts) if n]
     return top[-1] if top else None
@@ -326,7 +327,7 @@ class _TaskTable:
         self.cols = cols
 
 
-def feed(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
+def feed_line(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     """Take ``text`` into ``rec``'s show_mem fields if it belongs there.
 
     ``section`` is where the record is ("meminfo", "zones", "buddy" or
@@ -338,28 +339,10 @@ def feed(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     pieces so far)``: the caller keeps it and passes it back unchanged.
     """
     stripped = text.strip()
-    # a show_mem line split into one piece a line (see _BUDDY_PIECE)
-    if section == "reserve-split":
-        if stripped.isdigit():
-            rec.zones[-1].lowmem_reserve.append(int(stripped))
+    if section == "reserve-split" or isinstance(section, tuple):
+        section, taken = _split_piece(rec, section, stripped)
+        if taken:
             return section
-        section = "zones"
-    elif isinstance(section, tuple):    # ("buddy-split", head line number, pieces)
-        _, head_no, pieces = section
-        if _BUDDY_PIECE.match(stripped):
-            pieces.append(stripped)
-            if not stripped.startswith("="):
-                return section
-        # the total ends the line; anything else ends it too, unfinished
-        b = parse_buddy_line(" ".join(pieces), head_no)
-        if b is not None:
-            rec.buddy.append(b)
-        else:
-            rec.problems.append(f"line {head_no}: buddy line in pieces: "
-                                f"{' '.join(pieces)[:80]!r} not read")
-        if stripped.startswith("=") and _BUDDY_PIECE.match(stripped):
-            return "buddy"
-        section = "buddy"
     # each pattern below starts with ^\s* and a fixed letter (or a zone name):
     # one that cannot match this line's first letter is not tried
     c = stripped[:1]
@@ -412,7 +395,33 @@ def feed(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     return None
 
 
-def feed_oom(rec, section: str, text: str, lineno: int) -> Optional[str]:
+def _split_piece(rec, section: Any, stripped: str) -> Tuple[Any, bool]:
+    """A line inside a show_mem line logged one piece a line (see
+    _BUDDY_PIECE): (the new section, whether the line was taken).  A line
+    that is no such piece ends the split line, and is read as any other."""
+    if section == "reserve-split":
+        if stripped.isdigit():
+            rec.zones[-1].lowmem_reserve.append(int(stripped))
+            return section, True
+        return "zones", False
+    _, head_no, pieces = section    # ("buddy-split", head line number, pieces)
+    if _BUDDY_PIECE.match(stripped):
+        pieces.append(stripped)
+        if not stripped.startswith("="):
+            return section, True
+    # the total ends the line; anything else ends it too, unfinished
+    b = parse_buddy_line(" ".join(pieces), head_no)
+    if b is not None:
+        rec.buddy.append(b)
+    else:
+        rec.problems.append(f"line {head_no}: buddy line in pieces: "
+                            f"{' '.join(pieces)[:80]!r} not read")
+    if stripped.startswith("=") and _BUDDY_PIECE.match(stripped):
+        return "buddy", True
+    return "buddy", False
+
+
+def feed_oom_line(rec, section: str, text: str, lineno: int) -> Optional[str]:
     """Take an OOM report's own lines (constraint, memcg counters and stats,
     the task table, the kill) into ``rec`` (:class:`kmsg.OomReport`); the
     new section, or None if the line is not one of them.  ``"killed"`` after

@@ -5,7 +5,7 @@ For each block, per zone: free memory (the zone line's ``free``), the
 watermarks, ``lowmem_reserve``, the buddy line's free blocks per order and
 its printed total (checked against the sum of the blocks), the largest free
 order.  Then the watermark check re-run on those numbers
-(:func:`crashext.analysis.allocfail.explain_request`, the kernel's rule of
+(:func:`crashext.analysis.zonecheck.explain_request`, the kernel's rule of
 the release):
 
 - an OOM report: for its own request (``gfp_mask`` and ``order`` from the
@@ -23,10 +23,10 @@ and largest free order: fragmentation building up over time.
 
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from .. import gfp as gfpmod
+from .. import gfp
 from ..sources.kmsg import AllocFailure, OomReport, record_when
-from ..sources.meminfo import ShowMem, largest_free_order
-from . import allocfail as af
+from ..sources.showmem import ShowMem, largest_order_of
+from . import zonecheck
 
 __all__ = ["zone_rows", "showmem_view", "oom_view", "timeline", "report_timeline", "block_kind",
            "conclusion", "zone_series"]
@@ -84,7 +84,7 @@ def _row(z, b) -> Dict[str, Any]:
             "buddy_total_kb": b.total_kb, "buddy_sum_kb": b.computed_kb,
             "buddy_total_ok": b.total_ok, "free_blocks": b.counts,
             "block_kb": b.block_kb, "migrate_letters": b.types,
-            "largest_free_order": largest_free_order(b),
+            "largest_free_order": largest_order_of(b),
             "free_kb_by_order": [c * s for c, s in zip(b.counts, b.block_kb)]})
     else:
         row.update({"buddy_total_kb": None, "buddy_sum_kb": None, "buddy_total_ok": None,
@@ -95,11 +95,11 @@ def _row(z, b) -> Dict[str, Any]:
     return row
 
 
-def _table(release: Optional[str]) -> gfpmod.GfpTable:
-    return gfpmod.table_for_release(release)[0]
+def _table(release: Optional[str]) -> gfp.GfpTable:
+    return gfp.table_for_release(release)[0]
 
 
-def conclusion(verdicts: List["af.ZoneVerdict"], order: Optional[int]) -> Optional[str]:
+def conclusion(verdicts: List["zonecheck.ZoneVerdict"], order: Optional[int]) -> Optional[str]:
     """What the verdicts of one request add up to, in a sentence."""
     if not verdicts:
         return None
@@ -140,8 +140,8 @@ def showmem_view(rec, release: Optional[str], uts_version: Optional[str] = None
     first_fail = None
     for o in range(orders):
         try:
-            rule, verdicts, out = af.explain_request(gk, o, rec.zones, rec.buddy, table,
-                                                     release, uts_version)
+            rule, verdicts, out = zonecheck.explain_request(gk, o, rec.zones, rec.buddy, table,
+                                                            release, uts_version)
         except ValueError as exc:   # numbers a mangled log cannot give the check
             rule, verdicts, out = None, [], [f"watermark check not possible: {exc}"]
         if not verdicts:
@@ -167,17 +167,17 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
     """An OOM-kill report: its header decoded, scope and constraint, the memcg
     counters, the kill, the largest tasks, and the zone analysis of its
     show_mem block re-run for its own request."""
-    table, how = gfpmod.table_for_release(release)
+    table, how = gfp.table_for_release(release)
     if not release and rec.gfp_names is not None and rec.gfp is not None:
-        fits = [t for t in gfpmod.TABLES if gfpmod.decode(rec.gfp, t) == rec.gfp_names]
+        fits = [t for t in gfp.TABLES if gfp.decode(rec.gfp, t) == rec.gfp_names]
         if fits:
             table, how = fits[-1], (f"kernel version unknown: the {fits[-1].key} table is the "
                                     "newest that reproduces the printed names")
-    decoded = gfpmod.decode(rec.gfp, table) if rec.gfp is not None else None
+    decoded = gfp.decode(rec.gfp, table) if rec.gfp is not None else None
     rule, verdicts, notes = (None, [], [])
     if rec.zones:
         try:
-            rule, verdicts, notes = af.explain_request(
+            rule, verdicts, notes = zonecheck.explain_request(
                 rec.gfp, rec.order, rec.zones, rec.buddy, table, release,
                 rec.uts_version if release == rec.release else None)
         except ValueError as exc:   # numbers a mangled log cannot give the check
@@ -255,7 +255,7 @@ def zone_series(entries: List[Dict[str, Any]]) -> Dict[Tuple[int, str], List[Dic
 
 
 def report_timeline(rep) -> List[Dict[str, Any]]:
-    """:func:`timeline` of an :class:`~crashext.analysis.allocfail.AllocReport`:
+    """:func:`timeline` of an :class:`~crashext.analysis.allocreport.AllocReport`:
     its kept allocation failures, OOM reports and show_mem dumps in log order."""
     recs = [f.record for f in rep.failures] + list(rep.ooms) + list(rep.showmem)
     recs.sort(key=lambda r: r.lines[0])

@@ -1,43 +1,39 @@
-"""Buddy allocator free lists, fragmentation indices and watermark verdicts.
+"""The buddy allocator's zones and free lists, read from a kernel or from /proc text.
 
-Two sources give the same :class:`FragReport`:
-
-- :func:`from_target`: a kernel (vmcore or live) through the access layer:
-  every online node's zones, ``free_area[order].nr_free``, watermarks,
-  ``lowmem_reserve[]``, NR_FREE_PAGES, and (``migratetypes=True``) the
-  free blocks per order and migrate type counted by walking
-  ``free_area[o].free_list[mt]``;
-- :func:`from_proc`: text (:mod:`crashext.sources.procfs`): buddyinfo,
-  zoneinfo, pagetypeinfo and, where present, debugfs extfrag files.
-
-:func:`unusable_index` and :func:`fragmentation_index` are mm/vmstat.c's
-``unusable_free_index()`` and ``__fragmentation_index()`` over
-``fill_contig_page_info()``, in the same integer arithmetic, so they equal
-debugfs ``extfrag/unusable_index`` and ``extfrag/extfrag_index`` (which
-print them as ``%d.%03d`` of thousandths).  :func:`verdicts` runs
-:func:`crashext.analysis.watermark.watermark_ok` on each zone.
+:func:`from_target` reads every online node's zones through the access layer
+(``free_area[order].nr_free``, watermarks, ``lowmem_reserve[]``,
+NR_FREE_PAGES and, with ``migratetypes=True``, the free blocks per order
+and migrate type counted by walking ``free_area[o].free_list[mt]``);
+:func:`from_proc` reads buddyinfo, zoneinfo, pagetypeinfo and, where
+present, debugfs extfrag files (:mod:`crashext.sources.procfs`).  Both give
+a :class:`crashext.analysis.buddy.FragReport`.
 
 Zone layout facts used (include/linux/mmzone.h):
 
-- ``zone->_watermark[]`` + ``zone->watermark_boost`` since v5.0 (commit
-  1c30844d2dfe, "mm: reclaim small amounts of memory when an external
-  fragmentation event occurs"), ``zone->watermark[]`` before; which one the
-  kernel has is read from debug info.  Indices from ``enum zone_watermarks``.
-- ``zone->managed_pages`` is an ``atomic_long_t`` since v5.0 (commit
-  9705bea5f833, "mm: convert zone->managed_pages to atomic variable").
-- ``free_area[]`` has MAX_ORDER entries before v6.4 and MAX_ORDER + 1 from
-  v6.4 (commit 23baf831a32c, "mm, treewide: redefine MAX_ORDER sanely";
-  NR_PAGE_ORDERS since v6.8): we take the array's length from debug info.
-- per-CPU vm_stat deltas live in ``zone->pageset->vm_stat_diff[]`` before
-  v5.14 and ``zone->per_cpu_zonestats->vm_stat_diff[]`` from v5.14 (commit
-  28f836b6777b, "mm/page_alloc: split per cpu page lists and zone stats").
-- free high-atomic pages: ``zone->nr_free_highatomic`` where present
-  (v6.12), else the reserve ``zone->nr_reserved_highatomic`` (v4.4+).
+- ``zone->_watermark[]`` + ``zone->watermark_boost`` since Linux kernel
+  commit 1c30844d2dfe ("mm: reclaim small amounts of memory when an external
+  fragmentation event occurs") (in v5.0), ``zone->watermark[]`` before;
+  which one the kernel has is read from debug info.  Indices from ``enum
+  zone_watermarks``.
+- ``zone->managed_pages`` is an ``atomic_long_t`` since Linux kernel commit
+  9705bea5f833 ("mm: convert zone->managed_pages to atomic variable") (in
+  v5.0).
+- ``free_area[]`` has MAX_ORDER + 1 entries since Linux kernel commit
+  23baf831a32c ("mm, treewide: redefine MAX_ORDER sanely") (in v6.4),
+  MAX_ORDER before (NR_PAGE_ORDERS since v6.8): we take the array's length
+  from debug info.
+- per-CPU vm_stat deltas live in ``zone->per_cpu_zonestats->vm_stat_diff[]``
+  since Linux kernel commit 28f836b6777b ("mm/page_alloc: split per cpu page
+  lists and zone stats") (in v5.14), in ``zone->pageset->vm_stat_diff[]``
+  before.
+- free high-atomic pages: ``zone->nr_free_highatomic`` where present (since
+  Linux kernel commit c928807f6f6b ("mm/page_alloc: keep track of free
+  highatomic") (in v6.12)), else the reserve ``zone->nr_reserved_highatomic``
+  (v4.4+).
 - nodes: ``node_data[]`` with ``node_states[N_ONLINE]`` (NUMA kernels) or
   ``contig_page_data``; zone index -> ``enum zone_type`` enumerators.
 """
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import CrashextError, InputError, MissingSymbolError, ReadError
@@ -46,96 +42,11 @@ from ..kernel.walk import walk_list
 from ..progress import Progress
 from ..sources import procfs
 from . import allocflags
-from .watermark import ZoneState, Verdict, rule_for_release, watermark_ok
+from .buddy import FragReport, ZoneInfo, classzone_index
+from .watermark import ZoneState, rule_for_release
 
-__all__ = ["ZoneInfo", "FragReport", "from_target", "from_proc", "unusable_index", "largest_free_order",
-           "fragmentation_index", "contig_page_info", "verdicts", "format_index",
-           "classzone_index"]
-
-
-@dataclass
-class ZoneInfo:
-    """One zone: the watermark inputs plus what frag shows besides them."""
-
-    state: ZoneState
-    populated: bool = True
-    spanned: Optional[int] = None
-    #: NR_FREE_PAGES as /proc/zoneinfo shows it (atomic counter, deltas not folded)
-    free_pages_unfolded: Optional[int] = None
-    #: NR_FREE_PAGES with every CPU's vm_stat_diff folded in (zone_page_state_snapshot)
-    free_pages_folded: Optional[int] = None
-    #: (node, order, migrate type) counts that came out of a broken walk
-    walk_errors: List[str] = field(default_factory=list)
-    #: orders where the walked per-type total differs from nr_free: {order: (walked, nr_free)}
-    mt_mismatch: Dict[int, Tuple[int, int]] = field(default_factory=dict)
-    #: pagetypeinfo counts shown as ">100000": [(migratetype, order)]
-    mt_capped: List[Tuple[str, int]] = field(default_factory=list)
-    #: the kernel's own indices where a text source had them (thousandths)
-    kernel_unusable: Optional[List[int]] = None
-    kernel_extfrag: Optional[List[int]] = None
-
-    @property
-    def key(self) -> Tuple[int, str]:
-        return (self.state.node, self.state.name)
-
-
-@dataclass
-class FragReport:
-    source: str
-    release: Optional[str]
-    rule: str
-    orders: int
-    page_size: int
-    migratetypes: List[str]
-    zones: List[ZoneInfo]
-    zone_types: List[str]
-    errors: List[str] = field(default_factory=list)
-    uts_version: Optional[str] = None   # `uname -v`: Debian's names the stable sublevel
-    page_size_source: str = "the kernel (PAGE_SIZE)"   # where page_size came from
-    rule_note: Optional[str] = None   # why the rule is a guess (stable sublevel unknown)
-
-
-# ---------------------------------------------------------------- indices
-
-def contig_page_info(nr_free: List[int], suitable_order: int) -> Tuple[int, int, int]:
-    """mm/vmstat.c fill_contig_page_info(): (free_pages, free_blocks_total,
-    free_blocks_suitable), suitable blocks counted in units of the order."""
-    free_pages = total = suitable = 0
-    for order, blocks in enumerate(nr_free):
-        total += blocks
-        free_pages += blocks << order
-        if order >= suitable_order:
-            suitable += blocks << (order - suitable_order)
-    return free_pages, total, suitable
-
-
-def unusable_index(nr_free: List[int], order: int) -> int:
-    """mm/vmstat.c unusable_free_index(), in thousandths (0..1000)."""
-    free_pages, _total, suitable = contig_page_info(nr_free, order)
-    if free_pages == 0:  # no free memory: all of it is "unusable"
-        return 1000
-    return ((free_pages - (suitable << order)) * 1000) // free_pages
-
-
-def fragmentation_index(nr_free: List[int], order: int) -> int:
-    """mm/vmstat.c __fragmentation_index(), in thousandths; -1000 where a
-    block of the order is free (the request would succeed)."""
-    free_pages, total, suitable = contig_page_info(nr_free, order)
-    requested = 1 << order
-    if not total:
-        return 0
-    if suitable:
-        return -1000
-    return 1000 - (1000 + (free_pages * 1000) // requested) // total
-
-
-def format_index(v: int) -> str:
-    """``%d.%03d`` of C's ``index / 1000`` and ``index % 1000`` (truncating)."""
-    q = abs(v) // 1000
-    r = abs(v) % 1000
-    if v < 0:
-        return f"-{q}.{r:03d}"
-    return f"{q}.{r:03d}"
+__all__ = ["from_target", "from_proc", "largest_free_order", "text_page_size",
+           "online_pgdats", "pgdats_zone", "DEFAULT_PAGE_SIZE"]
 
 
 # ---------------------------------------------------------------- kernel
@@ -152,7 +63,7 @@ def _signed(v: int, bits: int = 64) -> int:
     return v - (1 << bits) if v >= 1 << (bits - 1) else v
 
 
-def _online_pgdats(t: Target) -> List[Tuple[int, KObj]]:
+def online_pgdats(t: Target) -> List[Tuple[int, KObj]]:
     if t.has_symbol("node_data"):
         arr = t.symbol("node_data")
         online: Optional[set] = None
@@ -238,7 +149,16 @@ def _mt_names(t: Target, nlists: int) -> List[str]:
 
 def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
                 progress: bool = True, err=None) -> FragReport:
-    """Read every online node's zones from ``t``."""
+    """Read every online node's zones from ``t``; on a live kernel once more
+    when a block was allocated while its free list was walked (a walk error)."""
+    report = _from_target(t, migratetypes, all_zones, progress, err)
+    if t.is_live and any(z.walk_errors for z in report.zones):
+        report = _from_target(t, migratetypes, all_zones, progress, err)
+    return report
+
+
+def _from_target(t: Target, migratetypes: bool, all_zones: bool, progress: bool,
+                 err) -> FragReport:
     rd = _ZoneReader(t)
     zone_types = [n for n, _ in sorted(t.enum_constants("enum zone_type").items(),
                                        key=lambda kv: kv[1]) if n != "MAX_NR_ZONES"]
@@ -251,7 +171,7 @@ def from_target(t: Target, migratetypes: bool = False, all_zones: bool = False,
                         rule_note=allocflags.generation(t.release, uts_version).assumed,
                         orders=0, page_size=t.page_size, migratetypes=[], zones=[],
                         zone_types=zone_types, uts_version=uts_version)
-    pgdats = _online_pgdats(t)
+    pgdats = online_pgdats(t)
     for nid, pgdat in pgdats:
         nzones = pgdat.node_zones.length()
         for zi in range(nzones):
@@ -404,29 +324,7 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     un = pdir.read("unusable_index")
     unusable = procfs.parse_frag_index(un, "unusable_index") if un else {}
     errors: List[str] = []
-    rel = release or pdir.release()
-    uts_version = None if release else pdir.version()
-    rule = None
-    if rel:
-        try:
-            rule = rule_for_release(rel, uts_version)
-        except ValueError:
-            if release:
-                raise InputError(f"--release {release!r}: not a kernel release")
-            errors.append(f"kernel release {rel[:40]!r} is not readable: ignored")
-            rel = None
-    if rule is not None:
-        pass
-    elif ptinfo is not None:
-        # "HighAtomic" replaced "Reserve" in v4.4 (MIGRATE_HIGHATOMIC, commit 0aaa29a56e4f),
-        # the same release that changed __zone_watermark_ok; v4.4 and v6.3 rules agree for
-        # requests without ALLOC_* flags.
-        rule = "3.10" if "MIGRATE_RESERVE" in ptinfo["types"] else "4.4"
-        errors.append(f"kernel release unknown: watermark rule {rule} chosen from "
-                      "pagetypeinfo's migrate types (give --release to be sure)")
-    else:
-        raise InputError(f"{pdir.path}: kernel release unknown and no pagetypeinfo to tell "
-                         "the kernel generation: give --release")
+    rel, uts_version, rule = _text_rule(pdir, release, ptinfo, errors)
     # zone index: order of zones within a node in zoneinfo (it lists every zone,
     # populated or not, in zone_type order); buddyinfo lists only populated ones
     zone_order: Dict[int, List[str]] = {}
@@ -439,29 +337,10 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
     orders = len(next(iter(buddy.values())))
     for key in keys:
         node, name = key
-        z = zinfo.get(key, {})
-        nr = buddy.get(key, [0] * orders)
-        free_unfolded = z.get("free", z.get("nr_free_pages"))
-        prot = z.get("protection")
-        st = ZoneState(node=node, name=name,
-                       free_pages=free_unfolded if free_unfolded is not None
-                       else sum(n << o for o, n in enumerate(nr)),
-                       min=z.get("min", 0), low=z.get("low", 0), high=z.get("high", 0),
-                       lowmem_reserve=list(prot) if prot else [],
-                       nr_free=list(nr), managed=z.get("managed"), present=z.get("present"),
-                       index=zone_order[node].index(name), watermark_boost=z.get("boost", 0),
-                       free_cma=z.get("nr_free_cma", 0), highatomic=0,
-                       unaccepted=z.get("nr_unaccepted", 0))
-        info = ZoneInfo(state=st, populated=key in buddy, spanned=z.get("spanned"),
-                        free_pages_unfolded=free_unfolded,
-                        kernel_unusable=unusable.get(key), kernel_extfrag=extfrag.get(key))
-        if ptinfo is not None and key in ptinfo["free"]:
-            st.free_by_mt = {mt: list(c) for mt, c in ptinfo["free"][key].items()}
-            info.mt_capped = [(c[2], c[3]) for c in ptinfo["capped"] if (c[0], c[1]) == key]
-            for o in range(orders):
-                tot = sum(c[o] for c in st.free_by_mt.values() if o < len(c))
-                if tot != nr[o]:
-                    info.mt_mismatch[o] = (tot, nr[o])
+        info = _text_zone(key, zinfo.get(key, {}), buddy.get(key, [0] * orders), orders,
+                          zone_order[node].index(name), ptinfo)
+        info.populated = key in buddy
+        info.kernel_unusable, info.kernel_extfrag = unusable.get(key), extfrag.get(key)
         zones.append(info)
     if not zinfo:
         errors.append("no zoneinfo: watermarks unknown, verdicts skipped")
@@ -473,68 +352,59 @@ def from_proc(pdir: "procfs.ProcDir", release: Optional[str] = None,
                       page_size_source=ps_source, rule_note=note)
 
 
-# ---------------------------------------------------------------- verdicts
-
-def classzone_index(report: FragReport, name: Optional[str]) -> int:
-    """Index of the highest zone a request may use: ``name`` (e.g. "Normal",
-    what GFP_KERNEL reaches on x86_64), by default Normal if the kernel has
-    it, else the highest populated zone."""
-    want = name or "Normal"
-    for z in report.zones:
-        if z.state.name.lower() == want.lower() and z.state.index is not None:
-            return z.state.index
-    if report.zone_types:
-        for i, n in enumerate(report.zone_types):
-            if n.lower() == f"zone_{want.lower()}":
-                return i
-    if name:
-        raise InputError(f"no zone named {name!r} (zones: "
-                         f"{', '.join(sorted({z.state.name for z in report.zones}))})")
-    return max((z.state.index or 0) for z in report.zones if z.populated)
-
-
-def verdicts(report: FragReport, orders: List[int], classzone: int, marks=("low", "min"),
-             **flags) -> Dict[Tuple[int, str], Dict[int, Dict[str, Verdict]]]:
-    """``{(node, zone): {order: {mark: Verdict}}}`` for zones at or below the
-    classzone that have watermarks."""
-    out: Dict[Tuple[int, str], Dict[int, Dict[str, Verdict]]] = {}
-    for z in report.zones:
-        st = z.state
-        if not z.populated or st.index is None or st.index > classzone:
-            continue
-        if not st.lowmem_reserve or classzone >= len(st.lowmem_reserve) or not (st.min or st.low):
-            continue
-        per: Dict[int, Dict[str, Verdict]] = {}
-        for o in orders:
-            if o >= len(st.nr_free):
-                continue
-            per[o] = {m: watermark_ok(st, o, m, classzone, report.rule, **flags) for m in marks}
-        out[z.key] = per
-    return out
+def _text_rule(pdir: "procfs.ProcDir", release: Optional[str], ptinfo: Optional[Dict],
+               errors: List[str]) -> Tuple[Optional[str], Optional[str], str]:
+    """(release, ``uname -v``, watermark rule) of /proc text: ``release`` if
+    given, else the text's own; without one, the rule its pagetypeinfo's
+    migrate types tell."""
+    rel = release or pdir.release()
+    uts_version = None if release else pdir.version()
+    if rel:
+        try:
+            return rel, uts_version, rule_for_release(rel, uts_version)
+        except ValueError:
+            if release:
+                raise InputError(f"--release {release!r}: not a kernel release")
+            errors.append(f"kernel release {rel[:40]!r} is not readable: ignored")
+            rel = None
+    if ptinfo is None:
+        raise InputError(f"{pdir.path}: kernel release unknown and no pagetypeinfo to tell "
+                         "the kernel generation: give --release")
+    # "HighAtomic" replaced "Reserve" (MIGRATE_HIGHATOMIC) since Linux kernel commit
+    # 0aaa29a56e4f ("mm, page_alloc: reserve pageblocks for high-order atomic
+    # allocations on demand") (in v4.4), the release that changed __zone_watermark_ok;
+    # the v4.4 and v6.3 rules agree for requests without ALLOC_* flags.
+    rule = "3.10" if "MIGRATE_RESERVE" in ptinfo["types"] else "4.4"
+    errors.append(f"kernel release unknown: watermark rule {rule} chosen from "
+                  "pagetypeinfo's migrate types (give --release to be sure)")
+    return rel, uts_version, rule
 
 
-def zone_json(z: ZoneInfo, page_size: int) -> Dict[str, Any]:
-    st = z.state
-    return {
-        "node": st.node, "zone": st.name, "index": st.index, "populated": z.populated,
-        "managed_pages": st.managed, "present_pages": st.present, "spanned_pages": z.spanned,
-        "free_pages": st.free_pages,
-        "free_pages_folded": z.free_pages_folded,
-        "free_pages_buddy": sum(n << o for o, n in enumerate(st.nr_free)),
-        "watermark": {"min": st.min, "low": st.low, "high": st.high,
-                      "boost": st.watermark_boost},
-        "lowmem_reserve": st.lowmem_reserve, "highatomic_pages": st.highatomic,
-        "free_cma_pages": st.free_cma, "nr_free": st.nr_free,
-        "free_by_migratetype": st.free_by_mt,
-        "migratetype_mismatch": {str(o): {"walked": a, "nr_free": b}
-                                 for o, (a, b) in sorted(z.mt_mismatch.items())},
-        "migratetype_capped": [{"migratetype": m, "order": o} for m, o in z.mt_capped],
-        "walk_errors": z.walk_errors,
-        "unusable_index": [unusable_index(st.nr_free, o) for o in range(len(st.nr_free))],
-        "extfrag_index": [fragmentation_index(st.nr_free, o) for o in range(len(st.nr_free))],
-        "kernel_unusable_index": z.kernel_unusable,
-        "kernel_extfrag_index": z.kernel_extfrag,
-    }
+def _text_zone(key: Tuple[int, str], z: Dict[str, Any], nr: List[int], orders: int,
+               index: int, ptinfo: Optional[Dict]) -> ZoneInfo:
+    """One zone of /proc text: its zoneinfo fields ``z``, buddyinfo counts
+    ``nr`` and, where pagetypeinfo has it, its free blocks per migrate type."""
+    node, name = key
+    free_unfolded = z.get("free", z.get("nr_free_pages"))
+    prot = z.get("protection")
+    st = ZoneState(node=node, name=name,
+                   free_pages=free_unfolded if free_unfolded is not None
+                   else sum(n << o for o, n in enumerate(nr)),
+                   min=z.get("min", 0), low=z.get("low", 0), high=z.get("high", 0),
+                   lowmem_reserve=list(prot) if prot else [],
+                   nr_free=list(nr), managed=z.get("managed"), present=z.get("present"),
+                   index=index, watermark_boost=z.get("boost", 0),
+                   free_cma=z.get("nr_free_cma", 0), highatomic=0,
+                   unaccepted=z.get("nr_unaccepted", 0))
+    info = ZoneInfo(state=st, spanned=z.get("spanned"), free_pages_unfolded=free_unfolded)
+    if ptinfo is not None and key in ptinfo["free"]:
+        st.free_by_mt = {mt: list(c) for mt, c in ptinfo["free"][key].items()}
+        info.mt_capped = [(c[2], c[3]) for c in ptinfo["capped"] if (c[0], c[1]) == key]
+        for o in range(orders):
+            tot = sum(c[o] for c in st.free_by_mt.values() if o < len(c))
+            if tot != nr[o]:
+                info.mt_mismatch[o] = (tot, nr[o])
+    return info
 
 
 def largest_free_order(t: Target) -> int:

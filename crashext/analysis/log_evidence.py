@@ -1,5 +1,5 @@
 """triage's evidence from a kernel log: what it adds to the shared log
-analysis (:mod:`crashext.analysis.allocfail`): the knowledge-base regexes'
+analysis (:mod:`crashext.analysis.allocreport`): the knowledge-base regexes'
 first hits, the boot banner and the last timestamp (:class:`LogScan`), the
 machine facts a log tells, the event that caused a panic, and the summary of
 each allocation failure's watermark verdicts."""
@@ -10,11 +10,11 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 from ..sources import kmsg, logs
 from ..sources.logs import LogLine
-from . import allocfail as allocmod
-from . import panic as panicmod
+from . import allocreport
+from . import panic
 
 
-__all__ = ["LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
+__all__ = ["LogScan", "BANNER", "analyze", "log_system", "cause_header", "allocation_failure",
            "zone_summary", "machine_of_release", "KEEP_FAILURES"]
 
 
@@ -22,13 +22,13 @@ __all__ = ["LogScan", "log_evidence", "log_system", "cause_header", "allocation_
 # The kernel log, read by the shared log analysis: crashext.sources.kmsg
 # extracts the records (allocation failures with their zone and buddy
 # lines, oops headers with RIP, task line and call trace) and
-# crashext.analysis.allocfail decodes each failure and re-runs the
+# crashext.analysis.allocreport decodes each failure and re-runs the
 # watermark check on the numbers it printed.  What triage adds here is the
 # summary of those verdicts and a few facts of the machine.
 # ---------------------------------------------------------------------------
 
 # init/version.c: "Linux version %s (%s@%s) ..." (linux_banner, printed at boot)
-_BANNER = re.compile(r"Linux version (?P<rel>\S+)")
+BANNER = re.compile(r"Linux version (?P<rel>\S+)")
 
 
 class LogScan:
@@ -75,7 +75,7 @@ class LogScan:
             if ln.ts is not None:
                 self.last_ts = ln.ts
             if self.banner_release is None and "Linux version" in text:
-                m = _BANNER.search(text)
+                m = BANNER.search(text)
                 if m:
                     self.banner_release = m.group("rel")
             if self._pending:
@@ -93,14 +93,14 @@ class LogScan:
 KEEP_FAILURES = 1000
 
 
-def log_evidence(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
-                 gfp_names: Optional[List[Tuple[str, int]]] = None,
-                 source: str = "kernel log",
-                 keep: int = KEEP_FAILURES, gate: Optional[logs.Gate] = None
-                 ) -> "allocmod.AllocReport":
+def analyze(lines: Iterable[LogLine], scan: LogScan, release: Optional[str] = None,
+            gfp_names: Optional[List[Tuple[str, int]]] = None,
+            source: str = "kernel log",
+            keep: int = KEEP_FAILURES, gate: Optional[logs.Gate] = None
+            ) -> "allocreport.AllocReport":
     """The shared log analysis of ``lines``, watched by ``scan`` (``gate``:
     that of a gated line source, see :func:`allocfail.analyze`)."""
-    return allocmod.analyze(scan.watch(lines), source, release, gfp_names, keep, gate)
+    return allocreport.analyze(scan.watch(lines), source, release, gfp_names, keep, gate)
 
 
 # The architecture a release string names: RHEL/Fedora end in ".<arch>"
@@ -116,7 +116,7 @@ def machine_of_release(release: Optional[str]) -> Optional[str]:
     return _DEBIAN_ARCH.get(m.group(1), m.group(1)) if m else None
 
 
-def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
+def log_system(scan: LogScan, rep: "allocreport.AllocReport") -> Dict[str, Any]:
     """What the log says about the machine: release, hardware, RAM, last timestamp."""
     release = rep.releases[0] if rep.releases else scan.banner_release
     out: Dict[str, Any] = {"release": release, "machine": machine_of_release(release),
@@ -134,7 +134,7 @@ def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
     return out
 
 
-def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
+def cause_header(rep: "allocreport.AllocReport") -> Optional[kmsg.OopsHeader]:
     """The oops/BUG/panic header that names the cause: the first one that is
     not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`).
 
@@ -161,7 +161,7 @@ def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
 _SAME_EVENT_LINES = 12
 
 
-def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
+def allocation_failure(view: "allocreport.FailureView") -> Dict[str, Any]:
     """One failure of the shared analysis as triage shows and matches it."""
     r = view.record
     return {"time": r.ts, "comm": r.comm, "pid": r.pid, "cpu": r.cpu, "kind": r.kind,
@@ -169,10 +169,10 @@ def allocation_failure(view: "allocmod.FailureView") -> Dict[str, Any]:
             "mode": None if r.mode is None else f"{r.mode:#x}",
             "flags": "|".join(view.decoded) if view.decoded else None,
             "gfp_table": view.gfp_table, "caller": view.caller, "caller_why": view.caller_why,
-            "frames": [panicmod.frame_from_log(fr) for fr in r.trace]}
+            "frames": [panic.frame_from_log(fr) for fr in r.trace]}
 
 
-def zone_summary(view: "allocmod.FailureView") -> Dict[str, Any]:
+def zone_summary(view: "allocreport.FailureView") -> Dict[str, Any]:
     """The allocfail watermark verdicts of one failure, per zone, and what they add up to.
 
     A zone is held back by lowmem_reserve[] for this request's class zone
