@@ -49,7 +49,7 @@ def _is_subsequence(needle, hay):
 def both(request, vmcore, tmp_path_factory):
     version, suite = request.param
     build = crashbuilds.need(version)
-    fx = vmcore(suite, "memcg-churn")
+    fx = crashbuilds.suite(vmcore, suite, "memcg-churn")
     out = tmp_path_factory.mktemp("triage") / "triage.json"
     rc, transcript = crash_run(fx, f"triage --json > {out}", build=build)
     assert "crashext: registered" in transcript and "triage" in transcript, transcript[-2000:]
