@@ -1,11 +1,13 @@
 """The crashext pack inside a real crash session, in every crash built for it.
 
-scripts/setup builds crash 8.0.6 and a PyKdump for it and for Debian's crash
-8.0.2 (scripts/build-pykdump); tests/crashbuilds.py finds them, skips saying
-how to build them when absent, and fails under CI=true.  Each command's JSON
+scripts/setup builds crash 9.0.2+abcb45e (crash master after 9.0.2, with gdb
+16.3) and a PyKdump for it and for Debian's crash 8.0.2
+(scripts/build-pykdump); tests/crashbuilds.py finds them, skips saying how
+to build them when absent, and fails under CI=true.  Each command's JSON
 from inside crash, written through crash's own redirection, must equal the
 standalone drgn JSON for the same dump: same rows, same numbers.  8.0.2 runs
-on the 5.10 and 6.1 dumps (it cannot open 6.12 ones), 8.0.6 on all three.
+on the 5.10 and 6.1 dumps (it cannot open 6.12 or 7.x ones), 9.0.2+abcb45e on
+the 5.10, 6.1, 6.12 and 7.x ones.
 """
 
 import json
