@@ -168,3 +168,31 @@ def test_report_inside_crash_writes_the_page(vmcore, tmp_path):
     assert (fx.truth_dir / "uname_r").read_text().strip() in text
     assert (fx.truth_dir / "panic_string").read_text().strip() in text
     assert text.count("<svg") >= 3 and "http://" not in text.replace("http://www.w3.org", "")
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("dump,kernel", [("trixie-backports", "trixie"), ("trixie", "trixie-backports")])
+def test_wrong_vmlinux_is_one_line_naming_both_build_ids(vmcore, dump, kernel):
+    """A 7.x dump with the 6.12 vmlinux, and a 6.12 dump with the 7.x one:
+    `crashext crash` says so in one line with both build ids (the dump's
+    from its VMCOREINFO, the vmlinux's from its note) before any crash runs."""
+    crashbuilds.newest()
+    fx = crashbuilds.suite(vmcore, dump, "memcg-churn")
+    other = crashbuilds.suite(vmcore, kernel, "memcg-churn")
+    proc = subprocess.run([sys.executable, "-m", "crashext", "crash", str(other.vmlinux), str(fx.vmcore),
+                           "--", "memcgids"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout[-2000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    ids = re.findall(r"build-id ([0-9a-f]{12})", lines[0])
+    assert lines[0].startswith("crashext crash: vmlinux does not match the dump: "), lines[0]
+    assert re.search(rf"vmlinux is {re.escape(other.meta['kernel_release'])} .*"
+                     rf"dump is {re.escape(fx.meta['kernel_release'])} ", lines[0]), lines[0]
+    # the build ids binutils reads from each vmlinux's note: the dump's is
+    # its own kernel's
+    assert ids == [note_build_id(other.vmlinux)[:12], note_build_id(fx.vmlinux)[:12]], lines[0]
+
+
+def note_build_id(vmlinux):
+    out = subprocess.run(["readelf", "-n", str(vmlinux)], capture_output=True, text=True, check=True).stdout
+    return re.search(r"Build ID: ([0-9a-f]+)", out).group(1)
