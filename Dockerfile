@@ -1,4 +1,4 @@
-# crashext in a container: Red Hat's crash 8.0.6 and PyKdump, both built here
+# crashext in a container: Red Hat's crash 9.x and PyKdump, both built here
 # from pinned sources (scripts/build-pykdump), drgn, crashext, and the crashext
 # commands loaded in every crash session (~/.crashrc).
 #
@@ -14,7 +14,7 @@
 # The working directory is /dumps, so paths relative to the mounted directory
 # work.  See docs/install.md.
 
-# ---- build stage: crash 8.0.6 and PyKdump for it, from pinned sources.  The
+# ---- build stage: crash 9.x and PyKdump for it, from pinned sources.  The
 # cache mount keeps build-pykdump's own cache between builds: when the sources
 # and the recipe are unchanged it takes seconds instead of ~10 minutes.
 FROM docker.io/library/debian:bookworm-slim AS pykdump
@@ -22,15 +22,16 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates git python3 \
       gcc g++ make bison flex texinfo libncurses-dev zlib1g-dev liblzo2-dev \
       libsnappy-dev libzstd-dev python3.11 python3.11-dev zip patch xz-utils \
+      libgmp-dev libmpfr-dev \
  && rm -rf /var/lib/apt/lists/*
-COPY scripts/build-pykdump /src/scripts/build-pykdump
+COPY scripts/build-pykdump scripts/pykdump_patches.py /src/scripts/
 COPY pykdump/ /src/pykdump/
 RUN --mount=type=cache,target=/cache,id=crashext-pykdump \
     mkdir -p /src/pykdump/sources \
  && XDG_CACHE_HOME=/cache CRASHEXT_SOURCES=/src/pykdump/sources \
-      python3 /src/scripts/build-pykdump --crash 8.0.6 \
+      python3 /src/scripts/build-pykdump --crash 9.0.2+abcb45e \
  && mkdir -p /opt/pykdump \
- && cp -a /cache/crashext/pykdump/crash-8.0.6 /opt/pykdump/
+ && cp -a /cache/crashext/pykdump/crash-9.0.2+abcb45e /opt/pykdump/
 
 # ---- build stage: a venv with drgn and crashext (pip and sources stay here)
 FROM docker.io/library/debian:bookworm-slim AS build
@@ -53,13 +54,14 @@ RUN /opt/crashext/bin/pip install --no-cache-dir --disable-pip-version-check "/s
 # ---- the image
 FROM docker.io/library/debian:bookworm-slim
 # crash's and PyKdump's run-time libraries (the compression libraries of
-# `make lzo snappy zstd`, ncurses, and Debian's libpython3.11 PyKdump links)
+# `make lzo snappy zstd`, ncurses, gdb 16's GMP and MPFR, and Debian's
+# libpython3.11 PyKdump links)
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 less libpython3.11 \
-      liblzo2-2 libsnappy1v5 libzstd1 libncursesw6 zlib1g \
+      liblzo2-2 libsnappy1v5 libzstd1 libncursesw6 zlib1g libgmp10 libmpfr6 \
  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
 COPY --from=pykdump /opt/pykdump /opt/pykdump
-RUN ln -s /opt/pykdump/crash-8.0.6/crash /usr/local/bin/crash
+RUN ln -s /opt/pykdump/crash-9.0.2+abcb45e/crash /usr/local/bin/crash
 COPY --from=build /opt/crashext /opt/crashext
 COPY scripts/container-entrypoint /usr/local/bin/crashext-entrypoint
 

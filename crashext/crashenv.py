@@ -25,7 +25,7 @@ LEGACY_PYKDUMP = "/opt/pykdump/mpykdump.so"
 
 class CrashBuild(NamedTuple):
     """A crash binary and the PyKdump built for its version."""
-    version: str        #: crash's version, e.g. "8.0.6"
+    version: str        #: crash's version, e.g. "8.0.2" or "9.0.2+abcb45e"
     crash: str          #: the crash binary
     mpykdump: str       #: PyKdump's extension built against that crash
     origin: str         #: "built" (scripts/build-pykdump), "system" (crash on PATH), "env"
@@ -57,8 +57,17 @@ def crash_version(binary: str) -> Optional[str]:
 
 
 def version_key(version: str):
-    """"8.0.6" -> (8, 0, 6), for ordering and comparing crash versions."""
-    return tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.-]", version))
+    """crash's version as a sortable tuple: "8.0.6" -> (8, 0, 6, 0).
+
+    A build after a release, named "9.0.2+abcb45e" by scripts/build-pykdump
+    (crash itself says "9.0.2++"), sorts after that release and before the
+    next one: (9, 0, 2, 1).
+    """
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?(.*)", version)
+    if not m:
+        return (0, 0, 0, 0)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0),
+            1 if m.group(4).startswith("+") else 0)
 
 
 def _system_crash() -> Optional[str]:

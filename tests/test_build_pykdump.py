@@ -6,15 +6,20 @@ not the pinned one, and that a second run reuses the build.
 """
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
+
+import pytest
 
 import crashbuilds
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "build-pykdump"
-SHARED = REPO.parent / "shared" / "third_party"
+#: the pinned sources, where scripts/build-pykdump takes them from
+SHARED = Path(os.environ.get("CRASHEXT_SOURCES") or REPO.parent / "shared" / "third_party")
 
 
 def run(*args, env=None):
@@ -34,7 +39,11 @@ def test_pins_equal_the_shared_checksums():
     for name, digest in ns["PINNED"].items():
         if name in listed:
             assert listed[name] == digest, name
-    assert {n for n in listed if n.endswith((".tar.gz", ".tar.xz"))} <= set(ns["PINNED"])
+    # every source archive listed is pinned, but Debian's crash 9.0.2 itself:
+    # crash master after it (crash-abcb45e) is built, with the gdb 16.3 and
+    # the patch of Debian's package
+    unused = {"crash_9.0.2+~16.3.orig.tar.gz"}
+    assert {n for n in listed if n.endswith((".tar.gz", ".tar.xz"))} - unused <= set(ns["PINNED"])
 
 
 def test_a_source_that_is_not_the_pinned_one_is_refused_in_one_line(tmp_path):
@@ -64,3 +73,52 @@ def test_second_run_reuses_the_build():
         assert f"crash {version} and its PyKdump are up to date" in p.stderr
         assert (meta.read_text(), os.stat(b.mpykdump).st_mtime_ns) == before
         assert json.loads(meta.read_text())["crash_version"] == version
+
+
+def pykdump_patches():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import pykdump_patches
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return pykdump_patches
+
+
+def unpacked(tmp_path, name, members=None):
+    tarball = SHARED / name
+    crashbuilds.require(tarball.is_file(), f"{tarball} is not here")
+    with tarfile.open(tarball) as t:
+        t.extractall(tmp_path, members=[m for m in t.getmembers()
+                                        if members is None or m.name.lstrip("./") in members])
+    return tmp_path
+
+
+def test_pykdump_edits_fit_the_pinned_pykdump(tmp_path):
+    """Each edit of scripts/pykdump_patches.py matches the pinned PyKdump as
+    often as it says; on sources already edited they do not, and the
+    build would stop with one line instead of patching twice."""
+    pp = pykdump_patches()
+    ext = unpacked(tmp_path, "pykdump-bc2526c.tar.gz") / "pykdump-bc2526c" / "Extension"
+    edits = pp.PYTHON311 + pp.ONE_BUILD + pp.GDB16
+    pp.apply_edits(ext, edits)
+    with pytest.raises(pp.PatchError, match=r"^epython\.c: .*: 0 matches of"):
+        pp.apply_edits(ext, edits)
+
+
+def test_gdb16_port_uses_only_what_gdb_16_3_defines(tmp_path):
+    """After the gdb 16 edits, every gdb accessor macro gdbspec10.C still
+    uses (outside comments) is one gdb 16.3's gdbtypes.h defines or the
+    file defines itself, and no gdb 10 free function the port replaced is
+    left.  (The build compiles it against gdb 16.3: this names the macro.)"""
+    pp = pykdump_patches()
+    ext = unpacked(tmp_path, "pykdump-bc2526c.tar.gz") / "pykdump-bc2526c" / "Extension"
+    pp.apply_edits(ext, pp.GDB16)
+    header = "gdb-16.3/gdb/gdbtypes.h"
+    gdb = unpacked(tmp_path / "gdb", "crash_9.0.2+~16.3.orig-gdb.tar.gz", {header}) / header
+    defined = set(re.findall(r"^#define (TYPE_\w+)", gdb.read_text(), re.M))
+    code = (ext / "gdbspec10.C").read_text()
+    defined |= set(re.findall(r"^#define (TYPE_\w+)", code, re.M))
+    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", code, flags=re.S)
+    used = set(re.findall(r"\b(TYPE_[A-Z_]+)\s*\(", code))
+    assert used and used <= defined, sorted(used - defined)
+    assert not re.search(r"(?<![>.])\b(evaluate_type|value_type)\s*\(|\bSTRUCT_DOMAIN\b|sym->type\b(?! \()", code)

@@ -1,11 +1,13 @@
 """The crashext pack inside a real crash session, in every crash built for it.
 
-scripts/setup builds crash 8.0.6 and a PyKdump for it and for Debian's crash
-8.0.2 (scripts/build-pykdump); tests/crashbuilds.py finds them, skips saying
-how to build them when absent, and fails under CI=true.  Each command's JSON
+scripts/setup builds crash 9.0.2+abcb45e (crash master after 9.0.2, with gdb
+16.3) and a PyKdump for it and for Debian's crash 8.0.2
+(scripts/build-pykdump); tests/crashbuilds.py finds them, skips saying how
+to build them when absent, and fails under CI=true.  Each command's JSON
 from inside crash, written through crash's own redirection, must equal the
 standalone drgn JSON for the same dump: same rows, same numbers.  8.0.2 runs
-on the 5.10 and 6.1 dumps (it cannot open 6.12 ones), 8.0.6 on all three.
+on the 5.10 and 6.1 dumps (it cannot open 6.12 or 7.x ones), 9.0.2+abcb45e on
+the 5.10, 6.1, 6.12 and 7.x ones.
 """
 
 import json
@@ -16,6 +18,7 @@ import sys
 import pytest
 
 import crashbuilds
+from crashext.crashenv import version_key
 from jsoncmp import strip_place
 
 pytestmark = [pytest.mark.pykdump]
@@ -49,7 +52,7 @@ COMMANDS = {"memcgids": ["memcgids"], "frag": ["frag", "--migratetypes"],
 @pytest.mark.parametrize("version,suite", crashbuilds.PAIRS)
 def test_commands_inside_crash_equal_standalone(vmcore, version, suite, tmp_path):
     build = crashbuilds.need(version)
-    fx = vmcore(suite, "memcg-churn")
+    fx = crashbuilds.suite(vmcore, suite, "memcg-churn")
     outs = {name: tmp_path / f"{name}.json" for name in COMMANDS}
     rc, transcript = crash_run(
         fx, *(f"{' '.join(argv)} --json > {outs[name]}" for name, argv in COMMANDS.items()),
@@ -64,16 +67,20 @@ def test_commands_inside_crash_equal_standalone(vmcore, version, suite, tmp_path
 
 
 @pytest.mark.vmcore
-def test_crash_picks_one_that_opens_the_dump(vmcore, tmp_path):
-    """Without --crash, a 6.12 dump is opened by the newest crash; the
-    choice is said on stderr, and the crash that cannot open it is not used."""
-    crashbuilds.need("8.0.6")
-    fx = vmcore("trixie", "memcg-churn")
+@pytest.mark.parametrize("suite", ["bookworm", "trixie", "trixie-backports"])
+def test_crash_picks_the_newest_that_opens_the_dump(vmcore, suite, tmp_path):
+    """Without --crash, the newest crash built opens the dump (6.1, which
+    every build opens; 6.12 and 7.x, which the older ones do not); the
+    choice is said on stderr."""
+    newest = crashbuilds.newest()
+    assert newest.version == max(crashbuilds.SUITES, key=version_key)
+    fx = crashbuilds.suite(vmcore, suite, "memcg-churn")
     out = tmp_path / "m.json"
     proc = subprocess.run([sys.executable, "-m", "crashext", "crash", str(fx.vmlinux), str(fx.vmcore),
                            "--", f"memcgids --json > {out}"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"crashext: using crash 8\.0\.6 ", proc.stderr), proc.stderr
+    assert f"crashext: using crash {newest.version} ({newest.crash})" in proc.stderr, proc.stderr
+    assert "passed over" not in proc.stderr
     assert strip_place(json.loads(out.read_text())) == strip_place(standalone_json(fx, "memcgids"))
 
 
@@ -161,3 +168,31 @@ def test_report_inside_crash_writes_the_page(vmcore, tmp_path):
     assert (fx.truth_dir / "uname_r").read_text().strip() in text
     assert (fx.truth_dir / "panic_string").read_text().strip() in text
     assert text.count("<svg") >= 3 and "http://" not in text.replace("http://www.w3.org", "")
+
+
+@pytest.mark.vmcore
+@pytest.mark.parametrize("dump,kernel", [("trixie-backports", "trixie"), ("trixie", "trixie-backports")])
+def test_wrong_vmlinux_is_one_line_naming_both_build_ids(vmcore, dump, kernel):
+    """A 7.x dump with the 6.12 vmlinux, and a 6.12 dump with the 7.x one:
+    `crashext crash` says so in one line with both build ids (the dump's
+    from its VMCOREINFO, the vmlinux's from its note) before any crash runs."""
+    crashbuilds.newest()
+    fx = crashbuilds.suite(vmcore, dump, "memcg-churn")
+    other = crashbuilds.suite(vmcore, kernel, "memcg-churn")
+    proc = subprocess.run([sys.executable, "-m", "crashext", "crash", str(other.vmlinux), str(fx.vmcore),
+                           "--", "memcgids"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout[-2000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    ids = re.findall(r"build-id ([0-9a-f]{12})", lines[0])
+    assert lines[0].startswith("crashext crash: vmlinux does not match the dump: "), lines[0]
+    assert re.search(rf"vmlinux is {re.escape(other.meta['kernel_release'])} .*"
+                     rf"dump is {re.escape(fx.meta['kernel_release'])} ", lines[0]), lines[0]
+    # the build ids binutils reads from each vmlinux's note: the dump's is
+    # its own kernel's
+    assert ids == [note_build_id(other.vmlinux)[:12], note_build_id(fx.vmlinux)[:12]], lines[0]
+
+
+def note_build_id(vmlinux):
+    out = subprocess.run(["readelf", "-n", str(vmlinux)], capture_output=True, text=True, check=True).stdout
+    return re.search(r"Build ID: ([0-9a-f]+)", out).group(1)

@@ -86,8 +86,9 @@ def test_migratetypes_equal_crash_kmem_f(vmcore, suite, scenario):
     import re
     import subprocess
     import crashbuilds
-    # the newest crash built by scripts/build-pykdump (8.0.6 opens 6.12 dumps;
-    # Debian bookworm's 8.0.2 does not); kmem -f needs no PyKdump
+    # the newest crash built by scripts/build-pykdump (9.0.2+abcb45e opens
+    # 6.12 and 7.x dumps; Debian bookworm's 8.0.2 does not); kmem -f needs
+    # no PyKdump
     crash = crashbuilds.newest().crash
     fx, t, rep = _dump(vmcore, suite, scenario)
     r = subprocess.run([crash, str(fx.vmlinux), str(fx.vmcore)], input="kmem -f\nquit\n",

@@ -153,16 +153,17 @@ def test_root_only_dump_is_one_line(ctr, image, dumps):
 
 
 def test_pykdumppath_is_what_crash_init_computes(ctr, image, dumps):
-    """The image's build stage built crash 8.0.6 and PyKdump for it; the
-    crash on the image's PATH is that one, and ~/.crashrc loads its PyKdump."""
+    """The image's build stage built crash 9.0.2+abcb45e (master after
+    9.0.2, which opens 7.x dumps) and PyKdump for it; the crash on the
+    image's PATH is that one, and ~/.crashrc loads its PyKdump."""
     env = dict(e.split("=", 1) for e in image.get("Env", []))
     proc = in_image(ctr, image, dumps, "crash-init", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["mpykdump_exists"], data
-    assert data["mpykdump"] == "/opt/pykdump/crash-8.0.6/mpykdump.so"
+    assert data["mpykdump"] == "/opt/pykdump/crash-9.0.2+abcb45e/mpykdump.so"
     version = in_image(ctr, image, dumps, "crash", "--version", entrypoint=False)
-    assert re.search(r"^crash 8\.0\.6$", version.stdout, re.M), version.stdout
+    assert re.search(r"^crash 9\.0\.2\+abcb45e$", version.stdout, re.M), version.stdout
     assert env["PYKDUMPPATH"].split(":") == data["pykdumppath"]
     rc = in_image(ctr, image, dumps, "cat", "/home/crashext/.crashrc")
     assert rc.stdout.splitlines() == data["crashrc"]

@@ -4,7 +4,7 @@ The guest boots a fixture kernel -- bullseye 5.10, then bookworm 6.1 --
 with a debootstrapped bookworm root (tests/live/rootfs.py, cached under
 ~/.cache/crashext/live/) holding Debian's crash 8.0.2 and Python 3.11; the
 payload adds crashext, the newest crash built by scripts/build-pykdump
-(8.0.6) with its PyKdump (Debian's 8.0.2 with its PyKdump when that is all
+(9.0.2+abcb45e) with its PyKdump (Debian's 8.0.2 with its PyKdump when that is all
 there is), and the kernel's debug vmlinux.  Inside, the guest makes memory cgroups (some
 removed while charged, so dying), saves its own cgroup tree, /proc/cgroups
 and /proc/zoneinfo, then runs ``crash -s VMLINUX`` live (/proc/kcore) with
@@ -15,7 +15,7 @@ console; docs/live.md ("crash live in a guest") says what is compared and
 why the buddy range is honest.
 
 crash 8.0.2 cannot start live on the 6.1 kernel (CRASH_FLEX_PID_FIX): that
-case, and only that one, is an xfail; crash 8.0.6 passes there.
+case, and only that one, is an xfail; the newer crash passes there.
 
 Emulated (TCG) and slow: marked ``slow`` -- CI runs it once.
 """
@@ -183,7 +183,8 @@ def guest_run(request, tmp_path_factory):
     payload["/opt/pykdump/mpykdump.so"] = Path(build.mpykdump)
     if build.origin == "built":
         # crash built by scripts/build-pykdump; the root's crash package
-        # brings the libraries it links (lzo, snappy, zstd, ncurses)
+        # brings the libraries it links (lzo, snappy, zstd, ncurses; and
+        # libmpfr6 for gdb 16, in rootfs.PACKAGES)
         payload["/opt/pykdump/crash"] = Path(build.crash)
     t1 = time.monotonic()
     image = rootfs.build_image(tree, payload, wd / "root.img")

@@ -21,8 +21,10 @@ exit (each one is a crash command line, e.g. 'memcgids --dying'):
     crashext crash vmlinux vmcore -- 'memcgids' 'frag --order 6'
 
 The crash used is the newest that can open the dump, of those with a
-PyKdump built for them (scripts/setup builds crash 8.0.6 beside Debian's
-8.0.2); it says which on stderr.  --crash PATH picks one.
+PyKdump built for them (scripts/setup builds crash 9.0.2+abcb45e beside
+Debian's 8.0.2); it says which on stderr.  --crash PATH picks one.  crash
+runs with --no_crashrc: the session loads exactly one PyKdump, the one built
+for that crash, whatever ~/.crashrc loads.
 
 usage: crashext crash [--crash PATH] [--mpykdump PATH] [--timeout S] VMLINUX VMCORE [-- CMD ...]"""
 TARGET = "none"
@@ -50,7 +52,10 @@ def add_arguments(parser) -> None:
 
 
 def build_argv(build: CrashBuild, args, init_file: str):
-    return [build.crash, "-s", "-i", init_file, args.vmlinux, args.vmcore]
+    # --no_crashrc: the session loads exactly one PyKdump, the one built for
+    # this crash, from the init file; a ~/.crashrc that loads the pack (as
+    # `crash-init --crashrc` writes it) would load a second one
+    return [build.crash, "-s", "--no_crashrc", "-i", init_file, args.vmlinux, args.vmcore]
 
 
 def _candidates(args) -> List[CrashBuild]:

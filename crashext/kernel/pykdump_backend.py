@@ -33,6 +33,9 @@ except ImportError:  # pragma: no cover - outside crash
 
 Desc = Dict[str, Any]
 
+#: addresses are 64-bit: sums of them wrap as the CPU's do
+_U64 = (1 << 64) - 1
+
 
 def _codes() -> Dict[str, int]:
     return {name: getattr(crash, name) for name in dir(crash) if name.startswith("TYPE_CODE")}
@@ -425,13 +428,19 @@ class PykdumpTarget(Target):
 
     def per_cpu(self, obj: KObj, cpu: int) -> KObj:
         # per-CPU addresses are offsets added to __per_cpu_offset[cpu]
-        # (include/asm-generic/percpu.h, SHIFT_PERCPU_PTR)
+        # (include/asm-generic/percpu.h, SHIFT_PERCPU_PTR), summed modulo
+        # 2**64 as the CPU sums them.  On x86-64 up to 6.12 a per-CPU
+        # symbol's address is its offset in the per-CPU area (vm_event_states
+        # at 0x31260 on the 6.12 fixture dump); on the 7.3 one it is a
+        # kernel address (0xffffffffaa0f0fe0) and __per_cpu_offset[cpu] the
+        # difference, so the plain sum overflows 64 bits (the kernel commit
+        # that made the change is unconfirmed here)
         offset = int(self.symbol("__per_cpu_offset")[cpu])
         if not isinstance(obj, PykdumpObj):
             raise TypeError("per_cpu needs an object of this backend")
         if obj._is_pointer():
-            return PykdumpObj(self._t, obj._target_desc(), int(obj) + offset)
-        return PykdumpObj(self._t, obj._d, obj._addr + offset)
+            return PykdumpObj(self._t, obj._target_desc(), (int(obj) + offset) & _U64)
+        return PykdumpObj(self._t, obj._d, (obj._addr + offset) & _U64)
 
     # -- the panicking task ---------------------------------------------------------
     def _bt(self) -> Dict[str, Any]:

@@ -21,8 +21,9 @@ CRASH_COLUMNS = ["memcgids", "frag"]
 
 
 def _crash_opens_612() -> bool:
-    """Whether crashext crash will use a crash that opens 6.12 dumps (8.0.6's
-    build, scripts/build-pykdump); Debian bookworm's 8.0.2 does not."""
+    """Whether crashext crash will use a crash that opens 6.12 dumps (8.0.4 or
+    later: scripts/build-pykdump's 9.0.2+abcb45e); Debian bookworm's 8.0.2
+    does not."""
     from crashext.crashenv import crash_builds, version_key
     builds = crash_builds()
     return bool(builds) and version_key(builds[0].version) >= (8, 0, 4)

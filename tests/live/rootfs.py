@@ -32,8 +32,10 @@ import fixturelib  # noqa: E402  (tests/vmcore/fixturelib.py, shared)
 SUITE = "bookworm"
 # crash: Debian's crash 8.0.2 (the one PyKdump was built against);
 # libpython3.11: the shared libpython mpykdump.so links; its -stdlib
-# dependency gives /usr/lib/python3.11; python3: the -k fallback.
-PACKAGES = ["crash", "libpython3.11", "python3", "python3-tabulate", "kmod"]
+# dependency gives /usr/lib/python3.11; python3: the -k fallback;
+# libmpfr6: gdb 16's MPFR, which the crash 9.x of scripts/build-pykdump
+# links (Debian's crash package brings the other libraries it links).
+PACKAGES = ["crash", "libpython3.11", "python3", "python3-tabulate", "kmod", "libmpfr6"]
 
 # PID 1 of the guest: mount the pseudo file systems, run the payload, power
 # off.  Output goes to the serial console (ttyS0).
