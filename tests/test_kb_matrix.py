@@ -37,6 +37,7 @@ from crashext.analysis.kbmatch import _allocfail_ok, held_back_zones
 from crashext.analysis.triage import triage
 from crashext.kb import LogPattern, load_kb
 from crashext.sources.logs import load_log
+from sharedcorpus import corpus_file
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DATA = os.path.join(_HERE, "data", "logs")
@@ -110,7 +111,7 @@ def _reports():
     for name in EXPECTED:
         path = os.path.join(_DATA, name)
         if not os.path.exists(path):
-            path = os.path.join("/work/shared/corpus", name)
+            path = corpus_file(name)
         if name.endswith(".text"):
             with open(path, encoding="utf-8") as f:
                 out[name] = triage(texts=f.read().splitlines())

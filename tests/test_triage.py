@@ -1,9 +1,9 @@
 """triage on the seed's real RHEL 7 log and crash transcript: what they say.
 
-The log (/work/shared/corpus/rhel7-3.10.0-693.2.2-idr-bug.dmesg) and the
-crash session (…-crash-session.txt) are the real ones of the CentOS 7 node
-whose crash crashext exists for; the expected values below are read off them
-(and the fix from the seed write-up), not off our own output.
+The log (rhel7-3.10.0-693.2.2-idr-bug.dmesg, in tests/data/logs and the
+shared corpus) and the crash session (…-crash-session.txt) are the real ones
+of the CentOS 7 node whose crash crashext exists for; the expected values
+below are read off them, not off our own output.
 """
 
 import json
@@ -17,16 +17,15 @@ import pytest
 from crashext.analysis import panic as panicmod
 from crashext.analysis.triage import triage
 from crashext.sources.logs import load_log
+from sharedcorpus import corpus_file
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _corpus(name):
-    for d in (os.path.join(_HERE, "data", "logs"), "/work/shared/corpus"):
-        p = os.path.join(d, name)
-        if os.path.exists(p):
-            return p
-    pytest.skip(f"corpus file {name} not available")
+    """The project's copy in tests/data/logs, else the shared corpus."""
+    p = os.path.join(_HERE, "data", "logs", name)
+    return p if os.path.exists(p) else corpus_file(name)
 
 
 LOG = "rhel7-3.10.0-693.2.2-idr-bug.dmesg"

@@ -6,7 +6,7 @@ or a pasted log, and lets only :class:`~crashext.errors.CrashextError`
 expected outcome.  Anything else escaping is a bug.
 
 Seeds are real inputs: the seed host's kernel log and crash session
-(/work/shared/corpus), the test logs (tests/data/logs), the fixtures' /proc
+(the shared corpus, ../shared/corpus from the repository root), the test logs (tests/data/logs), the fixtures' /proc
 captures (truth/), and the shipped knowledge-base files.  The mutator cuts,
 splices, repeats and flips them, and swaps numbers for extreme ones, so the
 parsers see almost-valid input, where bugs live.
@@ -20,12 +20,13 @@ import tempfile
 from typing import Callable, Dict, List
 
 from crashext.errors import CrashextError
+from tests.sharedcorpus import CORPUS as _SHARED_CORPUS
 
 __all__ = ["TARGETS", "seeds", "mutate", "run_target"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-CORPUS = "/work/shared/corpus"
+CORPUS = str(_SHARED_CORPUS)
 FIXTURES = os.environ.get("CRASHEXT_FIXTURE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "crashext", "fixtures")
 
