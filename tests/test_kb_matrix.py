@@ -37,6 +37,7 @@ from crashext.analysis.kbmatch import _allocfail_ok, held_back_zones
 from crashext.analysis.triage import triage
 from crashext.kb import LogPattern, load_kb
 from crashext.sources.logs import load_log
+from pending_logs import UNREAD, params
 from sharedcorpus import corpus_file
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,6 +96,27 @@ EXPECTED = {
     "mounts3-meminfo-012.log": set(),
     # SLUB "Objects remaining" in a global cache (a module's own leak on rmmod)
     "tempesta-953-slub-objects-remaining.log": set(),
+    # oopses in or near memory cgroup code on other architectures: no entry
+    # for them, a diagnosis (arm64 in mem_cgroup_get_nr_swap_pages, ppc64 in
+    # mem_cgroup_charge_common, ppc64 in the page and slab allocators called
+    # by mem_cgroup_alloc / mem_cgroup_init, s390 in mod_node_page_state)
+    "lkml-5.8-arm64-memcg-swap-null.log": set(),
+    "linuxmm-2.6.28-ppc64-memcg-charge-oops.log": set(),
+    "lkml-5.14-ppc64-memcg-pcpu-alloc-null.log": set(),
+    "linuxmm-3.19-ppc64-memcg-init-slab-oops.log": set(),
+    "linuxmm-4.12-s390-vmstat-addressing-exception.log": set(),
+    # two global OOM kills (order=0), then manual ones (SysRq-f, order=-1)
+    "linuxmm-4.2-sysrq-f-manual-oom.log": {"oom-global"},
+    # a vmalloc failure quoted with "> " in a reply: GFP_KERNEL, no NORETRY
+    "linuxmm-4.20-quoted-vmalloc-ebtables.log": set(),
+    # a 2.6.16 global OOM kill ("Out of memory: Killed process 8154 (vrsx)")
+    "lkml-2.6.16-oom-showmem.log": {"oom-global"},
+    # SysRq-m on 64 KiB pages: a memory snapshot, no event
+    "bugzilla-213609-ppc64le-64k-sysrq-m.log": set(),
+    # two memcg OOM kills, then the WARNING in try_charge panics (panic_on_warn)
+    "linuxmm-4.18-memcg-try-charge-panic-on-warn.log": {"oom-memcg-limit"},
+    # dockerd: mkdir in the memory hierarchy, no space left on device
+    "moby-29638-docker-mkdir-enospc.text": {"memcg-id-exhaustion"},
 }
 
 #: entries whose evidence only a dump gives, and where it is tested
@@ -106,18 +128,19 @@ DUMP_ONLY = {
 }
 
 
+def _report(name):
+    path = os.path.join(_DATA, name)
+    if not os.path.exists(path):
+        path = corpus_file(name)
+    if name.endswith(".text"):
+        with open(path, encoding="utf-8") as f:
+            return triage(texts=f.read().splitlines())
+    return triage(log_lines=load_log(path))
+
+
 def _reports():
-    out = {}
-    for name in EXPECTED:
-        path = os.path.join(_DATA, name)
-        if not os.path.exists(path):
-            path = corpus_file(name)
-        if name.endswith(".text"):
-            with open(path, encoding="utf-8") as f:
-                out[name] = triage(texts=f.read().splitlines())
-        else:
-            out[name] = triage(log_lines=load_log(path))
-    return out
+    """Every log's report but those the parsers cannot read yet (pending_logs)."""
+    return {name: _report(name) for name in EXPECTED if name not in UNREAD}
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +160,10 @@ def test_every_entry_has_real_evidence_or_says_why_not():
     assert not shown & set(DUMP_ONLY)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", params(sorted(EXPECTED), UNREAD))
 def test_log_matches_exactly_its_entries(reports, name):
-    got = {m["id"] for m in reports[name]["verdict"]["matches"]}
+    rep = reports[name] if name in reports else _report(name)
+    got = {m["id"] for m in rep["verdict"]["matches"]}
     assert got == EXPECTED[name]
 
 

@@ -17,6 +17,7 @@ import pytest
 from crashext.analysis import panic as panicmod
 from crashext.analysis.triage import triage
 from crashext.sources.logs import load_log
+from pending_logs import UNREAD, params
 from sharedcorpus import corpus_file
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -181,7 +182,8 @@ from crashext.sources import logs as logsmod  # noqa: E402
 _DATA = os.path.join(_HERE, "data", "logs")
 
 
-@pytest.mark.parametrize("name", sorted(n for n in os.listdir(_DATA) if n.endswith(".log")))
+@pytest.mark.parametrize("name", params(sorted(n for n in os.listdir(_DATA) if n.endswith(".log")),
+                                         UNREAD))
 def test_every_real_log_gives_a_report(name):
     """Each public log in tests/data/logs: a report, no crash; the seed's bug is
     matched by none of them (none has its panic string)."""
