@@ -341,3 +341,54 @@ def test_only_the_dma_zone_held_back_does_not_count(reports):
     assert not _allocfail_ok(lp, as_failure)
     assert _allocfail_ok(LogPattern(kind="allocfail", name="n", zones_held_back=False), as_failure)
     assert not _entry(rep)["matched"]
+
+
+# -- a required element the log cannot give, a fixed release nobody confirmed ---
+
+def test_no_release_in_the_log_is_not_a_full_match(reports):
+    """opencontainers/runc#1725: the SLUB failure of a per-memcg cache, and no
+    line of the excerpt names the kernel (the reporter said 3.10.0-693.17.1
+    in prose).  The RHEL 7 entry still matches on what the log shows, but its
+    required kernel release is unknown: the score is 3 of 3 + 1 (the
+    release's weight), and the headline says what would confirm it."""
+    name = "runc-1725-slub-memcg.log"
+    with open(os.path.join(_DATA, name)) as f:
+        body = [ln for ln in f if not ln.startswith("# source:")]
+    assert not any(re.search(r"Linux version|\b3\.10\.0-\d|\.el7", ln) for ln in body)
+    assert any("cache: ip6_dst_cache(0:18479a49f76b" in ln for ln in body)
+    rep = reports[name]
+    assert rep["system"]["release"] is None
+    top = rep["verdict"]["matches"][0]
+    assert top["id"] == "rhel7-kmem-accounting-slub"
+    assert (top["matched_weight"], top["checked_weight"], top["unconfirmed_weight"]) == (3, 3, 1)
+    assert top["score"] == 0.75
+    assert [u["element"] for u in top["unconfirmed"]] == ["kernel release"]
+    h = rep["verdict"]["headline"]
+    assert h.startswith("known bug: RHEL 7 kmem accounting")
+    assert h.endswith(" -- if the kernel is a RHEL 7 kernel (el7): kernel release not known")
+    # the seed's log prints its release: a full match, nothing to confirm
+    seed = reports[SEED_LOG]["verdict"]
+    assert seed["matches"][0]["score"] == 1.0 and seed["matches"][0]["unconfirmed"] == []
+    assert " -- " not in seed["headline"]
+
+
+def test_the_seed_bug_past_its_unconfirmed_fixed_release_still_matches(tmp_path):
+    """The seed's log with its release rewritten to 3.10.0-1062.el7 (a
+    mutation of the real log, standing for the same BUG on a newer RHEL 7.7
+    kernel): kernel-3.10.0-1048.el7, the fixed release the incident write-up
+    names, is not confirmed, so the kernel is not excluded; the headline says
+    it is believed to contain the fix."""
+    with open(os.path.join(_DATA, SEED_LOG)) as f:
+        text = f.read()
+    assert text.count("3.10.0-693.2.2.el7") == 2     # the two CPU: lines
+    path = tmp_path / "rhel7-3.10.0-1062-idr-bug.dmesg"
+    path.write_text(text.replace("3.10.0-693.2.2.el7", "3.10.0-1062.el7"))
+    rep = triage(log_lines=load_log(str(path)))
+    assert rep["system"]["release"] == "3.10.0-1062.el7.x86_64"
+    top = rep["verdict"]["matches"][0]
+    assert top["id"] == "rhel7-kmemcg-id-ida-bug"
+    rel = next(e for e in top["elements"] if e["element"] == "kernel release")
+    assert rel["status"] == "matched"
+    assert rep["verdict"]["headline"].endswith(
+        " -- but 3.10.0-1062.el7.x86_64 is 3.10.0-1048.el7 or newer, which is believed to "
+        "contain the fix (unconfirmed): check for a regression or a different cause")

@@ -76,17 +76,25 @@ def test_at_risk_cli_line(tmp_path):
 
 
 def test_precursor_needs_an_affected_kernel(precursor_report):
-    """The same real failure on a kernel past the fix (3.10.0-1160.el7) or on
-    another distribution is not AT RISK for this bug."""
+    """The same real failure on another distribution is not AT RISK for
+    this bug.  On 3.10.0-1160.el7, past kernel-3.10.0-1048.el7, the release
+    believed to fix it but not confirmed, it is AT RISK and says so: an
+    unconfirmed fixed release never excludes a kernel."""
     entry = next(e for e in load_kb() if e.id == SEED)
     fails = [dict(f, zones=zv.get("class")) for f, zv in
              zip(precursor_report["memory"]["allocation_failures"],
                  precursor_report["memory"]["zone_verdicts"])]
-    for release, want in (("3.10.0-693.2.2.el7.x86_64", True), ("3.10.0-1160.el7.x86_64", False),
-                          ("5.10.0-28-amd64", False), (None, True)):
+    for release, want, caveat in (("3.10.0-693.2.2.el7.x86_64", True, False),
+                                  ("3.10.0-1160.el7.x86_64", True, True),
+                                  ("5.10.0-28-amd64", False, False), (None, True, False)):
         ev = Evidence()
         ev.release, ev.log_hits, ev.allocfails = release, {}, fails
-        assert evaluate_precursor(entry, ev)["matched"] is want, release
+        pre = evaluate_precursor(entry, ev)
+        assert pre["matched"] is want, release
+        assert bool(pre["caveats"]) is caveat, release
+        if caveat:
+            assert "3.10.0-1048.el7 or newer, which is believed to contain the fix" in \
+                pre["caveats"][0]
 
 
 def test_costly_failures_elsewhere_are_not_at_risk():

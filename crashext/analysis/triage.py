@@ -14,8 +14,10 @@ reason:
              unmatched or unknown.
 
 The score of an entry is the weight of its matched elements over the weight
-of the elements that could be checked; what could not be checked (no dump,
-no log) is reported as unknown and does not count either way.
+of the elements that could be checked and of the required ones that could
+not (no dump, no release in the log): those lower it, and the headline says
+what would confirm them; other unknown elements do not count either way.
+Whether an entry matches is decided on the checked elements alone.
 
 Everything returned is plain data; the ``triage`` command renders it.
 """
@@ -33,7 +35,7 @@ from . import diagnosis as diagmod
 from .meminfo import report_timeline as meminfo_timeline
 from . import panic as panicmod
 from .kbmatch import (STATUS_MATCHED, STATUS_UNKNOWN, STATUS_UNMATCHED, Evidence,  # noqa: F401
-                      evaluate, evaluate_precursor)
+                      conditions, evaluate, evaluate_precursor)
 from .system import panic_string
 
 # the kernel log's evidence lives in triage_log.py (re-exported here)
@@ -372,9 +374,12 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
             headline = f"known condition: {top['title']}"
         else:
             headline = f"known bug: {top['title']}"
+        # what the match rests on: unchecked required elements, release caveats
+        headline += conditions(top)
     elif at_risk:
         top = at_risk[0]
-        headline = f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
+        headline = (f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
+                    + "".join(f" -- but {c}" for c in top["precursor"]["caveats"]))
     else:
         # no entry: the class of the event from the evidence
         headline = diag["headline"]

@@ -343,6 +343,9 @@ def _frame_text(f: Dict[str, Any]) -> str:
 def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
     lines = []
     checked = f"{m['matched_weight']:g}/{m['checked_weight']:g} of checked weight"
+    if m.get("unconfirmed_weight"):
+        checked += (f", {m['unconfirmed_weight']:g} more required but unknown: "
+                    + ", ".join(u["element"] for u in m["unconfirmed"]))
     if m["unknown"]:
         checked += f", {m['unknown']} element(s) unknown"
     lines.append(f"score {m['score']:.2f} ({checked})")

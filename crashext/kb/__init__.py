@@ -23,8 +23,8 @@ from ..errors import CrashextError
 
 __all__ = ["KbError", "Entry", "Signature", "LogPattern", "DumpPredicate", "Affected",
            "Reference", "Fix", "Precursor", "load_kb", "load_file", "default_dirs",
-           "compare_releases", "split_release", "release_affected", "KINDS", "LOG_KINDS",
-           "DUMP_KINDS", "STATUSES", "ZONE_VERDICTS", "LOG_SOURCES"]
+           "compare_releases", "split_release", "release_affected", "release_check", "KINDS",
+           "LOG_KINDS", "DUMP_KINDS", "STATUSES", "ZONE_VERDICTS", "LOG_SOURCES"]
 
 #: what an entry describes: a kernel bug, a crash done on purpose, or a known
 #: condition (OOM kills, fragmentation) that is the kernel working as designed
@@ -116,6 +116,9 @@ class Affected:
     since: Optional[str] = None  # first affected release (inclusive)
     before: Optional[str] = None  # first fixed release (exclusive bound)
     note: str = ""
+    # STATUSES: were since/before checked?  An unconfirmed bound never
+    # excludes a release (kb.releases.release_check says so instead)
+    status: str = "unconfirmed"
 
 
 @dataclass
@@ -293,7 +296,7 @@ _ALLOC_ONLY = ("min_order", "frames_any", "max_order", "flags_all", "flags_none"
 _FIX_FIELDS = ("what", "first_release", "status", "checked", "url")
 _PRE_FIELDS = ("evidence", "log")
 _DUMP_FIELDS = ("kind", "name", "code", "weight", "required")
-_AFF_FIELDS = ("family", "dist", "since", "before", "note")
+_AFF_FIELDS = ("family", "dist", "since", "before", "note", "status")
 _REF_FIELDS = ("title", "url", "status", "note")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -383,8 +386,14 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
                 raise v.fail(f"{aw}.{key}", f"not a kernel release: {val!r}")
         if since and before and compare_releases(since, before) >= 0:
             raise v.fail(aw, f"since {since} is not before {before}")
+        if (since or before) and "status" not in a:
+            raise v.fail(f"{aw}.status", "missing: a range with since/before says whether "
+                         "they were checked (verified) or not (unconfirmed; then they never "
+                         "exclude a kernel)")
+        status = v.choice(a, "status", aw, STATUSES) if "status" in a else "unconfirmed"
         affected.append(Affected(family=fam, dist=dist, since=since, before=before,
-                                 note=v.str_(a, "note", aw, required=False, default="") or ""))
+                                 note=v.str_(a, "note", aw, required=False, default="") or "",
+                                 status=status))
     refs = []
     for rw, r in v.tables(raw, "references", where, _REF_FIELDS, "entry.references"):
         url = v.str_(r, "url", rw)
@@ -495,4 +504,4 @@ def load_kb(extra_dirs: Optional[Sequence[str]] = None, builtin: bool = True,
 
 
 # kernel release parsing and comparison live in releases.py (re-exported here)
-from .releases import compare_releases, release_affected, split_release  # noqa: E402,F401
+from .releases import compare_releases, release_affected, release_check, split_release  # noqa: E402,F401
