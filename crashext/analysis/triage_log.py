@@ -9,6 +9,7 @@ import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..sources import kmsg, logs
+from ..sources.oops import NOT_FATAL
 from ..sources.logs import LogLine
 from . import allocfail as allocmod
 from . import panic as panicmod
@@ -136,14 +137,15 @@ def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
 
 def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
     """The oops/BUG/panic header that names the cause: the first one that is
-    not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`).
+    not a WARNING or a SLUB report (the same choice as
+    :func:`~crashext.analysis.system.panic_string`).
 
     x86 page faults print two headers for one event: ``BUG: unable to handle
     kernel NULL pointer dereference`` and, a few lines on, ``Oops: 0000 [#1]``
     (arch/x86/mm/fault.c show_fault_oops() then die()); the task, RIP and call
     trace follow the second.  When the first has no RIP, those of the next
     header within a few lines complete it."""
-    idx = next((i for i, h in enumerate(rep.oops) if h.kind != "warning"), None)
+    idx = next((i for i, h in enumerate(rep.oops) if h.kind not in NOT_FATAL), None)
     if idx is None:
         return None
     h = rep.oops[idx]
