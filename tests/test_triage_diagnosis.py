@@ -7,6 +7,7 @@ off the logs (order, task, caller, victim, anon-rss in kB / 1024).
 """
 
 import os
+import re
 
 import pytest
 
@@ -122,9 +123,9 @@ def test_costly_failures_elsewhere_are_not_at_risk():
                                               "test_clear_page_writeback (page writeback, "
                                               "mm/page-writeback.c)"),
     # "WARNING: CPU: 2 PID: 3785 at mm/page_counter.c:56 page_counter_cancel"
-    ("netdev-5.16-mptcp-page-counter-underflow.log", "kernel WARNING in page_counter_cancel "
-                                                     "(memory cgroups (page counters), "
-                                                     "mm/page_counter.c)"),
+    ("netdev-5.16-mptcp-page-counter-underflow.log", "kernel WARNING at mm/page_counter.c:56 "
+                                                     "in page_counter_cancel "
+                                                     "(memory cgroups (page counters))"),
     # "BUG: KASAN: use-after-free in ..." (the first header names an inlined helper)
     ("syzbot-4.20-memcg-uffd-fork-uaf.log", "use-after-free (KASAN); no known fix in the knowledge base"),
     # "allocated 3047424 of 3465216 bytes": 2976 KiB of 3384 KiB
@@ -155,7 +156,8 @@ _CLASSES = ("known bug: ", "known condition: ", "deliberate panic: ", "AT RISK: 
             "OOM kill", "OOM killer invoked", "high-order allocation failure: ",
             "allocation failure: ", "vmalloc failure: ", "slab cache growth failure: ",
             "kernel WARNING", "kernel NULL pointer dereference", "kernel BUG",
-            "use-after-free (KASAN)",
+            "kernel paging request fault", "s390 addressing exception",
+            "WARNING turned into a panic", "use-after-free (KASAN)", "memory snapshot (",
             "no panic, OOM kill or allocation failure in the evidence")
 
 
@@ -201,10 +203,17 @@ status = "unconfirmed"
 
 
 def test_panic_subsystem_comes_from_the_source_file_crash_names():
-    """The seed's crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157."""
+    """The seed's crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157
+    (sys PANIC: "kernel BUG at lib/idr.c:1157!"); in `bt` the frame after the
+    exception RIP is __mem_cgroup_free."""
     text = open(os.path.join(_DATA, "rhel7-3.10.0-693.2.2-crash-session.txt")).read()
+    assert "[exception RIP: ida_simple_remove+65]" in text
+    assert re.search(r"\[exception RIP: ida_simple_remove\+65\][^#]*#\d+ \[[0-9a-f]+\] "
+                     r"__mem_cgroup_free at", text)
     rep = triage(crash_text=text, entries=[])
-    assert rep["verdict"]["headline"] == ("kernel BUG in ida_simple_remove (ID allocator, lib/idr.c)"
+    assert rep["verdict"]["headline"] == ("kernel BUG at lib/idr.c:1157 in ida_simple_remove "
+                                          "(ID allocator), called from __mem_cgroup_free "
+                                          "(memory cgroups, mm/memcontrol.c)"
                                           "; no known fix in the knowledge base")
 
 

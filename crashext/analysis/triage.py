@@ -41,7 +41,7 @@ from .system import panic_string
 # the kernel log's evidence lives in triage_log.py (re-exported here)
 from .triage_log import (KEEP_FAILURES, LogScan, _BANNER, allocation_failure,  # noqa: F401
                          cause_header, log_evidence, log_system, machine_of_release,
-                         zone_summary)
+                         page_kb_of, showmem_records, zone_summary)
 
 __all__ = ["triage", "log_source", "LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
            "zone_summary", "memcg_evidence", "evaluate", "Evidence",
@@ -394,10 +394,10 @@ def triage(target: Optional[Target] = None, log_lines: Optional[Iterable[LogLine
 
 def _page_kb(rep: Optional["allocmod.AllocReport"]) -> int:
     """The page size in KiB: the order-0 block of a buddy line the log printed, else 4."""
-    for f in (rep.failures if rep is not None else []):
-        for b in f.record.buddy:
-            if b.block_kb:
-                return b.block_kb[0]
+    for r in (showmem_records(rep) if rep is not None else ()):
+        kb = page_kb_of(r)
+        if kb:
+            return kb
     return 4
 
 

@@ -16,7 +16,7 @@ from . import panic as panicmod
 
 
 __all__ = ["LogScan", "log_evidence", "log_system", "cause_header", "allocation_failure",
-           "zone_summary", "machine_of_release", "KEEP_FAILURES"]
+           "zone_summary", "machine_of_release", "KEEP_FAILURES", "showmem_records", "page_kb_of"]
 
 
 # ---------------------------------------------------------------------------
@@ -123,16 +123,32 @@ def log_system(scan: LogScan, rep: "allocmod.AllocReport") -> Dict[str, Any]:
     out: Dict[str, Any] = {"release": release, "machine": machine_of_release(release),
                            "hardware": None, "memory_bytes": None,
                            "uptime_seconds": scan.last_ts}
-    for f in rep.failures:
-        r = f.record
-        if out["hardware"] is None and r.hardware:
+    for r in showmem_records(rep):
+        if out["hardware"] is None and getattr(r, "hardware", None):
             out["hardware"] = r.hardware
         if out["memory_bytes"] is None and "pages RAM" in r.extra:
             # show_mem()'s "N pages RAM" counts pages; the buddy line's order-0
             # block size is the page size the kernel printed with it
-            kb = r.buddy[0].block_kb[0] if r.buddy and r.buddy[0].block_kb else 4
-            out["memory_bytes"] = r.extra["pages RAM"] * kb * 1024
+            kb = page_kb_of(r)
+            out["memory_bytes"] = r.extra["pages RAM"] * (kb or 4) * 1024
     return out
+
+
+def showmem_records(rep: "allocmod.AllocReport") -> Iterator[Any]:
+    """Every record of a log that carries a show_mem block: allocation
+    failures, OOM reports and SysRq-m / show_mem dumps."""
+    yield from (f.record for f in rep.failures)
+    yield from rep.ooms
+    yield from rep.showmem
+
+
+def page_kb_of(rec: Any) -> Optional[int]:
+    """The page size in KiB a show_mem block printed: the order-0 block size
+    of its buddy lines (64 on a ppc64 kernel with 64 KiB pages)."""
+    for b in rec.buddy:
+        if b.block_kb:
+            return b.block_kb[0]
+    return None
 
 
 def cause_header(rep: "allocmod.AllocReport") -> Optional[kmsg.OopsHeader]:
