@@ -105,8 +105,11 @@ EXPECTED = {
     "lkml-5.14-ppc64-memcg-pcpu-alloc-null.log": set(),
     "linuxmm-3.19-ppc64-memcg-init-slab-oops.log": set(),
     "linuxmm-4.12-s390-vmstat-addressing-exception.log": set(),
-    # two global OOM kills (order=0), then manual ones (SysRq-f, order=-1)
-    "linuxmm-4.2-sysrq-f-manual-oom.log": {"oom-global"},
+    # two global OOM kills (order=0), then manual ones (SysRq-f, order=-1) that
+    # kill the same process again: a log about manual kills, not memory running out
+    "linuxmm-4.2-sysrq-f-manual-oom.log": {"oom-manual-sysrq"},
+    # one SysRq-f OOM report with its Mem-Info ("order=-1", "moom_callback")
+    "oomanalyser-5.13-sysrq-f-meminfo.log": {"oom-manual-sysrq"},
     # a vmalloc failure quoted with "> " in a reply: GFP_KERNEL, no NORETRY
     "linuxmm-4.20-quoted-vmalloc-ebtables.log": set(),
     # a 2.6.16 global OOM kill ("Out of memory: Killed process 8154 (vrsx)")
