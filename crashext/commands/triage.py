@@ -302,8 +302,10 @@ def _sos_lines(sec: Dict[str, Any]) -> List[str]:
     c = sec.get("cgroups")
     if c:
         dying = "unknown" if c["dying"] is None else c["dying"]
-        out.append(f"cgroups ({c['hierarchy']}): {c['visible']} visible, {dying} dying"
-                   + (f"; /proc/cgroups memory num_cgroups {c['num_cgroups']} of "
+        tree = (f"cgroups ({c['hierarchy']}): {c['visible']} visible, {dying} dying"
+                if c["visible"] is not None else "cgroups: no sys/fs/cgroup in the report, "
+                "per-cgroup detail is missing")
+        out.append(tree + (f"; /proc/cgroups memory num_cgroups {c['num_cgroups']} of "
                       f"{c['id_limit']}" if c["num_cgroups"] is not None else ""))
     for k, v in sec["errors"].items():
         out.append(f"({k}: {v})")
