@@ -221,8 +221,8 @@ def _caller(function: Optional[str], frames: List[Dict[str, Any]]) -> str:
 _BUG_AT = re.compile(r"kernel BUG at (\S+?):(\d+)")
 
 #: below the smallest page size every architecture calls a faulting data
-#: address a NULL pointer dereference (arm64/x86 "addr < PAGE_SIZE", ppc64
-#: since v5.0 "regs->dar < PAGE_SIZE"); older ppc64 said "paging request"
+#: address a NULL pointer dereference (arm64/x86 "addr < PAGE_SIZE", newer
+#: ppc64 "regs->dar < PAGE_SIZE"); older ppc64 said "paging request"
 _NULL_BELOW = 4096
 
 

@@ -10,13 +10,14 @@ Other architectures print the same parts in their own words:
   kernel/process.c __show_regs()): ``Unable to handle kernel %s at virtual
   address %016lx`` (``NULL pointer dereference``, ``paging request``, ...),
   ``Internal error: %s: %x [#%d]``, ``pc : %pS`` / ``lr : %pS`` (``PC is
-  at %pS`` before v4.16), ``Call trace:`` then ``  func+0x1/0x2`` (``[<addr>]
+  at %pS`` on older kernels), ``Call trace:`` then ``  func+0x1/0x2`` (``[<addr>]
   func+0x1/0x2`` before);
 - powerpc (arch/powerpc/mm/fault.c bad_page_fault(), kernel/traps.c die(),
   kernel/process.c show_regs() and show_stack()): ``BUG: Kernel NULL pointer
   dereference on read at 0x%08lx`` / ``BUG: Unable to handle kernel data
-  access ...`` (v5.0+; ``Unable to handle kernel paging request for data at
-  address 0x%08lx`` before), ``Faulting instruction address: 0x%08lx``,
+  access ...`` (newer kernels; older ones, 2.6.28's and 3.19's here, print
+  ``Unable to handle kernel paging request for data at address 0x%08lx``;
+  the release between is not confirmed), ``Faulting instruction address: 0x%08lx``,
   ``Oops: %s, sig: %ld [#%d]``, ``NIP [%016lx] %pS``, ``LR [%016lx] %pS``,
   ``REGS: %p TRAP: %04lx   %s  (%s)`` (taint, release), ``TASK = %p[%d]
   '%s' THREAD: %p CPU: %d`` (before the ``CPU: .. PID:`` line), ``Call
@@ -106,7 +107,7 @@ _OOPS = [
     (re.compile(r"(BUG: [Kk]ernel NULL pointer dereference.*?)\s*$"), "pagefault"),
     (re.compile(r"(BUG: (?:soft lockup|scheduling while atomic|sleeping function|"
                 r"Bad page|KASAN|workqueue lockup|Dentry|Bad rss).*?)\s*$"), "bug"),
-    # arm64, arm, ppc64 before v5.0, riscv
+    # arm64, arm, older ppc64, riscv
     (re.compile(r"^\s*(Unable to handle kernel .*?)\s*$"), "pagefault"),
     (re.compile(r"^\s*(general protection fault.*?)\s*$"), "gpf"),
     (re.compile(r"^\s*(Oops: .*?)\s*$"), "oops"),
