@@ -132,9 +132,9 @@ class OomReport:
     # a manual OOM kill (SysRq-f, drivers/tty/sysrq.c moom_callback()): no
     # allocation asked for memory, so there is no request to check.  Since the
     # patch "mm, oom: pass an oom order of -1 when triggered by sysrq" (David
-    # Rientjes, merged for v4.3 through the mm tree; commit id not confirmed
-    # here) its header says "order=-1" (mm/oom_kill.c is_sysrq_oom()); before,
-    # "order=0" after the "SysRq : Manual OOM execution" line
+    # Rientjes; in the mm tree's since-4.2 branch, its commit id and first
+    # release not confirmed here) its header says "order=-1" (mm/oom_kill.c
+    # is_sysrq_oom()); before, "order=0" after "SysRq : Manual OOM execution"
     sysrq: bool = False
     memcg_counters: Dict[str, Dict[str, int]] = field(default_factory=dict)
     memcg_path: Optional[str] = None
