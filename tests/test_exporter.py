@@ -81,7 +81,8 @@ _ALLOC = re.compile(r"(\S+): page allocation failure[.:] order:(\d+)")
 # one kill is one "Killed process" line; kernels before 5.x announce it first
 # with "Out of memory: Kill process ... or sacrifice child" (not a second kill)
 _KILLED = re.compile(r"Killed process \d+ \(([^)]*)\)")
-_OOM = re.compile(r"invoked oom-killer:")
+# the OOM header: "<task> invoked oom-killer: gfp_mask=...", 2.6.16's without the task
+_OOM = re.compile(r"oom-killer: gfp_mask=")
 
 LOG_FILES = sorted(p.name for p in LOGS.glob("*.log")) + ["rhel7-3.10.0-693.2.2-idr-bug.dmesg"]
 

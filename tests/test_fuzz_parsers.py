@@ -15,6 +15,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from sharedcorpus import corpus_files
 from tests.faults.fuzz import TARGETS, mutate, run_target, seeds
 
 SEEDS = seeds()
@@ -45,7 +46,9 @@ def test_text_lines(target, lines):
 
 
 def test_seeds_are_real():
-    """The mutators start from real inputs, not empty strings."""
+    """The mutators start from real inputs, not empty strings; the crash
+    session seeds come from the shared corpus, which must be there."""
+    corpus_files()
     assert len(SEEDS["logs"]) >= 2 and all(len(s) > 100 for s in SEEDS["logs"][:2])
     assert len(SEEDS["kb"]) >= 1 and b"[[entry]]" in SEEDS["kb"][0]
     assert any(b"crash>" in s for s in SEEDS["crash_session"])

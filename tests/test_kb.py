@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from crashext.kb import KbError, compare_releases, load_file, load_kb, release_affected, split_release
+from crashext.kb import (KbError, compare_releases, load_file, load_kb, release_affected,
+                         release_check, split_release)
 from crashext.kb import Affected
 
 GOOD = '''
@@ -34,9 +35,11 @@ def write(tmp_path, text, name="e.toml"):
 def test_shipped_kb_loads_and_has_the_seed_bug():
     entries = {e.id: e for e in load_kb()}
     seed = entries["rhel7-kmemcg-id-ida-bug"]
-    # the RHEL7 idr-bug write-up: fixed in kernel-3.10.0-1048.el7
-    assert seed.fixed_in == ["kernel-3.10.0-1048.el7"]
+    # the incident write-up's fixed release, not confirmed in a public source:
+    # a bound that does not exclude later kernels
+    assert seed.fixed_in == ["kernel-3.10.0-1048.el7 (unconfirmed)"]
     assert seed.affected[0].before == "3.10.0-1048.el7"
+    assert seed.affected[0].status == "unconfirmed"
     assert any("cgroup.memory=nokmem" in w for w in seed.workarounds)
     assert entries["sysrq-triggered-crash"].kind == "deliberate"
     for e in entries.values():
@@ -67,6 +70,10 @@ def test_user_dir_adds_entries(tmp_path):
      "entry[0].affected[0].dist: missing"),
     (GOOD + "[[entry.affected]]\nfamily = 'rhel'\ndist = 'el7'\nbefore = 'soon'\n",
      "entry[0].affected[0].before: not a kernel release"),
+    (GOOD + "[[entry.affected]]\nfamily = 'rhel'\ndist = 'el7'\nbefore = '3.10.0-1048.el7'\n",
+     "entry[0].affected[0].status: missing: a range with since/before says whether"),
+    (GOOD + "[[entry.affected]]\nfamily = 'upstream'\nbefore = '4.7'\nstatus = 'maybe'\n",
+     "entry[0].affected[0].status: must be one of verified, unconfirmed"),
     (GOOD.replace("panic = ['kernel BUG at foo\\.c']", ""), "entry[0].signature: has no elements"),
     ("[[entry]]\n", "id: missing"),
     ("x = 1\n", "x: unknown field"),
@@ -122,15 +129,35 @@ def test_compare_releases(a, b, want):
 
 
 def test_release_affected_rhel_and_upstream():
-    rhel = [Affected(family="rhel", dist="el7", before="3.10.0-1048.el7")]
+    rhel = [Affected(family="rhel", dist="el7", before="3.10.0-1048.el7", status="verified")]
     assert release_affected("3.10.0-693.2.2.el7.x86_64", rhel)[0] == "matched"
     assert release_affected("3.10.0-1160.el7.x86_64", rhel)[0] == "unmatched"
     assert release_affected("6.1.0-18-cloud-amd64", rhel)[0] == "unmatched"
     assert release_affected(None, rhel)[0] == "unknown"
-    up = [Affected(family="upstream", before="4.7")]
+    up = [Affected(family="upstream", before="4.7", status="verified")]
     assert release_affected("4.4.0-21-generic", up)[0] == "matched"
     assert release_affected("5.10.0-28-cloud-amd64", up)[0] == "unmatched"
     assert split_release("3.10.0-693.2.2.el7.x86_64") == ("3.10.0", "693.2.2.el7", "el7")
+
+
+def test_an_unconfirmed_bound_never_excludes_a_kernel():
+    """A fixed release nobody confirmed: a kernel past it still matches, and
+    the caveat says it is believed to carry the fix; a kernel of another
+    distribution is still outside (the dist tag is not a bound)."""
+    rhel = [Affected(family="rhel", dist="el7", before="3.10.0-1048.el7", status="unconfirmed")]
+    status, why, caveat = release_check("3.10.0-1062.el7.x86_64", rhel)
+    assert status == "matched" and caveat == why
+    assert caveat == ("3.10.0-1062.el7.x86_64 is 3.10.0-1048.el7 or newer, which is believed "
+                      "to contain the fix (unconfirmed): check for a regression or a different "
+                      "cause")
+    assert release_check("3.10.0-693.2.2.el7", rhel) == (
+        "matched", "3.10.0-693.2.2.el7 is in el7 range before 3.10.0-1048.el7", None)
+    assert release_check("6.1.0-18-cloud-amd64", rhel)[:2] == (
+        "unmatched", "6.1.0-18-cloud-amd64: not a el7 kernel")
+    up = [Affected(family="upstream", since="4.1", before="4.7", status="unconfirmed")]
+    assert "older than 4.1, the first release believed to be affected" in \
+        release_check("3.18.0", up)[2]
+    assert release_check("5.10.0-28-cloud-amd64", up)[0] == "matched"
 
 
 # -- line numbers, one bad file among good ones, new fields -------------------

@@ -164,6 +164,69 @@ def test_memcgids_and_frag_sos_real(real_sos):
     assert f"({len(dmesg.splitlines())} lines)" in p.stdout.splitlines()[0], p.stdout
 
 
+def _proc_cgroups_memory(text):
+    """num_cgroups of the memory line of /proc/cgroups text, by plain splitting."""
+    return next(int(ln.split()[2]) for ln in text.splitlines() if ln.split()[:1] == ["memory"])
+
+
+def _without_cgroup_tree(real_sos, form, tmp_path):
+    """A copy of the real report with its sys/fs/cgroup removed (sos collects
+    the tree only in some versions; /proc/cgroups stays)."""
+    if form == "dir":
+        copy = tmp_path / "sos"
+        shutil.copytree(real_sos["dir"], copy, symlinks=True)
+        assert (copy / "sys" / "fs" / "cgroup").is_dir()
+        shutil.rmtree(copy / "sys" / "fs" / "cgroup")
+        return copy
+    copy = tmp_path / "sos-nocgroup.tar.xz"
+    dropped = 0
+    with tarfile.open(real_sos["archive"]) as src, tarfile.open(copy, "w:xz") as dst:
+        for m in src:
+            if m.name.split("/", 1)[-1].startswith("sys/fs/cgroup"):
+                dropped += 1
+                continue
+            dst.addfile(m, src.extractfile(m) if m.isreg() else None)
+    assert dropped
+    return copy
+
+
+@pytest.mark.parametrize("form", ["archive", "dir"])
+def test_memcgids_sos_without_the_cgroup_tree(real_sos, form, tmp_path):
+    """memcgids --sos on a real report without sys/fs/cgroup: the memory
+    controller's count from its proc/cgroups, and that per-cgroup detail is
+    missing, instead of an error."""
+    num = _proc_cgroups_memory(_member(real_sos["archive"], "proc/cgroups"))
+    path = str(_without_cgroup_tree(real_sos, form, tmp_path))
+    p = _cli("memcgids", "--sos", path, "--json")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    s = data["summary"]
+    assert s["num_cgroups"] == num and data["cgroups"] == []
+    assert s["visible"] is None and s["dying"] is None
+    assert any("per-cgroup detail is missing" in e for e in s["errors"])
+    p = _cli("memcgids", "--sos", path)
+    assert p.returncode == 0, p.stderr
+    first = p.stdout.splitlines()[0]
+    assert "per-cgroup detail is missing" in first and f"num_cgroups {num} of the 65535" in first
+    # and triage's sosreport section says the same
+    sec = json.loads(_cli("triage", "--sos", path, "--json").stdout)["sosreport"]
+    assert sec["cgroups"]["num_cgroups"] == num and "cgroups" not in sec["errors"]
+
+
+def test_exporter_proc_alone_reads_proc_cgroups(real_sos):
+    """exporter --proc DIR without --sys: /proc/cgroups (which its help says
+    it reads) gives the memcg ids in use."""
+    from exporterlib import _key, parse_text, require_client
+    require_client()
+    proc = real_sos["dir"] / "proc"
+    num = _proc_cgroups_memory((proc / "cgroups").read_text())
+    p = _cli("exporter", "--once", "--proc", str(proc))
+    assert p.returncode == 0, p.stderr
+    got = parse_text(p.stdout)
+    assert got[_key("crashext_memcg_ids_used")] == num
+    assert got[_key("crashext_exporter_source_up", source="cgroups")] == 1
+
+
 def test_allocfail_sos_counts_the_log_lines_read(real_sos, tmp_path):
     """A report whose kernel log is a syslog whose rsyslog wrote a Mem-Info
     block as one line with #012 separators (a real excerpt in place of its

@@ -7,6 +7,7 @@ off the logs (order, task, caller, victim, anon-rss in kB / 1024).
 """
 
 import os
+import re
 
 import pytest
 
@@ -14,6 +15,7 @@ from crashext.analysis.kbmatch import Evidence, evaluate_precursor
 from crashext.analysis.evidence import TriageInputs, triage
 from crashext.kb import load_kb
 from crashext.sources.logs import load_log, normalize
+from pending_logs import UNCLASSIFIED, UNREAD, params
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DATA = os.path.join(_HERE, "data", "logs")
@@ -50,7 +52,7 @@ def test_order6_failure_without_the_bug_gives_at_risk_not_the_panic_verdict(prec
     assert risk["id"] == SEED
     assert "this log shows docker-runc: order-6 allocation failure" in v["headline"]
     # the same fix and workarounds as the bug itself
-    assert risk["fixed_in"] == ["kernel-3.10.0-1048.el7"]
+    assert risk["fixed_in"] == ["kernel-3.10.0-1048.el7 (unconfirmed)"]
     assert any("nokmem" in w for w in risk["workarounds"])
     st = {e["element"]: e["status"] for e in risk["precursor"]["elements"]}
     assert st["log: high-order allocation failure growing or creating per-memcg kmem caches"] == "matched"
@@ -75,17 +77,25 @@ def test_at_risk_cli_line(tmp_path):
 
 
 def test_precursor_needs_an_affected_kernel(precursor_report):
-    """The same real failure on a kernel past the fix (3.10.0-1160.el7) or on
-    another distribution is not AT RISK for this bug."""
+    """The same real failure on another distribution is not AT RISK for
+    this bug.  On 3.10.0-1160.el7, past kernel-3.10.0-1048.el7, the release
+    believed to fix it but not confirmed, it is AT RISK and says so: an
+    unconfirmed fixed release never excludes a kernel."""
     entry = next(e for e in load_kb() if e.id == SEED)
     fails = [dict(f, zones=zv.get("class")) for f, zv in
              zip(precursor_report["memory"]["allocation_failures"],
                  precursor_report["memory"]["zone_verdicts"])]
-    for release, want in (("3.10.0-693.2.2.el7.x86_64", True), ("3.10.0-1160.el7.x86_64", False),
-                          ("5.10.0-28-amd64", False), (None, True)):
+    for release, want, caveat in (("3.10.0-693.2.2.el7.x86_64", True, False),
+                                  ("3.10.0-1160.el7.x86_64", True, True),
+                                  ("5.10.0-28-amd64", False, False), (None, True, False)):
         ev = Evidence()
         ev.release, ev.log_hits, ev.allocfails = release, {}, fails
-        assert evaluate_precursor(entry, ev)["matched"] is want, release
+        pre = evaluate_precursor(entry, ev)
+        assert pre["matched"] is want, release
+        assert bool(pre["caveats"]) is caveat, release
+        if caveat:
+            assert "3.10.0-1048.el7 or newer, which is believed to contain the fix" in \
+                pre["caveats"][0]
 
 
 def test_costly_failures_elsewhere_are_not_at_risk():
@@ -113,9 +123,9 @@ def test_costly_failures_elsewhere_are_not_at_risk():
                                               "test_clear_page_writeback (page writeback, "
                                               "mm/page-writeback.c)"),
     # "WARNING: CPU: 2 PID: 3785 at mm/page_counter.c:56 page_counter_cancel"
-    ("netdev-5.16-mptcp-page-counter-underflow.log", "kernel WARNING in page_counter_cancel "
-                                                     "(memory cgroups (page counters), "
-                                                     "mm/page_counter.c)"),
+    ("netdev-5.16-mptcp-page-counter-underflow.log", "kernel WARNING at mm/page_counter.c:56 "
+                                                     "in page_counter_cancel "
+                                                     "(memory cgroups (page counters))"),
     # "BUG: KASAN: use-after-free in ..." (the first header names an inlined helper)
     ("syzbot-4.20-memcg-uffd-fork-uaf.log", "use-after-free (KASAN); no known fix in the knowledge base"),
     # "allocated 3047424 of 3465216 bytes": 2976 KiB of 3384 KiB
@@ -141,18 +151,23 @@ def test_seed_failure_diagnosis_is_fragmentation():
     assert "fragmentation" in h
 
 
-def test_every_corpus_log_gets_an_entry_or_a_diagnosis_class():
-    classes = ("known bug: ", "known condition: ", "deliberate panic: ", "AT RISK: ",
-               "OOM kill", "OOM killer invoked", "high-order allocation failure: ",
-               "allocation failure: ", "vmalloc failure: ", "slab cache growth failure: ",
-               "kernel WARNING", "kernel NULL pointer dereference", "kernel BUG",
-               "use-after-free (KASAN)",
-               "no panic, OOM kill or allocation failure in the evidence")
-    names = [n for n in os.listdir(_DATA) if n.endswith((".log", ".dmesg"))]
-    for name in names:
-        for kb in (None, []):
-            h = triage(TriageInputs(log_lines=_log(name), entries=kb))["verdict"]["headline"]
-            assert h.startswith(classes), (name, h)
+#: the headline of every real log starts with one of these
+_CLASSES = ("known bug: ", "known condition: ", "deliberate panic: ", "AT RISK: ",
+            "OOM kill", "OOM killer invoked", "high-order allocation failure: ",
+            "allocation failure: ", "vmalloc failure: ", "slab cache growth failure: ",
+            "kernel WARNING", "kernel NULL pointer dereference", "kernel BUG",
+            "kernel paging request fault", "s390 addressing exception",
+            "WARNING turned into a panic", "use-after-free (KASAN)", "memory snapshot (",
+            "no panic, OOM kill or allocation failure in the evidence")
+
+
+@pytest.mark.parametrize("name", params(sorted(n for n in os.listdir(_DATA)
+                                               if n.endswith((".log", ".dmesg"))),
+                                        UNREAD, UNCLASSIFIED))
+def test_every_corpus_log_gets_an_entry_or_a_diagnosis_class(name):
+    for kb in (None, []):
+        h = triage(TriageInputs(log_lines=_log(name), entries=kb))["verdict"]["headline"]
+        assert h.startswith(_CLASSES), (name, h)
 
 
 def test_bad_file_in_kb_dir_is_skipped_and_reported(tmp_path):
@@ -188,10 +203,17 @@ status = "unconfirmed"
 
 
 def test_panic_subsystem_comes_from_the_source_file_crash_names():
-    """The RHEL7 idr-bug crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157."""
+    """The seed's crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157
+    (sys PANIC: "kernel BUG at lib/idr.c:1157!"); in `bt` the frame after the
+    exception RIP is __mem_cgroup_free."""
     text = open(os.path.join(_DATA, "rhel7-3.10.0-693.2.2-crash-session.txt")).read()
+    assert "[exception RIP: ida_simple_remove+65]" in text
+    assert re.search(r"\[exception RIP: ida_simple_remove\+65\][^#]*#\d+ \[[0-9a-f]+\] "
+                     r"__mem_cgroup_free at", text)
     rep = triage(TriageInputs(crash_text=text, entries=[]))
-    assert rep["verdict"]["headline"] == ("kernel BUG in ida_simple_remove (ID allocator, lib/idr.c)"
+    assert rep["verdict"]["headline"] == ("kernel BUG at lib/idr.c:1157 in ida_simple_remove "
+                                          "(ID allocator), called from __mem_cgroup_free "
+                                          "(memory cgroups, mm/memcontrol.c)"
                                           "; no known fix in the knowledge base")
 
 

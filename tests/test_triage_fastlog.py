@@ -21,10 +21,14 @@ from crashext.analysis.log_evidence import LogScan
 from crashext.errors import InputError
 from crashext.sources import logs, logscan
 from crashext.sources.literals import required_literals
+from sharedcorpus import corpus_files, corpus_params, need_corpus
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "logs")
 SEED = os.path.join(DATA, "rhel7-3.10.0-693.2.2-idr-bug.dmesg")
-REAL = sorted(glob.glob(os.path.join(DATA, "*"))) + sorted(glob.glob("/work/shared/corpus/*"))
+TEST_LOGS = sorted(glob.glob(os.path.join(DATA, "*")))
+#: the test logs, then the shared corpus (one parameter that skips, or fails
+#: under CI=true, when it is missing)
+REAL = TEST_LOGS + corpus_params()
 
 
 def _json(rep) -> str:
@@ -56,7 +60,7 @@ def _engines():
 
 @pytest.mark.parametrize("path", REAL, ids=os.path.basename)
 def test_fast_triage_equals_reading_every_line_on_real_logs(path):
-    slow, fast = _both(path)
+    slow, fast = _both(need_corpus(path) if path is None else path)
     assert fast == slow
 
 
@@ -81,7 +85,7 @@ def _scan_parts(path, engine):
 def test_both_literal_engines_find_the_same_lines(engine):
     """The Hyperscan and the re searches of the literals give the same
     regex hits, last timestamp, banner and records as reading every line."""
-    for path in REAL:
+    for path in TEST_LOGS + corpus_files():
         try:
             hits, last_ts, banner, rep_json = _scan_parts(path, engine)
         except InputError as exc:   # not a kernel log (SOURCES.md, user-space text)

@@ -7,7 +7,6 @@ allocation, so every zone of the zonelist must fail the emulated check at
 the min watermark the slowpath uses (3.10 gfp_to_alloc_flags: ALLOC_WMARK_MIN).
 """
 
-import os
 import re
 
 import pytest
@@ -15,8 +14,9 @@ from hypothesis import given, settings, strategies as st
 
 from crashext.analysis.watermark import (RULES, ZoneState, held_back_by_reserve, mark_pages,
                                          rule_for_release, watermark_ok)
+from sharedcorpus import corpus_file
 
-CORPUS = "/work/shared/corpus/rhel7-3.10.0-693.2.2-idr-bug.dmesg"
+SEED_LOG = "rhel7-3.10.0-693.2.2-idr-bug.dmesg"
 ORDERS_310 = 11  # MAX_ORDER 11 on x86_64 3.10: the buddy line lists 4kB .. 4096kB
 
 _ZONE = re.compile(r"Node (\d+) (\w+) free:(\d+)kB min:(\d+)kB low:(\d+)kB high:(\d+)kB"
@@ -26,9 +26,7 @@ _BUDDY = re.compile(r"Node (\d+) (\w+): (.*) = (\d+)kB")
 
 def _seed_zones():
     """Zones of the RHEL7 idr-bug log, in pages (4 kB), built only from logged numbers."""
-    if not os.path.exists(CORPUS):
-        pytest.skip("corpus log not present")
-    with open(CORPUS) as f:
+    with open(corpus_file(SEED_LOG)) as f:
         lines = [re.sub(r"^\[[ \d.]+\] ", "", ln.rstrip("\n")) for ln in f]
     zones, order = {}, []
     for i, ln in enumerate(lines):

@@ -28,6 +28,8 @@ The OOM report's lines (mm/oom_kill.c) read here:
 import re
 from typing import Any, Dict, List, Optional
 
+from ..sources.oops import NOT_FATAL
+
 __all__ = ["diagnose", "subsystem_of", "SCAN_PATTERNS", "OOM_SUMMARY", "OOM_KILL",
            "OOM_VICTIM", "OOM_TASK_IN", "OOM_NOTHING",
            "VMALLOC_PARTIAL"]
@@ -75,7 +77,12 @@ _BY_NAME = [
     (("kmem_cache_", "kmalloc", "__kmalloc", "kfree", "___slab_alloc", "__slab_", "slab_",
       "new_slab", "allocate_slab", "cache_grow", "cache_alloc"), "slab allocator", "mm/slub.c or mm/slab.c"),
     (("__alloc_pages", "get_page_from_freelist", "__free_pages", "free_pages", "__rmqueue",
-      "rmqueue", "free_pcppages_bulk", "free_one_page"), "page allocator", "mm/page_alloc.c"),
+      "rmqueue", "free_pcppages_bulk", "free_one_page", "prepare_alloc_pages",
+      "alloc_pages"), "page allocator", "mm/page_alloc.c"),
+    (("pcpu_",), "per-CPU allocator", "mm/percpu.c"),
+    (("mod_node_page_state", "__mod_node_page_state", "mod_zone_page_state",
+      "__mod_zone_page_state", "inc_node_page_state", "dec_node_page_state",
+      "refresh_cpu_vm_stats"), "VM statistics", "mm/vmstat.c"),
     (("compact_", "isolate_migratepages", "isolate_freepages", "kcompactd"), "memory compaction",
      "mm/compaction.c"),
     (("shrink_", "kswapd", "try_to_free_"), "page reclaim", "mm/vmscan.c"),
@@ -101,8 +108,11 @@ _PANIC_CLASS = [
     (re.compile(r"KASAN: "), "KASAN report"),
     (re.compile(r"kernel BUG at"), "kernel BUG"),
     (re.compile(r"general protection fault"), "general protection fault"),
-    (re.compile(r"unable to handle (?:kernel )?paging request|unable to handle page fault"),
+    (re.compile(r"(?i:unable to handle (?:kernel )?(?:paging request|data access|instruction "
+                r"fetch|unaligned access)|unable to handle (?:page|unknown paging) fault)"),
      "kernel paging request fault"),
+    # s390 die() of a program check: "addressing exception: 0005 ilc:3 [#1]"
+    (re.compile(r"^(?:[a-z][a-z -]*): [0-9a-f]{4} ilc:"), "program check (s390)"),
     (re.compile(r"soft lockup"), "soft lockup"),
     (re.compile(r"hung_task|blocked for more than"), "hung task"),
     (re.compile(r"Out of memory and no killable processes|System is deadlocked on memory"),
@@ -147,22 +157,106 @@ def _kib(n: Optional[int]) -> str:
 
 
 def _order_size(order: Optional[int], page_kb: int) -> str:
-    return "" if order is None else f" ({_kib(page_kb << order)})"
+    # order -1: no request (a manual OOM kill); an order is never negative otherwise
+    return "" if order is None or order < 0 else f" ({_kib(page_kb << order)})"
 
 
-def _panic_diag(pan: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+# GCC's clones of a function ("prepare_alloc_pages.constprop.0", "__slab_alloc.isra.44"):
+# the function an engineer names is the one before the suffix
+_CLONE = re.compile(r"\.(?:constprop|isra|part|cold|clone|llvm|lto_priv)(?:\.\w+)*$")
+
+
+def base_name(function: str) -> str:
+    """``function`` without the suffix of a compiler clone."""
+    return _CLONE.sub("", function)
+
+
+def _subsystem(function: Optional[str], file: Optional[str] = None) -> Optional[str]:
+    return subsystem_of(base_name(function) if function else None, file)
+
+
+def _where(function: Optional[str], file: Optional[str] = None, path: bool = True) -> str:
+    """`` in func (subsystem, file)`` as far as known (without the file when
+    ``path`` is False: the caller printed it)."""
+    if not function:
+        return ""
+    sub = _subsystem(function, file)
+    if sub and file and not path:
+        sub = sub.rsplit(", ", 1)[0]
+    return f" in {base_name(function)}" + (f" ({sub})" if sub else "")
+
+
+def _is_memcg(function: str) -> bool:
+    return (_subsystem(function) or "").startswith("memory cgroups")
+
+
+def _caller(function: Optional[str], frames: List[Dict[str, Any]]) -> str:
+    """``, called from ...``: the memory-cgroup function down the call trace
+    when the trapping ``function`` is not one (a generic allocator called
+    from memcg code), with the frame it called; else the first caller.  The
+    trapping function's own frames and unreliable ones ("?", ppc64's
+    "(unreliable)") are passed over."""
+    if not function:
+        return ""
+    own = base_name(function)
+    # a dump's or crash's backtrace: the callers are the frames after the
+    # exception frame (those before it handled the exception)
+    exc = [i for i, f in enumerate(frames) if f.get("exception")]
+    if exc:
+        frames = frames[exc[-1] + 1:]
+    names = [base_name(f["function"]) for f in frames
+             if f.get("function") and f.get("reliable", True) is not False]
+    names = [n for n in names if n != own]
+    if not names or _is_memcg(own):
+        return ""
+    i = next((i for i, n in enumerate(names) if _is_memcg(n)), None)
+    if i is None:
+        return f", called from {names[0]}"
+    sub = _subsystem(names[i])
+    via = f" through {names[i - 1]}" if i > 0 else ""
+    return f", called from {names[i]}" + (f" ({sub})" if sub else "") + via
+
+
+# lib/bug.c report_bug(): "kernel BUG at %s:%u!"
+_BUG_AT = re.compile(r"kernel BUG at (\S+?):(\d+)")
+
+#: below the smallest page size every architecture calls a faulting data
+#: address a NULL pointer dereference (arm64/x86 "addr < PAGE_SIZE", newer
+#: ppc64 "regs->dar < PAGE_SIZE"); older ppc64 said "paging request"
+_NULL_BELOW = 4096
+
+
+def _panic_diag(pan: Dict[str, Any], cause=None, warning=None) -> Optional[Dict[str, Any]]:
+    """The panic's class, where it trapped and from where; ``cause``: the
+    log's oops header of it (its fault address), ``warning``: the last
+    WARNING before it (where panic_on_warn turned it into the panic)."""
     text = pan.get("panic")
     if not text:
         return None
     cls = next((name for rx, name in _PANIC_CLASS if rx.search(text)), "kernel panic")
+    addr = getattr(cause, "address", None)
+    if cls == "kernel paging request fault" and addr is not None and addr < _NULL_BELOW:
+        cls = "kernel NULL pointer dereference"
+    if cls == "program check (s390)":
+        cls = "s390 " + text.split(":", 1)[0]
     rip = pan.get("rip") or {}
     func = rip.get("function")
-    sub = subsystem_of(func, rip.get("file"))
-    where = f" in {func}" if func else ""
-    if sub:
-        where += f" ({sub})"
+    file = rip.get("file")
+    bug = _BUG_AT.search(text)
+    if cls.startswith("WARNING turned into a panic") and warning is not None:
+        func, file, line = _warning_at(warning)
+        where = (f" at {file}:{line}" if file else "") + _where(func, file, path=False)
+    elif bug:
+        where = f" at {bug.group(1)}:{bug.group(2)}" + _where(func, file or bug.group(1),
+                                                              path=False)
+    else:
+        where = _where(func, file)
+    where += _caller(func, pan.get("frames") or [])
+    if addr is not None and cls != "kernel BUG":
+        where += f"; address {addr:#x}"
     return {"class": cls, "headline": f"{cls}{where}{_NO_FIX}",
-            "facts": {"panic": text, "function": func, "subsystem": sub}}
+            "facts": {"panic": text, "function": func, "subsystem": _subsystem(func, file),
+                      "address": addr}}
 
 
 def _hit(hits: Dict[str, Optional[str]], pattern: str) -> Optional["re.Match"]:
@@ -202,9 +296,8 @@ def _oom_diag(rep, hits: Dict[str, Optional[str]], page_kb: int) -> Optional[Dic
         pid, comm = first.killed_pid, first.killed_comm
     if not (summ or kill or victim or task_in or nothing):
         # only the "invoked oom-killer" header: the excerpt ends before the kill
-        head = (f"OOM killer invoked ({'memcg' if is_memcg else 'scope not in the log'}) by "
-                f"{first.comm} for order {first.order}{_order_size(first.order, page_kb)}; "
-                "the log ends before the kill")
+        head = (f"OOM killer invoked ({'memcg' if is_memcg else 'scope not in the log'})"
+                f"{_request(first, page_kb)}; the log ends before the kill")
         return {"class": "OOM kill", "headline": head,
                 "facts": {"memcg": is_memcg, "memcg_path": None, "constraint": None,
                           "victim_pid": None, "victim_comm": None, "anon_rss_kb": None,
@@ -219,13 +312,37 @@ def _oom_diag(rep, hits: Dict[str, Optional[str]], page_kb: int) -> Optional[Dic
     else:
         head += "victim not in the log"
     if first is not None:
-        head += (f"; invoked by {first.comm} for order {first.order}{_order_size(first.order, page_kb)}"
-                 + (" (a high-order request)" if first.order else ""))
+        head += "; invoked" + _request(first, page_kb) + _manual(ooms)
     return {"class": "OOM kill", "headline": head,
             "facts": {"memcg": is_memcg, "memcg_path": memcg_path, "constraint": constraint,
                       "victim_pid": pid, "victim_comm": comm, "anon_rss_kb": anon,
                       "order": first.order if first else None, "invoked_by": first.comm if first else None,
                       "count": len(ooms)}}
+
+
+def _request(first, page_kb: int) -> str:
+    """`` by TASK for order N (SIZE)``: what asked for the memory of an OOM
+    report (``first``, :class:`crashext.sources.kmsg.OomReport`); `` manually
+    (SysRq-f)`` for a manual OOM kill, which asked for none."""
+    if first.sysrq:
+        return " manually (SysRq-f), not by an allocation"
+    by = f" by {first.comm}" if first.comm else ""
+    high = " (a high-order request)" if first.order is not None and first.order > 0 else ""
+    return f"{by} for order {first.order}{_order_size(first.order, page_kb)}{high}"
+
+
+def _manual(ooms: List[Any]) -> str:
+    """How many of several OOM reports were manual (SysRq-f), and whom they
+    killed when it was the same task each time (a victim that does not exit)."""
+    manual = [o for o in ooms if o.sysrq]
+    if not manual or len(ooms) == 1:
+        return ""
+    out = f"; {len(manual)} of the {len(ooms)} OOM reports manual (SysRq-f)"
+    killed = [o for o in manual if o.killed_pid is not None]
+    if len(killed) > 1 and len({o.killed_pid for o in killed}) == 1:
+        k = killed[0]
+        out += f", {len(killed)} of them killed pid {k.killed_pid} ({k.killed_comm})"
+    return out
 
 
 def _alloc_diag(memory: Dict[str, Any], page_kb: int) -> Optional[Dict[str, Any]]:
@@ -288,7 +405,19 @@ def _vmalloc_diag(hits: Dict[str, Optional[str]]) -> Optional[Dict[str, Any]]:
             "facts": {"comm": comm, "allocated": got, "size": want, "flags": names}}
 
 
-_WARN_AT = re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?P<file>\S+?):\d+")
+# "WARNING: CPU: 1 PID: 23767 at mm/memcontrol.c:1710 try_charge+0x734/0x1680"
+# (since v4.16 the function follows the file and line on the same line)
+_WARN_AT = re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?P<file>\S+?):(?P<line>\d+)"
+                      r"(?: \.?(?P<func>[A-Za-z_][\w.]*)\+0x)?")
+
+
+def _warning_at(warn) -> tuple:
+    """(function, file, line) of a WARNING header: the file and line it
+    printed, the function of its RIP line or, without one, of the header."""
+    m = _WARN_AT.search(warn.message)
+    if not m:
+        return warn.rip_func, None, None
+    return warn.rip_func or m.group("func"), m.group("file"), int(m.group("line"))
 
 
 def _warning_diag(rep) -> Optional[Dict[str, Any]]:
@@ -296,17 +425,14 @@ def _warning_diag(rep) -> Optional[Dict[str, Any]]:
     warn = next((h for h in getattr(rep, "oops", []) or [] if h.kind == "warning"), None)
     if warn is None:
         return None
-    m = _WARN_AT.search(warn.message)
-    file = m.group("file") if m else None
-    sub = subsystem_of(warn.rip_func, file)
-    where = f" in {warn.rip_func}" if warn.rip_func else ""
-    if sub:
-        where += f" ({sub})"
+    func, file, line = _warning_at(warn)
+    sub = _subsystem(func, file)
+    where = (f" at {file}:{line}" if file else "") + _where(func, file, path=False)
     return {"class": "kernel WARNING",
             "headline": f"kernel WARNING{where}; the kernel continued (a panic only with "
                         f"panic_on_warn){_NO_FIX}",
-            "facts": {"warning": warn.message, "function": warn.rip_func, "file": file,
-                      "subsystem": sub}}
+            "facts": {"warning": warn.message, "function": func, "file": file,
+                      "line": line, "subsystem": sub}}
 
 
 def _slub_diag(rep) -> Optional[Dict[str, Any]]:
@@ -324,6 +450,33 @@ def _slub_diag(rep) -> Optional[Dict[str, Any]]:
             "facts": {"cache": s.cache, "per_memcg": per_memcg, "count": len(slub)}}
 
 
+def _snapshot_diag(rep, page_kb: int) -> Optional[Dict[str, Any]]:
+    """A show_mem dump (SysRq-m) and nothing else: what memory looked like,
+    from its last block: free memory of its zones, RAM (``pages RAM`` of
+    ``page_kb`` KiB pages) and the largest free block."""
+    blocks = [b for b in getattr(rep, "showmem", []) or [] if b.zones or b.buddy]
+    if not blocks:
+        return None
+    sm = blocks[-1]
+    what = "SysRq-m" if sm.trigger == "sysrq" else "show_mem"
+    free = [z.kb("free") for z in sm.zones if z.kb("free") is not None]
+    head = f"memory snapshot ({what}), no event: "
+    head += f"{_kib(sum(free))} free" if free else "free memory not printed"
+    if free and sm.partial:
+        head += f" (in {', '.join(z.zone for z in sm.zones)}: the block is cut)"
+    pages = sm.extra.get("pages RAM")
+    if pages is not None:
+        head += f" of {_kib(pages * page_kb)} RAM ({pages} pages of {page_kb} KiB)"
+    top = [(max(o for o, n in enumerate(b.counts) if n), b) for b in sm.buddy if any(b.counts)]
+    if top:
+        o, b = max(top, key=lambda t: t[0])
+        head += (f"; largest free block {_kib(b.block_kb[o])} (order {o}) in Node {b.node} "
+                 f"{b.zone}")
+    return {"class": "memory snapshot", "headline": head,
+            "facts": {"trigger": sm.trigger, "free_kb": sum(free) if free else None,
+                      "ram_pages": pages, "page_kb": page_kb}}
+
+
 def diagnose(pan: Optional[Dict[str, Any]], memory: Dict[str, Any], rep,
              hits: Optional[Dict[str, Optional[str]]], page_kb: int = 4) -> Dict[str, Any]:
     """The class of the event and its key numbers; first line of a verdict
@@ -333,7 +486,13 @@ def diagnose(pan: Optional[Dict[str, Any]], memory: Dict[str, Any], rep,
     block when the log printed one)."""
     found: List[Dict[str, Any]] = []
     alloc = _alloc_diag(memory, page_kb)
-    for d in (_panic_diag(pan) if pan else None,
+    oops = list(getattr(rep, "oops", []) or [])
+    cause = next((h for h in oops if h.kind not in NOT_FATAL and h.kind != "panic"), None)
+    if cause is not None and pan and pan.get("source") != "log" and \
+            (pan.get("rip") or {}).get("function") != cause.rip_func:
+        cause = None    # the log's oops is not the dump's panic
+    warns = [h for h in oops if h.kind == "warning"]
+    for d in (_panic_diag(pan, cause, warns[-1] if warns else None) if pan else None,
               _oom_diag(rep, hits or {}, page_kb) if rep is not None else None,
               alloc,
               # the kernel log's own "allocated X of Y" line when the parser kept no
@@ -345,6 +504,10 @@ def diagnose(pan: Optional[Dict[str, Any]], memory: Dict[str, Any], rep,
         if d:
             found.append(d)
     if not found:
+        snap = _snapshot_diag(rep, page_kb) if rep is not None else None
+        if snap is not None:
+            snap.update(event=snap["headline"], others=[])
+            return snap
         none = "no panic, OOM kill or allocation failure in the evidence"
         return {"class": "no event", "headline": none, "event": none, "facts": {}, "others": []}
     top = dict(found[0])

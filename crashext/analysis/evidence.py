@@ -14,8 +14,10 @@ reason:
              unmatched or unknown.
 
 The score of an entry is the weight of its matched elements over the weight
-of the elements that could be checked; what could not be checked (no dump,
-no log) is reported as unknown and does not count either way.
+of the elements that could be checked and of the required ones that could
+not (no dump, no release in the log): those lower it, and the headline says
+what would confirm them; other unknown elements do not count either way.
+Whether an entry matches is decided on the checked elements alone.
 
 Everything returned is plain data; the ``triage`` command renders it.
 """
@@ -36,7 +38,7 @@ from . import diagnosis
 from . import meminfo_blocks
 from . import panic
 from . import log_evidence
-from .kbmatch import STATUS_MATCHED, Evidence, evaluate, evaluate_precursor
+from .kbmatch import STATUS_MATCHED, Evidence, conditions, evaluate, evaluate_precursor
 from .sos_memory import sos_section
 from .system import panic_string
 
@@ -497,24 +499,23 @@ def _headline(matches: List[Dict[str, Any]], at_risk: List[Dict[str, Any]],
     conditions_only = bool(matches) and all(m["kind"] == "condition" for m in matches)
     if matches and not (conditions_only and at_risk):
         top = matches[0]
-        if top["kind"] == "deliberate":
-            return f"deliberate panic: {top['title']}"
-        if top["kind"] == "condition":
-            return f"known condition: {top['title']}"
-        return f"known bug: {top['title']}"
+        kind = {"deliberate": "deliberate panic", "condition": "known condition"}
+        # what the match rests on: unchecked required elements, release caveats
+        return f"{kind.get(top['kind'], 'known bug')}: {top['title']}" + conditions(top)
     if at_risk:
         top = at_risk[0]
-        return f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
+        return (f"AT RISK: {top['title']}: this log shows {top['precursor']['shows']}"
+                + "".join(f" -- but {c}" for c in top["precursor"]["caveats"]))
     # no entry: the class of the event from the evidence
     return diag["headline"]
 
 
 def _page_kb(rep: Optional["allocreport.AllocReport"]) -> int:
     """The page size in KiB: the order-0 block of a buddy line the log printed, else 4."""
-    for f in (rep.failures if rep is not None else []):
-        for b in f.record.buddy:
-            if b.block_kb:
-                return b.block_kb[0]
+    for r in (log_evidence.showmem_records(rep) if rep is not None else ()):
+        kb = log_evidence.page_kb_of(r)
+        if kb:
+            return kb
     return 4
 
 

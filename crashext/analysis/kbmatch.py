@@ -4,6 +4,12 @@ Split out of :mod:`crashext.analysis.evidence` (which collects the evidence):
 :class:`Evidence` is what the matcher may look at, :func:`evaluate` marks
 each signature element of an entry matched, unmatched or unknown and
 scores it.
+
+A required element that could not be checked (the kernel release of a log
+that does not print it, a dump predicate without a dump) does not decide
+whether an entry matches, but the match is then not a full one: its weight
+counts against the score, and the result lists what would confirm it
+(``unconfirmed``), which :func:`conditions` turns into words for a headline.
 """
 
 import re
@@ -13,7 +19,7 @@ from ..sources.kmsg import vmalloc_size_text
 from .. import kb
 
 __all__ = ["Evidence", "evaluate", "evaluate_precursor", "log_element", "norm_func",
-           "held_back_zones", "allocfail_ok",
+           "held_back_zones", "allocfail_ok", "conditions",
            "STATUS_MATCHED", "STATUS_UNMATCHED", "STATUS_UNKNOWN"]
 
 STATUS_MATCHED = "matched"
@@ -76,8 +82,9 @@ def _gfp_names(f: Dict[str, Any]) -> set:
 #: Normal-class request is the managed pages of DMA32 + Normal divided by
 #: sysctl_lowmem_reserve_ratio[ZONE_DMA] = 256 (mm/page_alloc.c,
 #: setup_per_zone_lowmem_reserve(), the default in every version from v2.6
-#: through v6.x) -- more than the whole zone on any host above ~4 GB (the
-#: RHEL7 idr-bug log: 15869 pages reserved of a 3977-page zone).  It is kept for
+#: through v6.x) -- more than the whole zone on any host above ~4 GB
+#: (rhel7-3.10.0-693.2.2-idr-bug.dmesg: 15869 pages reserved of a 3977-page
+#: zone).  It is kept for
 #: __GFP_DMA requests by design.  (On arm64 and others ZONE_DMA can be
 #: larger; the entry is about x86-64 hosts.)
 _HELD_BY_DESIGN = frozenset({"DMA"})
@@ -262,17 +269,26 @@ def evaluate(entry: "kb.Entry", ev: Evidence) -> Dict[str, Any]:
     for lp in sig.log:
         els.append(log_element(lp, ev))
     els += _dump_elements(sig, ev)
+    caveats = []
     if entry.affected:
-        status, why = kb.release_affected(ev.release, entry.affected)
+        status, why, caveat = kb.release_check(ev.release, entry.affected)
         els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
+        if caveat:
+            caveats.append(caveat)
     checked = [e for e in els if e["status"] != STATUS_UNKNOWN]
     got = sum(e["weight"] for e in checked if e["status"] == STATUS_MATCHED)
     possible = sum(e["weight"] for e in checked)
-    score = got / possible if possible else 0.0
+    # the threshold is met on what could be checked; a required element that
+    # could not be checked still counts against the score
+    evidence_score = got / possible if possible else 0.0
+    unconfirmed = [dict(element=e["element"], why=e["detail"], confirm=_confirm(e, entry))
+                   for e in els if e["required"] and e["status"] == STATUS_UNKNOWN]
+    pending = sum(e["weight"] for e in els if e["required"] and e["status"] == STATUS_UNKNOWN)
+    score = got / (possible + pending) if possible + pending else 0.0
     blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
     evidence = [e for e in els if e["group"] not in ("kernel", "log-absent")
                 and e["status"] == STATUS_MATCHED]
-    matched = bool(evidence) and not blockers and score >= entry.min_score
+    matched = bool(evidence) and not blockers and evidence_score >= entry.min_score
     if matched:
         why_not = None
     elif blockers:
@@ -281,10 +297,11 @@ def evaluate(entry: "kb.Entry", ev: Evidence) -> Dict[str, Any]:
         why_not = "no signature element matched" + (
             "" if checked else " (nothing could be checked)")
     else:
-        why_not = f"score {score:.2f} below {entry.min_score:.2f}"
+        why_not = f"score {evidence_score:.2f} below {entry.min_score:.2f}"
     return {
         "id": entry.id, "title": entry.title, "kind": entry.kind, "matched": matched,
         "score": round(score, 3), "checked_weight": possible, "matched_weight": got,
+        "unconfirmed_weight": pending, "unconfirmed": unconfirmed, "caveats": caveats,
         "total_weight": sum(e["weight"] for e in els),
         "unknown": sum(1 for e in els if e["status"] == STATUS_UNKNOWN),
         "why_not": why_not, "elements": els, "summary": entry.summary,
@@ -298,20 +315,72 @@ def evaluate(entry: "kb.Entry", ev: Evidence) -> Dict[str, Any]:
     }
 
 
+def _release_phrase(affected: List["kb.Affected"]) -> str:
+    """The kernels of an entry's ranges in words: "a RHEL 7 kernel (el7)
+    before 3.10.0-1048.el7 (unconfirmed)", "an upstream kernel before 4.7"."""
+    out = []
+    for a in affected:
+        what = (f"a RHEL {a.dist[2:]} kernel ({a.dist})" if a.family == "rhel" and a.dist
+                else "an upstream kernel")
+        bounds = " ".join(b for b in ((f"from {a.since}" if a.since else ""),
+                                      (f"before {a.before}" if a.before else "")) if b)
+        if bounds:
+            what += " " + bounds + (" (unconfirmed)" if a.status == "unconfirmed" else "")
+        out.append(what)
+    return " or ".join(out)
+
+
+def _confirm(e: Dict[str, Any], entry: "kb.Entry") -> str:
+    """What would confirm a required element that could not be checked."""
+    label = e["element"]
+    if e["group"] == "kernel":
+        return "the kernel is " + _release_phrase(entry.affected)
+    if e["group"] == "dump":
+        return "a dump shows " + label.split(": ", 1)[1]
+    if label.startswith("text: "):
+        return "user-space text shows " + label.split(": ", 1)[1]
+    if e["group"] == "log-absent":
+        return "the kernel log does not show " + label.split(": ", 1)[1]
+    if e["group"] == "log":
+        return "the kernel log shows " + label.split(": ", 1)[1]
+    if label.startswith("frame "):
+        return f"the panicking task's backtrace has {label[len('frame '):]}"
+    if label == "panic string":
+        return "the panic string is " + " or ".join(f"/{p}/" for p in entry.signature.panic)
+    return "the exception RIP is in " + " or ".join(entry.signature.rip_function)
+
+
+def conditions(result: Dict[str, Any]) -> str:
+    """The part of a headline that says what a match rests on: what would
+    confirm its required elements that could not be checked, and the caveats
+    of its kernel release ("" when there is neither)."""
+    parts = []
+    unc = result.get("unconfirmed") or []
+    if unc:
+        parts.append("if " + " and ".join(u["confirm"] for u in unc)
+                     + ": " + "; ".join(u["why"] for u in unc))
+    parts += [f"but {c}" for c in result.get("caveats") or []]
+    return "".join(f" -- {p}" for p in parts)
+
+
 def evaluate_precursor(entry: "kb.Entry", ev: Evidence) -> Optional[Dict[str, Any]]:
     """The entry's precursor against ``ev``: None if the entry has none.
 
     It matches when at least one of its (not absent) log elements matched,
     none of its required ones is unmatched and the kernel release is not
-    outside the entry's affected ranges (unknown is allowed and said).
+    outside the entry's affected ranges (unknown is allowed and said; a
+    release past an unconfirmed bound is allowed, with its caveat).
     """
     pre = entry.precursor
     if pre is None:
         return None
     els = [log_element(lp, ev) for lp in pre.log]
+    caveats = []
     if entry.affected:
-        status, why = kb.release_affected(ev.release, entry.affected)
+        status, why, caveat = kb.release_check(ev.release, entry.affected)
         els.append(_el("kernel release", status, why, _W_KERNEL, True, "kernel"))
+        if caveat:
+            caveats.append(caveat)
     blockers = [e for e in els if e["required"] and e["status"] == STATUS_UNMATCHED]
     evidence = [e for e in els if e["group"] == "log" and e["status"] == STATUS_MATCHED]
     matched = bool(evidence) and not blockers
@@ -321,6 +390,6 @@ def evaluate_precursor(entry: "kb.Entry", ev: Evidence) -> Optional[Dict[str, An
         shows = evidence[0]["detail"] + "".join(
             f"; {e['element'].split(': ', 1)[1]}" for e in evidence[1:])
     return {"matched": matched, "evidence": pre.evidence, "elements": els, "shows": shows,
-            "why_not": None if matched else (
+            "caveats": caveats, "why_not": None if matched else (
                 "required element unmatched: " + ", ".join(e["element"] for e in blockers)
                 if blockers else "no precursor element matched")}

@@ -9,13 +9,14 @@ import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..sources import kmsg, logs
+from ..sources.oops import NOT_FATAL
 from ..sources.logs import LogLine
 from . import allocreport
 from . import panic
 
 
 __all__ = ["LogScan", "BANNER", "analyze", "log_system", "cause_header", "allocation_failure",
-           "zone_summary", "machine_of_release", "KEEP_FAILURES"]
+           "zone_summary", "machine_of_release", "KEEP_FAILURES", "showmem_records", "page_kb_of"]
 
 
 # ---------------------------------------------------------------------------
@@ -122,28 +123,45 @@ def log_system(scan: LogScan, rep: "allocreport.AllocReport") -> Dict[str, Any]:
     out: Dict[str, Any] = {"release": release, "machine": machine_of_release(release),
                            "hardware": None, "memory_bytes": None,
                            "uptime_seconds": scan.last_ts}
-    for f in rep.failures:
-        r = f.record
-        if out["hardware"] is None and r.hardware:
+    for r in showmem_records(rep):
+        if out["hardware"] is None and getattr(r, "hardware", None):
             out["hardware"] = r.hardware
         if out["memory_bytes"] is None and "pages RAM" in r.extra:
             # show_mem()'s "N pages RAM" counts pages; the buddy line's order-0
             # block size is the page size the kernel printed with it
-            kb = r.buddy[0].block_kb[0] if r.buddy and r.buddy[0].block_kb else 4
-            out["memory_bytes"] = r.extra["pages RAM"] * kb * 1024
+            kb = page_kb_of(r)
+            out["memory_bytes"] = r.extra["pages RAM"] * (kb or 4) * 1024
     return out
+
+
+def showmem_records(rep: "allocreport.AllocReport") -> Iterator[Any]:
+    """Every record of a log that carries a show_mem block: allocation
+    failures, OOM reports and SysRq-m / show_mem dumps."""
+    yield from (f.record for f in rep.failures)
+    yield from rep.ooms
+    yield from rep.showmem
+
+
+def page_kb_of(rec: Any) -> Optional[int]:
+    """The page size in KiB a show_mem block printed: the order-0 block size
+    of its buddy lines (64 on a ppc64 kernel with 64 KiB pages)."""
+    for b in rec.buddy:
+        if b.block_kb:
+            return b.block_kb[0]
+    return None
 
 
 def cause_header(rep: "allocreport.AllocReport") -> Optional[kmsg.OopsHeader]:
     """The oops/BUG/panic header that names the cause: the first one that is
-    not a WARNING (the same choice as :func:`~crashext.analysis.system.panic_string`).
+    not a WARNING or a SLUB report (the same choice as
+    :func:`~crashext.analysis.system.panic_string`).
 
     x86 page faults print two headers for one event: ``BUG: unable to handle
     kernel NULL pointer dereference`` and, a few lines on, ``Oops: 0000 [#1]``
     (arch/x86/mm/fault.c show_fault_oops() then die()); the task, RIP and call
     trace follow the second.  When the first has no RIP, those of the next
     header within a few lines complete it."""
-    idx = next((i for i, h in enumerate(rep.oops) if h.kind != "warning"), None)
+    idx = next((i for i, h in enumerate(rep.oops) if h.kind not in NOT_FATAL), None)
     if idx is None:
         return None
     h = rep.oops[idx]

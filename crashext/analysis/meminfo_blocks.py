@@ -167,15 +167,13 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
     """An OOM-kill report: its header decoded, scope and constraint, the memcg
     counters, the kill, the largest tasks, and the zone analysis of its
     show_mem block re-run for its own request."""
-    table, how = gfp.table_for_release(release)
-    if not release and rec.gfp_names is not None and rec.gfp is not None:
-        fits = [t for t in gfp.TABLES if gfp.decode(rec.gfp, t) == rec.gfp_names]
-        if fits:
-            table, how = fits[-1], (f"kernel version unknown: the {fits[-1].key} table is the "
-                                    "newest that reproduces the printed names")
+    table, how = _oom_table(rec, release)
     decoded = gfp.decode(rec.gfp, table) if rec.gfp is not None else None
     rule, verdicts, notes = (None, [], [])
-    if rec.zones:
+    if rec.sysrq:
+        notes = [f"manual OOM kill (SysRq-f, order={rec.order}): no allocation asked for "
+                 "memory, so there is no request to re-run the watermark check for"]
+    elif rec.zones:
         try:
             rule, verdicts, notes = zonecheck.explain_request(
                 rec.gfp, rec.order, rec.zones, rec.buddy, table, release,
@@ -216,6 +214,22 @@ def oom_view(rec: OomReport, release: Optional[str]) -> Dict[str, Any]:
         "verdicts": _verdicts_json(rule, verdicts), "conclusion": conclusion(verdicts, rec.order),
         "notes": notes,
     }
+
+
+def _oom_table(rec: OomReport, release: Optional[str]):
+    """The GFP table for an OOM report's mask and how it was chosen: the
+    release's; without one, the newest table that reproduces the names the
+    kernel printed, or, with no names printed (before v4.5), the 3.10 table
+    (as for allocation failures, allocfail._choose_table)."""
+    if not release and rec.gfp is not None:
+        if rec.gfp_names is None:
+            return gfp.T310, ("kernel version unknown; no names printed, so a kernel "
+                                 "before v4.5: assumed the 3.10 table")
+        fits = [t for t in gfp.TABLES if gfp.decode(rec.gfp, t) == rec.gfp_names]
+        if fits:
+            return fits[-1], (f"kernel version unknown: the {fits[-1].key} table is the "
+                              "newest that reproduces the printed names")
+    return gfp.table_for_release(release)
 
 
 def scope_is_memcg(rec: OomReport) -> bool:

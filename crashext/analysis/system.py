@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, Optional
 from ..errors import CrashextError
 from ..kernel.target import LogRecord, Target
 from ..sources.kmsg import OopsHeader, iter_oops
+from ..sources.oops import NOT_FATAL
 from ..sources.logs import from_records
 
 __all__ = ["system_info", "panic_message", "panic_string", "total_ram_pages", "uptime_seconds"]
@@ -21,9 +22,10 @@ def panic_string(headers: Iterable[OopsHeader]) -> Optional[str]:
     of a kernel log (:func:`crashext.sources.kmsg.iter_oops`, in log order).
 
     The first oops/BUG header names the cause; a later "Kernel panic - not
-    syncing" line is only the consequence when it says "Fatal exception",
-    and otherwise the message itself (a sysrq crash, panic_on_warn, a hung
-    task or soft lockup panic).  WARNINGs are not panics.
+    syncing" line is only the consequence when it says so (see
+    :data:`_CONSEQUENCES`), and otherwise the message itself (a sysrq crash,
+    panic_on_warn, a hung task or soft lockup panic).  WARNINGs and SLUB's
+    reports are not panics.
     """
     first_oops = None
     last_panic = None
@@ -31,11 +33,19 @@ def panic_string(headers: Iterable[OopsHeader]) -> Optional[str]:
         if h.kind == "panic":
             last_panic = h.message[len(_PANIC_PREFIX):] if h.message.startswith(_PANIC_PREFIX) \
                 else h.message
-        elif h.kind != "warning" and first_oops is None:
+        elif h.kind not in NOT_FATAL and first_oops is None:
             first_oops = h.message
-    if first_oops and (last_panic is None or last_panic.startswith("Fatal exception")):
+    if first_oops and (last_panic is None or last_panic.startswith(_CONSEQUENCES)):
         return first_oops
     return last_panic or first_oops
+
+
+#: panic messages that only follow an oops: the oops killed a task that may
+#: not die (kernel/exit.c do_exit(): the idle task, init, an interrupt
+#: handler) or panic_on_oops turned it into a panic (die(): "Fatal exception",
+#: "Fatal exception in interrupt")
+_CONSEQUENCES = ("Fatal exception", "Attempted to kill the idle task!",
+                 "Attempted to kill init!", "Aiee, killing interrupt handler!")
 
 
 def panic_message(records: Iterable[LogRecord]) -> Optional[str]:

@@ -201,7 +201,8 @@ _SYS_ALIGN = ["left", "right", "right", "right", "right", "right", "right"]
 
 def _sys_summary(s) -> str:
     dying = "unknown" if s["dying"] is None else str(s["dying"])
-    verdict = f"{s['visible']} visible cgroups, {dying} dying"
+    verdict = (f"{s['visible']} visible cgroups, {dying} dying" if s["visible"] is not None
+               else "no cgroup tree: per-cgroup detail is missing")
     if s["num_cgroups"] is not None:
         verdict += (f"; {s['num_cgroups_source']} {s['num_cgroups']} of the "
                     f"{s['id_limit']} memcg id limit ({s['id_use_percent']}%)")
@@ -210,7 +211,8 @@ def _sys_summary(s) -> str:
     else:
         when = f"{s['read_at']} in {s['read_seconds']} s (live: values change while read)"
     pairs = [("CGROUPFS", verdict),
-             ("ROOT", f"{s['root']} (cgroup {s['hierarchy']})"),
+             ("ROOT", f"{s['root']} (cgroup {s['hierarchy']})" if s["hierarchy"]
+              else f"{s['root']}: {s.get('tree_missing') or 'not read'}"),
              ("SNAPSHOT" if s.get("snapshot") else "READ AT", when),
              ("RELEASE", s["release"] or "-"),
              ("DYING FROM", s["dying_source"] or "not available"),
@@ -257,6 +259,8 @@ def _run_sys(args, ctx) -> int:
                                     "cgroups": [c.to_json() for c in rows]})
         return 0
     ctx.out.write(_sys_summary(report.summary) + "\n\n")
+    if report.summary.get("tree_missing"):
+        return 0        # no tree, no rows (a sosreport without sys/fs/cgroup)
 
     def table_rows():
         for c in rows:

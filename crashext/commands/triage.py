@@ -184,8 +184,10 @@ def _sos_lines(sec: Dict[str, Any]) -> List[str]:
     c = sec.get("cgroups")
     if c:
         dying = "unknown" if c["dying"] is None else c["dying"]
-        out.append(f"cgroups ({c['hierarchy']}): {c['visible']} visible, {dying} dying"
-                   + (f"; {c['num_cgroups_source']} {c['num_cgroups']} of "
+        tree = (f"cgroups ({c['hierarchy']}): {c['visible']} visible, {dying} dying"
+                if c["visible"] is not None else "cgroups: no sys/fs/cgroup in the report, "
+                "per-cgroup detail is missing")
+        out.append(tree + (f"; {c['num_cgroups_source']} {c['num_cgroups']} of "
                       f"{c['id_limit']}" if c["num_cgroups"] is not None else ""))
     for k, v in sec["errors"].items():
         out.append(f"({k}: {v})")
@@ -211,6 +213,9 @@ def _system_rows(s: Dict[str, Any]) -> List[tuple]:
 def _match_lines(m: Dict[str, Any], md: bool) -> List[str]:
     lines = []
     checked = f"{m['matched_weight']:g}/{m['checked_weight']:g} of checked weight"
+    if m.get("unconfirmed_weight"):
+        checked += (f", {m['unconfirmed_weight']:g} more required but unknown: "
+                    + ", ".join(u["element"] for u in m["unconfirmed"]))
     if m["unknown"]:
         checked += f", {m['unknown']} element(s) unknown"
     lines.append(f"score {m['score']:.2f} ({checked})")

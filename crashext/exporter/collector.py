@@ -7,6 +7,8 @@ reads the sources it was given, each on its own:
               (at each scrape, or every ``cgroupfs_interval`` seconds in
               the background: the walk is most of a scrape's time on a
               host with tens of thousands of cgroups);
+``cgroups``   /proc/cgroups alone (``--proc`` without ``--sys`` or a kernel):
+              the memory controller's num_cgroups against the id limit;
 ``buddy``     free lists, indices and watermark verdicts from /proc text;
 ``vmstat``    compaction counters from /proc/vmstat;
 ``kernel``    memcgs, kmem ids (and, without /proc, the free lists) read
@@ -39,7 +41,7 @@ from . import families
 
 __all__ = ["Collector", "KernelCache", "Background", "SOURCES"]
 
-SOURCES = ("cgroupfs", "buddy", "vmstat", "kernel", "log")
+SOURCES = ("cgroupfs", "cgroups", "buddy", "vmstat", "kernel", "log")
 
 
 class _Partial(Exception):
@@ -194,6 +196,8 @@ class Collector:
         out = []
         if self.sys_dir and self.kernel is None:
             out.append("cgroupfs")
+        if self.proc and not self.sys_dir and self.kernel is None:
+            out.append("cgroups")
         if self.proc:
             out += ["buddy", "vmstat"]
         if self.kernel is not None:
@@ -222,6 +226,17 @@ class Collector:
             problems.append(rep.summary["walk_problem"])
         if problems:
             raise _Partial(out, problems)
+        return out
+
+    def _cgroups(self) -> List:
+        """/proc/cgroups without a cgroup tree: the ids in use, no per-cgroup counts."""
+        text = ProcDir(self.proc).read("cgroups")
+        if text is None:
+            raise CrashextError(f"{self.proc}/cgroups: missing or unreadable")
+        rep = cgroupfs.proc_cgroups_report(text, f"{self.proc}/cgroups", self.proc, None)
+        out = families.cgroupfs_families(rep, self.top)
+        if rep.summary["errors"]:
+            raise _Partial(out, rep.summary["errors"])
         return out
 
     def _buddy(self) -> List:

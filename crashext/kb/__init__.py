@@ -21,12 +21,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import CrashextError
 # an entry's affected ranges, kernel release parsing and comparison (re-exported here)
-from .releases import Affected, compare_releases, release_affected, split_release
+from .releases import Affected, compare_releases, release_affected, release_check, split_release
 
 __all__ = ["KbError", "Entry", "Signature", "LogPattern", "DumpPredicate", "Affected",
            "Reference", "Fix", "Precursor", "load_kb", "load_file", "default_dirs",
-           "compare_releases", "split_release", "release_affected", "KINDS", "LOG_KINDS",
-           "DUMP_KINDS", "STATUSES", "ZONE_VERDICTS", "LOG_SOURCES"]
+           "compare_releases", "split_release", "release_affected", "release_check", "KINDS",
+           "LOG_KINDS", "DUMP_KINDS", "STATUSES", "ZONE_VERDICTS", "LOG_SOURCES"]
 
 #: what an entry describes: a kernel bug, a crash done on purpose, or a known
 #: condition (OOM kills, fragmentation) that is the kernel working as designed
@@ -286,7 +286,7 @@ _ALLOC_ONLY = ("min_order", "frames_any", "max_order", "flags_all", "flags_none"
 _FIX_FIELDS = ("what", "first_release", "status", "checked", "url")
 _PRE_FIELDS = ("evidence", "log")
 _DUMP_FIELDS = ("kind", "name", "code", "weight", "required")
-_AFF_FIELDS = ("family", "dist", "since", "before", "note")
+_AFF_FIELDS = ("family", "dist", "since", "before", "note", "status")
 _REF_FIELDS = ("title", "url", "status", "note")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -335,6 +335,63 @@ def _log_patterns(v: _V, parent: Dict[str, Any], where: str) -> List[LogPattern]
     return logs
 
 
+def _affected(v: _V, raw: Dict[str, Any], where: str) -> list:
+    """An entry's ``[[affected]]`` ranges."""
+    affected = []
+    for aw, a in v.tables(raw, "affected", where, _AFF_FIELDS, "entry.affected"):
+        fam = v.choice(a, "family", aw, _FAMILIES)
+        dist = v.str_(a, "dist", aw, required=(fam == "rhel"))
+        if dist is not None and not re.match(r"^el\d+$", dist):
+            raise v.fail(f"{aw}.dist", "must be a RHEL dist tag such as el7")
+        since = v.str_(a, "since", aw, required=False)
+        before = v.str_(a, "before", aw, required=False)
+        for key, val in (("since", since), ("before", before)):
+            if val is not None and split_release(val) is None:
+                raise v.fail(f"{aw}.{key}", f"not a kernel release: {val!r}")
+        if since and before and compare_releases(since, before) >= 0:
+            raise v.fail(aw, f"since {since} is not before {before}")
+        if (since or before) and "status" not in a:
+            raise v.fail(f"{aw}.status", "missing: a range with since/before says whether "
+                         "they were checked (verified) or not (unconfirmed; then they never "
+                         "exclude a kernel)")
+        status = v.choice(a, "status", aw, STATUSES) if "status" in a else "unconfirmed"
+        affected.append(Affected(family=fam, dist=dist, since=since, before=before,
+                                 note=v.str_(a, "note", aw, required=False, default="") or "",
+                                 status=status))
+    return affected
+
+
+def _references(v: _V, raw: Dict[str, Any], where: str) -> list:
+    """An entry's ``[[references]]``; an entry names at least one."""
+    refs = []
+    for rw, r in v.tables(raw, "references", where, _REF_FIELDS, "entry.references"):
+        url = v.str_(r, "url", rw)
+        if not re.match(r"^https?://\S+$", url):
+            raise v.fail(f"{rw}.url", "must be an http(s) URL")
+        refs.append(Reference(title=v.str_(r, "title", rw), url=url,
+                              status=v.choice(r, "status", rw, STATUSES),
+                              note=v.str_(r, "note", rw, required=False, default="") or ""))
+    if not refs:
+        raise v.fail(f"{where}.references", "missing: an entry names its sources "
+                     "([[entry.references]] with title, url and status)")
+    return refs
+
+
+def _fixes(v: _V, raw: Dict[str, Any], where: str) -> list:
+    """An entry's ``[[fixes]]``."""
+    fixes = []
+    for fw, fx in v.tables(raw, "fixes", where, _FIX_FIELDS, "entry.fixes"):
+        url = v.str_(fx, "url", fw, required=False, default="") or ""
+        if url and not re.match(r"^https?://\S+$", url):
+            raise v.fail(f"{fw}.url", "must be an http(s) URL")
+        fixes.append(Fix(what=v.str_(fx, "what", fw),
+                         first_release=v.str_(fx, "first_release", fw, required=False),
+                         status=v.choice(fx, "status", fw, STATUSES),
+                         checked=v.str_(fx, "checked", fw, required=False, default="") or "",
+                         url=url))
+    return fixes
+
+
 def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
     v.table(raw, where, _ENTRY_FIELDS)
     eid = v.str_(raw, "id", where)
@@ -363,42 +420,9 @@ def _entry(v: _V, raw: Dict[str, Any], where: str) -> Entry:
     if not (sig.panic or sig.rip_function or sig.frames_required or sig.frames_optional
             or sig.log or sig.dump):
         raise v.fail(sw, "has no elements to match")
-    affected = []
-    for aw, a in v.tables(raw, "affected", where, _AFF_FIELDS, "entry.affected"):
-        fam = v.choice(a, "family", aw, _FAMILIES)
-        dist = v.str_(a, "dist", aw, required=(fam == "rhel"))
-        if dist is not None and not re.match(r"^el\d+$", dist):
-            raise v.fail(f"{aw}.dist", "must be a RHEL dist tag such as el7")
-        since = v.str_(a, "since", aw, required=False)
-        before = v.str_(a, "before", aw, required=False)
-        for key, val in (("since", since), ("before", before)):
-            if val is not None and split_release(val) is None:
-                raise v.fail(f"{aw}.{key}", f"not a kernel release: {val!r}")
-        if since and before and compare_releases(since, before) >= 0:
-            raise v.fail(aw, f"since {since} is not before {before}")
-        affected.append(Affected(family=fam, dist=dist, since=since, before=before,
-                                 note=v.str_(a, "note", aw, required=False, default="") or ""))
-    refs = []
-    for rw, r in v.tables(raw, "references", where, _REF_FIELDS, "entry.references"):
-        url = v.str_(r, "url", rw)
-        if not re.match(r"^https?://\S+$", url):
-            raise v.fail(f"{rw}.url", "must be an http(s) URL")
-        refs.append(Reference(title=v.str_(r, "title", rw), url=url,
-                              status=v.choice(r, "status", rw, STATUSES),
-                              note=v.str_(r, "note", rw, required=False, default="") or ""))
-    if not refs:
-        raise v.fail(f"{where}.references", "missing: an entry names its sources "
-                     "([[entry.references]] with title, url and status)")
-    fixes = []
-    for fw, fx in v.tables(raw, "fixes", where, _FIX_FIELDS, "entry.fixes"):
-        url = v.str_(fx, "url", fw, required=False, default="") or ""
-        if url and not re.match(r"^https?://\S+$", url):
-            raise v.fail(f"{fw}.url", "must be an http(s) URL")
-        fixes.append(Fix(what=v.str_(fx, "what", fw),
-                         first_release=v.str_(fx, "first_release", fw, required=False),
-                         status=v.choice(fx, "status", fw, STATUSES),
-                         checked=v.str_(fx, "checked", fw, required=False, default="") or "",
-                         url=url))
+    affected = _affected(v, raw, where)
+    refs = _references(v, raw, where)
+    fixes = _fixes(v, raw, where)
     pre = None
     if "precursor" in raw:
         pw = f"{where}.precursor"

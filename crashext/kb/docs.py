@@ -53,6 +53,8 @@ def _affected(e: Entry) -> str:
     parts = []
     for a in e.affected:
         rng = (f"from {a.since} " if a.since else "") + (f"before {a.before}" if a.before else "all")
+        if (a.since or a.before) and a.status == "unconfirmed":
+            rng += " (bound unconfirmed: kernels past it still match, with a caveat)"
         parts.append(f"{a.family}{' ' + a.dist if a.dist else ''}: {rng}")
     return "; ".join(parts) or "not limited to a kernel range"
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-__all__ = ["Affected", "split_release", "compare_releases", "release_affected"]
+__all__ = ["Affected", "split_release", "compare_releases", "release_affected", "release_check"]
 
 
 @dataclass
@@ -18,6 +18,10 @@ class Affected:
     since: Optional[str] = None  # first affected release (inclusive)
     before: Optional[str] = None  # first fixed release (exclusive bound)
     note: str = ""
+    # STATUSES: were since/before checked?  An unconfirmed bound never
+    # excludes a release (release_check says so instead)
+    status: str = "unconfirmed"
+
 
 _ARCH = re.compile(r"\.(x86_64|aarch64|ppc64le|ppc64|s390x|i686|noarch)$")
 _RHEL = re.compile(r"^(?P<ver>\d+(?:\.\d+)*)-(?P<rel>[0-9][0-9A-Za-z._~+]*?)$")
@@ -84,44 +88,82 @@ def compare_releases(a: str, b: str) -> int:
 
 
 def release_affected(release: Optional[str], ranges: Sequence[Affected]) -> Tuple[str, str]:
-    """Whether ``release`` falls in one of ``ranges``: (status, why).
+    """Whether ``release`` falls in one of ``ranges``: (status, why); see
+    :func:`release_check`, which also says when a match rests on a bound
+    that was not confirmed."""
+    status, why, _caveat = release_check(release, ranges)
+    return status, why
+
+
+def _outside(release: str, version: str, r: Affected) -> Optional[Tuple[str, str]]:
+    """Which bound of range ``r`` puts ``release`` outside it ("since" or
+    "before") and why, or None when it is inside."""
+    lo, hi = r.since, r.before
+    if r.family == "rhel":
+        if lo and compare_releases(release, lo) < 0:
+            return "since", f"older than {lo}"
+        if hi and compare_releases(release, hi) >= 0:
+            return "before", f"{hi} or newer (fixed)"
+        return None
+    # upstream: compare base versions only
+    if lo and _rpmvercmp(version, split_release(lo)[0]) < 0:
+        return "since", f"base version older than {lo}"
+    if hi and _rpmvercmp(version, split_release(hi)[0]) >= 0:
+        return "before", f"base version {hi} or newer (fixed upstream)"
+    return None
+
+
+def _caveat(release: str, r: Affected, bound: str) -> str:
+    """What a match past an unconfirmed ``bound`` of ``r`` means to the engineer."""
+    if bound == "before":
+        return (f"{release} is {r.before} or newer, which is believed to contain the fix "
+                f"(unconfirmed): check for a regression or a different cause")
+    return (f"{release} is older than {r.since}, the first release believed to be affected "
+            f"(unconfirmed): check whether this kernel has the bug at all")
+
+
+def release_check(release: Optional[str], ranges: Sequence[Affected]
+                  ) -> Tuple[str, str, Optional[str]]:
+    """Whether ``release`` falls in one of ``ranges``: (status, why, caveat).
 
     status is ``"matched"`` (in a range), ``"unmatched"`` (in none) or
     ``"unknown"`` (no release known, or no ranges to check).  RHEL ranges
     apply only to releases with the same dist tag; upstream ranges compare
     the base version only, so a distribution kernel that backported the fix
     still "matches" (the why says so).
+
+    A bound that was not confirmed (the range's ``status`` is
+    ``"unconfirmed"``) never excludes a release: the release then matches,
+    and ``caveat`` says that it is past a bound believed to hold (a release
+    believed to contain the fix: check for a regression or a different
+    cause).  Otherwise caveat is None.
     """
     if not ranges:
-        return "unknown", "the entry names no affected kernels"
+        return "unknown", "the entry names no affected kernels", None
     if not release:
-        return "unknown", "kernel release not known"
+        return "unknown", "kernel release not known", None
     parts = split_release(release)
     if parts is None:
-        return "unknown", f"cannot read kernel release {release!r}"
+        return "unknown", f"cannot read kernel release {release!r}", None
     version, _rel, dist = parts
     reasons = []
+    caveat = None
     for r in ranges:
-        lo, hi = r.since, r.before
-        span = (f"from {lo} " if lo else "") + (f"before {hi}" if hi else "(no fixed release known)")
+        if r.family == "rhel" and dist != r.dist:
+            reasons.append(f"not a {r.dist} kernel")
+            continue
+        outside = _outside(release, version, r)
+        if outside is not None:
+            if r.status == "unconfirmed" and caveat is None:
+                caveat = _caveat(release, r, outside[0])
+            reasons.append(outside[1])
+            continue
+        span = ((f"from {r.since} " if r.since else "")
+                + (f"before {r.before}" if r.before else "(no fixed release known)"))
         if r.family == "rhel":
-            if dist != r.dist:
-                reasons.append(f"not a {r.dist} kernel")
-                continue
-            if lo and compare_releases(release, lo) < 0:
-                reasons.append(f"older than {lo}")
-                continue
-            if hi and compare_releases(release, hi) >= 0:
-                reasons.append(f"{hi} or newer (fixed)")
-                continue
-            return "matched", f"{release} is in {r.dist} range {span}"
-        # upstream: compare base versions only
-        if lo and _rpmvercmp(version, split_release(lo)[0]) < 0:
-            reasons.append(f"base version older than {lo}")
-            continue
-        if hi and _rpmvercmp(version, split_release(hi)[0]) >= 0:
-            reasons.append(f"base version {hi} or newer (fixed upstream)")
-            continue
+            return "matched", f"{release} is in {r.dist} range {span}", None
         note = "; distribution kernels may carry the fix as a backport" if parts[1] else ""
-        return "matched", f"base version {version} is in upstream range {span}{note}"
-    return "unmatched", f"{release}: " + "; ".join(reasons)
+        return "matched", f"base version {version} is in upstream range {span}{note}", None
+    if caveat is not None:
+        return "matched", caveat, caveat
+    return "unmatched", f"{release}: " + "; ".join(reasons), None

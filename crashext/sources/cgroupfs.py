@@ -51,7 +51,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import InputError
 
 __all__ = ["CgroupDir", "CgroupfsReport", "read_cgroupfs", "read_dir", "find_memory_root",
-           "parse_proc_cgroups", "MEM_CGROUP_ID_MAX"]
+           "parse_proc_cgroups", "proc_cgroups_report", "MEM_CGROUP_ID_MAX"]
 
 #: include/linux/memcontrol.h (v4.6-6.x): ``#define MEM_CGROUP_ID_MAX USHRT_MAX``
 MEM_CGROUP_ID_MAX = 65535
@@ -450,6 +450,33 @@ def _saved_when(fs) -> Dict[str, Any]:
             time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest)),
             "how": "newest modification time of the files read (a saved copy)"
             if newest is not None else "unknown (a saved copy without file times)"}
+
+
+def proc_cgroups_report(text: str, what: str, root: str, missing: Optional[str],
+                        release: Optional[str] = None,
+                        snapshot: Optional[Dict[str, Any]] = None) -> CgroupfsReport:
+    """What /proc/cgroups alone tells (``text``, read from ``what``) when the
+    cgroup tree is not there (``missing`` says why, None when none was
+    asked for): the memory controller's num_cgroups against the id limit,
+    and no per-cgroup rows.  The fields of the tree (visible cgroups, dying,
+    usage) are None."""
+    mem = parse_proc_cgroups(text, what).get("memory")
+    num = mem["num_cgroups"] if mem else None
+    errors = [missing] if missing else []
+    if mem is None:
+        errors.append(f"{what}: no memory controller line")
+    summary = {
+        "root": root, "hierarchy": None, "release": release, "live": False,
+        "snapshot": snapshot, "read_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "read_seconds": 0.0, "visible": None, "dying": None, "dying_source": None,
+        "memory_current": None, "num_cgroups": num,
+        "num_cgroups_source": "/proc/cgroups memory num_cgroups" if num is not None else None,
+        "memory_enabled": None if mem is None else bool(mem["enabled"]),
+        "id_limit": MEM_CGROUP_ID_MAX,
+        "id_use_percent": None if num is None else round(100.0 * num / MEM_CGROUP_ID_MAX, 2),
+        "vanished": 0, "walk_problem": None, "errors": errors, "tree_missing": missing,
+    }
+    return CgroupfsReport(summary=summary, cgroups=[])
 
 
 def _read_root_controllers(root: str, fs: "LocalFs") -> Optional[List[str]]:

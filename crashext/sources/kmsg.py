@@ -46,14 +46,14 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 from .logs import LogLine
 from . import showmem
 # oops headers and the frame format live in oops.py (re-exported here)
-from .oops import CPU_LINE, Frame, OopsHeader, OopsTracker, iter_oops, parse_frame
+from .oops import CPU_LINE, NOT_FATAL, Frame, OopsHeader, OopsTracker, iter_oops, parse_frame
 from .showmem import (MIGRATE_LETTERS, BuddyLine, MemInfo, ShowMem, Task, ZoneLine,
                       parse_buddy_line, parse_zone_line)
 
 __all__ = ["Frame", "ZoneLine", "BuddyLine", "MemInfo", "AllocFailure", "OomReport",
            "ShowMem", "Task", "SlubFailure", "OopsHeader", "extract", "iter_oops", "parse_frame",
            "parse_zone_line", "parse_buddy_line", "record_when", "MIGRATE_LETTERS",
-           "vmalloc_size_text"]
+           "vmalloc_size_text", "unwrap", "NOT_FATAL"]
 
 
 def vmalloc_size_text(size: Optional[int], allocated: Optional[int]) -> str:
@@ -104,7 +104,7 @@ class AllocFailure:
 
 @dataclass
 class OomReport:
-    comm: str
+    comm: Optional[str]            # None: the header printed no task name (2.6.16)
     gfp: Optional[int]
     gfp_names: Optional[List[str]]
     order: Optional[int]
@@ -129,6 +129,13 @@ class OomReport:
     # the kill: "total-vm", "anon-rss", "file-rss", "shmem-rss", "pgtables" in kB
     killed_kb: Dict[str, int] = field(default_factory=dict)
     constraint: Optional[Dict[str, str]] = None   # oom-kill:constraint=... (v4.19+)
+    # a manual OOM kill (SysRq-f, drivers/tty/sysrq.c moom_callback()): no
+    # allocation asked for memory, so there is no request to check.  Since the
+    # patch "mm, oom: pass an oom order of -1 when triggered by sysrq" (David
+    # Rientjes; in the mm tree's since-4.2 branch, its commit id and first
+    # release not confirmed here) its header says "order=-1" (mm/oom_kill.c
+    # is_sysrq_oom()); before, "order=0" after "SysRq : Manual OOM execution"
+    sysrq: bool = False
     memcg_counters: Dict[str, Dict[str, int]] = field(default_factory=dict)
     memcg_path: Optional[str] = None
     task_columns: List[str] = field(default_factory=list)
@@ -183,8 +190,11 @@ _VMALLOC_PARTIAL = re.compile(
     r"(?P<size>\d+) bytes(?:, mode:0x(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]*)\))?)?"
     r"(?:, nodemask=(?P<nodemask>\([^)]*\)|[^,\s]*))?"
     r"(?:,\s*cpuset=(?P<cpuset>[^,]*))?(?:,\s*mems_allowed=(?P<mems>\S*))?\s*$")
+# 2.6.16's out_of_memory() printed no task name: "oom-killer: gfp_mask=0x201d2,
+# order=0" (lkml-2.6.16-oom-showmem.log); "order=-1" is a manual OOM kill
+# (see OomReport.sysrq)
 _OOM = re.compile(
-    r"^\s*(?P<comm>.{1,40}?) invoked oom-killer: gfp_mask=0x(?P<gfp>[0-9a-fA-F]+)"
+    r"^\s*(?:(?P<comm>.{1,40}?) invoked )?oom-killer: gfp_mask=0x(?P<gfp>[0-9a-fA-F]+)"
     r"(?:\((?P<names>[^)]*)\))?(?:, nodemask=(?P<nodemask>[^,]*))?"
     r"(?:, order=(?P<order>-?\d+))?(?:, oom_adj=-?\d+)?(?:, oom_score_adj=(?P<adj>-?\d+))?")
 _SLUB = re.compile(r"^\s*SLUB: Unable to allocate memory on node (?P<node>-?\d+)"
@@ -246,6 +256,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
     """
     cur: Optional[_Open] = None
     oops = OopsTracker()
+    moom = -10    # line number of the last "Manual OOM execution" (SysRq-f)
 
     def close(o: _Open):
         rec = o.rec
@@ -255,7 +266,7 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
         _finish(rec)
         return rec
 
-    for ln in lines:
+    for ln in unwrap(lines, gate):
         if gate is not None:
             gate.open = True
         text = ln.text
@@ -264,6 +275,10 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
             yield h
 
         new = _header(ln)
+        if "Manual OOM execution" in text:
+            moom = ln.lineno
+        elif isinstance(new, OomReport):
+            new.sysrq = new.order == -1 or 0 < ln.lineno - moom <= _MOOM_LINES
         if new is not None:
             if cur is not None:
                 yield close(cur)
@@ -303,6 +318,64 @@ def extract(lines: Iterable[LogLine], gate=None) -> Iterator[Record]:
     yield from oops.flush()
 
 
+#: lines from "SysRq : Manual OOM execution" to the OOM header it starts
+_MOOM_LINES = 3
+
+# A record's first line that a mail, a terminal or a web page wrapped: it
+# ends where the kernel's line goes on (after a comma, "allocated", "at",
+# "for" or "on": "...: vmalloc: allocation failure, allocated" then "1027440640
+# of 1879052288 bytes, mode:0x6000c0(GFP_KERNEL)," then "nodemask=(null)";
+# "Unable to handle kernel NULL pointer dereference at" then "virtual address
+# 0000000000000188"), and the lines after it, without a prefix of their own,
+# hold the rest.  The kernel never ends these lines so.
+_WRAP_HEADS = ("allocation failure", "vmalloc error", "oom-killer: gfp_mask",
+               "nable to handle kernel", "NULL pointer dereference")
+_WRAP_END = re.compile(r"(?:,|\b(?:allocated|of|at|for|on))\s*\Z")
+#: continuation lines joined to one record's first line at most
+WRAP_LINES = 4
+
+
+def _wrapped(text: str) -> bool:
+    end = text[-12:].rstrip()
+    return end[-1:] in _WRAP_LAST and _WRAP_END.search(end) is not None \
+        and any(h in text for h in _WRAP_HEADS)
+
+
+_WRAP_LAST = frozenset(",dftrn")   # the last letters _WRAP_END can match
+
+
+def unwrap(lines: Iterable[LogLine], gate=None) -> Iterator[LogLine]:
+    """``lines`` with each wrapped record header (see :data:`_WRAP_HEADS`)
+    joined to the continuation lines that finish it (lines without a
+    prefix of their own, :attr:`LogLine.cont`), with one space between; the
+    joined line keeps the first line's number and time.  While a header is
+    held, ``gate`` (if any) is opened, so a gated source passes the next
+    line on."""
+    held: Optional[LogLine] = None
+    joined = 0
+    for ln in lines:
+        if held is not None:
+            if ln.cont and ln.text.strip():
+                held = LogLine(held.ts, held.text.rstrip() + " " + ln.text.strip(),
+                               held.lineno, held.stamp, held.cont)
+                joined += 1
+                if joined < WRAP_LINES and _wrapped(held.text):
+                    continue
+                yield held
+                held = None
+                continue
+            yield held
+            held = None
+        if _wrapped(ln.text):
+            held, joined = ln, 0
+            if gate is not None:
+                gate.open = True
+            continue
+        yield ln
+    if held is not None:
+        yield held
+
+
 def _header(ln: LogLine):
     text = ln.text
     if "allocation failure" in text or "vmalloc error" in text:
@@ -335,12 +408,13 @@ def _header(ln: LogLine):
         v = _vmalloc_partial(ln)
         if v is not None:
             return v
-    if "invoked oom-killer" in text:
+    if "oom-killer: gfp_mask" in text:
         m = _OOM.match(text)
         if m:
             names = m.group("names")
+            comm = m.group("comm")
             return OomReport(
-                comm=m.group("comm").strip(), gfp=int(m.group("gfp"), 16),
+                comm=comm.strip() if comm is not None else None, gfp=int(m.group("gfp"), 16),
                 gfp_names=(names.split("|") if names else []) if names is not None else None,
                 order=int(m.group("order")) if m.group("order") else None,
                 oom_score_adj=int(m.group("adj")) if m.group("adj") else None,

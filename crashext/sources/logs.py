@@ -14,7 +14,11 @@ Accepted forms, detected per line (files mix them after rotation and copy):
   into several, ``#011`` is a tab;
 - lines with no prefix at all (the body of Mem-Info in the RHEL7 idr-bug log, where
   printk continuation lines lost their stamp) keep the previous line's time
-  and are marked ``cont``.
+  and are marked ``cont``;
+- lines quoted in a mail, a commit message or an issue comment: the quote
+  marks (``> ``, ``> > ``) at the start of a line are removed, and so is the
+  indentation before a prefix (`` [ 12.3] text``); the indentation of a line
+  without a prefix is kept (it may be the kernel's own).
 
 Compressed files (``.gz``, ``.xz``, ``.bz2``, by magic bytes) and ``-``
 (stdin) are read the same way.  Everything is a generator: memory does not
@@ -35,7 +39,7 @@ from ..errors import InputError
 __all__ = ["LogLine", "open_log", "read_lines", "normalize", "from_records",
            "log_lines", "raw_lines", "Normalizer", "printk_time", "CountingLines", "Gate", "gated", "gated_chunks",
            "text_chunks", "byte_chunks", "TRIGGER", "checked_lines", "checked_stream", "kernel_log",
-           "load_log", "TRIGGER_LITERALS", "is_kernel_line", "no_kernel_lines"]
+           "load_log", "TRIGGER_LITERALS", "is_kernel_line", "no_kernel_lines", "user_text"]
 
 
 @dataclass
@@ -112,6 +116,25 @@ _SYSLOG = re.compile(
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
     r"\s+(?:(?P<host>[^\s:]+)\s+)?(?P<prog>[^\s:\[]+)(?:\[\d+\])?:\s?")
 _MONO = re.compile(r"\[\s*(\d+\.\d+)\]\s+(?:[^\s:]+\s+)?(?P<prog>[^\s:\[]+)(?:\[\d+\])?:\s?")
+# mail quoting: "> " (or ">" alone) per level, at the start of the line
+_QUOTE = re.compile(r"(?:>[ \t]?)+")
+
+
+def _unquote(line: str) -> str:
+    """``line`` without mail quote marks, and without the indentation
+    before a printk, ``dmesg -T``, level or syslog prefix (what a pasted
+    log gets in a comment or a commit message)."""
+    if line[:1] == ">":
+        line = line[_QUOTE.match(line).end():]
+    rest = line.lstrip(" \t")
+    if rest is line or not rest:
+        return line
+    c = rest[:1]
+    if (c == "[" and (_DMESG.match(rest) or _DMESG_T.match(rest))) or \
+            (c == "<" and _LEVEL.match(rest)) or \
+            (c.isalnum() and not c.islower() and _SYSLOG.match(rest)):
+        return rest
+    return line
 
 
 def _split_escapes(text: str) -> Iterator[str]:
@@ -152,6 +175,9 @@ class Normalizer:
 
     def lines(self, line: str, lineno: int) -> List[LogLine]:
         """The kernel lines in raw ``line`` ([] for another program's syslog line)."""
+        c = line[:1]
+        if c == ">" or c == " " or c == "\t":
+            line = _unquote(line)
         if line.startswith("<"):
             m = _LEVEL.match(line)
             if m:
@@ -219,9 +245,13 @@ def normalize(lines: Iterable[str]) -> Iterator[LogLine]:
 #: Raw-text triggers of every record kmsg.extract() starts; a line without one,
 #: read while no record is open, cannot matter and is not normalised.  Plain
 #: literals, so the byte scan (:func:`gated_bytes`) searches for the same set.
-TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "invoked oom-killer",
+#: ("oom-killer: gfp_mask" is in every OOM header, 2.6.16's without a task
+#: name too; "nable to handle kernel" starts the arm64 and ppc64 faults, " ilc:"
+#: s390's program checks; "Manual OOM execution" marks a SysRq-f OOM kill)
+TRIGGER_LITERALS = ("allocation failure", "vmalloc error", "oom-killer: gfp_mask",
                     "SLUB: Unable", "BUG", "Oops", "protection fault", "invalid opcode",
-                    "WARNING", "Kernel panic", "Show Memory", "Mem-Info:", "Mem-info:")
+                    "WARNING", "Kernel panic", "Show Memory", "Mem-Info:", "Mem-info:",
+                    "nable to handle kernel", " ilc:", "Manual OOM execution")
 TRIGGER = re.compile("|".join(re.escape(x) for x in TRIGGER_LITERALS))
 
 
@@ -428,19 +458,49 @@ def is_kernel_line(ln: LogLine) -> bool:
     return not ln.cont or bool(TRIGGER.search(ln.text))
 
 
-def no_kernel_lines(path: str) -> InputError:
+# What user space prints when the kernel refuses a memory cgroup (runc,
+# dockerd, kubelet: "mkdir /sys/fs/cgroup/memory/...: no space left on
+# device") and /proc/cgroups' header: text triage reads with --text, not --log
+# (Go's os.Mkdir error, coreutils' "mkdir: cannot create directory '...'",
+# /proc/cgroups' header or its memory row)
+_USER_TEXT = re.compile(r"mkdir:? (?:cannot create directory \W?)?/sys/fs/cgroup/\S*?\W?: "
+                        r"(?:no space left on device|cannot allocate memory)"
+                        r"|^#subsys_name\s+hierarchy\s+num_cgroups|^memory\s+\d+\s+\d+\s+[01]\s*$",
+                        re.IGNORECASE)
+
+
+def user_text(line: str) -> Optional[str]:
+    """What of user-space text ``line`` shows (a cgroup mkdir error, the
+    header or memory row of /proc/cgroups), or None."""
+    m = _USER_TEXT.search(line) if len(line) < 4096 else None
+    if m is None:
+        return None
+    if not m.group(0).lower().startswith("mkdir"):
+        return "/proc/cgroups"
+    return f"'{m.group(0)}'"
+
+
+def no_kernel_lines(path: str, found: Optional[str] = None) -> InputError:
+    """The error for a file without a kernel log line; ``found``: the
+    user-space text it holds instead (:func:`user_text`)."""
+    hint = (f"; it holds user-space text ({found}), which triage reads with --text FILE"
+            if found else "")
     return InputError(f"{path}: no kernel log lines ('[seconds] text', 'dmesg -T' or "
-                      "syslog '... kernel: text') found")
+                      f"syslog '... kernel: text') found{hint}")
 
 
 def _kernel_lines(raw: Iterator[str], path: str) -> Iterator[LogLine]:
     seen = False
+    found: Optional[str] = None
     for ln in normalize(raw):
-        if not seen and is_kernel_line(ln):
-            seen = True
+        if not seen:
+            if is_kernel_line(ln):
+                seen = True
+            elif found is None:
+                found = user_text(ln.text)
         yield ln
     if not seen:
-        raise no_kernel_lines(path)
+        raise no_kernel_lines(path, found)
 
 
 def load_log(path: str) -> List[LogLine]:

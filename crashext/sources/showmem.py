@@ -179,11 +179,25 @@ _KV = re.compile(r"([A-Za-z_][\w()]*):(\d+)(kB)?")
 _EXTRA = re.compile(r"^\s*(\d+) (pages RAM|pages HighMem/MovableOnly|pages reserved|"
                     r"pages cma reserved|pages hwpoisoned|total pagecache pages|"
                     r"pages in swap cache|pages shared|pages non-shared)\s*$")
-_MISC = re.compile(r"^\s*(?:Node \d+ hugepages_|Swap cache stats:|Free swap|Total swap|"
-                   r"Normal per-cpu:|DMA32? per-cpu:|CPU\s+\d+: hi:)")
+# (2.6's show_free_areas() printed "DMA per-cpu:", "cpu 0 hot: high 0, batch 1
+# used:0", "HighMem per-cpu: empty", "Free pages: ..." and "Swap cache: add
+# ..."; a hugepages line wraps before "hugepages_size=")
+_MISC = re.compile(r"^\s*(?:Node \d+ hugepages_|hugepages_size=|Swap cache|Free swap|Total swap|"
+                   r"Free pages:|(?:Normal|DMA32|DMA|HighMem|Movable) per-cpu:|CPU\s+\d+: hi:|"
+                   r"cpu \d+ (?:hot|cold): )")
 _SHOWMEM_START = re.compile(r"^\s*Mem-[Ii]nfo:")
 _ZONE_FIRST = frozenset("NDHM")   # Node, DMA(32), Normal, HighMem, Movable, Device
-_MISC_FIRST = frozenset("NSFTDC")  # the first letters of _MISC's alternatives
+_MISC_FIRST = frozenset("NhSFTDHMCc")  # the first letters of _MISC's alternatives
+# 2.6's global counters: "Active:78861 inactive:3016 dirty:0 ..." (no Mem-Info: line)
+_OLD_COUNTERS = re.compile(r"^\s*Active:\d+ inactive:\d+ ")
+# a line holding only key:value pairs: the rest of a wrapped zone or node line
+_KV_ONLY = re.compile(r"^\s*(?:(?:[A-Za-z_][\w()]*:\s?\d+(?:[kK]B)?|all_unreclaimable\? (?:yes|no))"
+                      r"(?:\s+|\Z))+\Z")
+# several buddy terms, the rest of a wrapped buddy line
+_BUDDY_PIECES = re.compile(r"^(?:(?:\d+\*\d+kB|\([A-Z]+\)|= \d+kB)(?:\s+|\Z))+\Z")
+# an unpopulated zone's buddy line: "DMA32: empty" (show_free_areas())
+_BUDDY_EMPTY = re.compile(r"^\s*(?:Node \d+ )?(?:DMA32|DMA|Normal|HighMem|Movable|Device): "
+                          r"empty\s*$")
 _MEMCG_COUNTER = re.compile(r"^\s*(?P<what>memory|memory\+swap|swap|kmem): usage (?P<usage>\d+)kB, "
                             r"limit (?P<limit>\d+)kB, failcnt (?P<failcnt>\d+)")
 _MEMCG_STATS = re.compile(r"^\s*Memory cgroup stats for (?P<path>\S+?):?(?:\s+(?P<rest>.*))?$")
@@ -334,21 +348,70 @@ def feed_line(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     anything else); returns the new section, or None if the line is not
     part of a show_mem block.  ``"end"`` after the block's last line
     (``pages reserved`` / ``pages cma reserved`` / ``pages hwpoisoned``).
-    Inside a show_mem line logged one piece a line the section is
-    ``"reserve-split"``, or the tuple ``("buddy-split", head line number,
-    pieces so far)``: the caller keeps it and passes it back unchanged.
+    Inside a show_mem line logged one piece a line, or wrapped, the section
+    is ``"reserve-split"``, or a tuple (``("buddy-split", head line number,
+    pieces so far)``, ``("buddy-wrap", ...)``): the caller keeps it and
+    passes it back unchanged.
     """
     stripped = text.strip()
     if section == "reserve-split" or isinstance(section, tuple):
-        section, taken = _split_piece(rec, section, stripped)
-        if taken:
-            return section
+        got, section = _feed_split(rec, section, stripped)
+        if got is not None:
+            return got
     # each pattern below starts with ^\s* and a fixed letter (or a zone name):
     # one that cannot match this line's first letter is not tried
     c = stripped[:1]
+    got = _feed_counters(rec, section, text, stripped, c, lineno)
+    if got is None:
+        got = _feed_zones(rec, section, text, stripped, c, lineno)
+    if got is None:
+        got = _feed_rest(rec, section, text, c, lineno, cont)
+    return got
+
+
+def _feed_split(rec, section: Any, stripped: str) -> Tuple[Any, Any]:
+    """A line inside a show_mem line that came in pieces: (the section to
+    return, or None to read the line as any other; the section to read it in)."""
+    if section == "reserve-split":
+        if stripped.isdigit():
+            rec.zones[-1].lowmem_reserve.append(int(stripped))
+            return section, section
+        return None, "zones"
+    kind, head_no, pieces = section
+    # one piece a line ("buddy-split"), or several a line (a wrapped line)
+    if (_BUDDY_PIECE if kind == "buddy-split" else _BUDDY_PIECES).match(stripped):
+        pieces.append(stripped)
+        if kind == "buddy-wrap":
+            b = parse_buddy_line(" ".join(pieces), head_no)
+            if b is not None:
+                rec.buddy[-1] = b
+        if "= " not in stripped:
+            return section, section
+        if kind == "buddy-wrap":
+            return "buddy", "buddy"
+    if kind == "buddy-wrap":
+        return None, "buddy"
+    # the total ends the line; anything else ends it too, unfinished
+    b = parse_buddy_line(" ".join(pieces), head_no)
+    if b is not None:
+        rec.buddy.append(b)
+    else:
+        rec.problems.append(f"line {head_no}: buddy line in pieces: "
+                            f"{' '.join(pieces)[:80]!r} not read")
+    if stripped.startswith("=") and _BUDDY_PIECE.match(stripped):
+        return "buddy", "buddy"
+    return None, "buddy"
+
+
+def _feed_counters(rec, section: Any, text: str, stripped: str, c: str, lineno: int) -> Any:
+    """``Mem-Info:`` and the global counters after it; 2.6's ``Active:%lu
+    inactive:%lu ...`` line, printed without a ``Mem-Info:`` line before it."""
     if c == "M" and _SHOWMEM_START.match(text):
         rec.meminfo = MemInfo({}, lineno)
         return "meminfo"
+    if c == "A" and rec.meminfo is None and _OLD_COUNTERS.match(text):
+        rec.meminfo = MemInfo({}, lineno)
+        section = "meminfo"
     if section == "meminfo" and not stripped.startswith("Node ") and not _ZONE.match(text) \
             and _KV.match(stripped):
         for k, v, _u in _KV.findall(stripped):
@@ -360,6 +423,12 @@ def feed_line(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
         d["node"] = int(m.group("node"))
         rec.node_lines.append(d)
         return "zones"
+    return None
+
+
+def _feed_zones(rec, section: Any, text: str, stripped: str, c: str, lineno: int) -> Any:
+    """Zone lines, their ``lowmem_reserve[]``, and the lines a mail or a
+    terminal wrapped them (or a node line) onto: ``key:value`` pairs alone."""
     zoneish = c in _ZONE_FIRST
     z = parse_zone_line(text, lineno) if zoneish else None
     if z is not None:
@@ -375,13 +444,26 @@ def feed_line(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
         else:
             rec.problems.append(f"line {lineno}: lowmem_reserve[] without its zone line")
         return section if section in ("zones", "buddy") else "zones"
+    if section == "zones" and (rec.zones or rec.node_lines) and _KV_ONLY.match(text):
+        _extend_zone_or_node(rec, stripped)
+        return section
+    return None
+
+
+def _feed_rest(rec, section: Any, text: str, c: str, lineno: int, cont: bool) -> Any:
+    """Buddy lines, the counts after them, and the lines read but not kept."""
+    zoneish = c in _ZONE_FIRST
     if zoneish and section in ("zones", "buddy") and _BUDDY_HEAD_ALONE.match(text):
-        return ("buddy-split", lineno, [stripped])
+        return ("buddy-split", lineno, [text.strip()])
     if zoneish and "kB" in text and ":" in text:
         b = parse_buddy_line(text, lineno)
         if b is not None:
             rec.buddy.append(b)
+            if b.total_kb is None and b.counts:     # cut, or wrapped onto the next line
+                return ("buddy-wrap", lineno, [text.strip()])
             return "buddy"
+    if zoneish and _BUDDY_EMPTY.match(text):
+        return "buddy"      # an unpopulated zone (no present pages): no free lists
     m = _EXTRA.match(text)
     if m:
         rec.extra[m.group(2)] = int(m.group(1))
@@ -395,30 +477,21 @@ def feed_line(rec, section: Any, text: str, lineno: int, cont: bool) -> Any:
     return None
 
 
-def _split_piece(rec, section: Any, stripped: str) -> Tuple[Any, bool]:
-    """A line inside a show_mem line logged one piece a line (see
-    _BUDDY_PIECE): (the new section, whether the line was taken).  A line
-    that is no such piece ends the split line, and is read as any other."""
-    if section == "reserve-split":
-        if stripped.isdigit():
-            rec.zones[-1].lowmem_reserve.append(int(stripped))
-            return section, True
-        return "zones", False
-    _, head_no, pieces = section    # ("buddy-split", head line number, pieces)
-    if _BUDDY_PIECE.match(stripped):
-        pieces.append(stripped)
-        if not stripped.startswith("="):
-            return section, True
-    # the total ends the line; anything else ends it too, unfinished
-    b = parse_buddy_line(" ".join(pieces), head_no)
-    if b is not None:
-        rec.buddy.append(b)
+def _extend_zone_or_node(rec, text: str) -> None:
+    """``key:value`` pairs wrapped off the last zone line (while its
+    ``lowmem_reserve[]`` has not come) or, before any zone line, off the
+    last node line."""
+    if rec.zones and rec.zones[-1].lowmem_reserve is None:
+        z = rec.zones[-1]
+        v = z.__dict__.get("_fields")
+        if type(v) is Unparsed:
+            z.fields = Unparsed(v.text + " " + text)
+        else:
+            z.fields.update(_kv(text))
+    elif rec.node_lines and not rec.zones:
+        rec.node_lines[-1].update(_kv(text))
     else:
-        rec.problems.append(f"line {head_no}: buddy line in pieces: "
-                            f"{' '.join(pieces)[:80]!r} not read")
-    if stripped.startswith("=") and _BUDDY_PIECE.match(stripped):
-        return "buddy", True
-    return "buddy", False
+        rec.problems.append(f"key:value line {text[:60]!r} after a complete zone line")
 
 
 def feed_oom_line(rec, section: str, text: str, lineno: int) -> Optional[str]:
@@ -429,7 +502,10 @@ def feed_oom_line(rec, section: str, text: str, lineno: int) -> Optional[str]:
     m = _KILLED.search(text)
     if m:
         pid = int(m.group("pid"))
-        if rec.killed_pid is None or rec.killed_pid == pid:
+        # "Kill process %d (%s) score %u or sacrifice child" names the task
+        # chosen; "Killed process" the one killed: a child of it, or itself
+        if rec.killed_pid is None or rec.killed_pid == pid or (
+                "Killed process" in text and rec.killed_kb == {}):
             rec.killed_pid, rec.killed_comm = pid, m.group("comm")
             for k, v in re.findall(r"([a-z-]+):(\d+)kB", m.group("rest")):
                 rec.killed_kb[k] = int(v)
@@ -514,7 +590,9 @@ def finish_showmem(rec) -> None:
     for b in rec.buddy:
         for p in b.problems:
             rec.problems.append(f"buddy {b.zone}: {p}")
-    zones = {(z.node, z.zone) for z in rec.zones}
+    # an unpopulated zone (present 0) has no free lists: its buddy line
+    # says "empty" (show_free_areas()), or is not printed
+    zones = {(z.node, z.zone) for z in rec.zones if z.kb("present") != 0}
     buddies = {(b.node, b.zone) for b in rec.buddy}
     for key in sorted(zones - buddies):
         rec.problems.append(f"zone {key[1]}: no buddy line")

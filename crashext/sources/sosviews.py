@@ -82,12 +82,25 @@ class SosCgroupFs:
 
 def read_cgroups(sos: "SosReport", warn=None):
     """:func:`crashext.sources.cgroupfs.read_cgroupfs` of the report's
-    ``sys/fs/cgroup`` with its ``proc/cgroups``; InputError if it has none."""
+    ``sys/fs/cgroup`` with its ``proc/cgroups``.  A report without the tree
+    (sos collects sys/fs/cgroup only in some versions and with some
+    plugins) gives what its ``proc/cgroups`` tells, and says the per-cgroup
+    detail is missing; InputError if it has neither."""
     from . import cgroupfs
-    if not sos.isdir("sys/fs/cgroup") or not sos.listdir("sys/fs/cgroup"):
-        raise InputError(f"{sos.path}: no sys/fs/cgroup in this sosreport (the cgroups "
-                         "plugin did not run, or found no cgroup file system)")
     pc = sos.read("proc/cgroups")
+    if not sos.isdir("sys/fs/cgroup") or not sos.listdir("sys/fs/cgroup"):
+        why = ("sys/fs/cgroup: not in this sosreport (the cgroups plugin did not run or did "
+               "not collect it, or found no cgroup file system)")
+        if not pc or not pc.strip():
+            raise InputError(f"{sos.path}: no sys/fs/cgroup and no proc/cgroups in this "
+                             "sosreport (the cgroups plugin did not run, or found no cgroup "
+                             "file system)")
+        rep = cgroupfs.proc_cgroups_report(pc, "proc/cgroups", sos.path,
+                                           why + ": per-cgroup detail is missing",
+                                           release=sos.release(), snapshot=dict(sos.taken))
+        if warn is not None:
+            warn(rep.summary["errors"][0])
+        return rep
     rep = cgroupfs.read_cgroupfs("sys/fs/cgroup", proc=None, warn=warn, fs=SosCgroupFs(sos),
                                  proc_cgroups=pc if pc and pc.strip() else None,
                                  release=sos.release(), snapshot=dict(sos.taken))

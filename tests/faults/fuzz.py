@@ -6,7 +6,7 @@ or a pasted log, and lets only :class:`~crashext.errors.CrashextError`
 expected outcome.  Anything else escaping is a bug.
 
 Seeds are real inputs: the RHEL7 idr-bug host's kernel log and crash session
-(/work/shared/corpus), the test logs (tests/data/logs), the fixtures' /proc
+(the shared corpus, ../shared/corpus from the repository root), the test logs (tests/data/logs), the fixtures' /proc
 captures (truth/), and the shipped knowledge-base files.  The mutator cuts,
 splices, repeats and flips them, and swaps numbers for extreme ones, so the
 parsers see almost-valid input, where bugs live.
@@ -16,16 +16,18 @@ import glob
 import io
 import os
 import random
+import re
 import tempfile
 from typing import Callable, Dict, List
 
 from crashext.errors import CrashextError
+from tests.sharedcorpus import CORPUS as _SHARED_CORPUS
 
 __all__ = ["TARGETS", "seeds", "mutate", "run_target"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-CORPUS = "/work/shared/corpus"
+CORPUS = str(_SHARED_CORPUS)
 FIXTURES = os.environ.get("CRASHEXT_FIXTURE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "crashext", "fixtures")
 
@@ -57,6 +59,23 @@ def t_allocfail(data: bytes) -> None:
     allocreport.analyze(logs.gated_chunks(iter([_text(data)]), gate), "fuzz", None, None, 100000, gate)
     for g in rep.groups:
         repr(g)
+
+
+_KB = []
+
+
+def t_triage_log(data: bytes) -> None:
+    """A log as ``triage --log`` reads it: records, the knowledge base's
+    regexes, the diagnosis (with and without entries)."""
+    from crashext.analysis.evidence import TriageInputs, triage
+    from crashext.kb import load_kb
+    from crashext.sources import logs
+    if not _KB:
+        _KB.append(load_kb())
+    lines = list(logs.read_lines(io.BytesIO(data)))
+    for entries in (_KB[0], []):
+        rep = triage(TriageInputs(log_lines=logs.normalize(lines), entries=entries))
+        assert rep["verdict"]["headline"]
 
 
 def t_procfs(data: bytes) -> None:
@@ -118,6 +137,7 @@ TARGETS: Dict[str, Callable[[bytes], None]] = {
     "sosreport": t_sosreport,
     "logs": t_logs,
     "allocfail": t_allocfail,
+    "triage_log": t_triage_log,
     "procfs": t_procfs,
     "kb": t_kb,
     "crash_session": t_crash_session,
@@ -157,7 +177,7 @@ def seeds() -> Dict[str, List[bytes]]:
         "kb": [_read(p) for p in kbs],
         "crash_session": [_read(p) for p in sessions],
     }
-    out["allocfail"] = out["logs"]
+    out["allocfail"] = out["triage_log"] = out["logs"]
     out["sosreport"] = _sos_seeds()
     for k, v in out.items():
         if not v:
@@ -194,11 +214,48 @@ _EXTREME = [b"0", b"-1", b"18446744072641761840", b"99999999999999999999999999",
             b"-9223372036854775809", b"0x", b"nan", b"1e309", b"\x00", b"\xff\xfe", "\u202e".encode()]
 
 
+def _lines_op(data: bytearray, rng: random.Random, fn) -> bytearray:
+    """``fn(line)`` on a run of up to 40 lines from a random one on."""
+    lines = bytes(data).split(b"\n")
+    i = rng.randrange(len(lines))
+    k = rng.randint(1, 40)
+    lines[i:i + k] = [fn(ln) for ln in lines[i:i + k]]
+    return bytearray(b"\n".join(lines))
+
+
+def _wrap(rng: random.Random):
+    """A line broken at a space, as a mail or a terminal does (the rest on
+    a line of its own, without a prefix)."""
+    def fn(ln: bytes) -> bytes:
+        spaces = [j for j, c in enumerate(ln) if c == 32 and j > 20]
+        if not spaces:
+            return ln
+        j = rng.choice(spaces)
+        return ln[:j] + b"\n" + ln[j + 1:]
+    return fn
+
+
+# The shapes users paste (a mail's quote marks, indentation, wrapped lines,
+# lines cut before their total, a manual OOM kill's order=-1): each a
+# mutation of a real log
+_SHAPES = (
+    lambda rng: (lambda ln: b"> " + ln),
+    lambda rng: (lambda ln: rng.choice([b" ", b"  ", b"\t", b"> > ", b">"]) + ln),
+    _wrap,
+    lambda rng: (lambda ln: re.sub(rb"\s*= \d+kB\s*$", b"", ln)),
+    lambda rng: (lambda ln: re.sub(rb"order[=:]\d+", rng.choice([b"order=-1", b"order:-1",
+                                                                  b"order=99", b"order=64"]), ln)),
+)
+
+
 def mutate(rng: random.Random, seed: bytes, max_len: int = 64 * 1024) -> bytes:
     """One mutation of ``seed`` (1-4 edits)."""
     data = bytearray(seed[:max_len])
     for _ in range(rng.randint(1, 4)):
-        op = rng.randrange(9)
+        op = rng.randrange(9 + len(_SHAPES))
+        if op >= 9:
+            data = _lines_op(data, rng, _SHAPES[op - 9](rng))[:max_len]
+            continue
         n = len(data)
         if op == 0 and n:                       # truncate
             del data[rng.randrange(n):]
