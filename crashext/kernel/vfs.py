@@ -1,0 +1,152 @@
+"""Name the file behind a page cache mapping: inode, superblock, path.
+
+``struct address_space`` -> ``host`` (the ``struct inode``) -> ``i_ino``,
+``i_size``, ``i_nlink``, ``i_sb`` (``s_dev``, ``s_type->name``, ``s_id``)
+and, through one of its dentries (``i_dentry``), the path: the dentry's
+names up to the filesystem's root, then the mount points up to the root
+mount (``sb->s_mounts`` -> ``struct mount``: ``mnt_mountpoint`` in
+``mnt_parent``), as ``d_path()`` does for the first mount of the
+superblock.  Dentry aliases hang off ``inode->i_dentry`` through
+``dentry->d_u.d_alias`` since Linux kernel commit 946e51f2bf37 ("move
+d_rcu from overlapping d_child to overlapping d_alias") (release not
+checked; also backported to stable kernels), through ``dentry->d_alias``
+before (v3.10, RHEL 7's 3.10.0-514).  Block device page cache (the ``bdev``
+pseudo-filesystem) is named by its device.  Every read is defensive: what
+cannot be read leaves that part None.
+"""
+
+from typing import Any, Dict, List, Optional
+
+from ..errors import MissingSymbolError, ReadError
+from .target import Target
+from .walk import walk_hlist, walk_list
+
+__all__ = ["FileNamer"]
+
+#: dev_t inside the kernel: 12 bits of major, 20 of minor (include/linux/kdev_t.h)
+_MINORBITS = 20
+_MAX_DEPTH = 256
+
+
+class FileNamer:
+    """Describes files (by ``struct address_space`` address), caching
+    superblocks and mount points."""
+
+    def __init__(self, t: Target) -> None:
+        self.t = t
+        self._sb: Dict[int, Dict[str, Any]] = {}
+        self._alias = "d_u.d_alias" if t.has_member("struct dentry", "d_u.d_alias") \
+            else "d_alias"
+
+    def mapping(self, mapping: int) -> Dict[str, Any]:
+        """``{"inode", "ino", "size", "nlink", "dev", "fstype", "sb_id",
+        "path", "problem"}`` for the file whose page cache is ``mapping``."""
+        out: Dict[str, Any] = {"mapping": f"{mapping:#x}", "inode": None, "ino": None,
+                               "size": None, "nlink": None, "dev": None, "fstype": None,
+                               "sb_id": None, "path": None, "problem": None}
+        t = self.t
+        try:
+            inode = int(t.object("struct address_space", mapping).host)
+            if not inode:
+                out["problem"] = "mapping without a host inode"
+                return out
+            out["inode"] = f"{inode:#x}"
+            ino = t.object("struct inode", inode)
+            out["ino"] = int(ino.i_ino)
+            out["size"] = int(ino.i_size)
+            out["nlink"] = _nlink(ino)
+            sb = self.superblock(int(ino.i_sb))
+            out.update({k: sb[k] for k in ("dev", "fstype", "sb_id")})
+            if sb["fstype"] == "bdev":
+                out["path"] = f"(block device {_dev(int(ino.i_rdev))})"
+                return out
+            path = self._path(inode, sb)
+            if path is not None and out["nlink"] == 0:
+                path += " (deleted)"
+            out["path"] = path
+            if path is None:
+                out["problem"] = "no dentry names it"
+        except (ReadError, MissingSymbolError) as exc:
+            out["problem"] = exc.one_line()
+        return out
+
+    def superblock(self, sb: int) -> Dict[str, Any]:
+        got = self._sb.get(sb)
+        if got is not None:
+            return got
+        t = self.t
+        info: Dict[str, Any] = {"dev": None, "fstype": None, "sb_id": None, "mount": None}
+        try:
+            s = t.object("struct super_block", sb)
+            info["dev"] = _dev(int(s.s_dev))
+            info["fstype"] = s.s_type.name.string(64)
+            info["sb_id"] = s.s_id.string(64)
+            info["mount"] = self._mount_point(s)
+        except (ReadError, MissingSymbolError):
+            pass
+        self._sb[sb] = info
+        return info
+
+    # -- paths ---------------------------------------------------------------------
+    def _dentry_names(self, dentry: int) -> Optional[List[str]]:
+        """Names from ``dentry`` up to (not including) its filesystem root."""
+        t = self.t
+        names: List[str] = []
+        for _ in range(_MAX_DEPTH):
+            d = t.object("struct dentry", dentry)
+            parent = int(d.d_parent)
+            if parent == dentry or not parent:
+                return list(reversed(names))
+            names.append(d.d_name.name.string(256))
+            dentry = parent
+        return None
+
+    def _path(self, inode: int, sb: Dict[str, Any]) -> Optional[str]:
+        t = self.t
+        head = t.object("struct inode", inode).i_dentry.address
+        walk = walk_hlist(t, head, limit=16)
+        alias_off = t.member_offset("struct dentry", self._alias)
+        for node in walk:
+            names = self._dentry_names(node - alias_off)
+            if names is None:
+                continue
+            mount = sb.get("mount")
+            rel = "/".join(names)
+            if mount is None:
+                return f"{sb.get('fstype') or '?'}:{'/' + rel}"
+            return (mount.rstrip("/") + "/" + rel) if rel else mount
+        return None
+
+    def _mount_point(self, s) -> Optional[str]:
+        """Where the first mount of superblock ``s`` is mounted, as a path."""
+        t = self.t
+        if not t.has_member("struct super_block", "s_mounts"):
+            return None
+        inst_off = t.member_offset("struct mount", "mnt_instance")
+        for node in walk_list(t, s.s_mounts.address, limit=64):
+            mnt = node - inst_off
+            parts: List[str] = []
+            for _ in range(_MAX_DEPTH):
+                m = t.object("struct mount", mnt)
+                parent = int(m.mnt_parent)
+                if parent == mnt or not parent:
+                    return "/" + "/".join(reversed(parts)) if parts else "/"
+                names = self._dentry_names(int(m.mnt_mountpoint))
+                if names is None:
+                    break
+                parts.extend(reversed(names))
+                mnt = parent
+        return None
+
+
+def _nlink(ino) -> Optional[int]:
+    for name in ("i_nlink", "__i_nlink"):
+        try:
+            return int(ino.member(name))
+        except MissingSymbolError:
+            continue
+    return None
+
+
+def _dev(dev: int) -> str:
+    return f"{dev >> _MINORBITS}:{dev & ((1 << _MINORBITS) - 1)}"
