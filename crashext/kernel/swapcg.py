@@ -110,7 +110,7 @@ def _from_ctrl(t: Target, pages: Optional[PageArray], out: SwapOwners) -> None:
                 pages = PageArray.of(t)
             if page_map is None:
                 page_map = _DirectMap(t, pages)
-            length = int(c.length)
+            length = int(c.member("length"))
             raw = t.read_bytes(base, length * _PTR)
             for k in range(length):
                 page = int.from_bytes(raw[k * _PTR:(k + 1) * _PTR], "little")
