@@ -27,6 +27,8 @@
 #                     that inode by kind (guest/memcg-pins/kpagescan.c)
 #   pins_memory_stat  memory.stat of each, "# path" sections
 #   pins_files.tsv    the files each wrote: path, inode, st_dev, pages
+#   pins_online.tsv   the same page counts for /pins/keeper, which stays
+#                     online, read last (after every rmdir)
 #   pins_mountinfo, pins_swaps   /proc/self/mountinfo and /proc/swaps
 # Transparent huge pages are off, so every count is in 4 KiB pages.
 #
@@ -52,7 +54,9 @@ mkswap /dev/nvme1n1 > /dev/null 2>&1 || fail "mkswap /dev/nvme1n1"
 swapon /dev/nvme1n1 || fail "swapon /dev/nvme1n1"
 mkdir -p /data/pins /tmp/pins
 
-printf 'path\tino\tmemory_current\tswap_current\tfile\tshmem\tanon\tslab\tother\ttotal\n' > $T/pins.tsv
+PINS_HEAD='path\tino\tmemory_current\tswap_current\tfile\tshmem\tanon\tslab\tother\ttotal\n'
+printf "$PINS_HEAD" > $T/pins.tsv
+printf "$PINS_HEAD" > $T/pins_online.tsv
 printf 'cgroup\tpath\tino\tst_dev\tpages\n' > $T/pins_files.tsv
 : > $T/pins_memory_stat
 
@@ -61,17 +65,21 @@ pin_file() {
 	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(stat -c %i "$2")" \
 		"$(stat -c %d "$2")" "$3" >> $T/pins_files.tsv
 }
-# pin_rm PATH: record the kernel's view of PATH, then remove it
-pin_rm() {
+# pin_view PATH TSV: the kernel's view of PATH, a row of TSV
+pin_view() {
 	local d="$CG$1" ino scan
 	ino=$(stat -c %i "$d")
 	scan=$(kpagescan "$ino") || fail "kpagescan $1"
 	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$ino" "$(cat "$d/memory.current")" \
 		"$(cat "$d/memory.swap.current" 2>/dev/null || echo -)" \
-		"$(echo "$scan" | cut -f2-)" >> $T/pins.tsv
+		"$(echo "$scan" | cut -f2-)" >> "$2"
 	echo "# $1" >> $T/pins_memory_stat
 	cat "$d/memory.stat" >> $T/pins_memory_stat
-	rmdir "$d" || fail "rmdir $1"
+}
+# pin_rm PATH: record the kernel's view of PATH, then remove it
+pin_rm() {
+	pin_view "$1" $T/pins.tsv
+	rmdir "$CG$1" || fail "rmdir $1"
 }
 # in CGROUP CMD...: run CMD (a shell command line) as a member of CGROUP
 in_cg() {
@@ -119,7 +127,8 @@ echo max > "$CG/pins/swap/memory.max"
 # pipe buffers (kmem)
 hold /pins/pipe pipe 64
 # slab objects only
-in_cg /pins/slab 'mkdir /data/pins/slab.d; i=0; while [ $i -lt 2000 ]; do : > /data/pins/slab.d/f$i; i=$((i + 1)); done'
+in_cg /pins/slab 'mkdir /data/pins/slab.d; i=0
+	while [ $i -lt 2000 ]; do : > /data/pins/slab.d/f$i; i=$((i + 1)); done'
 # a parent held by its dying child
 in_cg /pins/nest/a 'dd if=/dev/zero of=/data/pins/nest.bin bs=4k count=32 2>/dev/null'
 pin_file /pins/nest/a /data/pins/nest.bin 32
@@ -139,3 +148,6 @@ rmdir "$CG/pins/clean" || fail "rmdir /pins/clean"
 # dying memcgs are released by RCU and work items: let them settle
 sync
 sleep 2
+pin_view /pins/keeper $T/pins_online.tsv
+pin_file /pins/keeper /mnt/disk/shared.log \
+	$(($(stat -c %s /mnt/disk/shared.log) / 4096 - 96))
