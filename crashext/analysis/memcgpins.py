@@ -281,10 +281,12 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
         if how == "memcg":
             p.folios[kind] = p.folios.get(kind, 0) + res.folios.get((key, kind), 0)
     if unresolved_pages:
-        warnings.append(f"{unresolved_pages} charged pages ({unresolved_keys} distinct memcg "
-                        "words) point to neither a memcg nor an obj_cgroup of one: damaged "
-                        "struct pages, or memcgs freed while a live kernel was read; they "
-                        "are left out of the counts")
+        pl = "s point" if unresolved_pages != 1 else " points"
+        wl = "s" if unresolved_keys != 1 else ""
+        warnings.append(f"{unresolved_pages} charged page{pl} ({unresolved_keys} distinct "
+                        f"memcg word{wl}) to neither a memcg nor an obj_cgroup of one: "
+                        "damaged struct pages, or memcgs freed while a live kernel was "
+                        "read; left out of the counts")
     # swap, by the id the records use
     ids: Dict[int, int] = {}
     for m in rows:
@@ -312,7 +314,7 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
         _files(p, files_by_memcg.get(addr, []), res, namer, top)
         p.children = _children(t, p.memcg) if p.memcg.state == "dying" or all_memcgs else 0
         _refs(t, gen_key, gen, p, stocks)
-        _verdict(p, gen)
+        _verdict(p, gen, partial=pa.unreadable > 0 or unresolved_pages > 0)
     out = sorted(per.values(), key=lambda p: p.memcg.path)
     summary = _summary(t, gen_key, gen, out, res, pa, swap, walk_summary, warnings,
                        via_objcg, all_memcgs)
@@ -378,10 +380,10 @@ def _held(p: PinnedMemcg, gen) -> Dict[str, int]:
     return {k: n[k] for k in memory + rest}
 
 
-def _verdict(p: PinnedMemcg, gen) -> None:
+def _verdict(p: PinnedMemcg, gen, partial: bool = False) -> None:
     held = _held(p, gen)
     p.held_by = list(held)
-    parts = [_phrase(k, v, p) for k, v in held.items()]
+    parts = [_phrase(k, v, p, partial) for k, v in held.items()]
     if p.memcg.state != "dying":
         p.verdict = "online" + (": " + "; ".join(parts) if parts else "")
     elif not parts:
@@ -390,7 +392,7 @@ def _verdict(p: PinnedMemcg, gen) -> None:
         p.verdict = "held by " + "; ".join(parts)
 
 
-def _phrase(kind: str, n: int, p: PinnedMemcg) -> str:
+def _phrase(kind: str, n: int, p: PinnedMemcg, partial: bool = False) -> str:
     def pl(word: str, k: int) -> str:
         return f"{k} {word}{'' if k == 1 else 's'}"
 
@@ -413,6 +415,9 @@ def _phrase(kind: str, n: int, p: PinnedMemcg) -> str:
         return pl("slab page", n) + " of its own kmem caches"
     if kind == "children":
         return pl("child cgroup", n) + " still linked"
+    if partial:
+        return pl("reference", n) + " no page read accounts for (struct pages that could " \
+            "not be read hold some; else a leak)"
     return pl("reference", n) + " no page accounts for (leak candidate)"
 
 
