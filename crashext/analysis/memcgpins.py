@@ -327,7 +327,14 @@ def _files(p: PinnedMemcg, found: List[Tuple[int, int]], res: PassResult,
     for kind in ("file", "shmem"):
         p.nr_files[kind] = sum(1 for _n, m in found if res.file_kind.get(m) == kind)
     for n, mapping in found[:top]:
-        f = namer.mapping(mapping)
+        if mapping:
+            f = namer.mapping(mapping)
+        else:
+            # tmpfs pages moved to the swap cache have no mapping (the swap
+            # cache's address_space is not kept in page->mapping)
+            f = {"mapping": "0x0", "inode": None, "ino": None, "size": None, "nlink": None,
+                 "dev": None, "fstype": None, "sb_id": None,
+                 "path": "(tmpfs pages in the swap cache)", "problem": None}
         f["pages"] = n
         f["kind"] = res.file_kind.get(mapping)
         p.files.append(f)

@@ -117,14 +117,30 @@ class FileNamer:
             return (mount.rstrip("/") + "/" + rel) if rel else mount
         return None
 
+    def _mounts(self, s) -> List[int]:
+        """The mounts of superblock ``s`` (``struct mount`` addresses).
+        Since Linux kernel commit 09a1b33c080f ("preparations to taking
+        MNT_WRITE_HOLD out of ->mnt_flags") (in v6.18) ``s_mounts`` is the
+        first mount of an open-coded list through ``mnt_next_for_sb``; a
+        list_head through ``mnt_instance`` before."""
+        t = self.t
+        if not t.has_member("struct super_block", "s_mounts"):
+            return []
+        head = s.s_mounts
+        if head.type_name.rstrip().endswith("*"):
+            out: List[int] = []
+            m = int(head)
+            while m and len(out) < 64 and m not in out:
+                out.append(m)
+                m = int(t.object("struct mount", m).mnt_next_for_sb)
+            return out
+        inst_off = t.member_offset("struct mount", "mnt_instance")
+        return [node - inst_off for node in walk_list(t, head.address, limit=64)]
+
     def _mount_point(self, s) -> Optional[str]:
         """Where the first mount of superblock ``s`` is mounted, as a path."""
         t = self.t
-        if not t.has_member("struct super_block", "s_mounts"):
-            return None
-        inst_off = t.member_offset("struct mount", "mnt_instance")
-        for node in walk_list(t, s.s_mounts.address, limit=64):
-            mnt = node - inst_off
+        for mnt in self._mounts(s):
             parts: List[str] = []
             for _ in range(_MAX_DEPTH):
                 m = t.object("struct mount", mnt)
