@@ -13,13 +13,20 @@ checked; also backported to stable kernels), through ``dentry->d_alias``
 before (v3.10, RHEL 7's 3.10.0-514).  Block device page cache (the ``bdev``
 pseudo-filesystem) is named by its device.  Every read is defensive: what
 cannot be read leaves that part None.
+
+Naming thousands of files (a host with thousands of dying memcgs, each
+holding a file of its own) reads each address_space, inode and dentry once,
+by offset, through a cache of 4 KiB blocks (they sit side by side in slab
+pages), and each directory's name once; anything that read cannot do falls
+back to reading member by member.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import MissingSymbolError, ReadError
+from .fields import StructFields
 from .target import Target
-from .walk import walk_hlist, walk_list
+from .walk import BlockCache, walk_hlist, walk_list
 
 __all__ = ["FileNamer"]
 
@@ -37,6 +44,13 @@ class FileNamer:
         self._sb: Dict[int, Dict[str, Any]] = {}
         self._alias = "d_u.d_alias" if t.has_member("struct dentry", "d_u.d_alias") \
             else "d_alias"
+        self.cache: Optional[BlockCache] = None if t.is_live else BlockCache(t, 256)
+        #: dentry -> its names up to the filesystem root (None: unreadable)
+        self._names: Dict[int, Optional[Tuple[str, ...]]] = {}
+        try:
+            self._fast: Optional[_Fast] = _Fast(t, self._alias)
+        except MissingSymbolError:
+            self._fast = None
 
     def mapping(self, mapping: int) -> Dict[str, Any]:
         """``{"inode", "ino", "size", "nlink", "dev", "fstype", "sb_id",
@@ -44,6 +58,71 @@ class FileNamer:
         out: Dict[str, Any] = {"mapping": f"{mapping:#x}", "inode": None, "ino": None,
                                "size": None, "nlink": None, "dev": None, "fstype": None,
                                "sb_id": None, "path": None, "problem": None}
+        if self._fast is not None:
+            try:
+                if self._mapping_fast(mapping, out):
+                    return out
+            except ReadError:
+                pass
+        return self._mapping_slow(mapping, out)
+
+    def _mapping_fast(self, mapping: int, out: Dict[str, Any]) -> bool:
+        """Fill ``out`` from reads by offset; False where the slow path must
+        say what went wrong (no host, no dentry, a name that did not fit)."""
+        f, cache = self._fast, self.cache
+        inode = f.mapping.read(mapping, cache)["host"]
+        if not inode:
+            return False
+        v = f.inode.read(inode, cache)
+        sb = self.superblock(v["sb"])
+        out.update({"inode": f"{inode:#x}", "ino": v["ino"], "size": v["size"],
+                    "nlink": v["nlink"], "dev": sb["dev"], "fstype": sb["fstype"],
+                    "sb_id": sb["sb_id"]})
+        if sb["fstype"] == "bdev":
+            out["path"] = f"(block device {_dev(v['rdev'])})"
+            return True
+        first = v["dentry"]
+        if not first:
+            return False
+        names = self._names_fast(first - f.alias_off)
+        if names is None:
+            return False
+        out["path"] = _join(sb.get("mount"), sb.get("fstype"), names)
+        if v["nlink"] == 0:
+            out["path"] += " (deleted)"
+        return True
+
+    def _names_fast(self, dentry: int) -> Optional[Tuple[str, ...]]:
+        got = self._names.get(dentry, False)
+        if got is not False:
+            return got
+        f, cache = self._fast, self.cache
+        chain: List[Tuple[int, Dict[str, int]]] = []
+        d = dentry
+        base: Optional[Tuple[str, ...]] = None
+        for _ in range(_MAX_DEPTH):
+            known = self._names.get(d, False)
+            if known is not False:
+                base = known
+                break
+            v = f.dentry.read(d, cache)
+            if v["parent"] == d or not v["parent"]:
+                base = ()
+                self._names[d] = base
+                break
+            chain.append((d, v))
+            d = v["parent"]
+        if base is None:
+            return None
+        for node, v in reversed(chain):
+            name = _name(self.t, cache, v["name"])
+            if name is None:
+                return None
+            base = base + (name,)
+            self._names[node] = base
+        return self._names[dentry]
+
+    def _mapping_slow(self, mapping: int, out: Dict[str, Any]) -> Dict[str, Any]:
         t = self.t
         try:
             inode = int(t.object("struct address_space", mapping).host)
@@ -110,11 +189,7 @@ class FileNamer:
             names = self._dentry_names(node - alias_off)
             if names is None:
                 continue
-            mount = sb.get("mount")
-            rel = "/".join(names)
-            if mount is None:
-                return f"{sb.get('fstype') or '?'}:{'/' + rel}"
-            return (mount.rstrip("/") + "/" + rel) if rel else mount
+            return _join(sb.get("mount"), sb.get("fstype"), names)
         return None
 
     def _mounts(self, s) -> List[int]:
@@ -153,6 +228,43 @@ class FileNamer:
                 parts.extend(reversed(names))
                 mnt = parent
         return None
+
+
+class _Fast:
+    """The members the fast path reads, by offset (MissingSymbolError where
+    the layout does not allow it)."""
+
+    def __init__(self, t: Target, alias: str) -> None:
+        nlink = "i_nlink" if t.has_member("struct inode", "i_nlink") else "__i_nlink"
+        self.mapping = StructFields(t, "struct address_space", {"host": "host"})
+        self.inode = StructFields(t, "struct inode", {
+            "ino": "i_ino", "size": "i_size", "nlink": nlink, "sb": "i_sb",
+            "dentry": "i_dentry.first", "rdev": "i_rdev"})
+        self.dentry = StructFields(t, "struct dentry", {"parent": "d_parent",
+                                                        "name": "d_name.name"})
+        self.alias_off = t.member_offset("struct dentry", alias)
+
+
+def _name(t: Target, cache: Optional[BlockCache], ptr: int) -> Optional[str]:
+    """A dentry name (NUL-terminated, at most 255 bytes) read in one go."""
+    if not ptr:
+        return ""
+    n = min(256, 4096 - (ptr & 4095))
+    try:
+        raw = cache.read(ptr, n) if cache is not None else t.read_bytes(ptr, n)
+    except ReadError:
+        return None
+    end = raw.find(b"\0")
+    if end < 0:
+        return None  # crosses a page: the slow path reads it
+    return raw[:end].decode("utf-8", "replace")
+
+
+def _join(mount: Optional[str], fstype: Optional[str], names) -> str:
+    rel = "/".join(names)
+    if mount is None:
+        return f"{fstype or '?'}:/{rel}"
+    return (mount.rstrip("/") + "/" + rel) if rel else mount
 
 
 def _nlink(ino) -> Optional[int]:
