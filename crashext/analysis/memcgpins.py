@@ -391,6 +391,10 @@ def _verdict(p: PinnedMemcg, gen, partial: bool = False) -> None:
     held = _held(p, gen)
     p.held_by = list(held)
     parts = [_phrase(k, v, p, partial) for k, v in held.items()]
+    wb = p.refs.get("writeback") or 0
+    if wb:
+        parts.append(f"{wb} writeback context{'s' if wb != 1 else ''} its files' inodes "
+                     "still use")
     if p.memcg.state != "dying":
         p.verdict = "online" + (": " + "; ".join(parts) if parts else "")
     elif not parts:
