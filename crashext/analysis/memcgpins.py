@@ -23,7 +23,7 @@ from .memcg import Memcg, memcg_scan
 from .memcgpins_pass import PageLayout, PassResult, page_pass
 from .memcgpins_rules import CURES, generation
 
-__all__ = ["PinnedMemcg", "PinsReport", "memcg_pins", "HELD_ORDER"]
+__all__ = ["PinnedMemcg", "PinsReport", "memcg_pins", "memcg_scan_rows", "HELD_ORDER"]
 
 #: the order a verdict names what holds a memcg (and how a memcg is counted
 #: in the summary: by the first that holds it)
@@ -229,15 +229,21 @@ def _v310_caches(t: Target, m: Memcg) -> List[Dict[str, Any]]:
 
 # -- the report ---------------------------------------------------------------------
 
+def memcg_scan_rows(t: Target) -> Tuple[List[Memcg], Dict[str, Any]]:
+    """Every memcg of ``t`` (the memcg walk's rows) and the walk's summary."""
+    with memcg_scan(t) as scan:
+        return list(scan.rows()), scan.summary
+
+
 def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
-               progress=None) -> PinsReport:
+               progress=None, walked: Optional[Tuple[List[Memcg], Dict[str, Any]]] = None
+               ) -> PinsReport:
     """What holds each dying memcg of ``t`` (each memcg with ``all_memcgs``),
-    with the ``top`` files of each, and a summary."""
+    with the ``top`` files of each, and a summary.  ``walked``: the memcg
+    walk's rows and summary (:func:`memcg_scan_rows`), when already read."""
     gen_key, gen = generation(t)
     warnings: List[str] = []
-    with memcg_scan(t) as scan:
-        rows = list(scan.rows())
-        walk_summary = scan.summary
+    rows, walk_summary = walked if walked is not None else memcg_scan_rows(t)
     memcgs = {m.address: m for m in rows}
     chosen = [m for m in rows if all_memcgs or m.state == "dying"]
     keys = _Keys(t, memcgs)

@@ -292,18 +292,88 @@ def _add(target: Dict[Tuple[int, str], int], packed: Iterable[int],
 
 def _chunk_python(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
                   want: Optional[Set[int]], slab_cache_memcg) -> None:
+    """Without numpy: Python looks only at the charged head pages (found by a
+    filter over the memcg words) and the tail pages that follow them."""
     n = chunk.count
     md = _memcg_words(chunk, lay)
     if md is None:
         return
+    if slab_cache_memcg is not None and lay.slab_cache is not None:
+        # v3.19-v5.8: slab pages without a memcg word must be looked at too
+        return _chunk_python_every_page(chunk, lay, res, st, want, slab_cache_memcg, md)
+    flags = column(chunk.data, n, lay.size, lay.flags)
+    mapping = column(chunk.data, n, lay.size, lay.mapping)
+    if lay.tail_member is not None:
+        words = column(chunk.data, n, lay.size, lay.tail_member)
+
+        def is_tail(i: int) -> bool:
+            return bool(words[i] & 1)
+    else:
+        tail_flag = lay.tail_flag
+
+        def is_tail(i: int) -> bool:
+            return bool(flags[i] & tail_flag)
+    ptype = column(chunk.data, n, lay.size, lay.type_off, 4) \
+        if not lay.slab_flag and lay.slab_type is not None and lay.type_off is not None else None
+    pages, folios, files, file_kind = res.pages, res.folios, res.files, res.file_kind
+    sb, slab_flag = lay.swapbacked, lay.slab_flag
+
+    def count(key: int, kind: str, mp: int, vec: bool, nr: int) -> None:
+        if vec:
+            res.slab_vectors += nr
+            return
+        k = (key, kind)
+        pages[k] = pages.get(k, 0) + nr
+        if kind in ("file", "shmem") and (want is None or key in want):
+            fk = (key, mp)
+            files[fk] = files.get(fk, 0) + nr
+            file_kind[mp] = kind
+
+    # tail pages that start the chunk belong to the last head of the one before
+    i = 0
+    while i < n and is_tail(i):
+        i += 1
+    if i and st.key:
+        count(st.key, _KIND_NAMES[st.kind], st.mapping, st.vector, i)
+    st.key = 0
+    first = i
+    for i in [i for i, w in enumerate(md) if w]:
+        if i < first or is_tail(i):
+            continue
+        w, f, m = md[i], flags[i], mapping[i]
+        vec = bool(w & 1)
+        if vec or (f & slab_flag) or (ptype is not None and ptype[i] == lay.slab_type):
+            kind = "slab"
+        elif w & 2:
+            kind = "kmem"
+        elif m & 1:
+            kind = "anon"
+        elif f & sb:
+            kind = "shmem"
+        elif m:
+            kind = "file"
+        else:
+            kind = "kmem"
+        key = w & ~_LOW
+        j = i + 1
+        while j < n and is_tail(j):
+            j += 1
+        if not vec:
+            k = (key, kind)
+            folios[k] = folios.get(k, 0) + 1
+        count(key, kind, m, vec, j - i)
+        if j == n:
+            st.key, st.kind, st.mapping, st.vector = key, KIND_CODES[kind], m, vec
+
+
+def _chunk_python_every_page(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
+                             want: Optional[Set[int]], slab_cache_memcg, md) -> None:
+    n = chunk.count
     flags = column(chunk.data, n, lay.size, lay.flags)
     mapping = column(chunk.data, n, lay.size, lay.mapping)
     tails = column(chunk.data, n, lay.size, lay.tail_member) \
         if lay.tail_member is not None else None
-    ptype = column(chunk.data, n, lay.size, lay.type_off, 4) \
-        if not lay.slab_flag and lay.slab_type is not None and lay.type_off is not None else None
-    caches = column(chunk.data, n, lay.size, lay.slab_cache) \
-        if slab_cache_memcg is not None and lay.slab_cache is not None else None
+    caches = column(chunk.data, n, lay.size, lay.slab_cache)
     pages, folios, files, file_kind = res.pages, res.folios, res.files, res.file_kind
     tail_flag, sb, slab_flag = lay.tail_flag, lay.swapbacked, lay.slab_flag
     key, kind, mp, vec = st.key, _KIND_NAMES[st.kind], st.mapping, st.vector
@@ -314,7 +384,7 @@ def _chunk_python(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry
             f = flags[i]
             m = mapping[i]
             vec = bool(w & 1)
-            is_slab = vec or (f & slab_flag) or (ptype is not None and ptype[i] == lay.slab_type)
+            is_slab = vec or (f & slab_flag)
             if is_slab:
                 kind = "slab"
             elif w & 2:
@@ -328,7 +398,7 @@ def _chunk_python(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry
             else:
                 kind = "kmem"
             key = w & ~_LOW
-            if is_slab and not w and caches is not None:
+            if is_slab and not w:
                 c = caches[i]
                 key = slab_cache_memcg(c)
                 res.slab_caches[c] = res.slab_caches.get(c, 0) + 1
