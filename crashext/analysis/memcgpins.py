@@ -230,9 +230,15 @@ def _v310_caches(t: Target, m: Memcg) -> List[Dict[str, Any]]:
 # -- the report ---------------------------------------------------------------------
 
 def memcg_scan_rows(t: Target) -> Tuple[List[Memcg], Dict[str, Any]]:
-    """Every memcg of ``t`` (the memcg walk's rows) and the walk's summary."""
+    """Every memcg of ``t`` (the memcg walk's rows) and the walk's summary;
+    on a live kernel a walk broken by a memcg freed under it is tried once
+    more, as memcgids does."""
     with memcg_scan(t) as scan:
-        return list(scan.rows()), scan.summary
+        rows, summary = list(scan.rows()), scan.summary
+    if t.is_live and summary.get("walk_problem"):
+        with memcg_scan(t) as scan:
+            rows, summary = list(scan.rows()), scan.summary
+    return rows, summary
 
 
 def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
