@@ -43,8 +43,15 @@ class PinnedMemcg:
     files: List[Dict[str, Any]] = field(default_factory=list)
     nr_files: Dict[str, int] = field(default_factory=dict)
     refs: Dict[str, Optional[int]] = field(default_factory=dict)
+    #: v3.10: the memcg's own copies of slab caches, {"cache", "pages", "dead"}
+    caches: List[Dict[str, Any]] = field(default_factory=list)
     held_by: List[str] = field(default_factory=list)
     verdict: str = ""
+
+    @property
+    def slab_pages(self) -> int:
+        """Slab pages: of its own caches (v3.10, their nr_pages) or counted."""
+        return sum(c["pages"] for c in self.caches) or self.pages.get("slab", 0)
 
     def to_json(self) -> Dict[str, Any]:
         m = self.memcg
@@ -54,7 +61,7 @@ class PinnedMemcg:
                 "folios": {k: self.folios.get(k, 0) for k in _PAGE_KINDS},
                 "swap": self.swap, "children": self.children,
                 "refs": self.refs, "files": self.files, "nr_files": self.nr_files,
-                "held_by": self.held_by, "verdict": self.verdict}
+                "caches": self.caches, "held_by": self.held_by, "verdict": self.verdict}
 
 
 @dataclass
@@ -248,7 +255,6 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
     with the ``top`` files of each, and a summary.  ``walked``: the memcg
     walk's rows and summary (:func:`memcg_scan_rows`), when already read."""
     gen_key, gen = generation(t)
-    warnings: List[str] = []
     rows, walk_summary = walked if walked is not None else memcg_scan_rows(t)
     memcgs = {m.address: m for m in rows}
     chosen = [m for m in rows if all_memcgs or m.state == "dying"]
@@ -258,8 +264,9 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
     # online memcg's file pages point to its obj_cgroups)
     want: Optional[Set[int]] = None if all_memcgs else {m.address for m in chosen}
 
+    # -- the page pass and the swap records
     pa = PageArray.of(t)
-    warnings.extend(pa.problems)
+    warnings = list(pa.problems)
     try:
         lay = PageLayout.of(t)
     except MissingSymbolError as exc:
@@ -273,48 +280,10 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
     swap = swap_owners(t, pa)
     warnings.extend(swap.problems)
 
-    # per memcg: pages and folios by kind
+    # -- per memcg: pages by kind, swap slots, files, references, verdict
     per: Dict[int, PinnedMemcg] = {m.address: PinnedMemcg(m) for m in chosen}
-    unresolved_pages = 0
-    unresolved_keys = 0
-    via_objcg = 0
-    for (key, kind), n in res.pages.items():
-        addr, how = keys.resolve(key)
-        if addr is None:
-            unresolved_pages += n
-            unresolved_keys += 1
-            continue
-        if how == "objcg":
-            via_objcg += n
-        p = per.get(addr)
-        if p is None:
-            continue
-        p.pages[kind] = p.pages.get(kind, 0) + n
-        if how == "memcg":
-            p.folios[kind] = p.folios.get(kind, 0) + res.folios.get((key, kind), 0)
-    if unresolved_pages:
-        pl = "s point" if unresolved_pages != 1 else " points"
-        wl = "s" if unresolved_keys != 1 else ""
-        warnings.append(f"{unresolved_pages} charged page{pl} ({unresolved_keys} distinct "
-                        f"memcg word{wl}) to neither a memcg nor an obj_cgroup of one: "
-                        "damaged struct pages, or memcgs freed while a live kernel was "
-                        "read; left out of the counts")
-    # swap, by the id the records use
-    ids: Dict[int, int] = {}
-    for m in rows:
-        i = m.css_id if gen_key == "3.10" else m.memcg_id
-        if i is not None and i > 0:
-            ids.setdefault(i, m.address)
-    unknown_swap = 0
-    for i, n in swap.slots.items():
-        addr = ids.get(i)
-        if addr is None:
-            unknown_swap += n
-        elif addr in per:
-            per[addr].swap += n
-    if unknown_swap:
-        warnings.append(f"{unknown_swap} swap slots are recorded for memcg ids no memcg has")
-
+    unresolved, via_objcg = _add_pages(per, res, keys, warnings)
+    _add_swap(per, rows, gen_key, swap, warnings)
     namer = FileNamer(t)
     stocks = _stock_refs(t)
     files_by_memcg: Dict[int, List[Tuple[int, int]]] = {}
@@ -326,11 +295,58 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
         _files(p, files_by_memcg.get(addr, []), res, namer, top)
         p.children = _children(t, p.memcg) if p.memcg.state == "dying" or all_memcgs else 0
         _refs(t, gen_key, gen, p, stocks)
-        _verdict(p, gen, partial=pa.unreadable > 0 or unresolved_pages > 0)
+        _verdict(p, gen, partial=pa.unreadable > 0 or unresolved > 0)
     out = sorted(per.values(), key=lambda p: p.memcg.path)
-    summary = _summary(t, gen_key, gen, out, res, pa, swap, walk_summary, warnings,
-                       via_objcg, all_memcgs)
-    return PinsReport(summary, out)
+    read = _Read(pa, res, swap, walk_summary, warnings, via_objcg)
+    return PinsReport(_summary(t, gen_key, gen, out, read), out)
+
+
+def _add_pages(per: Dict[int, PinnedMemcg], res: PassResult, keys: _Keys,
+               warnings: List[str]) -> Tuple[int, int]:
+    """Pages and folios by kind into each memcg's row; (pages whose word
+    resolves to no memcg, pages resolved through an obj_cgroup)."""
+    unresolved = unresolved_keys = via_objcg = 0
+    for (key, kind), n in res.pages.items():
+        addr, how = keys.resolve(key)
+        if addr is None:
+            unresolved += n
+            unresolved_keys += 1
+            continue
+        if how == "objcg":
+            via_objcg += n
+        p = per.get(addr)
+        if p is None:
+            continue
+        p.pages[kind] = p.pages.get(kind, 0) + n
+        if how == "memcg":
+            p.folios[kind] = p.folios.get(kind, 0) + res.folios.get((key, kind), 0)
+    if unresolved:
+        pl = "s point" if unresolved != 1 else " points"
+        wl = "s" if unresolved_keys != 1 else ""
+        warnings.append(f"{unresolved} charged page{pl} ({unresolved_keys} distinct "
+                        f"memcg word{wl}) to neither a memcg nor an obj_cgroup of one: "
+                        "damaged struct pages, or memcgs freed while a live kernel was "
+                        "read; left out of the counts")
+    return unresolved, via_objcg
+
+
+def _add_swap(per: Dict[int, PinnedMemcg], rows: List[Memcg], gen_key: str,
+              swap: SwapOwners, warnings: List[str]) -> None:
+    """Swap slots into each memcg's row, by the id the records use."""
+    ids: Dict[int, int] = {}
+    for m in rows:
+        i = m.css_id if gen_key == "3.10" else m.memcg_id
+        if i is not None and i > 0:
+            ids.setdefault(i, m.address)
+    unknown = 0
+    for i, n in swap.slots.items():
+        addr = ids.get(i)
+        if addr is None:
+            unknown += n
+        elif addr in per:
+            per[addr].swap += n
+    if unknown:
+        warnings.append(f"{unknown} swap slots are recorded for memcg ids no memcg has")
 
 
 def _files(p: PinnedMemcg, found: List[Tuple[int, int]], res: PassResult,
@@ -360,7 +376,7 @@ def _refs(t: Target, gen_key: str, gen, p: PinnedMemcg, stocks: Dict[int, int]) 
         p.refs = {"total": total, "swap": p.swap, "caches": len(caches),
                   "kmem_dead": int(bool(m.kmem_flags and "KMEM_ACCOUNTED_DEAD" in m.kmem_flags)),
                   "children": p.children}
-        p.caches = caches  # type: ignore[attr-defined]
+        p.caches = caches
         counted = p.swap + len(caches) + p.refs["kmem_dead"] + p.children
     else:
         if gen.refs_per == "folio":
@@ -385,10 +401,7 @@ def _held(p: PinnedMemcg, gen) -> Dict[str, int]:
     for kind in ("file", "shmem", "anon", "kmem"):
         n[kind] = p.pages.get(kind, 0)
     n["swap"] = p.swap
-    if gen.refs_per == "refcnt":
-        n["slab"] = sum(c["pages"] for c in getattr(p, "caches", [])) or p.pages.get("slab", 0)
-    else:
-        n["slab"] = p.pages.get("slab", 0)
+    n["slab"] = p.slab_pages
     n["children"] = p.children
     left = p.refs.get("unexplained") or 0
     n["refs"] = left if left > 0 else 0
@@ -444,9 +457,21 @@ def _phrase(kind: str, n: int, p: PinnedMemcg, partial: bool = False) -> str:
     return pl("reference", n) + " no page accounts for (leak candidate)"
 
 
-def _summary(t: Target, gen_key: str, gen, rows: List[PinnedMemcg], res: PassResult,
-             pa: PageArray, swap: SwapOwners, walk: Dict[str, Any], warnings: List[str],
-             via_objcg: int, all_memcgs: bool) -> Dict[str, Any]:
+@dataclass
+class _Read:
+    """What was read besides the memcgs' rows: the summary's inputs."""
+
+    pa: PageArray
+    res: PassResult
+    swap: SwapOwners
+    walk: Dict[str, Any]
+    warnings: List[str]
+    via_objcg: int
+
+
+def _summary(t: Target, gen_key: str, gen, rows: List[PinnedMemcg],
+             read: _Read) -> Dict[str, Any]:
+    pa, res, swap, walk, warnings = read.pa, read.res, read.swap, read.walk, read.warnings
     dying = [p for p in rows if p.memcg.state == "dying"]
     held: Dict[str, int] = {k: 0 for k in HELD_ORDER}
     free = 0
@@ -489,7 +514,7 @@ def _summary(t: Target, gen_key: str, gen, rows: List[PinnedMemcg], res: PassRes
                                              for a, b in pa.unreadable_ranges],
                        "struct_page_bytes": pa.struct_size},
         "slab_pages_with_object_vectors": res.slab_vectors,
-        "pages_charged_through_obj_cgroup": via_objcg,
+        "pages_charged_through_obj_cgroup": read.via_objcg,
         "swap": {"source": swap.source, "devices": swap.devices, "slots": swap.total,
                  "unreadable_pages": swap.unreadable_pages},
         "walk_problem": walk.get("walk_problem"),

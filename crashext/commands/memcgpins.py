@@ -100,15 +100,8 @@ def _row(p) -> tuple:
     refs = p.refs
     return (f"{p.memcg.address:x}", p.memcg.state, d(p.pages.get("file", 0)),
             d(p.pages.get("shmem", 0)), d(p.pages.get("anon", 0)), d(p.swap),
-            d(p.pages.get("kmem", 0)), d(_slab(p)), d(p.children), d(refs.get("total")),
+            d(p.pages.get("kmem", 0)), d(p.slab_pages), d(p.children), d(refs.get("total")),
             d(refs.get("unexplained")), p.memcg.path, p.verdict)
-
-
-def _slab(p) -> int:
-    caches = getattr(p, "caches", None)
-    if caches:
-        return sum(c["pages"] for c in caches)
-    return p.pages.get("slab", 0)
 
 
 def _file_row(f: Dict[str, Any]) -> tuple:
