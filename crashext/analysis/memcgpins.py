@@ -27,7 +27,7 @@ __all__ = ["PinnedMemcg", "PinsReport", "memcg_pins", "memcg_scan_rows", "HELD_O
 
 #: the order a verdict names what holds a memcg (and how a memcg is counted
 #: in the summary: by the first that holds it)
-HELD_ORDER = ("file", "shmem", "anon", "swap", "kmem", "slab", "children", "refs")
+HELD_ORDER = ("file", "shmem", "anon", "swap", "kmem", "slab", "children", "writeback", "refs")
 _PAGE_KINDS = ("file", "shmem", "anon", "kmem", "slab")
 
 
@@ -171,15 +171,37 @@ def _stock_refs(t: Target) -> Dict[int, int]:
     return out
 
 
+def _offline_cgwbs(t: Target) -> Optional[Dict[int, int]]:
+    """memcg -> writeback contexts killed at its removal and not yet released:
+    the kernel's list ``offline_cgwbs`` (mm/backing-dev.c, linked by
+    ``wb->offline_node`` in cgwb_kill(), unlinked when the last inode lets go
+    in cgwb_release_workfn()), which came with Linux kernel commit
+    c22d70a162d3 ("writeback, cgroup: release dying cgwbs by switching
+    attached inodes") (in v5.14).  None on kernels without it."""
+    if not t.has_symbol("offline_cgwbs") \
+            or not t.has_member("struct bdi_writeback", "offline_node"):
+        return None
+    out: Dict[int, int] = {}
+    try:
+        head = t.symbol_address("offline_cgwbs")
+        node_off = t.member_offset("struct bdi_writeback", "offline_node")
+        css_off = t.member_offset("struct mem_cgroup", "css")
+        for node in walk_list(t, head, limit=1 << 20):
+            css = int(t.object("struct bdi_writeback", node - node_off).memcg_css)
+            if css:
+                out[css - css_off] = out.get(css - css_off, 0) + 1
+    except (ReadError, MissingSymbolError):
+        return None
+    return out
+
+
 def _writeback_refs(t: Target, p: "PinnedMemcg") -> int:
     """Writeback contexts of this memcg that the inodes of its files still
     use: a ``struct bdi_writeback`` of a memcg holds a reference on it
     (``wb->memcg_css``, mm/backing-dev.c) until the last inode attached to
-    it (``inode->i_wb``) lets go.  Since Linux kernel commit c22d70a162d3
-    ("writeback, cgroup: release dying cgwbs by switching attached inodes")
-    (in v5.14) the inodes are switched to the parent's when the memcg goes
-    offline, so this is found on older kernels; only inodes whose pages are
-    counted here are looked at."""
+    it (``inode->i_wb``) lets go.  Before v5.14 (see :func:`_offline_cgwbs`)
+    nothing lists the contexts killed at removal, so the inodes whose pages
+    are counted here are looked at."""
     if not p.files or not t.has_member("struct inode", "i_wb") \
             or not t.has_member("struct bdi_writeback", "memcg_css"):
         return 0
@@ -286,6 +308,7 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
     _add_swap(per, rows, gen_key, swap, warnings)
     namer = FileNamer(t)
     stocks = _stock_refs(t)
+    offline_wbs = _offline_cgwbs(t)
     files_by_memcg: Dict[int, List[Tuple[int, int]]] = {}
     for (key, mapping), n in res.files.items():
         addr, _how = keys.resolve(key)
@@ -294,7 +317,7 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
     for addr, p in per.items():
         _files(p, files_by_memcg.get(addr, []), res, namer, top)
         p.children = _children(t, p.memcg) if p.memcg.state == "dying" or all_memcgs else 0
-        _refs(t, gen_key, gen, p, stocks)
+        _refs(t, gen_key, gen, p, stocks, offline_wbs)
         _verdict(p, gen, partial=pa.unreadable > 0 or unresolved > 0)
     out = sorted(per.values(), key=lambda p: p.memcg.path)
     read = _Read(pa, res, swap, walk_summary, warnings, via_objcg)
@@ -368,7 +391,8 @@ def _files(p: PinnedMemcg, found: List[Tuple[int, int]], res: PassResult,
         p.files.append(f)
 
 
-def _refs(t: Target, gen_key: str, gen, p: PinnedMemcg, stocks: Dict[int, int]) -> None:
+def _refs(t: Target, gen_key: str, gen, p: PinnedMemcg, stocks: Dict[int, int],
+          offline_wbs: Optional[Dict[int, int]]) -> None:
     m = p.memcg
     if gen.refs_per == "refcnt":
         total = _v310_refcnt(t, m)
@@ -386,7 +410,8 @@ def _refs(t: Target, gen_key: str, gen, p: PinnedMemcg, stocks: Dict[int, int]) 
         total = m.refcount if m.ref_mode in ("atomic", "dead") else None
         p.refs = {"total": total, "pages": held, "swap_id": 1 if p.swap else 0,
                   "children": p.children, "stock": stocks.get(m.address, 0),
-                  "writeback": _writeback_refs(t, p)}
+                  "writeback": offline_wbs.get(m.address, 0) if offline_wbs is not None
+                  else _writeback_refs(t, p)}
         counted = held + p.refs["swap_id"] + p.children + p.refs["stock"] \
             + p.refs["writeback"]
     p.refs["counted"] = counted
@@ -403,12 +428,14 @@ def _held(p: PinnedMemcg, gen) -> Dict[str, int]:
     n["swap"] = p.swap
     n["slab"] = p.slab_pages
     n["children"] = p.children
+    n["writeback"] = p.refs.get("writeback") or 0
     left = p.refs.get("unexplained") or 0
     n["refs"] = left if left > 0 else 0
     order = {k: i for i, k in enumerate(HELD_ORDER)}
-    memory = sorted((k for k in n if n[k] and k not in ("children", "refs")),
+    others = ("children", "writeback", "refs")
+    memory = sorted((k for k in n if n[k] and k not in others),
                     key=lambda k: (-n[k], order[k]))
-    rest = [k for k in ("children", "refs") if n[k]]
+    rest = [k for k in others if n[k]]
     return {k: n[k] for k in memory + rest}
 
 
@@ -416,10 +443,6 @@ def _verdict(p: PinnedMemcg, gen, partial: bool = False) -> None:
     held = _held(p, gen)
     p.held_by = list(held)
     parts = [_phrase(k, v, p, partial) for k, v in held.items()]
-    wb = p.refs.get("writeback") or 0
-    if wb:
-        parts.append(f"{wb} writeback context{'s' if wb != 1 else ''} its files' inodes "
-                     "still use")
     if p.memcg.state != "dying":
         p.verdict = "online" + (": " + "; ".join(parts) if parts else "")
     elif not parts:
@@ -451,6 +474,8 @@ def _phrase(kind: str, n: int, p: PinnedMemcg, partial: bool = False) -> str:
         return pl("slab page", n) + " of its own kmem caches"
     if kind == "children":
         return pl("child cgroup", n) + " still linked"
+    if kind == "writeback":
+        return pl("writeback context", n) + " of its files' inodes not yet released"
     if partial:
         return pl("reference", n) + " no page read accounts for (struct pages that could " \
             "not be read hold some; else a leak)"
@@ -528,7 +553,8 @@ def _verdict_line(n: int, held: Dict[str, int], free: int, dying: List[PinnedMem
         return "no dying memcgs"
     words = {"file": "page cache", "shmem": "tmpfs/shmem", "anon": "anonymous memory",
              "swap": "swap", "kmem": "kernel pages", "slab": "slab caches",
-             "children": "dying children only", "refs": "unexplained references"}
+             "children": "dying children only", "writeback": "writeback contexts",
+             "refs": "unexplained references"}
     parts = []
     for k in HELD_ORDER:
         c = held.get(k, 0)

@@ -120,7 +120,10 @@ CURES: Dict[str, str] = {
             "with obj_cgroup (v5.9+) reparents slab",
     "kmem": "kernel pages charged with __GFP_ACCOUNT (pipe buffers, page tables, stacks): "
             "freed with their owner; a kernel with obj_cgroup kmem (v5.13+) reparents them",
-    "refs": "references no page accounts for (sockets, writeback, a leaked css_get): "
+    "writeback": "writeback contexts: released when the inodes attached to them move to the "
+                 "parent's context (v5.14+ does it after removal, once they are clean) or are "
+                 "evicted",
+    "refs": "references no page accounts for (sockets, in-flight I/O, a leaked css_get): "
             "only a kernel fix or a reboot releases a leaked one",
 }
 
