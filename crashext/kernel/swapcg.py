@@ -5,15 +5,21 @@ id of the memcg it is charged to, an ``unsigned short`` per slot (0 for a
 free slot); :func:`swap_owners` counts the slots per id.  Where the records
 live, by kernel generation:
 
-- v3.10-v7.0: ``swap_cgroup_ctrl[type]``, one per swap device, whose ``map``
-  is ``length`` pages of ``struct swap_cgroup { unsigned short id; }``
-  (mm/page_cgroup.c in v3.10, mm/swap_cgroup.c later).  Kernels that
-  pack the ids two to an ``atomic_t`` keep the same bytes (low half first on
-  a little-endian kernel); a ``map`` that is not an array of page pointers
-  is read as one flat array of ``si->max`` ids.
-- v7.x: each swap cluster (``si->cluster_info[i]``) points to a ``struct
-  swap_memcg_table { unsigned short id[SWAPFILE_CLUSTER]; }``
-  (mm/swap_table.h v7.2).
+- v3.10-v6.12: ``swap_cgroup_ctrl[type]``, one per swap device, whose
+  ``map`` is ``length`` pages of ``struct swap_cgroup { unsigned short id;
+  }`` (mm/page_cgroup.c in v3.10, mm/swap_cgroup.c later; read in the v3.10
+  RHEL 7, 5.10, 6.1 and 6.12 sources).
+- By v6.19 and still in v7.1 (their mm/swap_cgroup.c) ``map`` is one flat
+  array of ``struct swap_cgroup { atomic_t ids; }``, two ids to an
+  ``atomic_t``, the lower slot in the lower half: on a little-endian kernel
+  the same bytes as an array of ``unsigned short``, ``si->max`` of them.
+- v7.2 (mm/swap_table.h; 7.1 has none): each swap cluster
+  (``si->cluster_info[i]``) points to a ``struct swap_memcg_table {
+  unsigned short id[SWAPFILE_CLUSTER]; }``.
+
+Which layout a kernel has is read from its debug info (the symbol
+``swap_cgroup_ctrl``, the type of its ``map``, the member
+``swap_cluster_info.memcg_table``), not from its release.
 
 The id is the memcg's css id on v3.10-v4.7 and ``memcg->id.id`` since Linux
 kernel commit 73f576c04b94 ("mm: memcontrol: fix cgroup creation failure
