@@ -31,27 +31,13 @@ of a file of its own) is the one the targets are stated for; build it with
 ``tests/vmcore/build-fixture --kernel bookworm --scenario scale``.
 """
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _hwm_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _clock():
-    return time.monotonic(), time.process_time()
+# the fresh-process rounds, peak RSS and clocks of the memcgids benchmark
+from memcg_walk import _clock, _hwm_kb, arguments, rounds
 
 
 def _command(vmcore: str, vmlinux: str) -> dict:
@@ -122,37 +108,13 @@ def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
     return out
 
 
-def run_child(kind: str, a) -> dict:
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind,
-                        a.vmcore, a.vmlinux, "--code", a.code],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=a.code),
-                       cwd=a.code)
-    if p.returncode != 0:
-        raise SystemExit(f"{kind} run failed: {p.stderr.strip()[-2000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("vmcore")
-    ap.add_argument("vmlinux")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--code", default=ROOT)
-    ap.add_argument("--kinds", default="bare,floor,pass,walk,command")
-    ap.add_argument("--child")
-    a = ap.parse_args()
+    a = arguments("bare,floor,pass,walk,command", 3)
     if a.child:
         print(json.dumps(child(a.child, a.vmcore, a.vmlinux, a.code)))
         return 0
     kinds = a.kinds.split(",")
-    runs = {k: [] for k in kinds}
-    load0 = os.getloadavg()
-    for _ in range(a.repeat):
-        for k in kinds:
-            runs[k].append(run_child(k, a))
-    load1 = os.getloadavg()
-    print(f"{a.vmcore}: {a.repeat} rounds, {os.cpu_count()} CPUs, load average "
-          f"{load0[0]:.1f} -> {load1[0]:.1f}; code {a.code}")
+    runs = rounds(kinds, a, __file__)
     best = {}
     for k in kinds:
         cpus = [r["cpu"] for r in runs[k]]

@@ -26,14 +26,11 @@ pytestmark = pytest.mark.vmcore
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     kernel = fixturelib.get_kernel("bookworm")
-    wd = tmp_path_factory.mktemp("live-pins")
-    initrd, sopts = guest.live_initramfs(kernel, "live-pins", wd / "initrd.gz")
-    with guest.LiveGuest(wd, kernel, initrd=initrd, memory=sopts.get("memory", "512M")) as g:
-        try:
-            g.wait_for("LIVE_READY", 600)
-        except guest.GuestError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        yield g, kernel
+    try:
+        with guest.ready_guest(kernel, "live-pins", tmp_path_factory.mktemp("live-pins")) as g:
+            yield g, kernel
+    except guest.GuestError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def test_memcgpins_while_memcgs_come_and_go(running):

@@ -290,6 +290,20 @@ def _add(target: Dict[Tuple[int, str], int], packed: Iterable[int],
 
 # -- plain Python ------------------------------------------------------------------------
 
+def _kind(w: int, flags: int, mapping: int, slab: bool, swapbacked: int) -> str:
+    """What a head page is, from its memcg word, flags and mapping (the
+    module docstring's order); ``slab``: a slab page by flag or page type."""
+    if slab or w & 1:
+        return "slab"
+    if w & 2:
+        return "kmem"
+    if mapping & 1:
+        return "anon"
+    if flags & swapbacked:
+        return "shmem"
+    return "file" if mapping else "kmem"
+
+
 def _chunk_python(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
                   want: Optional[Set[int]], slab_cache_memcg) -> None:
     """Without numpy: Python looks only at the charged head pages (found by a
@@ -342,18 +356,8 @@ def _chunk_python(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry
             continue
         w, f, m = md[i], flags[i], mapping[i]
         vec = bool(w & 1)
-        if vec or (f & slab_flag) or (ptype is not None and ptype[i] == lay.slab_type):
-            kind = "slab"
-        elif w & 2:
-            kind = "kmem"
-        elif m & 1:
-            kind = "anon"
-        elif f & sb:
-            kind = "shmem"
-        elif m:
-            kind = "file"
-        else:
-            kind = "kmem"
+        kind = _kind(w, f, m, bool(f & slab_flag)
+                     or (ptype is not None and ptype[i] == lay.slab_type), sb)
         key = w & ~_LOW
         j = i + 1
         while j < n and is_tail(j):
@@ -384,21 +388,9 @@ def _chunk_python_every_page(chunk: PageChunk, lay: PageLayout, res: PassResult,
             f = flags[i]
             m = mapping[i]
             vec = bool(w & 1)
-            is_slab = vec or (f & slab_flag)
-            if is_slab:
-                kind = "slab"
-            elif w & 2:
-                kind = "kmem"
-            elif m & 1:
-                kind = "anon"
-            elif f & sb:
-                kind = "shmem"
-            elif m:
-                kind = "file"
-            else:
-                kind = "kmem"
+            kind = _kind(w, f, m, bool(f & slab_flag), sb)
             key = w & ~_LOW
-            if is_slab and not w:
+            if kind == "slab" and not w:
                 c = caches[i]
                 key = slab_cache_memcg(c)
                 res.slab_caches[c] = res.slab_caches.get(c, 0) + 1
