@@ -18,7 +18,7 @@ from ..kernel.pages import PageArray
 from ..kernel.swapcg import SwapOwners, swap_owners
 from ..kernel.target import Target
 from ..kernel.vfs import FileNamer
-from ..kernel.walk import walk_list
+from ..kernel.walk import BlockCache, walk_list
 from .memcg import Memcg, memcg_scan
 from .memcgpins_pass import PageLayout, PassResult, page_pass
 from .memcgpins_rules import CURES, generation
@@ -135,7 +135,7 @@ def _slab_cache_memcg(t: Target, memcgs: Dict[int, Memcg]):
 
 # -- references --------------------------------------------------------------------
 
-def _children(t: Target, m: Memcg) -> int:
+def _children(t: Target, m: Memcg, cache: Optional[BlockCache] = None) -> int:
     """Child csses still linked under ``m`` (each holds a reference on it:
     ``css_get(css->parent)`` in init_and_link_css(), kernel/cgroup/cgroup.c)."""
     try:
@@ -145,7 +145,7 @@ def _children(t: Target, m: Memcg) -> int:
             head = t.object("struct mem_cgroup", m.address).css.cgroup.children.address
     except (ReadError, MissingSymbolError):
         return 0
-    return sum(1 for _ in walk_list(t, head, limit=1 << 20))
+    return sum(1 for _ in walk_list(t, head, limit=1 << 20, cache=cache))
 
 
 def _stock_refs(t: Target) -> Dict[int, int]:
@@ -316,7 +316,8 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
             files_by_memcg.setdefault(addr, []).append((n, mapping))
     for addr, p in per.items():
         _files(p, files_by_memcg.get(addr, []), res, namer, top)
-        p.children = _children(t, p.memcg) if p.memcg.state == "dying" or all_memcgs else 0
+        p.children = _children(t, p.memcg, namer.cache) \
+            if p.memcg.state == "dying" or all_memcgs else 0
         _refs(t, gen_key, gen, p, stocks, offline_wbs)
         _verdict(p, gen, partial=pa.unreadable > 0 or unresolved > 0)
     out = sorted(per.values(), key=lambda p: p.memcg.path)

@@ -162,10 +162,18 @@ def page_pass(t: Target, pa: PageArray, lay: PageLayout, want_files: Optional[Se
     caches of v3.19-v5.8 whose pages do not record it)."""
     res = PassResult()
     state = _Carry()
-    fn = _chunk_numpy if have_numpy() else _chunk_python
+    want = want_files
+    if have_numpy():
+        fn = _chunk_numpy
+        if want_files is not None:
+            import numpy as np
+            # one sorted array for np.isin, made once
+            want = np.unique(np.fromiter(want_files, dtype=np.uint64, count=len(want_files)))
+    else:
+        fn = _chunk_python
     for chunk in pa.chunks(progress=progress):
         res.scanned += chunk.count
-        fn(chunk, lay, res, state, want_files, slab_cache_memcg)
+        fn(chunk, lay, res, state, want, slab_cache_memcg)
     return res
 
 
@@ -199,7 +207,9 @@ def _memcg_words(chunk: PageChunk, lay: PageLayout):
 # -- numpy ------------------------------------------------------------------------------
 
 def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
-                 want: Optional[Set[int]], slab_cache_memcg) -> None:
+                 want, slab_cache_memcg) -> None:
+    """``want``: a sorted numpy array of the keys whose files are counted,
+    or None for every key."""
     import numpy as np
     n = chunk.count
     md = _memcg_words(chunk, lay)
@@ -265,14 +275,14 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
     if hpacked.size:
         vals, counts = np.unique(hpacked, return_counts=True)
         _add(res.folios, vals.tolist(), counts.tolist())
-    if want is None or want:
+    if want is None or want.size:
         fmask = charged & (hkind <= KIND_CODES["shmem"])
         if fmask.any():
             keys_f = hkey[fmask]
             if want is None:
                 sel = np.ones(keys_f.size, dtype=bool)
             else:
-                sel = np.isin(keys_f, np.fromiter(want, dtype=np.uint64, count=len(want)))
+                sel = np.isin(keys_f, want, assume_unique=False)
             if sel.any():
                 pairs = np.stack([keys_f[sel], hmap[fmask][sel], hkind[fmask][sel]], axis=1)
                 vals, counts = np.unique(pairs, axis=0, return_counts=True)
