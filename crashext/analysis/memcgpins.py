@@ -385,7 +385,7 @@ def _files(p: PinnedMemcg, found: List[Tuple[int, int]], res: PassResult,
             # tmpfs pages moved to the swap cache have no mapping (the swap
             # cache's address_space is not kept in page->mapping)
             f = {"mapping": "0x0", "inode": None, "ino": None, "size": None, "nlink": None,
-                 "dev": None, "fstype": None, "sb_id": None,
+                 "dev": None, "fstype": None, "sb_id": None, "mount": None,
                  "path": "(tmpfs pages in the swap cache)", "problem": None}
         f["pages"] = n
         f["kind"] = res.file_kind.get(mapping)
@@ -550,6 +550,7 @@ def _summary(t: Target, gen_key: str, gen, rows: List[PinnedMemcg],
 
 
 def _verdict_line(n: int, held: Dict[str, int], free: int, dying: List[PinnedMemcg]) -> str:
+    """``7 dying memcgs: 2 by page cache (3 files on /mnt/disk (ext4)), ...``"""
     if not n:
         return "no dying memcgs"
     words = {"file": "page cache", "shmem": "tmpfs/shmem", "anon": "anonymous memory",
@@ -563,10 +564,32 @@ def _verdict_line(n: int, held: Dict[str, int], free: int, dying: List[PinnedMem
             continue
         extra = ""
         if k in ("file", "shmem"):
-            nf = len({f["mapping"] for p in dying if p.held_by and p.held_by[0] == k
-                      for f in p.files if f.get("kind") == k})
-            extra = f" ({nf} file{'s' if nf != 1 else ''})"
-        parts.append(f"{c} by {words[k]}{extra}")
+            files = {f["mapping"]: f for p in dying if p.held_by and p.held_by[0] == k
+                     for f in p.files if f.get("kind") == k}
+            extra = f" ({_files_where(list(files.values()))})"
+        parts.append(f"{c:,} by {words[k]}{extra}")
     if free:
-        parts.append(f"{free} held by nothing counted (being freed)")
-    return f"{n} dying memcg{'s' if n != 1 else ''}: " + ", ".join(parts)
+        parts.append(f"{free:,} held by nothing counted (being freed)")
+    return f"{n:,} dying memcg{'s' if n != 1 else ''}: " + ", ".join(parts)
+
+
+def _files_where(files: List[Dict[str, Any]]) -> str:
+    """``3 files on /mnt/disk (ext4)``: how many, and on which filesystems
+    (the two that hold most of them)."""
+    nf = len(files)
+    where: Dict[str, int] = {}
+    for f in files:
+        if f.get("fstype") == "bdev":  # a block device's own page cache
+            key = (f.get("path") or "block device").strip("()")
+        elif f.get("fstype"):
+            key = f"{f.get('mount') or f.get('sb_id') or '?'} ({f['fstype']})"
+        else:
+            continue
+        where[key] = where.get(key, 0) + 1
+    top = sorted(where.items(), key=lambda kv: (-kv[1], kv[0]))[:2]
+    text = f"{nf:,} file{'s' if nf != 1 else ''}"
+    if top:
+        text += " on " + ", ".join(k for k, _c in top)
+        if len(where) > 2:
+            text += ", ..."
+    return text

@@ -54,10 +54,11 @@ class FileNamer:
 
     def mapping(self, mapping: int) -> Dict[str, Any]:
         """``{"inode", "ino", "size", "nlink", "dev", "fstype", "sb_id",
-        "path", "problem"}`` for the file whose page cache is ``mapping``."""
+        "mount", "path", "problem"}`` for the file whose page cache is
+        ``mapping`` (``mount``: where its filesystem is mounted)."""
         out: Dict[str, Any] = {"mapping": f"{mapping:#x}", "inode": None, "ino": None,
                                "size": None, "nlink": None, "dev": None, "fstype": None,
-                               "sb_id": None, "path": None, "problem": None}
+                               "sb_id": None, "mount": None, "path": None, "problem": None}
         if self._fast is not None:
             try:
                 if self._mapping_fast(mapping, out):
@@ -77,7 +78,7 @@ class FileNamer:
         sb = self.superblock(v["sb"])
         out.update({"inode": f"{inode:#x}", "ino": v["ino"], "size": v["size"],
                     "nlink": v["nlink"], "dev": sb["dev"], "fstype": sb["fstype"],
-                    "sb_id": sb["sb_id"]})
+                    "sb_id": sb["sb_id"], "mount": sb["mount"]})
         if sb["fstype"] == "bdev":
             out["path"] = f"(block device {_dev(v['rdev'])})"
             return True
@@ -135,7 +136,7 @@ class FileNamer:
             out["size"] = int(ino.i_size)
             out["nlink"] = _nlink(ino)
             sb = self.superblock(int(ino.i_sb))
-            out.update({k: sb[k] for k in ("dev", "fstype", "sb_id")})
+            out.update({k: sb[k] for k in ("dev", "fstype", "sb_id", "mount")})
             if sb["fstype"] == "bdev":
                 out["path"] = f"(block device {_dev(int(ino.i_rdev))})"
                 return out
