@@ -89,14 +89,14 @@ def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
         w1, c1 = _clock()
         out.update(pages=n, unreadable=pa.unreadable)
     elif kind == "walk":
-        from crashext.analysis.memcgpins import memcg_scan_rows
+        from crashext.analysis.memcgpins import memcg_walk
         w0, c0 = _clock()
-        rows, _ = memcg_scan_rows(t)
+        walked = memcg_walk(t)
         w1, c1 = _clock()
-        out.update(memcgs=len(rows))
+        out.update(memcgs=len(walked.addresses))
     else:
-        from crashext.analysis.memcgpins import memcg_pins, memcg_scan_rows
-        walked = memcg_scan_rows(t)
+        from crashext.analysis.memcgpins import memcg_pins, memcg_walk
+        walked = memcg_walk(t)
         import numpy  # noqa: F401  (its import is start-up, not the pass)
         w0, c0 = _clock()
         rep = memcg_pins(t, top=5, walked=walked)

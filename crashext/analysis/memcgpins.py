@@ -23,7 +23,7 @@ from .memcg import Memcg, memcg_scan
 from .memcgpins_pass import PageLayout, PassResult, page_pass
 from .memcgpins_rules import CURES, generation
 
-__all__ = ["PinnedMemcg", "PinsReport", "memcg_pins", "memcg_scan_rows", "HELD_ORDER"]
+__all__ = ["PinnedMemcg", "PinsReport", "Walked", "memcg_pins", "memcg_walk", "HELD_ORDER"]
 
 #: the order a verdict names what holds a memcg (and how a memcg is counted
 #: in the summary: by the first that holds it)
@@ -80,7 +80,7 @@ class _Keys:
     """What a memcg word points to: a memcg itself, or an obj_cgroup whose
     ``memcg`` (the memcg it is charged to now) is followed."""
 
-    def __init__(self, t: Target, memcgs: Dict[int, Memcg]) -> None:
+    def __init__(self, t: Target, memcgs: Set[int]) -> None:
         self.t = t
         self.memcgs = memcgs
         self.objcg_off: Optional[int] = None
@@ -109,7 +109,7 @@ class _Keys:
         return None, "unknown"
 
 
-def _slab_cache_memcg(t: Target, memcgs: Dict[int, Memcg]):
+def _slab_cache_memcg(t: Target, memcgs: Set[int]):
     """For v3.19-v5.8: the memcg of a per-memcg slab cache
     (``kmem_cache->memcg_params.memcg``; a pointer to the params on v3.10),
     0 for a root cache or one that cannot be read."""
@@ -258,28 +258,52 @@ def _v310_caches(t: Target, m: Memcg) -> List[Dict[str, Any]]:
 
 # -- the report ---------------------------------------------------------------------
 
-def memcg_scan_rows(t: Target) -> Tuple[List[Memcg], Dict[str, Any]]:
-    """Every memcg of ``t`` (the memcg walk's rows) and the walk's summary;
-    on a live kernel a walk broken by a memcg freed under it is tried once
-    more, as memcgids does."""
-    with memcg_scan(t) as scan:
-        rows, summary = list(scan.rows()), scan.summary
-    if t.is_live and summary.get("walk_problem"):
-        with memcg_scan(t) as scan:
-            rows, summary = list(scan.rows()), scan.summary
-    return rows, summary
+@dataclass
+class Walked:
+    """What memcgpins keeps of the memcg walk: the rows it reports on, the
+    address of every memcg (what a memcg word may point to), the id the
+    swap records use for each, and the walk's summary.  The other rows are
+    read back once from the walk's temporary file and dropped."""
+
+    chosen: List[Memcg]
+    addresses: Set[int]
+    swap_ids: Dict[int, int]
+    summary: Dict[str, Any]
+
+
+def memcg_walk(t: Target, all_memcgs: bool = False) -> Walked:
+    """The memcg walk for memcgpins (dying memcgs kept, every one with
+    ``all_memcgs``); on a live kernel a walk broken by a memcg freed under it
+    is tried once more, as memcgids does."""
+    css_ids = generation(t)[0] == "3.10"   # the swap records' id (swapcg.py)
+    for attempt in (0, 1):
+        chosen: List[Memcg] = []
+        addresses: Set[int] = set()
+        ids: Dict[int, int] = {}
+        with memcg_scan(t, spool=True) as scan:
+            for m in scan.rows():
+                addresses.add(m.address)
+                i = m.css_id if css_ids else m.memcg_id
+                if i is not None and i > 0:
+                    ids.setdefault(i, m.address)
+                if all_memcgs or m.state == "dying":
+                    chosen.append(m)
+            summary = scan.summary
+        if not (t.is_live and summary.get("walk_problem")) or attempt:
+            return Walked(chosen, addresses, ids, summary)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
-               progress=None, walked: Optional[Tuple[List[Memcg], Dict[str, Any]]] = None
-               ) -> PinsReport:
+               progress=None, walked: Optional[Walked] = None) -> PinsReport:
     """What holds each dying memcg of ``t`` (each memcg with ``all_memcgs``),
     with the ``top`` files of each, and a summary.  ``walked``: the memcg
-    walk's rows and summary (:func:`memcg_scan_rows`), when already read."""
+    walk (:func:`memcg_walk`), when already read."""
     gen_key, gen = generation(t)
-    rows, walk_summary = walked if walked is not None else memcg_scan_rows(t)
-    memcgs = {m.address: m for m in rows}
-    chosen = [m for m in rows if all_memcgs or m.state == "dying"]
+    w = walked if walked is not None else memcg_walk(t, all_memcgs)
+    memcgs = w.addresses
+    chosen = w.chosen
+    walk_summary = w.summary
     keys = _Keys(t, memcgs)
     # files are counted per memcg word: the dying memcgs' own (their pages
     # point to them directly), or every word with --all (since v7.1 an
@@ -305,7 +329,7 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
     # -- per memcg: pages by kind, swap slots, files, references, verdict
     per: Dict[int, PinnedMemcg] = {m.address: PinnedMemcg(m) for m in chosen}
     unresolved, via_objcg = _add_pages(per, res, keys, warnings)
-    _add_swap(per, rows, gen_key, swap, warnings)
+    _add_swap(per, w.swap_ids, swap, warnings)
     namer = FileNamer(t)
     stocks = _stock_refs(t)
     offline_wbs = _offline_cgwbs(t)
@@ -354,14 +378,9 @@ def _add_pages(per: Dict[int, PinnedMemcg], res: PassResult, keys: _Keys,
     return unresolved, via_objcg
 
 
-def _add_swap(per: Dict[int, PinnedMemcg], rows: List[Memcg], gen_key: str,
-              swap: SwapOwners, warnings: List[str]) -> None:
+def _add_swap(per: Dict[int, PinnedMemcg], ids: Dict[int, int], swap: SwapOwners,
+              warnings: List[str]) -> None:
     """Swap slots into each memcg's row, by the id the records use."""
-    ids: Dict[int, int] = {}
-    for m in rows:
-        i = m.css_id if gen_key == "3.10" else m.memcg_id
-        if i is not None and i > 0:
-            ids.setdefault(i, m.address)
     unknown = 0
     for i, n in swap.slots.items():
         addr = ids.get(i)
