@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..errors import MissingSymbolError
-from ..kernel.pages import PageArray, PageChunk, column, have_numpy
+from ..kernel.pages import DEFAULT_CHUNK, PageArray, PageChunk, column, have_numpy
 from ..kernel.target import Target
 from ..kernel.vmcoreinfo import vmcoreinfo_number
 
@@ -155,9 +155,10 @@ class PassResult:
 
 
 def page_pass(t: Target, pa: PageArray, lay: PageLayout, want_files: Optional[Set[int]],
-              slab_cache_memcg=None, progress=None) -> PassResult:
-    """Count every charged page of ``pa`` by (key, kind).  ``want_files``:
-    keys whose file pages are counted per mapping (None: every key).  ``slab_cache_memcg(cache)``,
+              slab_cache_memcg=None, progress=None, chunk: int = DEFAULT_CHUNK) -> PassResult:
+    """Count every charged page of ``pa`` by (key, kind), ``chunk`` struct
+    pages at a time.  ``want_files``: keys whose file pages are counted per
+    mapping (None: every key).  ``slab_cache_memcg(cache)``,
     if given, names the memcg of a slab page that has no memcg word (per-memcg
     caches of v3.19-v5.8 whose pages do not record it)."""
     res = PassResult()
@@ -171,9 +172,9 @@ def page_pass(t: Target, pa: PageArray, lay: PageLayout, want_files: Optional[Se
             want = np.unique(np.fromiter(want_files, dtype=np.uint64, count=len(want_files)))
     else:
         fn = _chunk_python
-    for chunk in pa.chunks(progress=progress):
-        res.scanned += chunk.count
-        fn(chunk, lay, res, state, want, slab_cache_memcg)
+    for block in pa.chunks(chunk, progress=progress):
+        res.scanned += block.count
+        fn(block, lay, res, state, want, slab_cache_memcg)
     return res
 
 
