@@ -22,7 +22,12 @@ wall seconds are printed too.  Kinds, each after the dump is open:
   the files of every dying memcg named (``--top 5``), references and
   verdicts -- what the command does beyond memcgids' walk;
 - ``walk``: the memcg walk alone, for reference;
-- ``command``: ``crashext memcgpins --json`` to /dev/null, open included.
+- ``command``: ``crashext memcgpins --json`` to /dev/null, open included;
+- ``crash`` (with ``--crash DIR``): ``memcgpins --json > /dev/null`` inside a
+  crash session with PyKdump, timed inside the session between shell
+  escapes as benchmarks/memcg_crash.py does (crash's start-up not counted;
+  CPU from crash's /proc/PID/schedstat); against ``pass`` + ``walk`` it is
+  the "inside crash within 2x of standalone" target.
 
 Ratios come from the best CPU seconds of the same run.  Numbers go to
 docs/performance.md.  The 8 GiB ``scale`` dump (tests/vmcore/scenarios/
@@ -37,6 +42,7 @@ import statistics
 import sys
 
 # the fresh-process rounds, peak RSS and clocks of the memcgids benchmark
+from memcg_crash import _MARK, _env, _marks
 from memcg_walk import _clock, _hwm_kb, arguments, rounds
 
 
@@ -53,6 +59,20 @@ def _command(vmcore: str, vmlinux: str) -> dict:
         os.dup2(saved, 1)
     w1, c1 = _clock()
     return {"wall": w1 - w0, "cpu": c1 - c0, "rc": rc}
+
+
+def _in_crash(a) -> dict:
+    """memcgpins inside crash: one session, timed between shell escapes."""
+    import subprocess
+    cmds = [_MARK, "memcgpins --json > /dev/null", _MARK, "!grep VmHWM /proc/$PPID/status"]
+    r = subprocess.run([sys.executable, "-m", "crashext", "crash", a.vmlinux, a.vmcore, "--",
+                        *cmds], capture_output=True, text=True, timeout=3600, env=_env(a))
+    m = _marks(r.stdout)
+    if len(m) != 2:
+        raise SystemExit("crash session failed:\n" + (r.stdout + r.stderr)[-2000:])
+    hwm = [int(x) for x in r.stdout.split() if x.isdigit()][-1:]
+    return {"kind": "crash", "wall": m[1][0] - m[0][0], "cpu": m[1][1] - m[0][1],
+            "hwm_kb": hwm[0] if hwm else 0}
 
 
 def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
@@ -109,7 +129,12 @@ def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
 
 
 def main() -> int:
-    a = arguments("bare,floor,pass,walk,command", 3)
+    a = arguments("bare,floor,pass,walk,command", 3, crash=True)
+    if a.crash and "crash" not in a.kinds.split(","):
+        a.kinds += ",crash"
+    if a.child == "crash":
+        print(json.dumps(_in_crash(a)))
+        return 0
     if a.child:
         print(json.dumps(child(a.child, a.vmcore, a.vmlinux, a.code)))
         return 0

@@ -120,8 +120,9 @@ def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
 
 def run_child(kind: str, a, script: str = __file__) -> dict:
     """One measurement in a fresh process: ``script --child KIND``."""
+    extra = ["--crash", a.crash] if getattr(a, "crash", None) else []
     p = subprocess.run([sys.executable, os.path.abspath(script), "--child", kind,
-                        a.vmcore, a.vmlinux, "--code", a.code],
+                        a.vmcore, a.vmlinux, "--code", a.code, *extra],
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=a.code),
                        cwd=a.code)
     if p.returncode != 0:
@@ -147,10 +148,14 @@ def _stats(xs):
     return min(xs), statistics.median(xs)
 
 
-def arguments(kinds: str, repeat: int):
+def arguments(kinds: str, repeat: int, crash: bool = False):
     """The command line every such benchmark takes (VMCORE VMLINUX, --repeat,
-    --code, --kinds, and --child for the measured process)."""
+    --code, --kinds, and --child for the measured process; ``crash``: and
+    --crash DIR, a crash + PyKdump build)."""
     ap = argparse.ArgumentParser()
+    if crash:
+        ap.add_argument("--crash", metavar="DIR",
+                        help="crash + PyKdump build (DIR/crash, DIR/mpykdump.so)")
     ap.add_argument("vmcore")
     ap.add_argument("vmlinux")
     ap.add_argument("--repeat", type=int, default=repeat)
