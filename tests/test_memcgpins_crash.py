@@ -1,9 +1,9 @@
 """memcgpins inside a real crash session (PyKdump backend), in every crash
 built for the pack: its JSON, written through crash's own redirection, must
 equal the standalone drgn JSON for the same memcg-pins dump, and the
-table's verdict line must be the same.  Inside crash there is no numpy
-(PyKdump's own Python), so this also holds the plain-Python page pass to
-the numpy one."""
+table's verdict line must be the same.  No progress line may reach the
+redirected files (inside crash the progress stream is the command's
+output)."""
 
 import json
 

@@ -62,6 +62,7 @@ references the counted pages account for.
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
+from ..kernel.pages import page_has_memcg
 from ..kernel.target import Target
 
 __all__ = ["KINDS", "Generation", "GENERATIONS", "CURES", "generation"]
@@ -130,7 +131,7 @@ CURES: Dict[str, str] = {
 
 def generation(t: Target) -> Tuple[str, Generation]:
     """``(key, row)`` of :data:`GENERATIONS` for ``t``, from its debug info."""
-    if t.has_type("struct page_cgroup"):
+    if not page_has_memcg(t) and t.has_type("struct page_cgroup"):
         return "3.10", GENERATIONS["3.10"]
     if t.has_member("struct kmem_cache", "memcg_params"):
         return "3.19", GENERATIONS["3.19"]

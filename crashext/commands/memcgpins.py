@@ -50,7 +50,10 @@ def run(args, ctx) -> int:
     if top is None or top < 0:
         raise InputError("--top N needs N >= 0")
     t = ctx.target()
-    prog = Progress("memcgpins: struct pages read", stream=ctx.err)
+    # inside crash or drgn the progress stream is the command's output, which
+    # a redirection (memcgpins --json > FILE) writes whole to the file
+    prog = Progress("memcgpins: struct pages read", stream=ctx.err,
+                    enabled=not ctx.inside_crash)
     report = memcg_pins(t, all_memcgs=getattr(args, "all", False), top=top, progress=prog)
     s = report.summary
     if args.json:
