@@ -88,7 +88,8 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
           visit: Optional[Callable[[int], int]] = None,
           cache: Optional[BlockCache] = None,
           childless: Optional[Callable[[int], bool]] = None,
-          members: Optional[Dict[int, None]] = None) -> Tuple["array[int]", Optional[str]]:
+          members: Optional[Dict[int, None]] = None,
+          linked: Optional[Dict[int, int]] = None) -> Tuple["array[int]", Optional[str]]:
     """The cgroup tree's memcgs in pre-order, and the corruption reason or None.
 
     ``visit(address)`` reads a memcg and returns the handle it is kept
@@ -100,7 +101,9 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
     ``childless(address)``: True if that memcg's children list is known to
     be empty (its walk is skipped); asked once per read, right after
     ``visit``.  ``members``, if given, is a dict filled with the addresses
-    of the memcgs in the result (as keys)."""
+    of the memcgs in the result (as keys).  ``linked``, if given, is filled
+    with the number of children each memcg with any has linked (the
+    memcgs absent from it have none)."""
     if visit is None:
         visit = int
     out = array("Q")
@@ -140,6 +143,8 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
                 kid_leaves.append(childless is not None and childless(kid))
             if w.corruption:
                 problems.append(f"children of css {css:#x}: {w.corruption}")
+            if linked is not None and kids:
+                linked[addr] = len(kids)
             kids.reverse()
             kid_handles.reverse()
             kid_leaves.reverse()
@@ -178,6 +183,8 @@ def _tree(t: Target, lay: _Layout, root: int, progress=None,
         kids = [node - sib_off for node in w]
         if w.corruption:
             problems.append(f"children of cgroup {cg:#x}: {w.corruption}")
+        if linked is not None and kids and css:
+            linked[css - css_off] = len(kids)
         stack.extend(reversed(kids))
     return out, "; ".join(problems[:3]) or None
 
@@ -324,10 +331,11 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
         return keep(addr)[1]
 
     in_tree: Dict[int, None] = {}
+    linked: Dict[int, int] = {}
     # progress is stepped per read (in visit), not again per node walked:
     # "memcgs read" counts each memcg once
     order, tree_problem = _tree(t, lay, root, None, visit, reader.cache,
-                                reader.children_empty, members=in_tree)
+                                reader.children_empty, members=in_tree, linked=linked)
     n_tree = len(order)
     # the tree's addresses as one sorted array: the set goes before the id
     # trees are read
@@ -358,6 +366,7 @@ def _scan(t: Target, lay: _Layout, root: int, reader: _Reader, store, progress) 
     order.extend(h for _path, h in only_idr)
     facts.kmem = _kmem_facts(t, lay, facts)
     scan = MemcgScan(store, order, n_tree, facts)
+    scan.children = linked
     scan.summary = _summary(t, lay, scan, sources_used, tree_problem, idr_problems)
     return scan
 
@@ -374,9 +383,18 @@ class MemcgScan:
         self._facts = facts
         self._finished = False
         self.summary: Dict[str, Any] = {}
+        #: memcg address -> the children linked under it, as the tree walk
+        #: found them, for the memcgs with any; the first :attr:`n_tree` rows
+        #: are the tree's, and those absent here have none
+        self.children: Dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._order)
+
+    @property
+    def n_tree(self) -> int:
+        """How many of the rows (the first) the tree walk found."""
+        return self._n_tree
 
     def rows(self) -> Iterator[Memcg]:
         """Each memcg with its sources and anomalies (made anew from a

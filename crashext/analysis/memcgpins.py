@@ -10,6 +10,8 @@ candidate.  Which kinds can pin a dying memcg on this kernel, and what cures
 each, is the table of :mod:`.memcgpins_rules`.
 """
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -31,22 +33,30 @@ HELD_ORDER = ("file", "shmem", "anon", "swap", "kmem", "slab", "children", "writ
 _PAGE_KINDS = ("file", "shmem", "anon", "kmem", "slab")
 
 
-@dataclass
 class PinnedMemcg:
-    """One memcg and what holds it."""
+    """One memcg and what holds it: ``pages`` and ``folios`` by kind,
+    ``swap`` slots, ``children`` linked, ``files`` named ({"path", "ino",
+    ...}) and ``nr_files`` by kind, ``refs`` (the reference count against
+    what accounts for it), ``caches`` (v3.10: the memcg's own copies of
+    slab caches, {"cache", "pages", "dead"}), ``held_by`` (kinds, in the
+    verdict's order) and the ``verdict``.  A class with slots, one per
+    memcg: 15,000 dying memcgs are made in a few milliseconds."""
 
-    memcg: Memcg
-    pages: Dict[str, int] = field(default_factory=dict)
-    folios: Dict[str, int] = field(default_factory=dict)
-    swap: int = 0
-    children: int = 0
-    files: List[Dict[str, Any]] = field(default_factory=list)
-    nr_files: Dict[str, int] = field(default_factory=dict)
-    refs: Dict[str, Optional[int]] = field(default_factory=dict)
-    #: v3.10: the memcg's own copies of slab caches, {"cache", "pages", "dead"}
-    caches: List[Dict[str, Any]] = field(default_factory=list)
-    held_by: List[str] = field(default_factory=list)
-    verdict: str = ""
+    __slots__ = ("memcg", "pages", "folios", "swap", "children", "files", "nr_files",
+                 "refs", "caches", "held_by", "verdict")
+
+    def __init__(self, memcg: Memcg) -> None:
+        self.memcg = memcg
+        self.pages: Dict[str, int] = {}
+        self.folios: Dict[str, int] = {}
+        self.swap = 0
+        self.children = 0
+        self.files: List[Dict[str, Any]] = []
+        self.nr_files: Dict[str, int] = {}
+        self.refs: Dict[str, Optional[int]] = {}
+        self.caches: List[Dict[str, Any]] = []
+        self.held_by: List[str] = []
+        self.verdict = ""
 
     @property
     def slab_pages(self) -> int:
@@ -269,6 +279,11 @@ class Walked:
     addresses: Set[int]
     swap_ids: Dict[int, int]
     summary: Dict[str, Any]
+    #: memcg -> children linked under it, as the tree walk found them (the
+    #: memcgs with any); a chosen memcg in :attr:`off_tree` was found by an
+    #: id tree only, and its children are counted by reading its list
+    children: Dict[int, int] = field(default_factory=dict)
+    off_tree: Set[int] = field(default_factory=set)
 
 
 def memcg_walk(t: Target, all_memcgs: bool = False) -> Walked:
@@ -280,18 +295,39 @@ def memcg_walk(t: Target, all_memcgs: bool = False) -> Walked:
         chosen: List[Memcg] = []
         addresses: Set[int] = set()
         ids: Dict[int, int] = {}
+        off_tree: Set[int] = set()
         with memcg_scan(t, spool=True) as scan:
-            for m in scan.rows():
+            n_tree = scan.n_tree
+            for row, m in enumerate(scan.rows()):
                 addresses.add(m.address)
                 i = m.css_id if css_ids else m.memcg_id
                 if i is not None and i > 0:
                     ids.setdefault(i, m.address)
                 if all_memcgs or m.state == "dying":
                     chosen.append(m)
+                    if row >= n_tree:
+                        off_tree.add(m.address)
             summary = scan.summary
+            children = scan.children
         if not (t.is_live and summary.get("walk_problem")) or attempt:
-            return Walked(chosen, addresses, ids, summary)
+            return Walked(chosen, addresses, ids, summary, children, off_tree)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def _gc_paused():
+    """The cyclic garbage collector off while the report is made.  It
+    makes dicts and lists without cycles, tens of thousands of them where
+    thousands of memcgs are dying, and each collection they set off walks
+    every object the memcg walk and drgn hold: a fifth of the time on the
+    scale dump (docs/performance.md)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
@@ -299,6 +335,12 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
     """What holds each dying memcg of ``t`` (each memcg with ``all_memcgs``),
     with the ``top`` files of each, and a summary.  ``walked``: the memcg
     walk (:func:`memcg_walk`), when already read."""
+    with _gc_paused():
+        return _memcg_pins(t, all_memcgs, top, progress, walked)
+
+
+def _memcg_pins(t: Target, all_memcgs: bool, top: int, progress,
+                walked: Optional[Walked]) -> PinsReport:
     gen_key, gen = generation(t)
     w = walked if walked is not None else memcg_walk(t, all_memcgs)
     memcgs = w.addresses
@@ -340,8 +382,10 @@ def memcg_pins(t: Target, all_memcgs: bool = False, top: int = 10,
             files_by_memcg.setdefault(addr, []).append((n, mapping))
     for addr, p in per.items():
         _files(p, files_by_memcg.get(addr, []), res, namer, top)
-        p.children = _children(t, p.memcg, namer.cache) \
-            if p.memcg.state == "dying" or all_memcgs else 0
+        if addr in w.off_tree:
+            p.children = _children(t, p.memcg, namer.cache)
+        else:  # as the walk found them (each child holds a reference)
+            p.children = w.children.get(addr, 0)
         _refs(t, gen_key, gen, p, stocks, offline_wbs)
         _verdict(p, gen, partial=pa.unreadable > 0 or unresolved > 0)
     out = sorted(per.values(), key=lambda p: p.memcg.path)
@@ -394,9 +438,15 @@ def _add_swap(per: Dict[int, PinnedMemcg], ids: Dict[int, int], swap: SwapOwners
 
 def _files(p: PinnedMemcg, found: List[Tuple[int, int]], res: PassResult,
            namer: FileNamer, top: int) -> None:
-    found.sort(key=lambda x: (-x[0], x[1]))
-    for kind in ("file", "shmem"):
-        p.nr_files[kind] = sum(1 for _n, m in found if res.file_kind.get(m) == kind)
+    if len(found) > 1:
+        found.sort(key=lambda x: (-x[0], x[1]))
+    nr = {"file": 0, "shmem": 0}
+    file_kind = res.file_kind
+    for _n, m in found:
+        k = file_kind.get(m)
+        if k in nr:
+            nr[k] += 1
+    p.nr_files = nr
     for n, mapping in found[:top]:
         if mapping:
             f = namer.mapping(mapping)
@@ -407,7 +457,7 @@ def _files(p: PinnedMemcg, found: List[Tuple[int, int]], res: PassResult,
                  "dev": None, "fstype": None, "sb_id": None, "mount": None,
                  "path": "(tmpfs pages in the swap cache)", "problem": None}
         f["pages"] = n
-        f["kind"] = res.file_kind.get(mapping)
+        f["kind"] = file_kind.get(mapping)
         p.files.append(f)
 
 
@@ -441,25 +491,32 @@ def _refs(t: Target, gen_key: str, gen, p: PinnedMemcg, stocks: Dict[int, int],
     p.refs["unexplained"] = (total - counted) if total is not None else None
 
 
+_HELD_RANK = {k: i for i, k in enumerate(HELD_ORDER)}
+
+
 def _held(p: PinnedMemcg, gen) -> Dict[str, int]:
-    """What holds ``p``, kind -> how much (pages, swap slots, children,
-    references), largest first; children and references only count when no
-    memory does."""
-    n: Dict[str, int] = {}
-    for kind in ("file", "shmem", "anon", "kmem"):
-        n[kind] = p.pages.get(kind, 0)
-    n["swap"] = p.swap
-    n["slab"] = p.slab_pages
-    n["children"] = p.children
-    n["writeback"] = p.refs.get("writeback") or 0
-    left = p.refs.get("unexplained") or 0
-    n["refs"] = left if left > 0 else 0
-    order = {k: i for i, k in enumerate(HELD_ORDER)}
-    others = ("children", "writeback", "refs")
-    memory = sorted((k for k in n if n[k] and k not in others),
-                    key=lambda k: (-n[k], order[k]))
-    rest = [k for k in others if n[k]]
-    return {k: n[k] for k in memory + rest}
+    """What holds ``p``, kind -> how much (memory: pages and swap slots,
+    largest first; then children, writeback contexts, references)."""
+    pages = p.pages
+    memory = [(k, pages[k]) for k in ("file", "shmem", "anon", "kmem") if pages.get(k)]
+    if p.swap:
+        memory.append(("swap", p.swap))
+    slab = p.slab_pages
+    if slab:
+        memory.append(("slab", slab))
+    if len(memory) > 1:
+        memory.sort(key=lambda kv: (-kv[1], _HELD_RANK[kv[0]]))
+    out = dict(memory)
+    if p.children:
+        out["children"] = p.children
+    refs = p.refs
+    wb = refs.get("writeback")
+    if wb:
+        out["writeback"] = wb
+    left = refs.get("unexplained")
+    if left is not None and left > 0:
+        out["refs"] = left
+    return out
 
 
 def _verdict(p: PinnedMemcg, gen, partial: bool = False) -> None:
@@ -474,19 +531,25 @@ def _verdict(p: PinnedMemcg, gen, partial: bool = False) -> None:
         p.verdict = "held by " + "; ".join(parts)
 
 
-def _phrase(kind: str, n: int, p: PinnedMemcg, partial: bool = False) -> str:
-    def pl(word: str, k: int) -> str:
-        return f"{k} {word}{'' if k == 1 else 's'}"
+def _pl(word: str, k: int) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
-    def files(k: str) -> str:
-        nf = p.nr_files.get(k, 0)
-        first = next((f for f in p.files if f.get("kind") == k), None)
-        where = f", e.g. {first['path'] or 'inode ' + str(first['ino'])}" if first else ""
-        return f" of {pl('file', nf)}{where}"
+
+def _of_files(p: PinnedMemcg, kind: str) -> str:
+    """`` of 2 files, e.g. /data/x``"""
+    nf = p.nr_files.get(kind, 0)
+    for f in p.files:
+        if f.get("kind") == kind:
+            return f" of {_pl('file', nf)}, e.g. {f['path'] or 'inode ' + str(f['ino'])}"
+    return f" of {_pl('file', nf)}"
+
+
+def _phrase(kind: str, n: int, p: PinnedMemcg, partial: bool = False) -> str:
+    pl = _pl
     if kind == "file":
-        return pl("page-cache page", n) + files("file")
+        return pl("page-cache page", n) + _of_files(p, "file")
     if kind == "shmem":
-        return pl("tmpfs/shmem page", n) + files("shmem")
+        return pl("tmpfs/shmem page", n) + _of_files(p, "shmem")
     if kind == "anon":
         return pl("anonymous page", n)
     if kind == "swap":
@@ -530,14 +593,18 @@ def _summary(t: Target, gen_key: str, gen, rows: List[PinnedMemcg],
             free += 1
     totals = {k: sum(p.pages.get(k, 0) for p in dying) for k in _PAGE_KINDS}
     totals["swap"] = sum(p.swap for p in dying)
-    files: Dict[str, Dict[str, Any]] = {}
+    # mapping -> [pages, memcgs, first description]; dicts only for the top 10
+    files: Dict[str, List[Any]] = {}
     for p in dying:
         for f in p.files:
-            key = f.get("mapping")
-            g = files.setdefault(key, dict(f, pages=0, memcgs=0))
-            g["pages"] += f["pages"]
-            g["memcgs"] += 1
-    top_files = sorted(files.values(), key=lambda f: -f["pages"])[:10]
+            g = files.get(f["mapping"])
+            if g is None:
+                files[f["mapping"]] = [f["pages"], 1, f]
+            else:
+                g[0] += f["pages"]
+                g[1] += 1
+    top_files = [dict(g[2], pages=g[0], memcgs=g[1])
+                 for g in sorted(files.values(), key=lambda g: -g[0])[:10]]
     if pa.unreadable:
         warnings.insert(0, f"{pa.unreadable} of {pa.nr_pages} struct pages could not be read "
                            f"(the dump lacks them): pages they describe are not counted, so "

@@ -210,7 +210,135 @@ def _memcg_words(chunk: PageChunk, lay: PageLayout):
 def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
                  want, slab_cache_memcg) -> None:
     """``want``: a sorted numpy array of the keys whose files are counted,
-    or None for every key."""
+    or None for every key.  Only the charged head pages are decoded; each
+    counts for itself and the tail pages after it (its span)."""
+    import numpy as np
+    if slab_cache_memcg is not None and lay.slab_cache is not None:
+        # v3.19-v5.8: slab pages without a memcg word are looked at too
+        return _chunk_numpy_every_page(chunk, lay, res, st, want, slab_cache_memcg)
+    n = chunk.count
+    md = _memcg_words(chunk, lay)
+    if md is None:
+        return
+    data, size = chunk.data, lay.size
+    if lay.tail_member is not None:
+        tail = (column(data, n, size, lay.tail_member) & 1).astype(bool)
+    elif lay.tail_flag:
+        tail = (column(data, n, size, lay.flags) & lay.tail_flag) != 0
+    else:
+        tail = None
+    # the head pages, and where each one's span ends (the next head, or
+    # the end of the chunk: a compound page running on is carried over)
+    if tail is None or not tail.any():
+        heads = None
+        lead = 0
+    else:
+        heads = np.flatnonzero(~tail)
+        lead = int(heads[0]) if heads.size else n
+    if lead:  # tail pages before the chunk's first head: the carried head's
+        _carried(res, st, lead, want)
+    if heads is not None and not heads.size:
+        return
+    if heads is None:
+        hc = np.flatnonzero(md)
+        span = None
+    else:
+        hmd = md[heads]
+        nz = np.flatnonzero(hmd)
+        hc = heads[nz]
+        ends = np.empty(heads.size, dtype=np.int64)
+        ends[:-1] = heads[1:]
+        ends[-1] = n
+        span = (ends - heads)[nz]
+    last = n - 1 if heads is None else int(heads[-1])
+    if not hc.size:
+        st.key, st.kind, st.mapping, st.vector = 0, KIND_CODES["kmem"], 0, False
+        return
+    w = md[hc]
+    flags = column(data, n, size, lay.flags)[hc]
+    mapping = column(data, n, size, lay.mapping)[hc]
+    anon = (mapping & 1) != 0
+    kind = np.full(hc.size, KIND_CODES["kmem"], dtype=np.uint64)
+    kind[(mapping != 0) & ~anon] = KIND_CODES["file"]
+    kind[((flags & lay.swapbacked) != 0) & ~anon] = KIND_CODES["shmem"]
+    kind[anon] = KIND_CODES["anon"]
+    kind[(w & 2) != 0] = KIND_CODES["kmem"]
+    vector = (w & 1) != 0
+    slab = vector.copy()
+    if lay.slab_flag:
+        slab |= (flags & lay.slab_flag) != 0
+    elif lay.slab_type is not None and lay.type_off is not None:
+        slab |= column(data, n, size, lay.type_off, 4)[hc] == lay.slab_type
+    kind[slab] = KIND_CODES["slab"]
+    key = w & np.uint64(_ALL ^ _LOW)
+    # the carry: the chunk's last head, charged or not
+    if int(hc[-1]) == last:
+        st.key, st.kind = int(key[-1]), int(kind[-1])
+        st.mapping, st.vector = int(mapping[-1]), bool(vector[-1])
+    else:
+        st.key, st.kind, st.mapping, st.vector = 0, KIND_CODES["kmem"], 0, False
+    if span is None:
+        span = np.ones(hc.size, dtype=np.int64)
+    if vector.any():
+        res.slab_vectors += int(span[vector].sum())
+        keep = ~vector
+        key, kind, mapping, span = key[keep], kind[keep], mapping[keep], span[keep]
+        if not key.size:
+            return
+    packed = key | kind
+    vals, inv, folios = np.unique(packed, return_inverse=True, return_counts=True)
+    pages = np.bincount(inv.ravel(), weights=span, minlength=vals.size)
+    vals_l = vals.tolist()
+    _add(res.pages, vals_l, pages.astype(np.int64).tolist())
+    _add(res.folios, vals_l, folios.tolist())
+    if want is None or want.size:
+        fsel = np.flatnonzero(kind <= KIND_CODES["shmem"])
+        if fsel.size and want is not None:
+            fsel = fsel[np.isin(key[fsel], want)]
+        if fsel.size:
+            _add_files(res, key[fsel], mapping[fsel], kind[fsel], span[fsel])
+
+
+def _carried(res: PassResult, st: _Carry, n: int, want) -> None:
+    """``n`` tail pages of the compound page the last chunk ended in."""
+    if not st.key:
+        return
+    if st.vector:
+        res.slab_vectors += n
+        return
+    k = (st.key, _KIND_NAMES[st.kind])
+    res.pages[k] = res.pages.get(k, 0) + n
+    if st.kind <= KIND_CODES["shmem"] and (want is None or _in_sorted(want, st.key)):
+        fk = (st.key, st.mapping)
+        res.files[fk] = res.files.get(fk, 0) + n
+        res.file_kind[st.mapping] = _KIND_NAMES[st.kind]
+
+
+def _in_sorted(want, key: int) -> bool:
+    import numpy as np
+    i = int(np.searchsorted(want, np.uint64(key)))
+    return i < want.size and int(want[i]) == key
+
+
+def _add_files(res: PassResult, keys, mappings, kinds, span) -> None:
+    """Pages per (key, mapping), grouped in numpy (one sort)."""
+    import numpy as np
+    order = np.lexsort((mappings, keys))
+    keys, mappings, kinds, span = keys[order], mappings[order], kinds[order], span[order]
+    start = np.ones(keys.size, dtype=bool)
+    start[1:] = (keys[1:] != keys[:-1]) | (mappings[1:] != mappings[:-1])
+    starts = np.flatnonzero(start)
+    sums = np.add.reduceat(span, starts)
+    files, file_kind = res.files, res.file_kind
+    for k, m, kd, c in zip(keys[starts].tolist(), mappings[starts].tolist(),
+                           kinds[starts].tolist(), sums.tolist()):
+        files[(k, m)] = files.get((k, m), 0) + c
+        file_kind[m] = _KIND_NAMES[kd]
+
+
+def _chunk_numpy_every_page(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
+                            want, slab_cache_memcg) -> None:
+    """Every page decoded, for slab pages whose memcg is their cache's."""
     import numpy as np
     n = chunk.count
     md = _memcg_words(chunk, lay)
@@ -272,10 +400,13 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
     packed = hkey[charged] | hkind[charged]
     vals, counts = np.unique(packed, return_counts=True)
     _add(res.pages, vals.tolist(), counts.tolist())
-    hpacked = (key | kind)[head & charged]
-    if hpacked.size:
-        vals, counts = np.unique(hpacked, return_counts=True)
+    if not tail.any():  # no compound page here: each page is its folio
         _add(res.folios, vals.tolist(), counts.tolist())
+    else:
+        hpacked = (key | kind)[head & charged]
+        if hpacked.size:
+            vals, counts = np.unique(hpacked, return_counts=True)
+            _add(res.folios, vals.tolist(), counts.tolist())
     if want is None or want.size:
         fmask = charged & (hkind <= KIND_CODES["shmem"])
         if fmask.any():

@@ -71,10 +71,18 @@ class FileNamer:
         """Fill ``out`` from reads by offset; False where the slow path must
         say what went wrong (no host, no dentry, a name that did not fit)."""
         f, cache = self._fast, self.cache
-        inode = f.mapping.read(mapping, cache)["host"]
-        if not inode:
-            return False
-        v = f.inode.read(inode, cache)
+        # the inode whose i_data this mapping would be, if its i_data.host
+        # says so (one read); else the mapping's host, then the inode
+        inode = mapping - f.i_data_off
+        try:
+            v = f.inode.read(inode, cache)
+        except ReadError:
+            v = None
+        if v is None or v["host"] != inode:
+            inode = f.mapping.read(mapping, cache)["host"]
+            if not inode:
+                return False
+            v = f.inode.read(inode, cache)
         sb = self.superblock(v["sb"])
         out.update({"inode": f"{inode:#x}", "ino": v["ino"], "size": v["size"],
                     "nlink": v["nlink"], "dev": sb["dev"], "fstype": sb["fstype"],
@@ -240,7 +248,9 @@ class _Fast:
         self.mapping = StructFields(t, "struct address_space", {"host": "host"})
         self.inode = StructFields(t, "struct inode", {
             "ino": "i_ino", "size": "i_size", "nlink": nlink, "sb": "i_sb",
-            "dentry": "i_dentry.first", "rdev": "i_rdev"})
+            "dentry": "i_dentry.first", "rdev": "i_rdev", "host": "i_data.host"})
+        #: a page-cache mapping is almost always its inode's own i_data
+        self.i_data_off = t.member_offset("struct inode", "i_data")
         self.dentry = StructFields(t, "struct dentry", {"parent": "d_parent",
                                                         "name": "d_name.name"})
         self.alias_off = t.member_offset("struct dentry", alias)
