@@ -25,12 +25,33 @@ from .memcg import Memcg, memcg_scan
 from .memcgpins_pass import PageLayout, PassResult, page_pass
 from .memcgpins_rules import CURES, generation
 
-__all__ = ["PinnedMemcg", "PinsReport", "Walked", "memcg_pins", "memcg_walk", "HELD_ORDER"]
+__all__ = ["MemcgRow", "PinnedMemcg", "PinsReport", "Walked", "memcg_pins", "memcg_walk", "HELD_ORDER"]
 
 #: the order a verdict names what holds a memcg (and how a memcg is counted
 #: in the summary: by the first that holds it)
 HELD_ORDER = ("file", "shmem", "anon", "swap", "kmem", "slab", "children", "writeback", "refs")
 _PAGE_KINDS = ("file", "shmem", "anon", "kmem", "slab")
+
+
+class MemcgRow:
+    """What memcgpins keeps of a memcg's row (:class:`~.memcg.Memcg`): its
+    identity, state and reference count, in slots (15,000 dying memcgs
+    kept as whole rows would be 10 MiB)."""
+
+    __slots__ = ("address", "path", "state", "cgroup_id", "memcg_id", "css_id",
+                 "kmemcg_id", "refcount", "ref_mode", "kmem_flags")
+
+    def __init__(self, m: Memcg) -> None:
+        self.address = m.address
+        self.path = m.path
+        self.state = m.state
+        self.cgroup_id = m.cgroup_id
+        self.memcg_id = m.memcg_id
+        self.css_id = m.css_id
+        self.kmemcg_id = m.kmemcg_id
+        self.refcount = m.refcount
+        self.ref_mode = m.ref_mode
+        self.kmem_flags = m.kmem_flags
 
 
 class PinnedMemcg:
@@ -45,7 +66,7 @@ class PinnedMemcg:
     __slots__ = ("memcg", "pages", "folios", "swap", "children", "files", "nr_files",
                  "refs", "caches", "held_by", "verdict")
 
-    def __init__(self, memcg: Memcg) -> None:
+    def __init__(self, memcg: MemcgRow) -> None:
         self.memcg = memcg
         self.pages: Dict[str, int] = {}
         self.folios: Dict[str, int] = {}
@@ -145,7 +166,7 @@ def _slab_cache_memcg(t: Target, memcgs: Set[int]):
 
 # -- references --------------------------------------------------------------------
 
-def _children(t: Target, m: Memcg, cache: Optional[BlockCache] = None) -> int:
+def _children(t: Target, m: MemcgRow, cache: Optional[BlockCache] = None) -> int:
     """Child csses still linked under ``m`` (each holds a reference on it:
     ``css_get(css->parent)`` in init_and_link_css(), kernel/cgroup/cgroup.c)."""
     try:
@@ -229,7 +250,7 @@ def _writeback_refs(t: Target, p: "PinnedMemcg") -> int:
     return len(wbs)
 
 
-def _v310_refcnt(t: Target, m: Memcg) -> Optional[int]:
+def _v310_refcnt(t: Target, m: MemcgRow) -> Optional[int]:
     """v3.10: the memcg's own ``refcnt`` (what frees it, __mem_cgroup_free())."""
     try:
         return int(t.object("struct mem_cgroup", m.address).refcnt.counter)
@@ -237,7 +258,7 @@ def _v310_refcnt(t: Target, m: Memcg) -> Optional[int]:
         return None
 
 
-def _v310_caches(t: Target, m: Memcg) -> List[Dict[str, Any]]:
+def _v310_caches(t: Target, m: MemcgRow) -> List[Dict[str, Any]]:
     """v3.10: the memcg's own copies of slab caches (``memcg->memcg_slab_caches``,
     linked by ``memcg_cache_params.list``) with their ``nr_pages``; the cache
     itself is ``root_cache->memcg_params->memcg_caches[kmemcg_id]``."""
@@ -275,7 +296,7 @@ class Walked:
     swap records use for each, and the walk's summary.  The other rows are
     read back once from the walk's temporary file and dropped."""
 
-    chosen: List[Memcg]
+    chosen: List[MemcgRow]
     addresses: Set[int]
     swap_ids: Dict[int, int]
     summary: Dict[str, Any]
@@ -304,7 +325,7 @@ def memcg_walk(t: Target, all_memcgs: bool = False) -> Walked:
                 if i is not None and i > 0:
                     ids.setdefault(i, m.address)
                 if all_memcgs or m.state == "dying":
-                    chosen.append(m)
+                    chosen.append(MemcgRow(m))
                     if row >= n_tree:
                         off_tree.add(m.address)
             summary = scan.summary
@@ -380,8 +401,14 @@ def _memcg_pins(t: Target, all_memcgs: bool, top: int, progress,
         addr, _how = keys.resolve(key)
         if addr is not None:
             files_by_memcg.setdefault(addr, []).append((n, mapping))
+    # what the pass counted is in the rows now: its dicts (tens of
+    # thousands of entries on a host with many dying memcgs) go before the
+    # rows' files and verdicts are made
+    res.pages.clear()
+    res.folios.clear()
+    res.files.clear()
     for addr, p in per.items():
-        _files(p, files_by_memcg.get(addr, []), res, namer, top)
+        _files(p, files_by_memcg.pop(addr, []), res, namer, top)
         if addr in w.off_tree:
             p.children = _children(t, p.memcg, namer.cache)
         else:  # as the walk found them (each child holds a reference)
@@ -473,13 +500,14 @@ def _refs(t: Target, gen_key: str, gen, p: PinnedMemcg, stocks: Dict[int, int],
         p.caches = caches
         counted = p.swap + len(caches) + p.refs["kmem_dead"] + p.children
     else:
-        held = sum(p.folios.get(k, 0) for k in _PAGE_KINDS)
+        # the pass's kinds are _PAGE_KINDS: every one is summed
+        held = sum(p.folios.values())
         total = m.refcount if m.ref_mode in ("atomic", "dead") else None
         if gen.refs_per != "folio":
             # v3.19-v5.8: references went with page counter charges and the
             # per-memcg caches held their own; no dump of such a kernel here
             # to check a model against, so nothing is called left over
-            held = sum(p.pages.get(k, 0) for k in _PAGE_KINDS)
+            held = sum(p.pages.values())
             total = None
         p.refs = {"total": total, "pages": held, "swap_id": 1 if p.swap else 0,
                   "children": p.children, "stock": stocks.get(m.address, 0),
@@ -591,7 +619,10 @@ def _summary(t: Target, gen_key: str, gen, rows: List[PinnedMemcg],
             held[p.held_by[0]] += 1
         else:
             free += 1
-    totals = {k: sum(p.pages.get(k, 0) for p in dying) for k in _PAGE_KINDS}
+    totals = dict.fromkeys(_PAGE_KINDS, 0)
+    for p in dying:
+        for k, n in p.pages.items():
+            totals[k] += n
     totals["swap"] = sum(p.swap for p in dying)
     # mapping -> [pages, memcgs, first description]; dicts only for the top 10
     files: Dict[str, List[Any]] = {}

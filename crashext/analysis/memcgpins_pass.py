@@ -168,7 +168,7 @@ def page_pass(t: Target, pa: PageArray, lay: PageLayout, want_files: Optional[Se
         fn = _chunk_numpy
         if want_files is not None:
             import numpy as np
-            # one sorted array for np.isin, made once
+            # one sorted array for the binary searches, made once
             want = np.unique(np.fromiter(want_files, dtype=np.uint64, count=len(want_files)))
     else:
         fn = _chunk_python
@@ -294,7 +294,7 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
     if want is None or want.size:
         fsel = np.flatnonzero(kind <= KIND_CODES["shmem"])
         if fsel.size and want is not None:
-            fsel = fsel[np.isin(key[fsel], want)]
+            fsel = fsel[_in_want(np, key[fsel], want)]
         if fsel.size:
             _add_files(res, key[fsel], mapping[fsel], kind[fsel], span[fsel])
 
@@ -312,6 +312,14 @@ def _carried(res: PassResult, st: _Carry, n: int, want) -> None:
         fk = (st.key, st.mapping)
         res.files[fk] = res.files.get(fk, 0) + n
         res.file_kind[st.mapping] = _KIND_NAMES[st.kind]
+
+
+def _in_want(np, keys, want):
+    """Which of ``keys`` are in the sorted array ``want`` (a binary search
+    each: np.isin would sort ``want`` again for every chunk)."""
+    i = np.searchsorted(want, keys)
+    i[i >= want.size] = 0
+    return want[i] == keys
 
 
 def _in_sorted(want, key: int) -> bool:
@@ -414,7 +422,7 @@ def _chunk_numpy_every_page(chunk: PageChunk, lay: PageLayout, res: PassResult, 
             if want is None:
                 sel = np.ones(keys_f.size, dtype=bool)
             else:
-                sel = np.isin(keys_f, want, assume_unique=False)
+                sel = _in_want(np, keys_f, want)
             if sel.any():
                 pairs = np.stack([keys_f[sel], hmap[fmask][sel], hkind[fmask][sel]], axis=1)
                 vals, counts = np.unique(pairs, axis=0, return_counts=True)

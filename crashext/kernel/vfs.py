@@ -56,20 +56,22 @@ class FileNamer:
         """``{"inode", "ino", "size", "nlink", "dev", "fstype", "sb_id",
         "mount", "path", "problem"}`` for the file whose page cache is
         ``mapping`` (``mount``: where its filesystem is mounted)."""
+        if self._fast is not None:
+            try:
+                got = self._mapping_fast(mapping)
+            except ReadError:
+                got = None
+            if got is not None:
+                return got
         out: Dict[str, Any] = {"mapping": f"{mapping:#x}", "inode": None, "ino": None,
                                "size": None, "nlink": None, "dev": None, "fstype": None,
                                "sb_id": None, "mount": None, "path": None, "problem": None}
-        if self._fast is not None:
-            try:
-                if self._mapping_fast(mapping, out):
-                    return out
-            except ReadError:
-                pass
         return self._mapping_slow(mapping, out)
 
-    def _mapping_fast(self, mapping: int, out: Dict[str, Any]) -> bool:
-        """Fill ``out`` from reads by offset; False where the slow path must
-        say what went wrong (no host, no dentry, a name that did not fit)."""
+    def _mapping_fast(self, mapping: int) -> Optional[Dict[str, Any]]:
+        """:meth:`mapping` from reads by offset; None where the slow path
+        must say what went wrong (no host, no dentry, a name that did not
+        fit)."""
         f, cache = self._fast, self.cache
         # the inode whose i_data this mapping would be, if its i_data.host
         # says so (one read); else the mapping's host, then the inode
@@ -81,25 +83,25 @@ class FileNamer:
         if v is None or v["host"] != inode:
             inode = f.mapping.read(mapping, cache)["host"]
             if not inode:
-                return False
+                return None
             v = f.inode.read(inode, cache)
         sb = self.superblock(v["sb"])
-        out.update({"inode": f"{inode:#x}", "ino": v["ino"], "size": v["size"],
-                    "nlink": v["nlink"], "dev": sb["dev"], "fstype": sb["fstype"],
-                    "sb_id": sb["sb_id"], "mount": sb["mount"]})
         if sb["fstype"] == "bdev":
-            out["path"] = f"(block device {_dev(v['rdev'])})"
-            return True
-        first = v["dentry"]
-        if not first:
-            return False
-        names = self._names_fast(first - f.alias_off)
-        if names is None:
-            return False
-        out["path"] = _join(sb.get("mount"), sb.get("fstype"), names)
-        if v["nlink"] == 0:
-            out["path"] += " (deleted)"
-        return True
+            path = f"(block device {_dev(v['rdev'])})"
+        else:
+            first = v["dentry"]
+            if not first:
+                return None
+            names = self._names_fast(first - f.alias_off)
+            if names is None:
+                return None
+            path = _join(sb["mount"], sb["fstype"], names)
+            if v["nlink"] == 0:
+                path += " (deleted)"
+        return {"mapping": f"{mapping:#x}", "inode": f"{inode:#x}", "ino": v["ino"],
+                "size": v["size"], "nlink": v["nlink"], "dev": sb["dev"],
+                "fstype": sb["fstype"], "sb_id": sb["sb_id"], "mount": sb["mount"],
+                "path": path, "problem": None}
 
     def _names_fast(self, dentry: int) -> Optional[Tuple[str, ...]]:
         got = self._names.get(dentry, False)
@@ -128,8 +130,10 @@ class FileNamer:
             if name is None:
                 return None
             base = base + (name,)
-            self._names[node] = base
-        return self._names[dentry]
+            if node != dentry:
+                self._names[node] = base
+        # the file's own dentry is not kept: only directories are shared
+        return base
 
     def _mapping_slow(self, mapping: int, out: Dict[str, Any]) -> Dict[str, Any]:
         t = self.t
