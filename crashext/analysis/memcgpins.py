@@ -100,9 +100,15 @@ class PinsReport:
     summary: Dict[str, Any]
     memcgs: List[PinnedMemcg]
 
-    def to_json(self) -> Dict[str, Any]:
-        return {"summary": self.summary, "cures": dict(CURES),
-                "memcgs": [m.to_json() for m in self.memcgs]}
+    def to_json(self, stream: bool = False) -> Dict[str, Any]:
+        """The report as JSON; with ``stream`` the memcgs are made as they
+        are written (:class:`crashext.render.Rows`), not all at once."""
+        if stream:
+            from ..render import Rows
+            rows: Any = Rows(lambda: (m.to_json() for m in self.memcgs))
+        else:
+            rows = [m.to_json() for m in self.memcgs]
+        return {"summary": self.summary, "cures": dict(CURES), "memcgs": rows}
 
 
 # -- the pass and its keys -------------------------------------------------------

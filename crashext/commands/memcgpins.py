@@ -57,7 +57,7 @@ def run(args, ctx) -> int:
     report = memcg_pins(t, all_memcgs=getattr(args, "all", False), top=top, progress=prog)
     s = report.summary
     if args.json:
-        render.write_json(ctx.out, report.to_json())
+        render.write_json(ctx.out, report.to_json(stream=True))
         for w in s["warnings"]:
             ctx.warn(w)
         return 0
