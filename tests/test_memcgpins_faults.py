@@ -26,7 +26,8 @@ import pytest
 
 drgn = pytest.importorskip("drgn")
 
-from tests.faults.corrupt import _DESC, Corrupter, DumpLayout, copy, open_clean, phys_of  # noqa: E402
+from tests.faults.corrupt import (  # noqa: E402
+    _DESC, Corrupter, DumpLayout, copy, open_clean, phys_of)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = 4096

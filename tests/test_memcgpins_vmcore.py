@@ -227,3 +227,25 @@ def test_command_json_and_table(vmcore):
     # 5.10 keeps kernel pages charged to a removed cgroup: the pipe's buffers
     pipe = [m for m in data["memcgs"] if m["path"] == "/pins/pipe"][0]
     assert pipe["held_by"][0] == "kmem" and "CURE KMEM" in table.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.vmcore
+def test_fifteen_thousand_dying_memcgs_each_held_by_its_tmpfs_file(vmcore):
+    """memcg-many (5.10): each of 15,000 removed cgroups wrote one byte to
+    /data/many/fN from inside /many/gN (tests/vmcore/guest/cgmany.c); the
+    tmpfs page is all that holds it, and it accounts for its one reference."""
+    fx = vmcore("bullseye", "memcg-many")
+    summary = dict(line.split("=", 1) for line in
+                   open(fx.truth_dir / "many_summary").read().split() if "=" in line)
+    count = int(summary["count"])
+    rep = memcg_pins(_open(fx), top=1)
+    many = [p for p in rep.memcgs if p.memcg.path.startswith("/many/g")]
+    assert len(many) == count
+    for p in many:
+        n = p.memcg.path[len("/many/g"):]
+        assert p.pages == {"shmem": 1} and p.swap == 0, (p.memcg.path, p.pages)
+        assert [f["path"] for f in p.files] == [f"/data/many/f{n}"], p.files
+        assert p.held_by == ["shmem"] and p.refs["unexplained"] == 0, (p.memcg.path, p.refs)
+    assert rep.summary["held_by"]["shmem"] >= count
+    assert rep.summary["verdict"].startswith(f"{rep.summary['dying']:,} dying memcgs: ")

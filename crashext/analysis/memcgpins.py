@@ -25,7 +25,8 @@ from .memcg import Memcg, memcg_scan
 from .memcgpins_pass import PageLayout, PassResult, page_pass
 from .memcgpins_rules import CURES, generation
 
-__all__ = ["MemcgRow", "PinnedMemcg", "PinsReport", "Walked", "memcg_pins", "memcg_walk", "HELD_ORDER"]
+__all__ = ["MemcgRow", "PinnedMemcg", "PinsReport", "Walked", "memcg_pins", "memcg_walk",
+           "HELD_ORDER"]
 
 #: the order a verdict names what holds a memcg (and how a memcg is counted
 #: in the summary: by the first that holds it)

@@ -82,9 +82,10 @@ def _summary_pairs(s: Dict[str, Any]) -> List[List[str]]:
              ["RELEASE", f"{s['release']}: rules of {g['releases']} ({g['record']})"],
              ["CAN PIN", ", ".join(pins) + (f"; handed to the parent at removal: "
                                             f"{', '.join(free)}" if free else "")],
-             ["PAGE ARRAY", f"{pa['scanned']} of {pa['pages']} struct pages read ({pa['model']})"
-              + (f", {pa['unreadable']} unreadable" if pa["unreadable"] else "")],
-             ["SWAP", f"{sw['slots']} slots recorded ({sw['source']}, {sw['devices']} device"
+             ["PAGE ARRAY", f"{pa['scanned']:,} of {pa['pages']:,} struct pages read "
+                            f"({pa['model']})"
+              + (f", {pa['unreadable']:,} unreadable" if pa["unreadable"] else "")],
+             ["SWAP", f"{sw['slots']:,} slots recorded ({sw['source']}, {sw['devices']} device"
                       f"{'s' if sw['devices'] != 1 else ''})" if sw["source"]
               else "no swap owner records (no swap device, or swap not accounted)"]]
     for kind in HELD_ORDER:
