@@ -286,11 +286,16 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
         if not key.size:
             return
     packed = key | kind
-    vals, inv, folios = np.unique(packed, return_inverse=True, return_counts=True)
-    pages = np.bincount(inv.ravel(), weights=span, minlength=vals.size)
-    vals_l = vals.tolist()
-    _add(res.pages, vals_l, pages.astype(np.int64).tolist())
-    _add(res.folios, vals_l, folios.tolist())
+    if int(span.max()) == 1:  # order-0 pages only: each page is a folio
+        vals, folios = np.unique(packed, return_counts=True)
+        vals_l, folios_l = vals.tolist(), folios.tolist()
+        _add(res.pages, vals_l, folios_l)
+    else:
+        vals, inv, folios = np.unique(packed, return_inverse=True, return_counts=True)
+        pages = np.bincount(inv.ravel(), weights=span, minlength=vals.size)
+        vals_l, folios_l = vals.tolist(), folios.tolist()
+        _add(res.pages, vals_l, pages.astype(np.int64).tolist())
+    _add(res.folios, vals_l, folios_l)
     if want is None or want.size:
         fsel = np.flatnonzero(kind <= KIND_CODES["shmem"])
         if fsel.size and want is not None:

@@ -104,10 +104,18 @@ class FileNamer:
                 "path": path, "problem": None}
 
     def _names_fast(self, dentry: int) -> Optional[Tuple[str, ...]]:
-        got = self._names.get(dentry, False)
+        names = self._names
+        got = names.get(dentry, False)
         if got is not False:
             return got
         f, cache = self._fast, self.cache
+        # most files sit in a directory already named: one dentry read
+        v = f.dentry.read(dentry, cache)
+        parent = v["parent"]
+        base = names.get(parent) if parent != dentry else None
+        if base is not None:
+            name = _name(self.t, cache, v["name"])
+            return None if name is None else base + (name,)
         chain: List[Tuple[int, Dict[str, int]]] = []
         d = dentry
         base: Optional[Tuple[str, ...]] = None
@@ -264,15 +272,21 @@ def _name(t: Target, cache: Optional[BlockCache], ptr: int) -> Optional[str]:
     """A dentry name (NUL-terminated, at most 255 bytes) read in one go."""
     if not ptr:
         return ""
-    n = min(256, 4096 - (ptr & 4095))
-    try:
-        raw = cache.read(ptr, n) if cache is not None else t.read_bytes(ptr, n)
-    except ReadError:
-        return None
-    end = raw.find(b"\0")
+    off = ptr & 4095
+    if cache is not None:  # the block, searched in place
+        buf = cache.block(ptr - off)
+        if buf is None:
+            return None
+    else:
+        try:
+            buf = t.read_bytes(ptr, min(256, 4096 - off))
+        except ReadError:
+            return None
+        off = 0
+    end = buf.find(b"\0", off, off + 256)
     if end < 0:
         return None  # crosses a page: the slow path reads it
-    return raw[:end].decode("utf-8", "replace")
+    return buf[off:end].decode("utf-8", "replace")
 
 
 def _join(mount: Optional[str], fstype: Optional[str], names) -> str:
