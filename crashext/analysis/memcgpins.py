@@ -83,7 +83,9 @@ class PinnedMemcg:
     @property
     def slab_pages(self) -> int:
         """Slab pages: of its own caches (v3.10, their nr_pages) or counted."""
-        return sum(c["pages"] for c in self.caches) or self.pages.get("slab", 0)
+        if self.caches:
+            return sum(c["pages"] for c in self.caches) or self.pages.get("slab", 0)
+        return self.pages.get("slab", 0)
 
     def to_json(self) -> Dict[str, Any]:
         m = self.memcg
