@@ -19,7 +19,7 @@ setup(
     package_data={"crashext": ["kb/*.toml", "data/*", "report/templates/*.j2"]},
     include_package_data=True,
     # the scripts crash runs for each command (found by `crashext crash-init`)
-    data_files=[("share/crashext/epython", ["epython/crashext_init.py", "epython/memcgids.py",
+    data_files=[("share/crashext/epython", ["epython/crashext_init.py", "epython/memcgids.py", "epython/memcgpins.py",
                                             "epython/frag.py", "epython/allocfail.py",
                                             "epython/triage.py", "epython/report.py"])],
     install_requires=["tabulate>=0.8", "tomli>=1.1; python_version < \"3.11\""],

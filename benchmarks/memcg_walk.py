@@ -118,9 +118,11 @@ def child(kind: str, vmcore: str, vmlinux: str, code: str) -> dict:
             **_mapped_kb(vmcore)}
 
 
-def run_child(kind: str, a) -> dict:
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind,
-                        a.vmcore, a.vmlinux, "--code", a.code],
+def run_child(kind: str, a, script: str = __file__) -> dict:
+    """One measurement in a fresh process: ``script --child KIND``."""
+    extra = ["--crash", a.crash] if getattr(a, "crash", None) else []
+    p = subprocess.run([sys.executable, os.path.abspath(script), "--child", kind,
+                        a.vmcore, a.vmlinux, "--code", a.code, *extra],
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=a.code),
                        cwd=a.code)
     if p.returncode != 0:
@@ -128,31 +130,48 @@ def run_child(kind: str, a) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def _stats(xs):
-    return min(xs), statistics.median(xs)
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("vmcore")
-    ap.add_argument("vmlinux")
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--code", default=ROOT)
-    ap.add_argument("--kinds", default="bare,walk,table,json")
-    ap.add_argument("--child")
-    a = ap.parse_args()
-    if a.child:
-        print(json.dumps(child(a.child, a.vmcore, a.vmlinux, a.code)))
-        return 0
-    kinds = a.kinds.split(",")
+def rounds(kinds, a, script: str = __file__) -> dict:
+    """``a.repeat`` rounds of every kind in turn (so the machine's load falls
+    on all of them alike): {kind: [result...]}; says the rounds and the load."""
     runs = {k: [] for k in kinds}
     load0 = os.getloadavg()
     for _ in range(a.repeat):
         for k in kinds:
-            runs[k].append(run_child(k, a))
+            runs[k].append(run_child(k, a, script))
     load1 = os.getloadavg()
     print(f"{a.vmcore}: {a.repeat} rounds, {os.cpu_count()} CPUs, load average "
           f"{load0[0]:.1f} -> {load1[0]:.1f}; code {a.code}")
+    return runs
+
+
+def _stats(xs):
+    return min(xs), statistics.median(xs)
+
+
+def arguments(kinds: str, repeat: int, crash: bool = False):
+    """The command line every such benchmark takes (VMCORE VMLINUX, --repeat,
+    --code, --kinds, and --child for the measured process; ``crash``: and
+    --crash DIR, a crash + PyKdump build)."""
+    ap = argparse.ArgumentParser()
+    if crash:
+        ap.add_argument("--crash", metavar="DIR",
+                        help="crash + PyKdump build (DIR/crash, DIR/mpykdump.so)")
+    ap.add_argument("vmcore")
+    ap.add_argument("vmlinux")
+    ap.add_argument("--repeat", type=int, default=repeat)
+    ap.add_argument("--code", default=ROOT)
+    ap.add_argument("--kinds", default=kinds)
+    ap.add_argument("--child")
+    return ap.parse_args()
+
+
+def main() -> int:
+    a = arguments("bare,walk,table,json", 5)
+    if a.child:
+        print(json.dumps(child(a.child, a.vmcore, a.vmlinux, a.code)))
+        return 0
+    kinds = a.kinds.split(",")
+    runs = rounds(kinds, a)
     best = {}
     for k in kinds:
         cb, cm = _stats([r["cpu"] for r in runs[k]])

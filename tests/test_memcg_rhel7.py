@@ -116,9 +116,11 @@ def rhel7_types(k: SynthKernel) -> None:
 class Rhel7:
     """A 3.10 memory cgroup hierarchy laid out in synthetic memory."""
 
-    def __init__(self, array_size: int = 4) -> None:
-        self.k = k = SynthKernel(size=4 << 20)
+    def __init__(self, array_size: int = 4, size: int = 4 << 20, more_types=None) -> None:
+        self.k = k = SynthKernel(size=size)
         rhel7_types(k)
+        if more_types is not None:  # other tests' structures (memcgpins: the page array)
+            more_types(k)
         self.subsys = k.variable("mem_cgroup_subsys", "struct cgroup_subsys")
         k.set(self.subsys, "subsys_id", MEM_SUBSYS_ID)
         k.set(self.subsys, "use_id", 1)

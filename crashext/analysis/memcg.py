@@ -154,10 +154,11 @@ def _scan(t: Target, lay: MemcgLayout, root: int, reader: MemcgReader, store, pr
         return keep(addr)[1]
 
     in_tree: Dict[int, None] = {}
+    linked: Dict[int, int] = {}
     # progress is stepped per read (in visit), not again per node walked:
     # "memcgs read" counts each memcg once
     order, tree_problem = tree_memcgs(t, lay, root, None, visit, reader.cache,
-                                reader.children_empty, members=in_tree)
+                                      reader.children_empty, members=in_tree, linked=linked)
     n_tree = len(order)
     # the tree's addresses as one sorted array: the set goes before the id
     # trees are read
@@ -188,6 +189,7 @@ def _scan(t: Target, lay: MemcgLayout, root: int, reader: MemcgReader, store, pr
     order.extend(h for _path, h in only_idr)
     facts.kmem = _kmem_facts(t, lay, facts)
     scan = MemcgScan(store, order, n_tree, facts)
+    scan.children = linked
     scan.summary = _summary(t, lay, scan, sources_used, tree_problem, idr_problems)
     return scan
 
@@ -204,9 +206,18 @@ class MemcgScan:
         self._facts = facts
         self._finished = False
         self.summary: Dict[str, Any] = {}
+        #: memcg address -> the children linked under it, as the tree walk
+        #: found them, for the memcgs with any; the first :attr:`n_tree` rows
+        #: are the tree's, and those absent here have none
+        self.children: Dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._order)
+
+    @property
+    def n_tree(self) -> int:
+        """How many of the rows (the first) the tree walk found."""
+        return self._n_tree
 
     def rows(self) -> Iterator[Memcg]:
         """Each memcg with its sources and anomalies (made anew from a

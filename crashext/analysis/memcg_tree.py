@@ -31,7 +31,8 @@ def tree_memcgs(t: Target, lay: MemcgLayout, root: int, progress=None,
                 visit: Optional[Callable[[int], int]] = None,
                 cache: Optional[BlockCache] = None,
                 childless: Optional[Callable[[int], bool]] = None,
-                members: Optional[Dict[int, None]] = None) -> Tuple["array[int]", Optional[str]]:
+                members: Optional[Dict[int, None]] = None,
+                linked: Optional[Dict[int, int]] = None) -> Tuple["array[int]", Optional[str]]:
     """The cgroup tree's memcgs in pre-order, and the corruption reason or None.
 
     ``visit(address)`` reads a memcg and returns the handle it is kept
@@ -43,17 +44,20 @@ def tree_memcgs(t: Target, lay: MemcgLayout, root: int, progress=None,
     ``childless(address)``: True if that memcg's children list is known to
     be empty (its walk is skipped); asked once per read, right after
     ``visit``.  ``members``, if given, is a dict filled with the addresses
-    of the memcgs in the result (as keys)."""
+    of the memcgs in the result (as keys).  ``linked``, if given, is filled
+    with the number of children each memcg with any has linked (the
+    memcgs absent from it have none)."""
     if visit is None:
         visit = int
     if lay.css_tree:
-        return _css_tree(t, root, visit, progress, cache, childless, members)
-    return _cgroup_tree(t, lay, root, visit, progress, cache, members)
+        return _css_tree(t, root, visit, progress, cache, childless, members, linked)
+    return _cgroup_tree(t, lay, root, visit, progress, cache, members, linked)
 
 
 def _css_tree(t: Target, root: int, visit: Callable[[int], int], progress,
               cache: Optional[BlockCache], childless: Optional[Callable[[int], bool]],
-              members: Optional[Dict[int, None]]) -> Tuple["array[int]", Optional[str]]:
+              members: Optional[Dict[int, None]],
+              linked: Optional[Dict[int, int]]) -> Tuple["array[int]", Optional[str]]:
     """:func:`tree_memcgs` of a kernel whose memcgs hang in their own css tree:
     ``css.children`` / ``css.sibling`` from ``root_mem_cgroup->css`` (3.15
     and later)."""
@@ -93,6 +97,8 @@ def _css_tree(t: Target, root: int, visit: Callable[[int], int], progress,
             kid_leaves.append(childless is not None and childless(kid))
         if w.corruption:
             problems.append(f"children of css {css:#x}: {w.corruption}")
+        if linked is not None and kids:
+            linked[addr] = len(kids)
         kids.reverse()
         kid_handles.reverse()
         kid_leaves.reverse()
@@ -104,7 +110,8 @@ def _css_tree(t: Target, root: int, visit: Callable[[int], int], progress,
 
 def _cgroup_tree(t: Target, lay: MemcgLayout, root: int, visit: Callable[[int], int], progress,
                  cache: Optional[BlockCache],
-                 members: Optional[Dict[int, None]]) -> Tuple["array[int]", Optional[str]]:
+                 members: Optional[Dict[int, None]],
+                 linked: Optional[Dict[int, int]]) -> Tuple["array[int]", Optional[str]]:
     """:func:`tree_memcgs` of a 3.10 kernel: the cgroup tree (``cgroup->children``
     / ``->sibling``), each cgroup's memcg css in ``cgroup->subsys[id]``;
     ``childless`` is not asked (a cgroup's children are not memcgs)."""
@@ -140,6 +147,8 @@ def _cgroup_tree(t: Target, lay: MemcgLayout, root: int, visit: Callable[[int], 
         kids = [node - sib_off for node in w]
         if w.corruption:
             problems.append(f"children of cgroup {cg:#x}: {w.corruption}")
+        if linked is not None and kids and css:
+            linked[css - css_off] = len(kids)
         stack.extend(reversed(kids))
     return out, "; ".join(problems[:3]) or None
 

@@ -25,7 +25,7 @@ from ..kernel.target import Target
 __all__ = ["COMMAND_NAMES", "load", "all_commands", "Context", "add_target_arguments"]
 
 #: Every command module, in the order ``crashext --help`` lists them.
-COMMAND_NAMES = ["info", "memcgids", "frag", "allocfail", "triage", "report",
+COMMAND_NAMES = ["info", "memcgids", "memcgpins", "frag", "allocfail", "triage", "report",
                  "crash_session", "crash_init", "bundle", "exporter"]
 
 

@@ -11,7 +11,7 @@ decodes each with a precompiled :mod:`struct` unpacker, so the values equal
 """
 
 import struct
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .target import Target
 
@@ -42,6 +42,20 @@ class StructFields:
                 raise MissingSymbolError(f"{type_name}.{members[key]}: {size}-byte integer")
             self._unpack.append((key, struct.Struct("<" + fmt).unpack_from, off - self.lo))
         self.offsets = {key: off for key, (off, _, _) in layout.items()}
+        # the members side by side (none overlapping): one unpacker for the
+        # whole span, pad bytes between them, a C call per read
+        self._keys: Tuple[str, ...] = ()
+        self._whole: Optional[Callable] = None
+        order = sorted(layout.items(), key=lambda kv: kv[1][0])
+        fmt, pos = "<", self.lo
+        for key, (off, size, signed) in order:
+            if off < pos:
+                break  # members of a union: each is unpacked alone
+            fmt += ("%dx" % (off - pos) if off > pos else "") + _FMT[(size, signed)]
+            pos = off + size
+        else:
+            self._keys = tuple(key for key, _ in order)
+            self._whole = struct.Struct(fmt).unpack_from
 
     @property
     def span(self) -> int:
@@ -56,4 +70,6 @@ class StructFields:
             buf = cache.read(address + self.lo, self.hi - self.lo)
         else:
             buf = self.t.read_bytes(address + self.lo, self.hi - self.lo)
+        if self._whole is not None:
+            return dict(zip(self._keys, self._whole(buf)))
         return {key: unpack(buf, off)[0] for key, unpack, off in self._unpack}

@@ -46,6 +46,7 @@ class _Types:
 
     def __init__(self) -> None:
         self.cache: Dict[str, Optional[Desc]] = {}
+        self.constants: Dict[str, Any] = {}
         codes = _codes()
         self.PTR = codes.get("TYPE_CODE_PTR")
         self.STRUCT = codes.get("TYPE_CODE_STRUCT")
@@ -388,10 +389,26 @@ class PykdumpTarget(Target):
         return {name: int(value) for name, value in desc["edef"]}
 
     def constant(self, name: str) -> int:
-        try:
-            value = crash.enumerator_value(name)
-        except Exception:
-            value = None
+        # Cached, found or not.  gdb_whatis(NAME) of an enumerator describes
+        # its enum with every sibling (CSS_ONLINE brings CSS_DYING...) in about
+        # 10 ms; enumerator_value() is a gdb print of 0.1-0.2 s each.
+        cache = self._t.constants
+        if name not in cache:
+            cache[name] = None
+            try:
+                desc = crash.gdb_whatis(name)
+            except Exception:  # no such symbol: enumerator_value() would not find it either
+                desc = None
+            for sibling, value in (desc or {}).get("edef") or ():
+                cache.setdefault(sibling, value)
+                if sibling == name:
+                    cache[name] = value
+            if desc is not None and cache[name] is None:
+                try:
+                    cache[name] = crash.enumerator_value(name)
+                except Exception:
+                    pass
+        value = cache[name]
         if value is None:
             raise MissingSymbolError(f"debug info has no constant {name}")
         return int(value)

@@ -14,6 +14,7 @@ guest is quiescent, ``@@CRASHEXT:FAIL msg@@`` on a guest-side failure.
 """
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -163,3 +164,13 @@ def live_initramfs(kernel, scenario, dest):
     sopts = fixturelib.scenario_options(path)
     helpers = fixturelib.build_helpers(sopts, Path(dest).parent)
     return fixturelib.build_initramfs(kernel, path, sopts, helpers, dest), sopts
+
+
+@contextlib.contextmanager
+def ready_guest(kernel, scenario, workdir, timeout=600):
+    """A guest running live scenario ``scenario`` once it printed
+    LIVE_READY; GuestError (one line and the serial tail) if it did not."""
+    initrd, sopts = live_initramfs(kernel, scenario, Path(workdir) / "initrd.gz")
+    with LiveGuest(workdir, kernel, initrd=initrd, memory=sopts.get("memory", "512M")) as g:
+        g.wait_for("LIVE_READY", timeout)
+        yield g

@@ -855,8 +855,26 @@ def serial_tail(path, n=25):
     return "\n".join(lines[-n:])
 
 
+def scenario_disks(sopts, workdir):
+    """QEMU arguments for the empty disks a scenario asks for
+    ('disks=64M,32M'): each a sparse raw file in ``workdir`` behind its own
+    NVMe controller, so the guest sees /dev/nvme0n1, /dev/nvme1n1, ... in
+    that order (the cloud kernels build the NVMe driver in:
+    CONFIG_BLK_DEV_NVME=y, and ext4; loop, zram and brd are modules the
+    initramfs does not carry).  The files go with the build directory."""
+    args = []
+    for i, size in enumerate(x.strip() for x in
+                             sopts.get("disks", "").split(",") if x.strip()):
+        img = Path(workdir) / ("disk%d.img" % i)
+        with open(img, "wb") as f:
+            f.truncate(parse_size(size) << 20)
+        args += ["-drive", "file=%s,if=none,format=raw,id=disk%d" % (img, i),
+                 "-device", "nvme,drive=disk%d,serial=crashext%d" % (i, i)]
+    return args
+
+
 def run_qemu(kernel, initrd, cmdline, memory_mb, cpus, workdir, timeout,
-             timings):
+             timings, extra_args=()):
     """Boot, wait for the panic, dump ELF.  Returns the ELF path."""
     serial = workdir / "serial.log"
     qmp_path = workdir / "qmp.sock"
@@ -874,7 +892,7 @@ def run_qemu(kernel, initrd, cmdline, memory_mb, cpus, workdir, timeout,
         "-append", cmdline,
         "-serial", "file:%s" % serial,
         "-qmp", "unix:%s,server=on,wait=off" % qmp_path,
-    ]
+    ] + list(extra_args)
     qlog = open(workdir / "qemu.log", "w")
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
@@ -1171,7 +1189,8 @@ def _build_into(out, kernel, suite, scenario, sopts, key, memory_mb, cpus,
         timings["initramfs"] = round(time.monotonic() - t0, 2)
         try:
             elf = run_qemu(kernel, initrd, full_cmdline, memory_mb, cpus,
-                           tmp, timeout, timings)
+                           tmp, timeout, timings,
+                           extra_args=scenario_disks(sopts, tmp))
         finally:
             if (tmp / "serial.log").exists():
                 shutil.copyfile(tmp / "serial.log", out / "serial.log")
