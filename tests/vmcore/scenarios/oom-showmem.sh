@@ -1,5 +1,5 @@
 # oom-showmem: the kernel's show_mem() output in every form crashext reads
-# (issue 16): two SysRq-m dumps, a memory-cgroup OOM kill and a global OOM
+# (as triage and allocfail read it): two SysRq-m dumps, a memory-cgroup OOM kill and a global OOM
 # kill, then the whole kernel log as truth/dmesg.
 #
 #   1. echo m > /proc/sysrq-trigger   (sysrq_handle_showmem -> show_mem();
