@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import crashbuilds
+from crashext.crashenv import version_key
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "build-pykdump"
@@ -122,3 +123,37 @@ def test_gdb16_port_uses_only_what_gdb_16_3_defines(tmp_path):
     used = set(re.findall(r"\b(TYPE_[A-Z_]+)\s*\(", code))
     assert used and used <= defined, sorted(used - defined)
     assert not re.search(r"(?<![>.])\b(evaluate_type|value_type)\s*\(|\bSTRUCT_DOMAIN\b|sym->type\b(?! \()", code)
+
+
+
+def test_a_prebuilt_copy_is_installed_only_with_the_same_inputs(tmp_path):
+    """--prebuilt DIR (how scripts/build-image hands this machine's build to
+    the image's build stage): a build there with another key is not taken,
+    and the build goes on from the sources (here an empty directory: it
+    stops, nothing installed); with the key this build would have, it is
+    installed as it is, file for file."""
+    version = max(crashbuilds.SUITES, key=version_key)
+    pre = tmp_path / "pre" / f"crash-{version}"
+    pre.mkdir(parents=True)
+    for f in ("crash", "mpykdump.so"):
+        (pre / f).write_bytes(f"{f} of another machine\n".encode())
+    (pre / "build.json").write_text(json.dumps({"crash_version": version, "key": "0" * 16}))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = run("--crash", version, "--prebuilt", str(pre.parent), "--sources", str(empty),
+            env={"CRASHEXT_BUILDS": str(tmp_path / "other")})
+    assert p.returncode == 1
+    m = re.search(rf"crash {re.escape(version)}: the build in {re.escape(str(pre))} has other "
+                  r"inputs \(key 0{16}, this build's ([0-9a-f]{16})\); building", p.stderr)
+    assert m, p.stderr
+    assert not (tmp_path / "other" / pre.name).exists()
+
+    (pre / "build.json").write_text(json.dumps({"crash_version": version, "key": m.group(1)}))
+    p = run("--crash", version, "--prebuilt", str(pre.parent), "--sources", str(empty),
+            env={"CRASHEXT_BUILDS": str(tmp_path / "builds")})
+    assert p.returncode == 0, p.stderr
+    assert f"crash {version} and its PyKdump taken from {pre}" in p.stderr
+    got = tmp_path / "builds" / pre.name
+    assert sorted(os.listdir(got)) == ["build.json", "crash", "mpykdump.so"]
+    for f in ("crash", "mpykdump.so", "build.json"):
+        assert (got / f).read_bytes() == (pre / f).read_bytes()
