@@ -103,15 +103,13 @@ class PinsReport:
     summary: Dict[str, Any]
     memcgs: List[PinnedMemcg]
 
-    def to_json(self, stream: bool = False) -> Dict[str, Any]:
-        """The report as JSON; with ``stream`` the memcgs are made as they
-        are written (:class:`crashext.render.Rows`), not all at once."""
-        if stream:
-            from ..render import Rows
-            rows: Any = Rows(lambda: (m.to_json() for m in self.memcgs))
-        else:
-            rows = [m.to_json() for m in self.memcgs]
-        return {"summary": self.summary, "cures": dict(CURES), "memcgs": rows}
+    def to_json(self, memcgs: Any = None) -> Dict[str, Any]:
+        """The report as JSON.  ``memcgs``: what stands for the memcgs' rows
+        (a front end passes rows made as they are written, from
+        :meth:`PinnedMemcg.to_json`); by default the list of them."""
+        if memcgs is None:
+            memcgs = [m.to_json() for m in self.memcgs]
+        return {"summary": self.summary, "cures": dict(CURES), "memcgs": memcgs}
 
 
 # -- the pass and its keys -------------------------------------------------------

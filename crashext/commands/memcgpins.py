@@ -57,7 +57,9 @@ def run(args, ctx) -> int:
     report = memcg_pins(t, all_memcgs=getattr(args, "all", False), top=top, progress=prog)
     s = report.summary
     if args.json:
-        render.write_json(ctx.out, report.to_json(stream=True))
+        # the memcgs' rows are made as they are written, not all at once
+        rows = render.Rows(lambda: (p.to_json() for p in report.memcgs))
+        render.write_json(ctx.out, report.to_json(memcgs=rows))
         for w in s["warnings"]:
             ctx.warn(w)
         return 0
