@@ -29,7 +29,11 @@ from .memcgpins_report import (HELD_ORDER, MemcgRow, PinnedMemcg, PinsReport, Re
 from .memcgpins_rules import generation
 
 __all__ = ["MemcgRow", "PinnedMemcg", "PinsReport", "Walked", "memcg_pins", "memcg_walk",
-           "HELD_ORDER"]
+           "HELD_ORDER", "TOP_FILES"]
+
+#: files named per memcg unless asked otherwise (the command's ``--top``;
+#: the summary's files holding most memcgs are gathered from them)
+TOP_FILES = 5
 
 
 # -- the pass and its keys -------------------------------------------------------

@@ -3,7 +3,7 @@
 from typing import Any, Dict, List
 
 from .. import render
-from ..analysis.memcgpins import HELD_ORDER, memcg_pins
+from ..analysis.memcgpins import HELD_ORDER, TOP_FILES, memcg_pins
 from ..errors import InputError
 from ..progress import Progress
 
@@ -41,12 +41,12 @@ _FILE_ALIGN = ["right", "left", "right", "left", "left", "right", "left"]
 def add_arguments(parser) -> None:
     parser.add_argument("--all", action="store_true",
                         help="every memcg, online ones too (default: dying ones)")
-    parser.add_argument("--top", type=int, default=5, metavar="N",
-                        help="files named per memcg (default 5)")
+    parser.add_argument("--top", type=int, default=TOP_FILES, metavar="N",
+                        help=f"files named per memcg (default {TOP_FILES})")
 
 
 def run(args, ctx) -> int:
-    top = getattr(args, "top", 5)
+    top = getattr(args, "top", TOP_FILES)
     if top is None or top < 0:
         raise InputError("--top N needs N >= 0")
     t = ctx.target()
