@@ -27,7 +27,7 @@ import pytest
 drgn = pytest.importorskip("drgn")
 
 from tests.faults.corrupt import (  # noqa: E402
-    _DESC, Corrupter, DumpLayout, copy, open_clean, phys_of)
+    DESC, Corrupter, DumpLayout, copy, open_clean, phys_of)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = 4096
@@ -75,7 +75,7 @@ def test_page_array_partly_missing(clean, tmp_path):
     with open(out, "r+b") as f:
         at, _off, n, flags, pf = lay.page_desc(f, phys_of(prog, vaddr) // PAGE)
         f.seek(at)
-        f.write(_DESC.pack(lay.size + (1 << 30), n, flags, pf))
+        f.write(DESC.pack(lay.size + (1 << 30), n, flags, pf))
     data, err = _memcgpins(out, str(fx.vmlinux))
     pa = data["summary"]["page_array"]
     assert pa["unreadable"] == len(lost) == PAGE // size
