@@ -14,7 +14,7 @@ from .render import dash
 from .sources import kmsg
 
 __all__ = ["MARKS", "SHOW_FAILURES", "format_location", "frame_text", "evidence_lines",
-           "kmem_ids_text", "snapshot_label"]
+           "memcgpins_lines", "kmem_ids_text", "snapshot_label"]
 
 #: the mark of a knowledge-base element's status in text and in the page
 MARKS = {"matched": "+", "unmatched": "-", "unknown": "?"}
@@ -109,6 +109,8 @@ def evidence_lines(report: Dict[str, Any]) -> Dict[str, List[str]]:
                              f"{dash(s.get('dying'))} dying), kmem ids {kmem_ids_text(s)}")
         for c in mc["codes"]:
             out["memory"].append(f"  anomaly {c}: {mc['explanations'].get(c) or ''}".rstrip(": "))
+    if mem.get("memcgpins"):
+        out["memory"] += memcgpins_lines(mem["memcgpins"])
     for k, v in mem["errors"].items():
         out["memory"].append(f"({k}: {v})")
     if not out["memory"]:
@@ -159,6 +161,27 @@ def _oom_and_showmem_lines(mem: Dict[str, Any]) -> List[str]:
                    "(frag --log shows the timeline):")
         for k, v in per.items():
             out.append(f"  {k}: " + " -> ".join(v))
+    return out
+
+
+#: the words of the kinds pages are charged by, in a memcgpins summary's ``pages``
+_PIN_PAGES = (("file", "page cache"), ("shmem", "tmpfs/shmem"), ("anon", "anonymous"),
+              ("swap", "swapped out"), ("kmem", "kernel"), ("slab", "slab"))
+
+
+def memcgpins_lines(s: Dict[str, Any]) -> List[str]:
+    """What holds the dying memcgs, from a memcgpins summary: its verdict,
+    the pages still charged to them by kind, the cure of each kind that
+    holds one, and what could not be read."""
+    out = [f"memcgpins: {s['verdict']}"]
+    pages = s.get("pages") or {}
+    held = [f"{pages[k]:,} {word}" for k, word in _PIN_PAGES if pages.get(k)]
+    if held:
+        out.append("  pages charged to dying memcgs: " + ", ".join(held))
+    for k, cure in (s.get("cures") or {}).items():
+        out.append(f"  cure {k}: {cure}")
+    for w in s.get("warnings") or []:
+        out.append(f"  warning: {w}")
     return out
 
 

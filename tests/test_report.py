@@ -140,7 +140,9 @@ def test_seed_log_page_in_a_browser(tmp_path):
 
     # verdict first: the headline leads the page, the evidence carries the log's BUG line
     sections = [s.attrs.get("id") for s in tree.iter("section")]
-    assert sections == ["verdict", "fragmentation", "memcgs", "timeline", "system"]
+    assert sections == ["verdict", "fragmentation", "memcgs", "memcgpins", "timeline", "system"]
+    # what holds dying memcgs is in kernel memory only
+    assert tree.find(id="memcgpins-na").all_text().startswith("Not available: no dump")
     headline = tree.find(id="headline").all_text()
     tj = _json("triage", "--log", SEED)
     assert headline == tj["verdict"]["headline"] and headline.startswith("known bug:")
@@ -435,6 +437,7 @@ def test_memcg_section_of_a_rhel7_kernel(tmp_path):
     tri = {"memory": {"memcg": memcg_evidence(t), "errors": {}}}
     d = {"sources": ["synthetic 3.10 kernel"], "triage": None, "triage_error": "not asked",
          "frag": {"error": "not asked"}, "memcg": data.memcg_section(tri, t),
+         "memcgpins": {"error": "not asked"},
          "timeline": {"error": "not asked"}, "system": []}
     out = tmp_path / "rhel7.html"
     out.write_text(page.render_page(d))

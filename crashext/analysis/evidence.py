@@ -8,7 +8,8 @@ reason:
 ``system``   release, machine, CPUs, memory, uptime, panic time and string;
 ``panic``    the panicking task, its backtrace, the exception RIP (+ file:line);
 ``memory``   allocation failures from the log, the watermark verdict of each
-             failure's zones, the memcg summary and anomalies of a dump;
+             failure's zones, the memcg summary and anomalies of a dump,
+             and what holds its dying memcgs (the memcgpins summary);
 ``verdict``  knowledge-base entries (:mod:`crashext.kb`) matched against that
              evidence, strongest first, each element marked matched,
              unmatched or unknown.
@@ -177,6 +178,7 @@ def triage(inp: TriageInputs) -> Dict[str, Any]:
     pan = _panic_section(inp.target, log.rep, session, system, errors)
     memory, extra = _memory_section(log.rep, errors)
     mev = _memcg_section(inp.target, memory)
+    _memcgpins_section(inp.target, memory)
     ev = _evidence(inp, log, system, pan, memory, extra, mev, errors)
     verdict = _verdict_section(entries, ev, pan, memory, log)
     report = {"sources": _sources(inp), "system": system, "panic": pan, "memory": memory,
@@ -375,7 +377,7 @@ def _memory_section(rep: Optional["allocreport.AllocReport"], errors: Dict[str, 
     show_mem dumps and the Mem-Info timeline; and, beyond the failures kept,
     the last failure of each group (still evidence for the knowledge base)."""
     memory: Dict[str, Any] = {"allocation_failures": [], "zone_verdicts": [], "memcg": None,
-                              "errors": {}}
+                              "memcgpins": None, "errors": {}}
     if rep is None:
         memory["errors"]["allocation_failures"] = errors.get("log", "no kernel log")
         return memory, []
@@ -418,6 +420,22 @@ def _memcg_section(t: Optional[Target], memory: Dict[str, Any]) -> Optional[Dict
         memory["errors"]["memcg"] = why
     memory["memcg"] = mev
     return mev
+
+
+def _memcgpins_section(t: Optional[Target], memory: Dict[str, Any]) -> None:
+    """What holds the dump's dying memcgs: the summary of memcgpins (files
+    counted as the command does by default; its per-memcg rows are the
+    command's to show), in ``memory["memcgpins"]``.  Where the page pass
+    cannot run, the one-line reason in the memory errors; without a dump
+    nothing (the memcg section says there is no memcg state)."""
+    if t is None:
+        return
+    from .memcgpins import TOP_FILES, memcg_pins
+    rep, why = _section(memcg_pins, t, False, TOP_FILES)
+    if why:
+        memory["errors"]["memcgpins"] = f"what holds the dying memcgs: {why}"
+        return
+    memory["memcgpins"] = rep.summary
 
 
 # -- evidence and verdict -------------------------------------------------------------------

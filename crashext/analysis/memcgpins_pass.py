@@ -221,12 +221,7 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
     if md is None:
         return
     data, size = chunk.data, lay.size
-    if lay.tail_member is not None:
-        tail = (column(data, n, size, lay.tail_member) & 1).astype(bool)
-    elif lay.tail_flag:
-        tail = (column(data, n, size, lay.flags) & lay.tail_flag) != 0
-    else:
-        tail = None
+    tail = _tail_mask(np, chunk, lay)
     # the head pages, and where each one's span ends (the next head, or
     # the end of the chunk: a compound page running on is carried over)
     if tail is None or not tail.any():
@@ -239,17 +234,7 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
         _carried(res, st, lead, want)
     if heads is not None and not heads.size:
         return
-    if heads is None:
-        hc = np.flatnonzero(md)
-        span = None
-    else:
-        hmd = md[heads]
-        nz = np.flatnonzero(hmd)
-        hc = heads[nz]
-        ends = np.empty(heads.size, dtype=np.int64)
-        ends[:-1] = heads[1:]
-        ends[-1] = n
-        span = (ends - heads)[nz]
+    hc, span = _charged_heads(np, md, heads, n)
     last = n - 1 if heads is None else int(heads[-1])
     if not hc.size:
         st.key, st.kind, st.mapping, st.vector = 0, KIND_CODES["kmem"], 0, False
@@ -257,19 +242,9 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
     w = md[hc]
     flags = column(data, n, size, lay.flags)[hc]
     mapping = column(data, n, size, lay.mapping)[hc]
-    anon = (mapping & 1) != 0
-    kind = np.full(hc.size, KIND_CODES["kmem"], dtype=np.uint64)
-    kind[(mapping != 0) & ~anon] = KIND_CODES["file"]
-    kind[((flags & lay.swapbacked) != 0) & ~anon] = KIND_CODES["shmem"]
-    kind[anon] = KIND_CODES["anon"]
-    kind[(w & 2) != 0] = KIND_CODES["kmem"]
+    kind = _kind_codes(np, w, flags, mapping, lay,
+                       lambda: column(data, n, size, lay.type_off, 4)[hc])
     vector = (w & 1) != 0
-    slab = vector.copy()
-    if lay.slab_flag:
-        slab |= (flags & lay.slab_flag) != 0
-    elif lay.slab_type is not None and lay.type_off is not None:
-        slab |= column(data, n, size, lay.type_off, 4)[hc] == lay.slab_type
-    kind[slab] = KIND_CODES["slab"]
     key = w & np.uint64(_ALL ^ _LOW)
     # the carry: the chunk's last head, charged or not
     if int(hc[-1]) == last:
@@ -285,6 +260,59 @@ def _chunk_numpy(chunk: PageChunk, lay: PageLayout, res: PassResult, st: _Carry,
         key, kind, mapping, span = key[keep], kind[keep], mapping[keep], span[keep]
         if not key.size:
             return
+    _count_heads(np, res, key, kind, mapping, span, want)
+
+
+def _tail_mask(np, chunk: PageChunk, lay: PageLayout, flags=None):
+    """Per page: whether it is a tail page of a compound page, or None where
+    the layout tells no tails apart.  ``flags``: the flags column, if read."""
+    n, size = chunk.count, lay.size
+    if lay.tail_member is not None:
+        return (column(chunk.data, n, size, lay.tail_member) & 1).astype(bool)
+    if lay.tail_flag:
+        if flags is None:
+            flags = column(chunk.data, n, size, lay.flags)
+        return (flags & lay.tail_flag) != 0
+    return None
+
+
+def _charged_heads(np, md, heads, n: int):
+    """The charged head pages (indices into the chunk) and the span of each
+    (pages up to the next head or the chunk's end; None where there are no
+    tail pages, every span being 1).  ``heads``: the head pages' indices, or
+    None when every page is one."""
+    if heads is None:
+        return np.flatnonzero(md), None
+    nz = np.flatnonzero(md[heads])
+    ends = np.empty(heads.size, dtype=np.int64)
+    ends[:-1] = heads[1:]
+    ends[-1] = n
+    return heads[nz], (ends - heads)[nz]
+
+
+def _kind_codes(np, w, flags, mapping, lay: PageLayout, page_type):
+    """The kind code (:data:`KIND_CODES`) of each head page, from its memcg
+    word, flags and mapping (the module docstring's order); ``page_type()``
+    gives their page types where slab pages are told by type (read only
+    then)."""
+    anon = (mapping & 1) != 0
+    kind = np.full(w.size, KIND_CODES["kmem"], dtype=np.uint64)
+    kind[(mapping != 0) & ~anon] = KIND_CODES["file"]
+    kind[((flags & lay.swapbacked) != 0) & ~anon] = KIND_CODES["shmem"]
+    kind[anon] = KIND_CODES["anon"]
+    kind[(w & 2) != 0] = KIND_CODES["kmem"]
+    slab = (w & 1) != 0
+    if lay.slab_flag:
+        slab |= (flags & lay.slab_flag) != 0
+    elif lay.slab_type is not None and lay.type_off is not None:
+        slab |= page_type() == lay.slab_type
+    kind[slab] = KIND_CODES["slab"]
+    return kind
+
+
+def _count_heads(np, res: PassResult, key, kind, mapping, span, want) -> None:
+    """Pages (a head's span), folios (one a head) and, for the keys in
+    ``want``, file pages per mapping, of charged head pages."""
     packed = key | kind
     if int(span.max()) == 1:  # order-0 pages only: each page is a folio
         vals, folios = np.unique(packed, return_counts=True)
@@ -359,28 +387,14 @@ def _chunk_numpy_every_page(chunk: PageChunk, lay: PageLayout, res: PassResult, 
         return
     flags = column(chunk.data, n, lay.size, lay.flags)
     mapping = column(chunk.data, n, lay.size, lay.mapping)
-    if lay.tail_member is not None:
-        tail = (column(chunk.data, n, lay.size, lay.tail_member) & 1).astype(bool)
-    elif lay.tail_flag:
-        tail = (flags & lay.tail_flag) != 0
-    else:
+    tail = _tail_mask(np, chunk, lay, flags)
+    if tail is None:
         tail = np.zeros(n, dtype=bool)
     head = ~tail
     # per head: kind and key
-    anon = (mapping & 1) != 0
-    swapbacked = (flags & lay.swapbacked) != 0
-    kind = np.full(n, KIND_CODES["kmem"], dtype=np.uint64)
-    kind[(mapping != 0) & ~anon] = KIND_CODES["file"]
-    kind[swapbacked & ~anon] = KIND_CODES["shmem"]
-    kind[anon] = KIND_CODES["anon"]
-    kind[(md & 2) != 0] = KIND_CODES["kmem"]
-    slab = (md & 1) != 0
-    if lay.slab_flag:
-        slab |= (flags & lay.slab_flag) != 0
-    elif lay.slab_type is not None and lay.type_off is not None:
-        ptype = column(chunk.data, n, lay.size, lay.type_off, 4)
-        slab |= ptype == lay.slab_type
-    kind[slab] = KIND_CODES["slab"]
+    kind = _kind_codes(np, md, flags, mapping, lay,
+                       lambda: column(chunk.data, n, lay.size, lay.type_off, 4))
+    slab = kind == KIND_CODES["slab"]
     key = md & np.uint64(_ALL ^ _LOW)
     vector = (md & 1) != 0
     if slab_cache_memcg is not None and lay.slab_cache is not None:
@@ -423,17 +437,22 @@ def _chunk_numpy_every_page(chunk: PageChunk, lay: PageLayout, res: PassResult, 
     if want is None or want.size:
         fmask = charged & (hkind <= KIND_CODES["shmem"])
         if fmask.any():
-            keys_f = hkey[fmask]
-            if want is None:
-                sel = np.ones(keys_f.size, dtype=bool)
-            else:
-                sel = _in_want(np, keys_f, want)
-            if sel.any():
-                pairs = np.stack([keys_f[sel], hmap[fmask][sel], hkind[fmask][sel]], axis=1)
-                vals, counts = np.unique(pairs, axis=0, return_counts=True)
-                for (k, m, kd), c in zip(vals.tolist(), counts.tolist()):
-                    res.files[(k, m)] = res.files.get((k, m), 0) + c
-                    res.file_kind[m] = _KIND_NAMES[kd]
+            _add_files_every_page(np, res, hkey[fmask], hmap[fmask], hkind[fmask], want)
+
+
+def _add_files_every_page(np, res: PassResult, keys, mappings, kinds, want) -> None:
+    """Pages per (key, mapping) of charged file and shmem pages, one each,
+    for the keys in ``want`` (None: every key)."""
+    if want is None:
+        sel = np.ones(keys.size, dtype=bool)
+    else:
+        sel = _in_want(np, keys, want)
+    if sel.any():
+        pairs = np.stack([keys[sel], mappings[sel], kinds[sel]], axis=1)
+        vals, counts = np.unique(pairs, axis=0, return_counts=True)
+        for (k, m, kd), c in zip(vals.tolist(), counts.tolist()):
+            res.files[(k, m)] = res.files.get((k, m), 0) + c
+            res.file_kind[m] = _KIND_NAMES[kd]
 
 
 def _add(target: Dict[Tuple[int, str], int], packed: Iterable[int],

@@ -3,7 +3,7 @@
 from typing import Any, Dict, List
 
 from .. import render
-from ..analysis.memcgpins import HELD_ORDER, memcg_pins
+from ..analysis.memcgpins import HELD_ORDER, TOP_FILES, memcg_pins
 from ..errors import InputError
 from ..progress import Progress
 
@@ -41,12 +41,12 @@ _FILE_ALIGN = ["right", "left", "right", "left", "left", "right", "left"]
 def add_arguments(parser) -> None:
     parser.add_argument("--all", action="store_true",
                         help="every memcg, online ones too (default: dying ones)")
-    parser.add_argument("--top", type=int, default=5, metavar="N",
-                        help="files named per memcg (default 5)")
+    parser.add_argument("--top", type=int, default=TOP_FILES, metavar="N",
+                        help=f"files named per memcg (default {TOP_FILES})")
 
 
 def run(args, ctx) -> int:
-    top = getattr(args, "top", 5)
+    top = getattr(args, "top", TOP_FILES)
     if top is None or top < 0:
         raise InputError("--top N needs N >= 0")
     t = ctx.target()
@@ -57,7 +57,9 @@ def run(args, ctx) -> int:
     report = memcg_pins(t, all_memcgs=getattr(args, "all", False), top=top, progress=prog)
     s = report.summary
     if args.json:
-        render.write_json(ctx.out, report.to_json(stream=True))
+        # the memcgs' rows are made as they are written, not all at once
+        rows = render.Rows(lambda: (p.to_json() for p in report.memcgs))
+        render.write_json(ctx.out, report.to_json(memcgs=rows))
         for w in s["warnings"]:
             ctx.warn(w)
         return 0

@@ -18,7 +18,8 @@ Run the whole investigation in one go and match it against a knowledge base
 of known kernel bugs.  Sources (any combination):
 
   -c VMCORE -s VMLINUX   a dump: panicking task and backtrace, kernel log,
-                         memcg ids and anomalies
+                         memcg ids and anomalies, what holds the dying
+                         memcgs (the summary of memcgpins)
   --log FILE             the kernel log as text (dmesg, vmcore-dmesg.txt,
                          /var/log/messages)
   --crash-log FILE       a saved crash session (sys, bt, dis -l output)

@@ -11,9 +11,10 @@ reads the sources it was given, each on its own:
               the memory controller's num_cgroups against the id limit;
 ``buddy``     free lists, indices and watermark verdicts from /proc text;
 ``vmstat``    compaction counters from /proc/vmstat;
-``kernel``    memcgs, kmem ids (and, without /proc, the free lists) read
-              through drgn, refreshed every ``kernel_interval`` seconds in
-              the background, never during a scrape;
+``kernel``    memcgs, kmem ids, what holds the dying memcgs (the page pass
+              of memcgpins, its summary kept) and, without /proc, the free
+              lists, read through drgn, refreshed every ``kernel_interval``
+              seconds in the background, never during a scrape;
 ``log``       allocation failures and OOM kills counted by
               :class:`~crashext.exporter.logwatch.LogWatcher`.
 
@@ -34,6 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..analysis import buddy_read
 from ..analysis.memcg import memcg_scan
+from ..analysis.memcgpins import TOP_FILES, memcg_pins
 from ..errors import CrashextError
 from ..sources import cgroupfs
 from ..sources.procfs import ProcDir
@@ -59,6 +61,15 @@ def _one_line(exc: BaseException) -> str:
         return str(exc)
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _memcg_pins(t) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """(the memcgpins summary of ``t``, None) or (None, why not): what holds
+    the dying memcgs fails alone, the memcg counts are kept."""
+    try:
+        return memcg_pins(t, top=TOP_FILES).summary, None
+    except Exception as exc:  # reported by the scrape as a problem of the kernel source
+        return None, _one_line(exc)
 
 
 def _memcg_counts(t) -> Tuple[Dict[str, Any], Any]:
@@ -97,7 +108,8 @@ class KernelCache:
             fr = None
             if self.frag:
                 fr = buddy_read.from_target(t, progress=False)
-            data = {"memcg": memcg, "frag": fr, "release": t.release, "source": t.source}
+            data = {"memcg": memcg, "frag": fr, "release": t.release, "source": t.source,
+                    "pins": _memcg_pins(t), "page_size": t.page_size}
             with self._lock:
                 self.data, self.error = data, None
                 self.read_at, self.read_seconds = time.time(), time.monotonic() - t0
@@ -278,6 +290,12 @@ class Collector:
         problems = []
         if summary["walk_problem"]:
             problems.append("memcg walk: " + summary["walk_problem"])
+        pins, why = data["pins"]
+        if pins is not None:
+            out += families.memcgpins_families(pins, data["page_size"])
+            problems += ["memcgpins: " + w for w in pins["warnings"]]
+        else:
+            problems.append("memcgpins: " + why)
         if problems:
             raise _Partial(out, problems)
         return out

@@ -22,10 +22,12 @@ from ..analysis import buddy
 from ..analysis import allocflags
 from ..analysis.vmstat import parse_vmstat  # noqa: F401  (one /proc/vmstat reader; collector uses it here)
 from ..analysis.memcg import ANOMALIES
+from ..analysis.memcgpins_report import HELD_ORDER
 from ..sources.cgroupfs import MEM_CGROUP_ID_MAX, CgroupfsReport
 from .logwatch import OTHER
 
-__all__ = ["cgroupfs_families", "kernel_memcg_counts", "kernel_memcg_families", "frag_families",
+__all__ = ["cgroupfs_families", "kernel_memcg_counts", "kernel_memcg_families", "memcgpins_families",
+           "frag_families",
            "vmstat_families", "log_families", "parse_vmstat", "GFP_CLASSES", "top_parents"]
 
 #: the request classes whose watermark verdict is exported
@@ -158,6 +160,33 @@ def kernel_memcg_families(summary: Dict[str, Any],
         size.add_metric([], r["size"])
     fams += [used, cap, order, size]
     return fams
+
+
+#: the kinds of memory charged to a dying memcg (a memcgpins summary's ``pages``)
+PIN_KINDS = ("file", "shmem", "anon", "swap", "kmem", "slab")
+
+
+def memcgpins_families(summary: Dict[str, Any], page_size: int) -> List:
+    """From the summary of a memcgpins reading (:func:`crashext.analysis.
+    memcgpins.memcg_pins`, drgn): the memory still charged to the dying
+    memcgs by kind, and the dying memcgs by what holds each."""
+    b = GaugeMetricFamily("crashext_memcg_dying_pinned_bytes",
+                          "Memory still charged to dying memory cgroups, by kind (file: page "
+                          "cache; shmem: tmpfs and shared memory; anon; swap: swapped-out "
+                          "pages; kmem: kernel pages charged with __GFP_ACCOUNT; slab: pages "
+                          "of per-memcg kmem caches), read from the page array as crashext "
+                          "memcgpins does", labels=["kind"])
+    for k in PIN_KINDS:
+        b.add_metric([k], summary["pages"].get(k, 0) * page_size)
+    h = GaugeMetricFamily("crashext_memcg_dying_held_cgroups",
+                          "Dying memory cgroups by what holds each, its largest holder first "
+                          "(children: dying children only; writeback: writeback contexts; "
+                          "refs: references nothing counted accounts for; none: being freed)",
+                          labels=["held_by"])
+    for k in HELD_ORDER:
+        h.add_metric([k], summary["held_by"].get(k, 0))
+    h.add_metric(["none"], summary["being_freed"])
+    return [b, h]
 
 
 def _mt_label(name: str) -> str:

@@ -33,7 +33,7 @@ from ..kernel.target import Target
 from ..sources import kmsg, logs
 from ..sources.procfs import ProcDir
 
-__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section",
+__all__ = ["assemble", "frag_section", "timeline_section", "memcg_section", "memcgpins_section",
            "TOP_PARENTS"]
 
 #: dying-memcg parents shown (the page aggregates; JSON of memcgids lists every memcg)
@@ -75,6 +75,7 @@ def assemble(target: Optional[Target] = None, log_path: Optional[str] = None,
         "triage_error": tri_why,
         "frag": frag_section(target, proc_dir, release, rep, failed, err),
         "memcg": memcg_section(tri, target),
+        "memcgpins": memcgpins_section(tri, target),
         "timeline": timeline_section(rep, tri, "the dump's kernel log"
                                      if log_path is None and target is not None else None),
         "system": _system(tri),
@@ -211,6 +212,32 @@ def memcg_section(tri: Optional[Dict[str, Any]], target: Optional[Target]) -> Di
         "largest_free_order": s.get("largest_free_order"),
         "codes": mc.get("codes", []), "explanations": expl,
         "flagged_rows": mc.get("flagged", []),
+    }
+
+
+#: the kinds of memory a dying memcg can be held by, and their words on the page
+_PIN_KINDS = (("file", "page cache"), ("shmem", "tmpfs/shmem"), ("anon", "anonymous"),
+              ("swap", "swapped out"), ("kmem", "kernel (__GFP_ACCOUNT)"), ("slab", "slab"))
+
+
+def memcgpins_section(tri: Optional[Dict[str, Any]], target: Optional[Target]) -> Dict[str, Any]:
+    """What holds the dying memcgs: triage's memcgpins summary, with the
+    pages by kind and the dying memcgs held first by each kind as rows."""
+    if tri is None or target is None:
+        return {"error": "no dump or kernel: what holds dying memcgs is in kernel memory only"}
+    s = tri["memory"].get("memcgpins")
+    if not s:
+        return {"error": tri["memory"]["errors"].get("memcgpins", "memcgpins unavailable")}
+    held = dict(s["held_by"])
+    return {
+        "summary": s, "verdict": s["verdict"], "dying": s["dying"],
+        "kinds": [{"kind": k, "label": label, "pages": s["pages"].get(k, 0),
+                   "memcgs": held.get(k, 0)} for k, label in _PIN_KINDS],
+        "other_holders": {k: n for k, n in held.items()
+                          if n and k not in dict(_PIN_KINDS)},
+        "being_freed": s["being_freed"],
+        "top_files": s["top_files"], "cures": s["cures"], "warnings": s["warnings"],
+        "rule": f"{s['release']}: rules of {s['generation']['releases']}",
     }
 
 
