@@ -4,6 +4,7 @@ The builds themselves are made by scripts/setup; the pack tests
 (test_crash_pack.py) run in them.  Here: what a user sees when a source is
 not the pinned one, and that a second run reuses the build.
 """
+import hashlib
 import json
 import os
 import re
@@ -74,6 +75,27 @@ def test_second_run_reuses_the_build():
         assert f"crash {version} and its PyKdump are up to date" in p.stderr
         assert (meta.read_text(), os.stat(b.mpykdump).st_mtime_ns) == before
         assert json.loads(meta.read_text())["crash_version"] == version
+
+
+def test_debian_crash_8_0_2_is_paired_not_compiled():
+    """Where /usr/bin/crash is Debian's package of crash 8.0.2 (bookworm),
+    the 8.0.2 build is PyKdump alone: its crash is Debian's binary, and
+    build.json names the package dpkg reports and that binary's checksum
+    (an upgraded package changes the key, and the next run builds again)."""
+    b = crashbuilds.need("8.0.2")
+    system = Path("/usr/bin/crash")
+    pkg = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "crash"], capture_output=True, text=True)
+    said = subprocess.run([str(system), "--version"], capture_output=True, text=True) \
+        if system.is_file() else None
+    crashbuilds.require(pkg.returncode == 0 and said is not None
+                        and re.search(r"^crash 8\.0\.2\s", said.stdout, re.M) is not None,
+                        "/usr/bin/crash is not Debian's crash 8.0.2 (scripts/setup installs it)")
+    d = Path(b.mpykdump).parent
+    meta = json.loads((d / "build.json").read_text())
+    assert (d / "crash").resolve() == system.resolve()
+    assert meta["crash"] == f"Debian's /usr/bin/crash {pkg.stdout} (package crash, not built here)"
+    assert meta["crash_sha256"] == hashlib.sha256(system.read_bytes()).hexdigest()
+    assert meta["crash_tree"] == "configured and header-generated only, not compiled"
 
 
 def pykdump_patches():
