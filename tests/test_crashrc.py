@@ -86,15 +86,19 @@ def crash_by_hand(home, build, fx, mpykdump):
 
 def test_crashrc_pykdump_declines_a_crash_it_was_not_built_for(vmcore, home):
     """The newest crash run by hand with the ~/.crashrc of 8.0.2: one line
-    says the PyKdump was not loaded and why, and the session goes on."""
+    says the PyKdump was not loaded and why, and the session goes on.  crash
+    9.x loads an extension with dlopen(RTLD_NOW), so the 8.0.2 PyKdump is
+    refused there before its own version guard runs: by a gdb 10 symbol
+    that gdb 16 no longer has (crash's own one-line message)."""
     new = crashbuilds.need(NEW)
     old = crashbuilds.need(OLD)
     fx = vmcore("bookworm", "memcg-churn")
     proc = crash_by_hand(home, new, fx, old.mpykdump)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-2000:]
-    said = [ln for ln in text.splitlines() if "not loaded" in ln]
-    assert said == [f"{old.mpykdump}: built for crash {OLD}, this is crash {NEW}: not loaded"], text[-2000:]
+    said = [ln for ln in text.splitlines() if old.mpykdump in ln and "loaded" not in ln]
+    assert len(said) == 1, text[-2000:]
+    assert re.fullmatch(rf"extend: {re.escape(old.mpykdump)}: undefined symbol: \S+", said[0]), said
     assert "crashext: registered" not in text
     assert re.search(r'PANIC: ".*sysrq triggered crash"', text), text[-2000:]   # `sys` ran
 
