@@ -370,14 +370,14 @@ def test_no_release_in_the_log_is_not_a_full_match(reports):
     assert h.startswith("known bug: RHEL 7 kmem accounting")
     assert h.endswith(" -- if the kernel is a RHEL 7 kernel (el7) before 3.10.0-1075.el7 "
                       "(unconfirmed): kernel release not known")
-    # the seed's log prints its release: a full match, nothing to confirm
+    # the RHEL7 idr-bug log prints its release: a full match, nothing to confirm
     seed = reports[SEED_LOG]["verdict"]
     assert seed["matches"][0]["score"] == 1.0 and seed["matches"][0]["unconfirmed"] == []
     assert " -- " not in seed["headline"]
 
 
 def test_the_seed_bug_past_its_unconfirmed_fixed_release_still_matches(tmp_path):
-    """The seed's log with its release rewritten to 3.10.0-1062.el7 (a
+    """The RHEL7 idr-bug log with its release rewritten to 3.10.0-1062.el7 (a
     mutation of the real log, standing for the same BUG on a newer RHEL 7.7
     kernel): kernel-3.10.0-1048.el7, the fixed release the incident write-up
     names, is not confirmed, so the kernel is not excluded; the headline says

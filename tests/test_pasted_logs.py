@@ -254,7 +254,7 @@ def test_quoted_wrapped_vmalloc_failure_keeps_its_task_name():
 
 @pytest.mark.parametrize("quote", ["> ", ">", "> > ", " ", "\t"])
 def test_a_quoted_or_indented_log_reads_as_the_log(quote):
-    """The seed host's log with every line quoted or indented: the same
+    """The RHEL7 idr-bug host's log with every line quoted or indented: the same
     records, the same lines."""
     with open(_path("rhel7-3.10.0-693.2.2-idr-bug.dmesg"), encoding="utf-8") as f:
         lines = f.read().splitlines()

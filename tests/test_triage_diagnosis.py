@@ -203,7 +203,7 @@ status = "unconfirmed"
 
 
 def test_panic_subsystem_comes_from_the_source_file_crash_names():
-    """The seed's crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157
+    """The RHEL7 idr-bug crash session: `dis -l` puts the RIP at .../lib/idr.c: 1157
     (sys PANIC: "kernel BUG at lib/idr.c:1157!"); in `bt` the frame after the
     exception RIP is __mem_cgroup_free."""
     text = open(os.path.join(_DATA, "rhel7-3.10.0-693.2.2-crash-session.txt")).read()

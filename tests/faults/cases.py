@@ -1008,7 +1008,7 @@ CASES: List[Case] = [
              "/kubepods/pod5", {"kmemcg_id": _kid(clean, "/kubepods/pod1")}, ("kmemcg-id-duplicate",),
              {"/kubepods/pod1": ("kmemcg-id-duplicate",)})(clean, got)),
           "triage": check(triage_memcg_only("anomalies"))}),
-    Case("kmemcg-id-unset-online", "kmemcg_id of online /kubepods/pod3/ctr3 = -1 (the seed's state, 6.1)", BOOKWORM,
+    Case("kmemcg-id-unset-online", "kmemcg_id of online /kubepods/pod3/ctr3 = -1 (the RHEL7 idr-bug state, 6.1)", BOOKWORM,
          b_edit(e_kmemcg_id("/kubepods/pod3/ctr3", 0xFFFFFFFF)),
          {"memcgids": check(one_row_changed("/kubepods/pod3/ctr3", {"kmemcg_id": -1}, ("kmemcg-id-missing",))),
           "triage": check(triage_memcg_only("anomalies"))}),
