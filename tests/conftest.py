@@ -105,3 +105,15 @@ def vmcore():
         return built[key]
 
     return get
+
+
+@pytest.fixture(params=["numpy", "plain"])
+def page_decoder(request, monkeypatch):
+    """Each decoder of memcgpins' page pass in turn: numpy's and plain
+    Python's (crashext.kernel.pages without numpy)."""
+    from crashext.kernel import pages
+    if request.param == "plain":
+        monkeypatch.setattr(pages, "_NP", [None])
+    elif not pages.have_numpy():
+        pytest.skip("numpy is not installed")
+    return request.param

@@ -29,7 +29,6 @@ import pytest
 drgn = pytest.importorskip("drgn")
 
 from crashext.analysis.memcgpins_pass import PageLayout, kinds_of, page_pass  # noqa: E402
-from crashext.kernel import pages as pages_mod  # noqa: E402
 from crashext.kernel.pages import PageArray  # noqa: E402
 from synth import SynthKernel  # noqa: E402
 
@@ -43,15 +42,6 @@ PG = {"PG_locked": 0, "PG_referenced": 1, "PG_uptodate": 2, "PG_dirty": 3, "PG_l
       "__NR_PAGEFLAGS": 22}
 MEMCG_A = 0xFFFF888000100000
 MEMCG_B = 0xFFFF888000200000
-
-
-@pytest.fixture(params=["numpy", "plain"])
-def decoder(request, monkeypatch):
-    if request.param == "plain":
-        monkeypatch.setattr(pages_mod, "_NP", [None])
-    elif not pages_mod.have_numpy():
-        pytest.skip("numpy is not installed")
-    return request.param
 
 
 def kernel():
@@ -80,7 +70,7 @@ def put(k, pages, pfn, flags=0, head=0, slab_cache=0, mapping=0, memcg=0):
     k.write_u64(addr + 56, memcg)
 
 
-def test_compound_tails_across_blocks_and_slab_by_cache(decoder):
+def test_compound_tails_across_blocks_and_slab_by_cache(page_decoder):
     k, pages = kernel()
     lru, head, slab = 1 << PG["PG_lru"], 1 << PG["PG_head"], 1 << PG["PG_slab"]
     anon_map = 0xFFFF888000300000 | 1          # PAGE_MAPPING_ANON

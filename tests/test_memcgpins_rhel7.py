@@ -199,18 +199,7 @@ def test_v310_rules_are_picked_from_the_layout():
     assert not gen.pins["file"] and not gen.pins["anon"]   # reparented at removal
 
 
-@pytest.fixture(params=["numpy", "plain"])
-def numpy_or_not(request, monkeypatch):
-    """Both decoders of the page pass: numpy's and plain Python's."""
-    from crashext.kernel import pages as pages_mod
-    if request.param == "plain":
-        monkeypatch.setattr(pages_mod, "_NP", [None])
-    elif not pages_mod.have_numpy():
-        pytest.skip("numpy is not installed")
-    return request.param
-
-
-def test_dying_memcg_held_by_its_kmem_caches_swap_and_a_leak(numpy_or_not):
+def test_dying_memcg_held_by_its_kmem_caches_swap_and_a_leak(page_decoder):
     t, docker, gone = build()
     rep = memcg_pins(t)
     assert [p.memcg.path for p in rep.memcgs] == ["/docker/gone"]
@@ -230,7 +219,7 @@ def test_dying_memcg_held_by_its_kmem_caches_swap_and_a_leak(numpy_or_not):
     assert rep.summary["page_array"]["unreadable"] == 0
 
 
-def test_online_memcg_keeps_the_reparented_page_cache(numpy_or_not):
+def test_online_memcg_keeps_the_reparented_page_cache(page_decoder):
     t, docker, _gone = build()
     rep = memcg_pins(t, all_memcgs=True)
     d = {p.memcg.path: p for p in rep.memcgs}["/docker"]
