@@ -27,7 +27,8 @@ setup(
         "drgn": ["drgn>=0.1.0"],
         "exporter": ["prometheus-client>=0.17"],  # crashext exporter (start_http_server returns the server)
         "report": ["matplotlib>=3.5", "Jinja2>=3.0"],  # crashext report (HTML page)
-        "test": ["pytest>=7", "hypothesis>=6", "build>=1", "vermin>=1.5", "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "build>=1", "vermin>=1.5",
+                 "pyyaml>=5"],  # build: tests/test_packaging.py; pyyaml: deploy/ checks; xdist: scripts/test
         # the log scan (crashext.sources.logscan): one-pass multi-literal search (hyperscan),
         # newline counting between records (numpy); py-spy: benchmarks/
         "fast": ["hyperscan>=0.7; platform_machine == 'x86_64'", "numpy>=1.17"],

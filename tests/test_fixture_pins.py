@@ -18,7 +18,28 @@ def test_gone_pin_falls_back_to_newest_with_one_line(monkeypatch, capsys):
 
 
 def test_every_ci_suite_is_pinned():
-    assert {s for s, _ in fixturelib.CI_SET} <= set(fixturelib.PINNED_KERNELS)
+    assert {s for s, _ in fixturelib.TEST_SET} <= set(fixturelib.PINNED_KERNELS)
+
+
+def test_build_all_builds_every_dump_the_tests_name():
+    """build-all builds fixturelib.TEST_SET before pytest starts; a test that
+    names a dump outside it would build that dump itself, in the middle of
+    the run.  Every ("SUITE", "SCENARIO") pair written in a test file is in
+    TEST_SET but the benchmarks' scale dump (its tests skip without it)."""
+    import re
+    from pathlib import Path
+    here = Path(__file__).resolve().parent
+    scenarios = {p.stem for p in (here / "vmcore" / "scenarios").glob("*.sh")}
+    # (a pair after "!= (" is one a test leaves out)
+    pair = re.compile(r'(?<!!= \()"(%s)",\s*"([a-z0-9-]+)"' % "|".join(
+        re.escape(s) for s in fixturelib.PINNED_KERNELS))
+    named = set()
+    for f in here.glob("test_*.py"):
+        named |= {m.groups() for m in pair.finditer(f.read_text())
+                  if m.group(2) in scenarios}
+    assert ("bookworm", "memcg-churn") in named and ("bullseye", "memcg-many") in named
+    assert named - {("bookworm", "scale")} <= set(fixturelib.TEST_SET), \
+        sorted(named - set(fixturelib.TEST_SET))
 
 
 class _FakeApt:

@@ -60,8 +60,6 @@ def _cgroup_stat(fx) -> dict:
     return out
 
 
-@pytest.mark.slow
-@pytest.mark.vmcore
 def _scale(vmcore):
     """The benchmarks' fixture, when the benchmarks have built it.
 
@@ -76,6 +74,8 @@ def _scale(vmcore):
     return vmcore("bookworm", "scale")
 
 
+@pytest.mark.slow
+@pytest.mark.vmcore
 def test_scale_fixture_counts_equal_cgroup_stat(vmcore):
     """The benchmarks' dump (scenario scale: 8 GiB, 15,000 dying memcgs and
     5,000 live ones, about half the RAM in isolated free pages): memcgids

@@ -76,6 +76,15 @@ CI_SET = [(s, sc) for s in ("bookworm", "bullseye")
           for sc in ("memcg-churn", "nokmem", "fragmented", "cgroup-v1")] \
     + [("trixie", "memcg-churn")] \
     + [("trixie-backports", sc) for sc in ("memcg-churn", "fragmented")]
+#: the other dumps the test suite opens (each test builds its own on first
+#: use; build-all builds them beforehand, beside the CI set): memcgpins'
+#: dump on every kernel, the 5.10 dump with 15,000 dying memcgs, and the
+#: OOM kill's show_mem report.  tests/test_fixture_pins.py checks that
+#: every literal vmcore(SUITE, SCENARIO) of the tests is in TEST_SET.
+TEST_ONLY = [("bullseye", "memcg-many"), ("bookworm", "oom-showmem")] \
+    + [(s, "memcg-pins") for s in ("bullseye", "bookworm", "trixie",
+                                   "trixie-backports")]
+TEST_SET = CI_SET + TEST_ONLY
 
 # Kernel config symbol -> module file basename providing it when "=m".
 # pvpanic: drivers/misc/pvpanic.c was a single module up to 5.11; since 5.12
