@@ -27,7 +27,7 @@ RUN apt-get update \
       libsnappy-dev libzstd-dev python3.11 python3.11-dev zip patch xz-utils \
       libgmp-dev libmpfr-dev \
  && rm -rf /var/lib/apt/lists/*
-COPY scripts/build-pykdump scripts/pykdump_patches.py /src/scripts/
+COPY scripts/build-pykdump scripts/crash_sources.py scripts/pykdump_patches.py /src/scripts/
 COPY pykdump/ /src/pykdump/
 RUN --mount=type=cache,target=/cache,id=crashext-pykdump \
     mkdir -p /src/pykdump/sources \

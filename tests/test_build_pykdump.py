@@ -36,16 +36,15 @@ def test_pins_equal_the_shared_checksums():
     sums = SHARED / "SHA256SUMS"
     crashbuilds.require(sums.is_file(), f"{sums} is not here")
     listed = dict(reversed(ln.split()) for ln in sums.read_text().splitlines() if ln.strip())
-    ns = {}
-    exec(compile(SCRIPT.read_text(), str(SCRIPT), "exec"), ns)  # the script's own PINNED table
-    for name, digest in ns["PINNED"].items():
+    pinned = script_module("crash_sources").PINNED  # the script's own table
+    for name, digest in pinned.items():
         if name in listed:
             assert listed[name] == digest, name
     # every source archive listed is pinned, but Debian's crash 9.0.2 itself:
     # crash master after it (crash-abcb45e) is built, with the gdb 16.3 and
     # the patch of Debian's package
     unused = {"crash_9.0.2+~16.3.orig.tar.gz"}
-    assert {n for n in listed if n.endswith((".tar.gz", ".tar.xz"))} - unused <= set(ns["PINNED"])
+    assert {n for n in listed if n.endswith((".tar.gz", ".tar.xz"))} - unused <= set(pinned)
 
 
 def test_a_source_that_is_not_the_pinned_one_is_refused_in_one_line(tmp_path):
@@ -98,13 +97,18 @@ def test_debian_crash_8_0_2_is_paired_not_compiled():
     assert meta["crash_tree"] == "configured and header-generated only, not compiled"
 
 
-def pykdump_patches():
+def script_module(name):
+    """A module of scripts/ (build-pykdump's parts), imported."""
+    import importlib
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        import pykdump_patches
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(SCRIPT.parent))
-    return pykdump_patches
+
+
+def pykdump_patches():
+    return script_module("pykdump_patches")
 
 
 def unpacked(tmp_path, name, members=None):
