@@ -67,6 +67,11 @@ def test_second_run_reuses_the_build():
     """Unchanged sources and recipe: the installed build is kept as it is."""
     for version in crashbuilds.SUITES:
         b = crashbuilds.need(version)
+        # a build whose recipe changed since would be built again here, for
+        # a quarter of an hour: say so instead (CI's setup has just built it)
+        check = run("--check", "--crash", version)
+        crashbuilds.require(check.returncode == 0,
+                            f"crash {version}'s build is not up to date: {check.stderr.strip()}")
         meta = Path(b.mpykdump).parent / "build.json"
         before = (meta.read_text(), os.stat(b.mpykdump).st_mtime_ns)
         p = run("--crash", version)
@@ -74,6 +79,19 @@ def test_second_run_reuses_the_build():
         assert f"crash {version} and its PyKdump are up to date" in p.stderr
         assert (meta.read_text(), os.stat(b.mpykdump).st_mtime_ns) == before
         assert json.loads(meta.read_text())["crash_version"] == version
+
+
+def test_check_builds_nothing_and_says_what_it_would_build(tmp_path):
+    """--check on an empty cache: exit 3, one line a version naming it, and
+    nothing written (no log, no work tree, no build)."""
+    builds = tmp_path / "builds"
+    p = run("--check", env={"CRASHEXT_BUILDS": str(builds)})
+    assert p.returncode == 3, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in p.stderr
+    for line, version in zip(lines, ("8.0.2", "9.0.2+abcb45e")):
+        assert line.startswith(f"build-pykdump: crash {version}: not built in {builds}"), line
+    assert not builds.exists()
 
 
 def test_debian_crash_8_0_2_is_paired_not_compiled():
