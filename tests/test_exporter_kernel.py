@@ -19,14 +19,14 @@ pytestmark = pytest.mark.vmcore
 SUITES = ["bullseye", "bookworm", "trixie", "trixie-backports"]
 
 
-def _scrape(fx):
+def _scrape(fx, pins=True):
     require_client()
     pytest.importorskip("drgn")
     from prometheus_client import CollectorRegistry, generate_latest
     from crashext.exporter.collector import Collector, KernelCache
     from crashext.kernel import drgn_backend
     cache = KernelCache(lambda: drgn_backend.open_core(str(fx.vmcore), str(fx.vmlinux)),
-                        interval=3600, frag=True)
+                        interval=3600, frag=True, pins=pins)
     cache.refresh()
     data, error, _at, _secs = cache.get()
     assert error is None and data is not None, error
@@ -65,3 +65,19 @@ def test_kernel_metrics_equal_the_guest(vmcore, suite):
     assert {z: [c[o] for o in sorted(c)] for z, c in blocks.items()} == truth["buddyinfo"]
     info = [k for k in got if k[0] == "crashext_kernel_info"]
     assert dict(info[0][1])["release"] == truth["uname_r"]
+
+
+def test_no_memcgpins_leaves_out_only_its_families(vmcore):
+    """--no-memcgpins: the pins families are gone, no problem is reported
+    for them, and every other series is the one the full read gives."""
+    fx = vmcore("bookworm", "memcg-churn")
+    full, bare = _scrape(fx), _scrape(fx, pins=False)
+    pins = {"crashext_memcg_dying_pinned_bytes", "crashext_memcg_dying_held_cgroups"}
+    assert {k[0] for k in full} & pins == pins
+    assert not {k[0] for k in bare} & pins
+    moving = {"crashext_exporter_kernel_read_timestamp_seconds",
+              "crashext_exporter_kernel_read_duration_seconds",
+              "crashext_exporter_scrape_duration_seconds"}
+    assert {k: v for k, v in bare.items() if k[0] not in moving} == \
+        {k: v for k, v in full.items() if k[0] not in pins | moving}
+    assert bare[_key("crashext_exporter_source_up", source="kernel")] == 1

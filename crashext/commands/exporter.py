@@ -61,6 +61,9 @@ def add_arguments(parser) -> None:
                           "(default 20; the rest sum under \"_other\")")
     opt.add_argument("--kernel-interval", type=float, default=60.0, metavar="SECONDS",
                      help="how often kernel memory is read through drgn (default 60)")
+    opt.add_argument("--no-memcgpins", action="store_true",
+                     help="with -k or --qemu: do not read what holds the dying memcgs (a "
+                          "pass over every page, the most of a kernel read on a large host)")
     opt.add_argument("--cgroupfs-interval", type=float, default=0.0, metavar="SECONDS",
                      help="walk cgroupfs every SECONDS in the background instead of at each "
                           "scrape (default 0: at each scrape; the walk is most of a scrape on a "
@@ -126,7 +129,8 @@ def make_collector(args, ctx, warn=None, one_shot=False):
         proc, sys_dir = "/proc", "/sys/fs/cgroup"
     kernel = None
     if ctx.has_target:
-        kernel = collector.KernelCache(ctx.target, args.kernel_interval, frag=proc is None)
+        kernel = collector.KernelCache(ctx.target, args.kernel_interval, frag=proc is None,
+                                       pins=not args.no_memcgpins)
     log = None
     if not args.no_log:
         path = args.log

@@ -83,10 +83,12 @@ def _memcg_counts(t) -> Tuple[Dict[str, Any], Any]:
 class KernelCache:
     """What drgn reads, kept between scrapes and refreshed every ``interval`` s."""
 
-    def __init__(self, factory: Callable, interval: float, frag: bool) -> None:
+    def __init__(self, factory: Callable, interval: float, frag: bool,
+                 pins: bool = True) -> None:
         self.factory = factory
         self.interval = interval
         self.frag = frag
+        self.pins = pins
         self._lock = threading.Lock()
         self._target = None
         self.data: Optional[Dict] = None
@@ -109,7 +111,7 @@ class KernelCache:
             if self.frag:
                 fr = buddy_read.from_target(t, progress=False)
             data = {"memcg": memcg, "frag": fr, "release": t.release, "source": t.source,
-                    "pins": _memcg_pins(t), "page_size": t.page_size}
+                    "pins": _memcg_pins(t) if self.pins else None, "page_size": t.page_size}
             with self._lock:
                 self.data, self.error = data, None
                 self.read_at, self.read_seconds = time.time(), time.monotonic() - t0
@@ -290,11 +292,11 @@ class Collector:
         problems = []
         if summary["walk_problem"]:
             problems.append("memcg walk: " + summary["walk_problem"])
-        pins, why = data["pins"]
+        pins, why = data["pins"] or (None, None)   # None: --no-memcgpins
         if pins is not None:
             out += families.memcgpins_families(pins, data["page_size"])
             problems += ["memcgpins: " + w for w in pins["warnings"]]
-        else:
+        elif why is not None:
             problems.append("memcgpins: " + why)
         if problems:
             raise _Partial(out, problems)
