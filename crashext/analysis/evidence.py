@@ -73,18 +73,24 @@ _NEAR_LIMIT = 0.9
 def memcg_evidence(t: Target) -> Dict[str, Any]:
     """The memcg summary of ``t`` and the set of anomaly codes it shows."""
     from . import memcg
+    with memcg.memcg_scan(t, spool=True) as scan:
+        return _scan_evidence(scan, scan.rows())
+
+
+def _scan_evidence(scan, rows: Iterable) -> Dict[str, Any]:
+    """memcg_evidence of a memcg scan whose ``rows`` are read here."""
+    from . import memcg
     # the rows in a temporary file, read back once for both lists: memory
     # stays flat
     flagged: List[Dict[str, Any]] = []
 
-    def rows():
-        for m in scan.rows():
+    def flag(rows):
+        for m in rows:
             if m.anomalies and len(flagged) < 20:
                 flagged.append(m.to_json())
             yield m
-    with memcg.memcg_scan(t, spool=True) as scan:
-        summary = dict(scan.summary)
-        dying_parents = memcg.dying_by_parent(rows())
+    summary = dict(scan.summary)
+    dying_parents = memcg.dying_by_parent(flag(rows))
     codes = set(summary.get("anomalies", {}).keys())
     total = summary.get("total") or 0
     if total >= _NEAR_LIMIT * _MEMCG_ID_MAX:
@@ -177,8 +183,8 @@ def triage(inp: TriageInputs) -> Dict[str, Any]:
     system = _system_section(inp.target, log.rep, log.scan, session, errors)
     pan = _panic_section(inp.target, log.rep, session, system, errors)
     memory, extra = _memory_section(log.rep, errors)
-    mev = _memcg_section(inp.target, memory)
-    _memcgpins_section(inp.target, memory)
+    mev, walked = _memcg_section(inp.target, memory)
+    _memcgpins_section(inp.target, memory, walked)
     ev = _evidence(inp, log, system, pan, memory, extra, mev, errors)
     verdict = _verdict_section(entries, ev, pan, memory, log)
     report = {"sources": _sources(inp), "system": system, "panic": pan, "memory": memory,
@@ -410,19 +416,31 @@ def _memory_section(rep: Optional["allocreport.AllocReport"], errors: Dict[str, 
 
 # -- memcg --------------------------------------------------------------------------------
 
-def _memcg_section(t: Optional[Target], memory: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """The dump's memcg evidence, kept in ``memory["memcg"]`` (None without a dump)."""
+def _memcg_section(t: Optional[Target], memory: Dict[str, Any]) -> Tuple[Any, Any]:
+    """The dump's memcg evidence, kept in ``memory["memcg"]`` (None without a
+    dump), and the same walk kept for memcgpins (None where it cannot serve)."""
     if t is None:
         memory["errors"]["memcg"] = "no dump: memcg state is not in a log"
-        return None
-    mev, why = _section(memcg_evidence, t)
+        return None, None
+    from . import memcg
+    from .memcgpins import WalkKeeper
+
+    def read(t):
+        keep = WalkKeeper(t)
+        with memcg.memcg_scan(t, spool=True) as scan:
+            return _scan_evidence(scan, keep.feed(scan)), keep.walked(scan)
+    both, why = _section(read, t)
     if why:
         memory["errors"]["memcg"] = why
+    mev, walked = both or (None, None)
     memory["memcg"] = mev
-    return mev
+    # on a live kernel a walk broken by a memcg freed under it: memcgpins walks again
+    if walked is not None and t.is_live and walked.summary.get("walk_problem"):
+        walked = None
+    return mev, walked
 
 
-def _memcgpins_section(t: Optional[Target], memory: Dict[str, Any]) -> None:
+def _memcgpins_section(t: Optional[Target], memory: Dict[str, Any], walked=None) -> None:
     """What holds the dump's dying memcgs: the summary of memcgpins (files
     counted as the command does by default; its per-memcg rows are the
     command's to show), in ``memory["memcgpins"]``.  Where the page pass
@@ -431,7 +449,7 @@ def _memcgpins_section(t: Optional[Target], memory: Dict[str, Any]) -> None:
     if t is None:
         return
     from .memcgpins import TOP_FILES, memcg_pins
-    rep, why = _section(memcg_pins, t, False, TOP_FILES)
+    rep, why = _section(memcg_pins, t, False, TOP_FILES, None, walked)
     if why:
         memory["errors"]["memcgpins"] = f"what holds the dying memcgs: {why}"
         return

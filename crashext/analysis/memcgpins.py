@@ -14,7 +14,7 @@ summary it makes of what was read are :mod:`.memcgpins_report`'s.
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from ..errors import CrashextError, MissingSymbolError, ReadError, TargetError
 from ..kernel.pages import PageArray
@@ -28,7 +28,7 @@ from .memcgpins_report import (HELD_ORDER, MemcgRow, PinnedMemcg, PinsReport, Re
                                set_verdict, summarize)
 from .memcgpins_rules import generation
 
-__all__ = ["MemcgRow", "PinnedMemcg", "PinsReport", "Walked", "memcg_pins", "memcg_walk",
+__all__ = ["MemcgRow", "PinnedMemcg", "PinsReport", "WalkKeeper", "Walked", "memcg_pins", "memcg_walk",
            "HELD_ORDER", "TOP_FILES"]
 
 #: files named per memcg unless asked otherwise (the command's ``--top``;
@@ -238,31 +238,51 @@ class Walked:
     off_tree: Set[int] = field(default_factory=set)
 
 
+class WalkKeeper:
+    """Keeps, of the memcg rows fed through it, what memcgpins needs
+    (:class:`Walked`): a walk made for something else (triage's memcg
+    evidence) then serves memcgpins too, and the memcgs are read once."""
+
+    def __init__(self, t: Target, all_memcgs: bool = False) -> None:
+        self.css_ids = generation(t)[0] == "3.10"   # the swap records' id (swapcg.py)
+        self.all_memcgs = all_memcgs
+        self.chosen: List[MemcgRow] = []
+        self.addresses: Set[int] = set()
+        self.ids: Dict[int, int] = {}
+        self.off_tree: Set[int] = set()
+
+    def feed(self, scan) -> Iterator[Memcg]:
+        """``scan.rows()``, each row kept as it passes."""
+        n_tree = scan.n_tree
+        for row, m in enumerate(scan.rows()):
+            self.addresses.add(m.address)
+            i = m.css_id if self.css_ids else m.memcg_id
+            if i is not None and i > 0:
+                self.ids.setdefault(i, m.address)
+            if self.all_memcgs or m.state == "dying":
+                self.chosen.append(MemcgRow(m))
+                if row >= n_tree:
+                    self.off_tree.add(m.address)
+            yield m
+
+    def walked(self, scan) -> Walked:
+        """What was kept, once ``scan``'s rows have all been fed."""
+        return Walked(self.chosen, self.addresses, self.ids, scan.summary, scan.children,
+                      self.off_tree)
+
+
 def memcg_walk(t: Target, all_memcgs: bool = False) -> Walked:
     """The memcg walk for memcgpins (dying memcgs kept, every one with
     ``all_memcgs``); on a live kernel a walk broken by a memcg freed under it
     is tried once more, as memcgids does."""
-    css_ids = generation(t)[0] == "3.10"   # the swap records' id (swapcg.py)
     for attempt in (0, 1):
-        chosen: List[Memcg] = []
-        addresses: Set[int] = set()
-        ids: Dict[int, int] = {}
-        off_tree: Set[int] = set()
+        keep = WalkKeeper(t, all_memcgs)
         with memcg_scan(t, spool=True) as scan:
-            n_tree = scan.n_tree
-            for row, m in enumerate(scan.rows()):
-                addresses.add(m.address)
-                i = m.css_id if css_ids else m.memcg_id
-                if i is not None and i > 0:
-                    ids.setdefault(i, m.address)
-                if all_memcgs or m.state == "dying":
-                    chosen.append(MemcgRow(m))
-                    if row >= n_tree:
-                        off_tree.add(m.address)
-            summary = scan.summary
-            children = scan.children
-        if not (t.is_live and summary.get("walk_problem")) or attempt:
-            return Walked(chosen, addresses, ids, summary, children, off_tree)
+            for _ in keep.feed(scan):
+                pass
+            w = keep.walked(scan)
+        if not (t.is_live and w.summary.get("walk_problem")) or attempt:
+            return w
     raise AssertionError("unreachable")  # pragma: no cover
 
 
