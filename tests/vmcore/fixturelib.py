@@ -1131,6 +1131,20 @@ def check_tools(sopts):
                            % " ".join(missing))
 
 
+def current_fixture(suite, scenario, out=None):
+    """The fixture built in ``out`` (default: its default directory) when it
+    is up to date, else None; nothing is built (the kernel is fetched if
+    it is not cached, as its version is part of the key)."""
+    out = Path(out or default_fixture_dir(suite, scenario)).resolve()
+    scenario = find_scenario(scenario)
+    sopts = scenario_options(scenario)
+    memory_mb = parse_size(sopts.get("memory", DEFAULT_MEMORY))
+    cpus = int(sopts.get("cpus", DEFAULT_CPUS))
+    full_cmdline = " ".join(filter(None, [BASE_CMDLINE, sopts.get("cmdline", "")]))
+    key = fixture_key(get_kernel(suite), scenario, memory_mb, cpus, full_cmdline)
+    return Fixture(out) if reusable(out, key) else None
+
+
 def build_fixture(suite, scenario, out, memory=None, cpus=None,
                   cmdline="", refresh=False, keep_elf=False, timeout=None,
                   force=False):

@@ -1,4 +1,4 @@
-# scale: the benchmarks' dump (issue 17), not used by the regular tests.
+# scale: the benchmarks' dump (docs/performance.md), not used by the regular tests.
 # An 8 GiB guest with 20,000 memcgs besides the root's own (15,000 dying,
 # 5,000 live) and about 900k isolated free blocks.
 #
