@@ -6,7 +6,8 @@
 # /data/many/fN, and removes the cgroup again; the pages are kept, so every
 # memcg stays dying.  Only the count, the first/last cgroup inode numbers
 # and the time taken are recorded (truth/many_summary); they are not listed
-# in truth/removed_charged.tsv.  Built on demand only (not in CI):
+# in truth/removed_charged.tsv.  build-all builds the 5.10 one for the tests
+# (fixturelib.TEST_ONLY); the benchmarks' copy on 6.1 by hand:
 #   tests/vmcore/build-fixture --kernel bookworm --scenario memcg-many
 #
 # crashext: memory=2G
