@@ -6,7 +6,9 @@ shared/third_party/SHA256SUMS), where one comes from when it is not there
 each one's Makefile patches (CRASHES), and Trees: a crash source tree with
 the gdb tree its Makefile expects (gdb 10.2 for crash 8.0.x, made from
 Debian's 10.1 and its branch updates; gdb 16.3 for crash 9.x), unbuilt.
-What is compiled of them, and how it is cached, is build-pykdump's.
+What is compiled of them, and how it is cached, is build-pykdump's: a
+change here that changes a tree bumps its CRASH_RECIPE (and RECIPE), as a
+change there does, so that cached builds of the old trees are redone.
 """
 import hashlib
 import re
@@ -104,7 +106,6 @@ DEBIAN_GDB163_PATCH = "debian/patches/0003-Update-to-gdb-16.3.patch"
 
 class BuildError(Exception):
     pass
-
 
 
 def say(msg):
