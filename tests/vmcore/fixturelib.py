@@ -1131,17 +1131,28 @@ def check_tools(sopts):
                            % " ".join(missing))
 
 
+def _build_inputs(suite, scenario, memory=None, cpus=None, cmdline="",
+                  refresh=False, timings=None):
+    """What a fixture of ``scenario`` on ``suite`` is built from, as
+    (scenario path, its options, memory MB, cpus, kernel command line,
+    kernel, key): the one place the key's inputs are derived."""
+    scenario = find_scenario(scenario)
+    sopts = scenario_options(scenario)
+    memory_mb = parse_size(memory or sopts.get("memory", DEFAULT_MEMORY))
+    cpus = int(cpus or sopts.get("cpus", DEFAULT_CPUS))
+    full_cmdline = " ".join(filter(None, [
+        BASE_CMDLINE, sopts.get("cmdline", ""), cmdline]))
+    kernel = get_kernel(suite, refresh=refresh, timings=timings)
+    key = fixture_key(kernel, scenario, memory_mb, cpus, full_cmdline)
+    return scenario, sopts, memory_mb, cpus, full_cmdline, kernel, key
+
+
 def current_fixture(suite, scenario, out=None):
     """The fixture built in ``out`` (default: its default directory) when it
     is up to date, else None; nothing is built (the kernel is fetched if
     it is not cached, as its version is part of the key)."""
     out = Path(out or default_fixture_dir(suite, scenario)).resolve()
-    scenario = find_scenario(scenario)
-    sopts = scenario_options(scenario)
-    memory_mb = parse_size(sopts.get("memory", DEFAULT_MEMORY))
-    cpus = int(sopts.get("cpus", DEFAULT_CPUS))
-    full_cmdline = " ".join(filter(None, [BASE_CMDLINE, sopts.get("cmdline", "")]))
-    key = fixture_key(get_kernel(suite), scenario, memory_mb, cpus, full_cmdline)
+    key = _build_inputs(suite, scenario)[-1]
     return Fixture(out) if reusable(out, key) else None
 
 
@@ -1151,16 +1162,10 @@ def build_fixture(suite, scenario, out, memory=None, cpus=None,
     t_start = time.monotonic()
     timings = {}
     out = Path(out).resolve()
-    scenario = find_scenario(scenario)
-    sopts = scenario_options(scenario)
+    scenario, sopts, memory_mb, cpus, full_cmdline, kernel, key = _build_inputs(
+        suite, scenario, memory, cpus, cmdline, refresh, timings)
     check_tools(sopts)
-    memory_mb = parse_size(memory or sopts.get("memory", DEFAULT_MEMORY))
-    cpus = int(cpus or sopts.get("cpus", DEFAULT_CPUS))
     timeout = int(timeout or sopts.get("timeout", DEFAULT_TIMEOUT))
-    full_cmdline = " ".join(filter(None, [
-        BASE_CMDLINE, sopts.get("cmdline", ""), cmdline]))
-    kernel = get_kernel(suite, refresh=refresh, timings=timings)
-    key = fixture_key(kernel, scenario, memory_mb, cpus, full_cmdline)
     out.parent.mkdir(parents=True, exist_ok=True)
     # The lock sits beside the fixture: the fixture directory itself is
     # replaced whole at the end, so a test that has it open never sees half
